@@ -1,0 +1,177 @@
+"""The ``eventwire`` command: serve, and talk to a server.
+
+Exit codes: 0 success; 1 the server refused the request (bad input, not found,
+...); 2 bad command line; 3 the server could not be reached or did not answer
+in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+EXIT_OK: Final = 0
+EXIT_REFUSED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_UNREACHABLE: Final = 3
+
+_UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+def _property(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    from eventwire import config
+
+    parser = argparse.ArgumentParser(
+        prog="eventwire", description="Durable analytics events and device alerts over gRPC."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the server")
+    config.add_arguments(serve, env)
+
+    client = argparse.ArgumentParser(add_help=False)
+    client.add_argument(
+        "--target",
+        default=env.get("EVENTWIRE_TARGET", "localhost:50051"),
+        help="server address [env EVENTWIRE_TARGET; default: %(default)s]",
+    )
+    client.add_argument(
+        "--timeout", type=float, default=5.0, help="deadline in seconds [default: %(default)s]"
+    )
+    client.add_argument("--json", action="store_true", help="print the reply as JSON")
+
+    track = sub.add_parser("track", parents=[client], help="record one analytics event")
+    track.add_argument("event_name", metavar="EVENT")
+    track.add_argument("--user", default="", help="user id")
+    track.add_argument(
+        "-p", "--property", type=_property, action="append", default=[], metavar="KEY=VALUE"
+    )
+    track.add_argument("--timestamp", type=int, default=0, help="epoch milliseconds; 0 = now")
+    track.add_argument("--event-id", default="", help="idempotency key")
+
+    alert = sub.add_parser("alert", parents=[client], help="report a device alert")
+    alert.add_argument("device_id", metavar="DEVICE")
+    alert.add_argument("alert_type", metavar="TYPE")
+    alert.add_argument("--timestamp", type=int, default=0, help="epoch milliseconds; 0 = now")
+    alert.add_argument("--idempotency-key", default="")
+
+    get_alert = sub.add_parser("get-alert", parents=[client], help="show a stored alert")
+    get_alert.add_argument("tracking_id", metavar="TRACKING_ID")
+
+    count = sub.add_parser("count", parents=[client], help="count stored events")
+    count.add_argument("--event", default="", help="only events with this name")
+    count.add_argument("--user", default="", help="only events of this user")
+    count.add_argument("--start", type=int, default=0, help="from this epoch ms (inclusive)")
+    count.add_argument("--end", type=int, default=0, help="until this epoch ms (exclusive)")
+    return parser
+
+
+def _call(args: argparse.Namespace, rpc: Callable[[grpc.Channel], Message]) -> int:
+    with grpc.insecure_channel(args.target) as channel:
+        try:
+            reply = rpc(channel)
+        except grpc.RpcError as exc:
+            return _report(exc)
+    if args.json:
+        print(json_format.MessageToJson(reply, always_print_fields_with_no_presence=True))
+    else:
+        for name, value in json_format.MessageToDict(
+            reply, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
+        ).items():
+            print(f"{name}: {value}")
+    return EXIT_OK
+
+
+def _report(exc: grpc.RpcError) -> int:
+    from grpc_status import rpc_status
+
+    from eventwire import _status
+
+    code: grpc.StatusCode = exc.code()
+    print(f"error: {code.name}: {exc.details()}", file=sys.stderr)
+    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    for violation in _status.field_violations(status):
+        print(f"  {violation[0]}: {violation[1]}", file=sys.stderr)
+    return EXIT_UNREACHABLE if code in _UNREACHABLE else EXIT_REFUSED
+
+
+def _run_client(args: argparse.Namespace) -> int:
+    from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
+
+    timeout = args.timeout
+    command = args.command
+    rpc: Callable[[grpc.Channel], Message]
+    if command == "track":
+        req: Any = analytics_pb2.TrackEventRequest(
+            event_name=args.event_name,
+            user_id=args.user,
+            timestamp=args.timestamp,
+            properties=dict(args.property),
+            event_id=args.event_id,
+        )
+
+        def rpc(ch: grpc.Channel) -> Message:
+            return analytics_pb2_grpc.AnalyticsServiceStub(ch).TrackEvent(req, timeout=timeout)
+
+    elif command == "count":
+        req = analytics_pb2.CountEventsRequest(
+            event_name=args.event, user_id=args.user, start=args.start, end=args.end
+        )
+
+        def rpc(ch: grpc.Channel) -> Message:
+            return analytics_pb2_grpc.AnalyticsServiceStub(ch).CountEvents(req, timeout=timeout)
+
+    elif command == "alert":
+        req = telemetry_pb2.AlertRequest(
+            device_id=args.device_id,
+            alert_type=args.alert_type,
+            timestamp=args.timestamp,
+            idempotency_key=args.idempotency_key,
+        )
+
+        def rpc(ch: grpc.Channel) -> Message:
+            return telemetry_pb2_grpc.TelemetryServiceStub(ch).ReportAlert(req, timeout=timeout)
+
+    else:
+        req = telemetry_pb2.GetAlertRequest(tracking_id=args.tracking_id)
+
+        def rpc(ch: grpc.Channel) -> Message:
+            return telemetry_pb2_grpc.TelemetryServiceStub(ch).GetAlert(req, timeout=timeout)
+
+    return _call(args, rpc)
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    args = build_parser(env).parse_args(argv)
+    if args.command == "serve":
+        from eventwire import config
+        from eventwire.observability import logs
+        from eventwire.server import app
+
+        try:
+            server_config = config.from_namespace(args)
+        except ValueError as exc:
+            print(f"eventwire serve: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        logs.configure(server_config.log_level, server_config.log_format)
+        return app.run(server_config)
+    return _run_client(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Server configuration: one frozen object, built in one place from flags and environment.
+
+Every field of :class:`ServerConfig` is a flag (``--max-batch-events``) and an
+environment variable (``EVENTWIRE_MAX_BATCH_EVENTS``); a flag wins over the
+environment, which wins over the default. Nothing else in eventwire reads the
+environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+ENV_PREFIX: Final = "EVENTWIRE_"
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+
+
+def _opt(default: Any, help: str, *, choices: Sequence[str] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    address: str = _opt("0.0.0.0:50051", "gRPC listen address, HOST:PORT (port 0 picks a free one)")
+    store: str = _opt(
+        "sqlite:///eventwire.db",
+        "storage URL: sqlite:///relative/path.db or sqlite:////absolute/path.db",
+    )
+    sqlite_synchronous: str = _opt(
+        "full",
+        "SQLite durability: full survives power loss; normal survives process crashes only",
+        choices=("off", "normal", "full", "extra"),
+    )
+    grace: float = _opt(10.0, "seconds in-flight RPCs get to finish after SIGTERM/SIGINT")
+    reflection: bool = _opt(True, "serve gRPC server reflection")
+    log_level: str = _opt(
+        "info", "log level", choices=("debug", "info", "warning", "error", "critical")
+    )
+    log_format: str = _opt("text", "log line format", choices=("text", "json"))
+    max_batch_events: int = _opt(10_000, "most rows one group commit may hold")
+    max_pending_events: int = _opt(
+        200_000, "rows that may wait for a commit before RPCs get RESOURCE_EXHAUSTED"
+    )
+    max_stream_events: int = _opt(100_000, "most events one StreamEvents call may carry")
+    max_stream_bytes: int = _opt(64 << 20, "most encoded bytes one StreamEvents call may carry")
+    max_receive_message_bytes: int = _opt(4 << 20, "largest request message accepted, in bytes")
+    max_concurrent_rpcs: int = _opt(
+        0, "RPCs served at once before new ones get RESOURCE_EXHAUSTED (0: no limit)"
+    )
+    keepalive_time: float = _opt(60.0, "seconds of idleness before the server pings a client")
+    keepalive_timeout: float = _opt(20.0, "seconds to wait for a keepalive ping's answer")
+    min_client_ping_interval: float = _opt(
+        5.0, "shortest keepalive ping interval accepted from clients, in seconds"
+    )
+    store_probe_interval: float = _opt(
+        1.0, "seconds between storage probes while storage is unavailable"
+    )
+
+    def __post_init__(self) -> None:
+        _, sep, port = self.address.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"address must be HOST:PORT, got {self.address!r}")
+        if not self.store.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError(f"store must be a sqlite:/// or postgresql:// URL, got {self.store!r}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                raise ValueError(f"{f.name} must not be negative, got {value}")
+            choices = f.metadata.get("choices")
+            if choices and value not in choices:
+                raise ValueError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
+        if self.max_batch_events < 1 or self.max_pending_events < self.max_batch_events:
+            raise ValueError("need 1 <= max_batch_events <= max_pending_events")
+
+
+def _convert(kind: type, raw: str) -> Any:
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError(f"expected one of {sorted(_TRUE | _FALSE)}")
+    return kind(raw)
+
+
+def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    """Add one flag per :class:`ServerConfig` field, with defaults taken from ``env``."""
+    hints = typing.get_type_hints(ServerConfig)
+    for f in dataclasses.fields(ServerConfig):
+        kind = hints[f.name]
+        env_name = ENV_PREFIX + f.name.upper()
+        default = f.default
+        if env_name in env:
+            try:
+                default = _convert(kind, env[env_name])
+            except ValueError as exc:
+                parser.error(f"{env_name}={env[env_name]!r}: {exc}")
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata['help']} [env {env_name}; default: %(default)s]"
+        if kind is bool:
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
+            )
+        else:
+            parser.add_argument(
+                flag,
+                type=kind,
+                default=default,
+                choices=f.metadata.get("choices"),
+                help=help_text,
+                metavar=f.name.upper(),
+            )
+
+
+def from_namespace(ns: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(ServerConfig)})

@@ -1,0 +1,213 @@
+"""The composition root: builds a running server from one :class:`ServerConfig`.
+
+Shutdown order matters for "a success reply means committed": health turns
+NOT_SERVING first (load balancers stop sending), the gRPC server refuses new
+RPCs and gives in-flight ones the grace period, the pipeline commits what they
+queued, and only then does the store close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Final
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
+from eventwire.config import ServerConfig
+from eventwire.server.grpc_api import AnalyticsServicer, TelemetryServicer
+from eventwire.server.pipeline import IngestPipeline
+from eventwire.server.service import IngestService
+from eventwire.store import Store, StoreUnavailable, open_store
+
+log = logging.getLogger("eventwire.server")
+
+SERVICE_NAMES: Final = (
+    analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
+    telemetry_pb2.DESCRIPTOR.services_by_name["TelemetryService"].full_name,
+)
+
+
+def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
+    return [
+        # Two servers must never silently share a port; --workers opts in explicitly.
+        ("grpc.so_reuseport", 0),
+        ("grpc.max_receive_message_length", config.max_receive_message_bytes),
+        ("grpc.max_send_message_length", config.max_receive_message_bytes),
+        # Find and drop dead peers (half-open TCP) instead of holding their streams.
+        ("grpc.keepalive_time_ms", int(config.keepalive_time * 1000)),
+        ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # grpcio's default refuses client pings more often than every 5 minutes
+        # (too_many_pings); clients commonly ping every 10-30 s.
+        (
+            "grpc.http2.min_ping_interval_without_data_ms",
+            int(config.min_client_ping_interval * 1000),
+        ),
+        (
+            "grpc.http2.min_recv_ping_interval_without_data_ms",
+            int(config.min_client_ping_interval * 1000),
+        ),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
+
+
+class Server:
+    """One eventwire server process: gRPC services, health, reflection, pipeline, store."""
+
+    def __init__(self, config: ServerConfig, store: Store | None = None) -> None:
+        self.config = config
+        self.store = store or open_store(config.store, sqlite_synchronous=config.sqlite_synchronous)
+        self.port = 0
+        self._health = health.aio.HealthServicer()
+        self._pipeline = IngestPipeline(
+            self.store,
+            max_batch=config.max_batch_events,
+            max_pending=config.max_pending_events,
+            on_store_health=self._on_store_health,
+        )
+        self._grpc: grpc.aio.Server | None = None
+        self._probe: asyncio.Task[None] | None = None
+        self._draining = False
+        self._stopped = asyncio.Event()
+
+    @property
+    def address(self) -> str:
+        host = self.config.address.rpartition(":")[0]
+        return f"{host}:{self.port}"
+
+    async def start(self) -> None:
+        await self.store.open()
+        self._pipeline.start()
+        service = IngestService(self._pipeline, self.store)
+        server = grpc.aio.server(
+            options=grpc_options(self.config),
+            maximum_concurrent_rpcs=self.config.max_concurrent_rpcs or None,
+        )
+        analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(
+            AnalyticsServicer(
+                service,
+                max_stream_events=self.config.max_stream_events,
+                max_stream_bytes=self.config.max_stream_bytes,
+            ),
+            server,
+        )
+        telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(
+            TelemetryServicer(service), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        if self.config.reflection:
+            reflection.enable_server_reflection(
+                (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            )
+        self.port = server.add_insecure_port(self.config.address)
+        await server.start()
+        self._grpc = server
+        await self._set_serving(serving=True)
+        log.info(
+            "serving",
+            extra={"grpc_address": self.address, "store": _redact(self.config.store)},
+        )
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain and stop; safe to call more than once."""
+        if self._draining:
+            await self._stopped.wait()
+            return
+        self._draining = True
+        grace = self.config.grace if grace is None else grace
+        log.info("draining", extra={"grace_s": grace})
+        await self._health.enter_graceful_shutdown()
+        if self._probe is not None:
+            self._probe.cancel()
+        if self._grpc is not None:
+            await self._grpc.stop(grace)
+        await self._pipeline.close(timeout=max(grace, 5.0))
+        await self.store.close()
+        log.info("stopped")
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def _set_serving(self, *, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *SERVICE_NAMES):
+            await self._health.set(name, status)
+
+    def _on_store_health(self, ok: bool) -> None:
+        if self._draining:
+            return
+        loop = asyncio.get_running_loop()
+        loop.create_task(self._set_serving(serving=ok))  # noqa: RUF006 - completes promptly
+        if ok:
+            log.info("storage recovered")
+        elif self._probe is None or self._probe.done():
+            log.error("storage unavailable; probing until it recovers")
+            self._probe = loop.create_task(self._probe_store(), name="eventwire-store-probe")
+
+    async def _probe_store(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.store_probe_interval)
+            try:
+                await self.store.check()
+            except StoreUnavailable:
+                continue
+            except Exception:
+                log.exception("storage probe failed")
+                continue
+            await self._set_serving(serving=True)
+            log.info("storage recovered")
+            return
+
+
+def _redact(url: str) -> str:
+    """The store URL without any password, for logs."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at or ":" not in creds:
+        return url
+    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+
+
+async def serve(config: ServerConfig) -> int:
+    """Run until SIGTERM or SIGINT, then drain; the process's exit code."""
+    server = Server(config)
+    try:
+        await server.start()
+    except StoreUnavailable as exc:
+        log.critical("cannot open storage: %s", exc)
+        return 1
+    except RuntimeError as exc:  # grpcio: the address cannot be bound
+        log.critical("cannot listen on %s: %s", config.address, exc)
+        await server.store.close()
+        return 1
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    await server.stop()
+    return 0
+
+
+def run(config: ServerConfig) -> int:
+    """Serve on uvloop when it is installed, else on the default asyncio loop."""
+    loop_factory = None
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(serve(config))

@@ -1,0 +1,153 @@
+"""gRPC servicers: decode, call the service layer, map errors to status. Nothing else.
+
+Unexpected exceptions never reach grpcio (which would send their text to the
+client as UNKNOWN): they become INTERNAL with a generic message and a request
+id, and are logged with that id.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from typing import NoReturn, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
+from eventwire.server.errors import FieldViolation, InvalidArgument, Overloaded, ServiceError
+from eventwire.server.service import IngestService
+from eventwire.store.base import EventRow
+
+log = logging.getLogger("eventwire.server")
+
+T = TypeVar("T")
+
+# Until authentication assigns tenants, every caller shares one.
+DEFAULT_TENANT = ""
+
+
+def _details(err: InvalidArgument) -> bytes:
+    bad_request = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in err.violations
+        ]
+    )
+    detail = any_pb2.Any()
+    detail.Pack(bad_request)
+    status = status_pb2.Status(code=err.code.value[0], message=err.message, details=[detail])
+    encoded: bytes = status.SerializeToString()
+    return encoded
+
+
+async def abort(context: grpc.aio.ServicerContext[object, object], err: ServiceError) -> NoReturn:
+    metadata: list[tuple[str, str | bytes]] = []
+    if isinstance(err, InvalidArgument):
+        metadata.append(("grpc-status-details-bin", _details(err)))
+    elif isinstance(err, Overloaded):
+        metadata.append(("grpc-retry-pushback-ms", str(err.retry_after_ms)))
+    await context.abort(err.code, err.message, trailing_metadata=tuple(metadata))
+
+
+def _request_id(context: grpc.aio.ServicerContext[object, object]) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 64:
+            return value
+    return uuid.uuid4().hex[:16]
+
+
+async def guarded(context: grpc.aio.ServicerContext[object, object], work: Awaitable[T]) -> T:
+    try:
+        return await work
+    except ServiceError as err:
+        if type(err) is ServiceError:  # a bare ServiceError is an internal failure
+            await _internal(context, err)
+        await abort(context, err)
+    except grpc.aio.AbortError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence; logged, not leaked
+        await _internal(context, exc)
+
+
+async def _internal(context: grpc.aio.ServicerContext[object, object], exc: Exception) -> NoReturn:
+    request_id = _request_id(context)
+    log.error(
+        "unexpected error in %s",
+        context.peer(),
+        exc_info=exc,
+        extra={"request_id": request_id},
+    )
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
+
+
+class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
+    def __init__(self, service: IngestService, *, max_stream_events: int, max_stream_bytes: int):
+        self._service = service
+        self._max_events = max_stream_events
+        self._max_bytes = max_stream_bytes
+
+    async def TrackEvent(
+        self,
+        request: analytics_pb2.TrackEventRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> analytics_pb2.TrackEventResponse:
+        return await guarded(context, self._service.track_event(request, DEFAULT_TENANT))
+
+    async def StreamEvents(
+        self,
+        request_iterator: AsyncIterator[analytics_pb2.TrackEventRequest],
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> analytics_pb2.TrackEventResponse:
+        return await guarded(context, self._stream(request_iterator))
+
+    async def _stream(
+        self, requests: AsyncIterator[analytics_pb2.TrackEventRequest]
+    ) -> analytics_pb2.TrackEventResponse:
+        # Everything is held until the client half-closes, then committed in one
+        # transaction: a stream that breaks or is cancelled stores nothing.
+        rows: list[EventRow] = []
+        size = 0
+        async for req in requests:
+            index = len(rows)
+            size += req.ByteSize()
+            if index >= self._max_events or size > self._max_bytes:
+                raise InvalidArgument(
+                    [
+                        FieldViolation(
+                            "stream",
+                            f"a stream may carry at most {self._max_events} events and "
+                            f"{self._max_bytes} bytes; split it into several streams",
+                        )
+                    ]
+                )
+            rows.append(self._service.event_row(req, DEFAULT_TENANT, prefix=f"stream[{index}]."))
+        return await self._service.add_stream(rows)
+
+    async def CountEvents(
+        self,
+        request: analytics_pb2.CountEventsRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> analytics_pb2.CountEventsResponse:
+        return await guarded(context, self._service.count_events(request, DEFAULT_TENANT))
+
+
+class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
+    def __init__(self, service: IngestService) -> None:
+        self._service = service
+
+    async def ReportAlert(
+        self,
+        request: telemetry_pb2.AlertRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> telemetry_pb2.AlertResponse:
+        return await guarded(context, self._service.report_alert(request, DEFAULT_TENANT))
+
+    async def GetAlert(
+        self,
+        request: telemetry_pb2.GetAlertRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> telemetry_pb2.Alert:
+        return await guarded(context, self._service.get_alert(request, DEFAULT_TENANT))

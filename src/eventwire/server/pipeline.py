@@ -1,0 +1,203 @@
+"""The ingest pipeline: a bounded queue in front of the store, drained by one writer.
+
+Many concurrent RPCs share one transaction (group commit): while the store
+commits one batch on its own thread, new requests queue up, and the next commit
+takes all of them at once. Durability therefore costs one fsync per batch, not
+per request, and the event loop never waits on the disk.
+
+A request's future resolves only after the transaction holding it committed;
+that is what lets the servicers answer ``success=true`` honestly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from eventwire.server.errors import Overloaded, ServiceError, Unavailable
+from eventwire.store.base import AlertRow, EventRow, Store, StoreUnavailable
+
+log = logging.getLogger("eventwire.pipeline")
+
+_MIN_PUSHBACK_MS: Final = 10
+_MAX_PUSHBACK_MS: Final = 5_000
+
+
+class _Item:
+    __slots__ = ("alert", "events", "future", "weight")
+
+    def __init__(
+        self,
+        events: Sequence[EventRow] | None,
+        alert: AlertRow | None,
+        future: asyncio.Future[int | str],
+    ) -> None:
+        self.events = events
+        self.alert = alert
+        self.future = future
+        self.weight = len(events) if events is not None else 1
+
+
+class IngestPipeline:
+    """Group-commits events and alerts; see the module docstring.
+
+    ``max_pending`` bounds the rows waiting (backpressure: beyond it, callers get
+    :class:`Overloaded` with a retry hint); ``max_batch`` bounds the rows per
+    transaction, so one commit never holds the writer for long.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_batch: int = 10_000,
+        max_pending: int = 200_000,
+        on_store_health: Callable[[bool], None] | None = None,
+    ) -> None:
+        if max_batch < 1 or max_pending < max_batch:
+            raise ValueError("need 1 <= max_batch <= max_pending")
+        self._store = store
+        self._max_batch = max_batch
+        self._max_pending = max_pending
+        self._on_store_health = on_store_health
+        self._queue: deque[_Item] = deque()
+        self._pending = 0
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._healthy = True
+        # Smoothed commit throughput (rows per ms) for the pushback hint.
+        self._rate = 0.0
+
+    @property
+    def pending(self) -> int:
+        """Rows queued or being committed."""
+        return self._pending
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name="eventwire-ingest-writer"
+        )
+
+    async def add_events(self, rows: Sequence[EventRow]) -> int:
+        """Commit ``rows`` (with other requests' rows); return how many were new."""
+        result = await self._submit(_Item(rows, None, self._future()))
+        assert isinstance(result, int)  # noqa: S101 - the writer resolves event items with ints
+        return result
+
+    async def add_alert(self, row: AlertRow) -> str:
+        """Commit ``row``; return its tracking id (the first one's, for a repeated key)."""
+        result = await self._submit(_Item(None, row, self._future()))
+        assert isinstance(result, str)  # noqa: S101 - the writer resolves alert items with str
+        return result
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop accepting, commit everything queued, then stop the writer."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            self._task.cancel()
+            self._fail(list(self._queue), Unavailable("server shut down before committing"))
+            self._queue.clear()
+            log.error("ingest pipeline did not drain within %.1fs", timeout)  # noqa: TRY400 - expected, no traceback
+
+    # -- internals -----------------------------------------------------------------
+
+    @staticmethod
+    def _future() -> asyncio.Future[int | str]:
+        return asyncio.get_running_loop().create_future()
+
+    def _submit(self, item: _Item) -> asyncio.Future[int | str]:
+        if self._closing:
+            raise Unavailable("server is shutting down")
+        # An oversize item is still admitted into an empty queue, so that every
+        # request the validator accepted can eventually be stored.
+        if self._pending and self._pending + item.weight > self._max_pending:
+            raise Overloaded(
+                f"ingest queue is full ({self._pending} rows pending); retry later",
+                retry_after_ms=self._pushback_ms(),
+            )
+        self._queue.append(item)
+        self._pending += item.weight
+        self._wakeup.set()
+        return item.future
+
+    def _pushback_ms(self) -> int:
+        if self._rate <= 0:
+            return 100
+        drain_ms = int(self._pending / self._rate)
+        return max(_MIN_PUSHBACK_MS, min(_MAX_PUSHBACK_MS, drain_ms))
+
+    def _take(self) -> list[_Item]:
+        batch = [self._queue.popleft()]
+        rows = batch[0].weight
+        while self._queue and rows + self._queue[0].weight <= self._max_batch:
+            item = self._queue.popleft()
+            rows += item.weight
+            batch.append(item)
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = self._take()
+            try:
+                await self._commit(batch)
+            finally:
+                self._pending -= sum(item.weight for item in batch)
+
+    async def _commit(self, batch: list[_Item]) -> None:
+        event_items = [item for item in batch if item.events is not None]
+        alert_items = [item for item in batch if item.alert is not None]
+        started = time.monotonic()
+        try:
+            result = await self._store.commit(
+                [item.events for item in event_items if item.events is not None],
+                [item.alert for item in alert_items if item.alert is not None],
+            )
+        except StoreUnavailable as exc:
+            self._set_health(ok=False)
+            log.warning("commit of %d requests failed: storage unavailable: %s", len(batch), exc)
+            self._fail(batch, Unavailable("storage is unavailable; retry later"))
+            return
+        except Exception:
+            log.exception("commit of %d requests failed", len(batch))
+            self._fail(batch, ServiceError("commit failed"))
+            return
+        self._set_health(ok=True)
+        elapsed_ms = max((time.monotonic() - started) * 1000, 0.001)
+        rows = sum(item.weight for item in batch)
+        self._rate = (
+            rows / elapsed_ms if self._rate <= 0 else 0.8 * self._rate + 0.2 * rows / elapsed_ms
+        )
+        for item, inserted in zip(event_items, result.inserted, strict=True):
+            if not item.future.done():  # the caller may have been cancelled meanwhile
+                item.future.set_result(inserted)
+        for item, tracking_id in zip(alert_items, result.tracking_ids, strict=True):
+            if not item.future.done():
+                item.future.set_result(tracking_id)
+
+    @staticmethod
+    def _fail(batch: list[_Item], error: Exception) -> None:
+        for item in batch:
+            if not item.future.done():
+                item.future.set_exception(error)
+
+    def _set_health(self, *, ok: bool) -> None:
+        if ok != self._healthy:
+            self._healthy = ok
+            if self._on_store_health is not None:
+                self._on_store_health(ok)

@@ -1,0 +1,42 @@
+"""Durable storage behind one Protocol; adapters are chosen by URL."""
+
+from __future__ import annotations
+
+from eventwire.store.base import (
+    AlertRow,
+    CommitResult,
+    EventQuery,
+    EventRow,
+    Store,
+    StoreError,
+    StoreUnavailable,
+)
+
+__all__ = [
+    "AlertRow",
+    "CommitResult",
+    "EventQuery",
+    "EventRow",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "open_store",
+]
+
+
+def open_store(url: str, *, sqlite_synchronous: str = "full") -> Store:
+    """The store for ``url``, not yet opened.
+
+    ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` follow the
+    SQLAlchemy convention; ``postgresql://user@host:port/db`` selects PostgreSQL.
+    """
+    if url.startswith("sqlite:///"):
+        from eventwire.store.sqlite import SQLiteStore
+
+        path = url.removeprefix("sqlite:///")
+        if not path:
+            raise ValueError("sqlite URL needs a path: sqlite:///eventwire.db")
+        return SQLiteStore(path, synchronous=sqlite_synchronous)
+    if url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("PostgreSQL storage is not available in this build")
+    raise ValueError(f"unsupported store URL {url!r}; use sqlite:///PATH or postgresql://...")

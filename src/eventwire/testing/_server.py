@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from eventwire.config import ServerConfig
+from eventwire.server.app import Server
+
+
+@asynccontextmanager
+async def running_server(**overrides: Any) -> AsyncIterator[Server]:
+    """A real eventwire server in this event loop, on a free loopback port.
+
+    Storage defaults to a SQLite file in a fresh temporary directory, removed
+    afterwards; pass ``store=...`` to use your own. Other keyword arguments are
+    :class:`ServerConfig` fields. The server is drained and stopped on exit.
+    """
+    with tempfile.TemporaryDirectory(prefix="eventwire-") as tmp:
+        defaults: dict[str, Any] = {
+            "address": "127.0.0.1:0",
+            "store": f"sqlite:///{Path(tmp) / 'events.db'}",
+            "grace": 1.0,
+        }
+        config = dataclasses.replace(ServerConfig(**defaults), **overrides)
+        server = Server(config)
+        await server.start()
+        try:
+            yield server
+        finally:
+            await server.stop()
