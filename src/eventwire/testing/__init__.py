@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from eventwire.testing._proxy import FaultProxy
 from eventwire.testing._server import running_server
 
-__all__ = ["running_server"]
+__all__ = ["FaultProxy", "running_server"]
