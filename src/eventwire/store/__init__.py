@@ -38,5 +38,7 @@ def open_store(url: str, *, sqlite_synchronous: str = "full") -> Store:
             raise ValueError("sqlite URL needs a path: sqlite:///eventwire.db")
         return SQLiteStore(path, synchronous=sqlite_synchronous)
     if url.startswith(("postgresql://", "postgres://")):
-        raise ValueError("PostgreSQL storage is not available in this build")
+        from eventwire.store.postgres import PostgresStore
+
+        return PostgresStore(url)
     raise ValueError(f"unsupported store URL {url!r}; use sqlite:///PATH or postgresql://...")

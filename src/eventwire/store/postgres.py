@@ -1,0 +1,488 @@
+"""PostgreSQL store: many stateless replicas over one shared database.
+
+Writes arrive as whole group commits from the ingest pipeline and go to the
+server as one statement per kind (not one per row), in one transaction:
+
+* ``copy`` (default, the faster one measured by ``bench/store_throughput.py``):
+  the unique rows are COPYed in binary into a per-connection temporary staging
+  table, then moved with ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.
+* ``insert``: one ``INSERT ... SELECT FROM unnest(<one array per column>) ...
+  ON CONFLICT DO NOTHING``, the arrays sent as parameters.
+
+Either way the statement returns, per request (group), how many of its rows were
+new, and the unique constraint ``(tenant, event_id)`` makes dedupe hold across
+replicas: a concurrent insert of the same key waits for the other transaction
+and is then skipped. Rows are inserted in key order, so two replicas committing
+overlapping keys take their row locks in the same order and cannot deadlock
+(a deadlock or serialization failure is retried anyway).
+
+Nothing may hang an RPC: every operation (pool wait, connect, query) is bounded
+by ``command_timeout``. Past it, the store raises :class:`StoreUnavailable` at
+once and leaves the stuck connection to be cancelled and discarded in the
+background, because psycopg's own cancellation waits on the very network that
+just stopped answering. The server also gets ``statement_timeout`` so it stops
+work nobody waits for, and ``idle_in_transaction_session_timeout`` so a replica
+that died mid-transaction cannot hold row locks that block the others.
+
+Tuning lives in the URL: libpq's own parameters (``connect_timeout``,
+``keepalives_idle``, ``options``, ``sslmode``...) pass through, and eventwire
+reads and removes ``command_timeout`` (seconds), ``pool_min_size`` and
+``pool_max_size``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Final, Literal, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from eventwire.store.base import (
+    AlertRow,
+    CommitResult,
+    EventQuery,
+    EventRow,
+    StoreError,
+    StoreUnavailable,
+)
+from eventwire.store.migrations import MIGRATIONS
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[TupleRow]
+WriteMethod = Literal["copy", "insert"]
+
+WRITE_METHODS: Final = ("copy", "insert")
+DEFAULT_COMMAND_TIMEOUT: Final = 5.0
+_DEADLOCK_RETRIES: Final = 3
+# Any constant works as long as every eventwire version uses the same one:
+# it serializes migrators across replicas starting at once.
+_MIGRATION_LOCK: Final = 0x6576_656E_7477_6972  # "eventwir"
+_OUR_PARAMS: Final = frozenset({"command_timeout", "pool_min_size", "pool_max_size"})
+
+_EVENT_COLUMNS: Final = "tenant, event_id, event_name, user_id, ts, received_at, properties"
+_STAGING: Final = "eventwire_staging"
+
+# ON COMMIT DELETE ROWS empties it at every commit; it lives as long as the session.
+_CREATE_STAGING: Final = f"""
+    CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (
+        grp int4, tenant text, event_id text, event_name text, user_id text,
+        ts int8, received_at int8, properties text
+    ) ON COMMIT DELETE ROWS
+"""
+_COPY_STAGING: Final = f"COPY {_STAGING} (grp, {_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_STAGING_TYPES: Final = ("int4", "text", "text", "text", "text", "int8", "int8", "text")
+
+# Rows go in key order (byte order, cheaper than the database collation) so
+# that concurrent replicas lock keys in the same order.
+_MOVE_STAGED_ONE: Final = f"""
+    INSERT INTO events ({_EVENT_COLUMNS})
+    SELECT tenant, event_id, event_name, user_id, ts, received_at, properties::jsonb
+    FROM {_STAGING} ORDER BY tenant COLLATE "C", event_id COLLATE "C"
+    ON CONFLICT (tenant, event_id) DO NOTHING
+"""  # noqa: S608 - constant identifiers only
+_MOVE_STAGED_MANY: Final = f"""
+    WITH ins AS ({_MOVE_STAGED_ONE} RETURNING tenant, event_id)
+    SELECT s.grp, count(*) FROM ins JOIN {_STAGING} s USING (tenant, event_id) GROUP BY s.grp
+"""  # noqa: S608 - constant identifiers only
+
+_UNNEST_EVENTS: Final = """
+    SELECT * FROM unnest(
+        %s::int4[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int8[], %s::int8[],
+        %s::text[]
+    ) AS t (grp, tenant, event_id, event_name, user_id, ts, received_at, properties)
+"""
+_INSERT_ONE: Final = f"""
+    INSERT INTO events ({_EVENT_COLUMNS})
+    SELECT tenant, event_id, event_name, user_id, ts, received_at, properties::jsonb
+    FROM ({_UNNEST_EVENTS}) AS input ORDER BY tenant COLLATE "C", event_id COLLATE "C"
+    ON CONFLICT (tenant, event_id) DO NOTHING
+"""  # noqa: S608 - constant identifiers only
+_INSERT_MANY: Final = f"""
+    WITH input AS MATERIALIZED ({_UNNEST_EVENTS}),
+    ins AS (
+        INSERT INTO events ({_EVENT_COLUMNS})
+        SELECT tenant, event_id, event_name, user_id, ts, received_at, properties::jsonb
+        FROM input ORDER BY tenant COLLATE "C", event_id COLLATE "C"
+        ON CONFLICT (tenant, event_id) DO NOTHING
+        RETURNING tenant, event_id
+    )
+    SELECT input.grp, count(*) FROM ins JOIN input USING (tenant, event_id) GROUP BY input.grp
+"""  # noqa: S608 - constant identifiers only
+
+_INSERT_ALERTS: Final = """
+    INSERT INTO alerts (tracking_id, tenant, device_id, alert_type, ts, received_at,
+                        idempotency_key)
+    SELECT * FROM unnest(
+        %s::text[], %s::text[], %s::text[], %s::text[], %s::int8[], %s::int8[], %s::text[]
+    ) AS t (tracking_id, tenant, device_id, alert_type, ts, received_at, idempotency_key)
+    ORDER BY tenant COLLATE "C", idempotency_key COLLATE "C", tracking_id COLLATE "C"
+    ON CONFLICT DO NOTHING
+    RETURNING tracking_id
+"""
+_ALERTS_BY_KEY: Final = """
+    SELECT a.tenant, a.idempotency_key, a.tracking_id
+    FROM alerts a JOIN unnest(%s::text[], %s::text[]) AS k (tenant, idempotency_key)
+    USING (tenant, idempotency_key)
+"""
+_ALERT_BY_ID: Final = """
+    SELECT tracking_id, tenant, device_id, alert_type, ts, received_at, idempotency_key
+    FROM alerts WHERE tenant = %s AND tracking_id = %s
+"""
+
+
+class PostgresStore:
+    """The :class:`~eventwire.store.base.Store` on PostgreSQL; see the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+        min_size: int = 1,
+        max_size: int = 8,
+        write_method: WriteMethod = "copy",
+    ) -> None:
+        if write_method not in WRITE_METHODS:
+            raise ValueError(f"write_method must be one of {WRITE_METHODS}, not {write_method!r}")
+        url, ours = _split_params(url)
+        self._password = _password(url)
+        self.command_timeout = float(ours.get("command_timeout", command_timeout))
+        min_size = int(ours.get("pool_min_size", min_size))
+        max_size = int(ours.get("pool_max_size", max_size))
+        if self.command_timeout <= 0 or min_size < 0 or max_size < max(min_size, 1):
+            raise ValueError("need command_timeout > 0 and 0 <= pool_min_size <= pool_max_size")
+        self.write_method: WriteMethod = write_method
+        self._url = url
+        timeout_ms = int(self.command_timeout * 1000)
+        params = psycopg.conninfo.conninfo_to_dict(url)
+        # libpq rounds connect_timeout down and treats anything below 2 as 2.
+        params.setdefault("connect_timeout", max(2, math.ceil(self.command_timeout)))
+        # A dead peer (pulled cable, killed VM) is noticed without waiting on TCP's
+        # default of minutes, also by idle pooled connections.
+        params.setdefault("keepalives", 1)
+        params.setdefault("keepalives_idle", 10)
+        params.setdefault("keepalives_interval", 5)
+        params.setdefault("keepalives_count", 3)
+        params.setdefault("application_name", "eventwire")
+        params["options"] = " ".join(
+            filter(
+                None,
+                (
+                    str(params.get("options", "")),
+                    f"-c statement_timeout={timeout_ms}",
+                    f"-c idle_in_transaction_session_timeout={max(timeout_ms * 4, 10_000)}",
+                ),
+            )
+        )
+        self._conninfo = psycopg.conninfo.make_conninfo("", **params)
+        self._pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            self._conninfo,
+            kwargs={"autocommit": True},
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            configure=self._configure,
+            # One cheap round trip per checkout replaces connections that died
+            # while idle (database restart, cut connection) before they fail a commit.
+            check=AsyncConnectionPool.check_connection,
+            timeout=self.command_timeout,
+            reconnect_timeout=60.0,
+            name="eventwire",
+        )
+        # Operations abandoned after their timeout, still cancelling in the background.
+        self._abandoned: set[asyncio.Task[Any]] = set()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self._redact(self._url)!r}, write_method={self.write_method!r})"
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def open(self) -> None:
+        # Migrate on a connection of our own first: its failure says why (auth,
+        # no such database...), where a pool would only report a timeout.
+        async def migrate() -> None:
+            conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            try:
+                while await self._migrate_one(conn):
+                    pass
+            finally:
+                await conn.close()
+
+        await self._bounded(migrate, timeout=max(60.0, self.command_timeout))
+        try:
+            await self._pool.open(wait=True, timeout=self.command_timeout)
+        except psycopg.Error as exc:
+            await self._pool.close(timeout=1.0)
+            raise self._error(exc, "cannot fill the connection pool") from None
+
+    async def close(self) -> None:
+        for task in list(self._abandoned):
+            task.cancel()
+        if self._abandoned:
+            await asyncio.wait(list(self._abandoned), timeout=self.command_timeout)
+        await self._pool.close(timeout=self.command_timeout)
+
+    @staticmethod
+    async def _configure(conn: Conn) -> None:
+        await conn.execute(_CREATE_STAGING)
+
+    @staticmethod
+    async def _migrate_one(conn: Conn) -> bool:
+        """Apply the next pending migration; False when none is left."""
+        async with conn.transaction():
+            # Transaction-scoped: released by COMMIT or ROLLBACK, also if we die.
+            await conn.execute("SET LOCAL statement_timeout = 0")  # DDL may take long
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS eventwire_schema ("
+                " version int PRIMARY KEY,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cur = await conn.execute("SELECT coalesce(max(version), 0) FROM eventwire_schema")
+            row = await cur.fetchone()
+            current = int(row[0]) if row else 0
+            pending = [m for m in MIGRATIONS if m.version > current]
+            if not pending:
+                return False
+            migration = pending[0]
+            await conn.execute(migration.postgres.encode())
+            await conn.execute(
+                "INSERT INTO eventwire_schema (version) VALUES (%s)", (migration.version,)
+            )
+            return True
+
+    # -- writes --------------------------------------------------------------------
+
+    async def commit(
+        self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
+    ) -> CommitResult:
+        if not any(events) and not alerts:
+            return CommitResult([0] * len(events), [])
+        for attempt in range(_DEADLOCK_RETRIES + 1):
+            try:
+                return await self._bounded(lambda: self._commit(events, alerts))
+            except StoreUnavailable as exc:
+                retryable = isinstance(exc.__cause__, psycopg.errors.TransactionRollback)
+                if not retryable or attempt == _DEADLOCK_RETRIES:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _commit(
+        self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
+    ) -> CommitResult:
+        inserted = [0] * len(events)
+        # The first occurrence of a key in the batch is the one stored, as if the
+        # groups were inserted in order; later ones are duplicates.
+        unique: dict[tuple[str, str], tuple[int, EventRow]] = {}
+        for group, rows in enumerate(events):
+            for row in rows:
+                unique.setdefault((row.tenant, row.event_id), (group, row))
+        async with self._pool.connection() as conn, conn.transaction():
+            if unique:
+                single = len(events) == 1
+                if self.write_method == "copy":
+                    counts = await self._copy_events(conn, unique.values(), single=single)
+                else:
+                    counts = await self._insert_events(conn, unique.values(), single=single)
+                for group, count in counts:
+                    inserted[group] = count
+            tracking_ids = await self._insert_alerts(conn, alerts) if alerts else []
+        return CommitResult(inserted, tracking_ids)
+
+    @staticmethod
+    async def _copy_events(
+        conn: Conn, rows: Iterable[tuple[int, EventRow]], *, single: bool
+    ) -> list[tuple[int, int]]:
+        cur = conn.cursor()
+        async with cur.copy(_COPY_STAGING) as copy:
+            copy.set_types(_STAGING_TYPES)
+            for group, row in rows:
+                await copy.write_row((group, *row))
+        if single:
+            await cur.execute(_MOVE_STAGED_ONE)
+            return [(0, cur.rowcount)]
+        await cur.execute(_MOVE_STAGED_MANY)
+        return [(int(g), int(n)) for g, n in await cur.fetchall()]
+
+    @staticmethod
+    async def _insert_events(
+        conn: Conn, rows: Iterable[tuple[int, EventRow]], *, single: bool
+    ) -> list[tuple[int, int]]:
+        groups: list[int] = []
+        columns: list[list[Any]] = [[] for _ in EventRow._fields]
+        for group, row in rows:
+            groups.append(group)
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        cur = conn.cursor()
+        if single:
+            await cur.execute(_INSERT_ONE, (groups, *columns))
+            return [(0, cur.rowcount)]
+        await cur.execute(_INSERT_MANY, (groups, *columns))
+        return [(int(g), int(n)) for g, n in await cur.fetchall()]
+
+    @staticmethod
+    async def _insert_alerts(conn: Conn, alerts: Sequence[AlertRow]) -> list[str]:
+        # Within the batch, a repeated key gets the first alert's tracking id.
+        first: dict[tuple[str, str], AlertRow] = {}
+        unique: list[AlertRow] = []
+        for alert in alerts:
+            if alert.idempotency_key is None:
+                unique.append(alert)
+            elif (alert.tenant, alert.idempotency_key) not in first:
+                first[alert.tenant, alert.idempotency_key] = alert
+                unique.append(alert)
+        columns: list[list[Any]] = [list(column) for column in zip(*unique, strict=True)]
+        cur = await conn.execute(_INSERT_ALERTS, columns)
+        stored = {tracking_id for (tracking_id,) in await cur.fetchall()}
+        existing: dict[tuple[str, str], str] = {}
+        missing = [a for a in unique if a.tracking_id not in stored]
+        if missing:
+            if any(a.idempotency_key is None for a in missing):
+                raise StoreError("tracking id collision with a stored alert")
+            cur = await conn.execute(
+                _ALERTS_BY_KEY,
+                ([a.tenant for a in missing], [a.idempotency_key for a in missing]),
+            )
+            existing = {(t, k): tid for t, k, tid in await cur.fetchall()}
+        out: list[str] = []
+        for alert in alerts:
+            if alert.idempotency_key is None:
+                out.append(alert.tracking_id)
+                continue
+            key = (alert.tenant, alert.idempotency_key)
+            if first[key].tracking_id in stored:
+                out.append(first[key].tracking_id)
+            elif key in existing:
+                out.append(existing[key])
+            else:
+                raise StoreUnavailable("postgresql: alert neither stored nor found; retry")
+        return out
+
+    # -- reads ---------------------------------------------------------------------
+
+    async def get_alert(self, tenant: str, tracking_id: str) -> AlertRow | None:
+        async def run() -> AlertRow | None:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(_ALERT_BY_ID, (tenant, tracking_id))
+                row = await cur.fetchone()
+            return None if row is None else AlertRow(*row)
+
+        return await self._bounded(run)
+
+    async def count_events(self, tenant: str, query: EventQuery) -> int:
+        where = [sql.SQL("tenant = %s")]
+        params: list[str | int] = [tenant]
+        if query.event_name:
+            where.append(sql.SQL("event_name = %s"))
+            params.append(query.event_name)
+        if query.user_id:
+            where.append(sql.SQL("user_id = %s"))
+            params.append(query.user_id)
+        if query.start:
+            where.append(sql.SQL("ts >= %s"))
+            params.append(query.start)
+        if query.end:
+            where.append(sql.SQL("ts < %s"))
+            params.append(query.end)
+        statement = sql.SQL("SELECT count(*) FROM events WHERE {}").format(
+            sql.SQL(" AND ").join(where)
+        )
+
+        async def run() -> int:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(statement, params)
+                row = await cur.fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._bounded(run)
+
+    async def check(self) -> None:
+        async def run() -> None:
+            async with self._pool.connection() as conn:
+                # After a failover, a replica may be reachable but read-only.
+                cur = await conn.execute("SELECT pg_is_in_recovery()")
+                row = await cur.fetchone()
+            if row is None or row[0]:
+                raise StoreUnavailable("postgresql: the database is read-only (in recovery)")
+
+        await self._bounded(run)
+
+    # -- plumbing ------------------------------------------------------------------
+
+    async def _bounded(
+        self, operation: Callable[[], Awaitable[T]], *, timeout: float | None = None
+    ) -> T:
+        """Run ``operation`` within the command timeout, with errors mapped to ours."""
+        timeout = self.command_timeout if timeout is None else timeout
+
+        async def run() -> T:
+            return await operation()
+
+        task = asyncio.ensure_future(run())
+        try:
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            # Not awaited: psycopg's cancellation may itself wait for the
+            # unresponsive server; the pool discards the connection afterwards.
+            task.cancel()
+            self._abandoned.add(task)
+            task.add_done_callback(self._forget)
+            raise StoreUnavailable(f"postgresql: no answer within {timeout:g}s")
+        try:
+            return task.result()
+        except StoreError:
+            raise
+        except (psycopg.Error, OSError) as exc:
+            raise self._error(exc) from exc
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: it was already reported as a timeout
+
+    def _error(self, exc: BaseException, doing: str = "") -> StoreError:
+        text = self._redact(str(exc).strip()) or type(exc).__name__
+        message = f"postgresql: {doing + ': ' if doing else ''}{text}"
+        # Connection trouble, timeouts, admin shutdown, too many connections,
+        # disk full, deadlocks (class 08, 53, 57, 40...): all worth retrying later.
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | OSError):
+            err: StoreError = StoreUnavailable(message)
+        else:
+            err = StoreError(message)
+        err.__cause__ = exc
+        return err
+
+    def _redact(self, text: str) -> str:
+        if self._password:
+            text = text.replace(self._password, "***")
+        text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+        return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
+
+
+def _split_params(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without eventwire's own query parameters, and those parameters."""
+    base, sep, query = url.partition("?")
+    if not sep:
+        return url, {}
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    ours = {k: v for k, v in pairs if k in _OUR_PARAMS}
+    rest = urllib.parse.urlencode([(k, v) for k, v in pairs if k not in _OUR_PARAMS])
+    return (f"{base}?{rest}" if rest else base), ours
+
+
+def _password(url: str) -> str:
+    try:
+        return str(psycopg.conninfo.conninfo_to_dict(url).get("password") or "")
+    except psycopg.Error:
+        return ""
