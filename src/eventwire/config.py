@@ -27,6 +27,13 @@ def _opt(default: Any, help: str, *, choices: Sequence[str] | None = None) -> An
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     address: str = _opt("0.0.0.0:50051", "gRPC listen address, HOST:PORT (port 0 picks a free one)")
+    http_address: str = _opt(
+        "0.0.0.0:8080",
+        "JSON/HTTP gateway listen address, HOST:PORT (port 0 picks a free one; empty disables it)",
+    )
+    http_max_body_bytes: int = _opt(
+        4 << 20, "largest JSON/HTTP request body accepted, in bytes (larger ones get 413)"
+    )
     store: str = _opt(
         "sqlite:///eventwire.db",
         "storage URL: sqlite:///relative/path.db or sqlite:////absolute/path.db",
@@ -65,6 +72,12 @@ class ServerConfig:
         _, sep, port = self.address.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"address must be HOST:PORT, got {self.address!r}")
+        if self.http_address:
+            _, sep, port = self.http_address.rpartition(":")
+            if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+                raise ValueError(
+                    f"http_address must be HOST:PORT or empty, got {self.http_address!r}"
+                )
         if not self.store.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError(f"store must be a sqlite:/// or postgresql:// URL, got {self.store!r}")
         for f in dataclasses.fields(self):

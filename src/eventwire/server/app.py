@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
 from eventwire.config import ServerConfig
+from eventwire.gateway import GatewayApp, HttpGateway
 from eventwire.server.grpc_api import AnalyticsServicer, TelemetryServicer
 from eventwire.server.pipeline import IngestPipeline
 from eventwire.server.service import IngestService
@@ -64,6 +65,10 @@ class Server:
         self.config = config
         self.store = store or open_store(config.store, sqlite_synchronous=config.sqlite_synchronous)
         self.port = 0
+        self.http_port = 0
+        """The JSON/HTTP gateway's bound port; 0 while it is not started or disabled."""
+        self._gateway: HttpGateway | None = None
+        self._serving = False
         self._health = health.aio.HealthServicer()
         self._pipeline = IngestPipeline(
             self.store,
@@ -80,6 +85,11 @@ class Server:
     def address(self) -> str:
         host = self.config.address.rpartition(":")[0]
         return f"{host}:{self.port}"
+
+    @property
+    def http_address(self) -> str:
+        host = self.config.http_address.rpartition(":")[0]
+        return f"{host}:{self.http_port}"
 
     async def start(self) -> None:
         await self.store.open()
@@ -105,13 +115,33 @@ class Server:
             reflection.enable_server_reflection(
                 (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
             )
+        if self.config.http_address:
+            self._gateway = HttpGateway(
+                GatewayApp(
+                    service,
+                    ready=lambda: self._serving and not self._draining,
+                    max_body_bytes=self.config.http_max_body_bytes,
+                ),
+                self.config.http_address,
+                grace=self.config.grace,
+            )
+            try:
+                self.http_port = self._gateway.bind()
+            except OSError as exc:
+                raise RuntimeError(f"cannot listen on {self.config.http_address}: {exc}") from exc
         self.port = server.add_insecure_port(self.config.address)
         await server.start()
         self._grpc = server
+        if self._gateway is not None:
+            await self._gateway.start()
         await self._set_serving(serving=True)
         log.info(
             "serving",
-            extra={"grpc_address": self.address, "store": _redact(self.config.store)},
+            extra={
+                "grpc_address": self.address,
+                "http_address": self.http_address if self._gateway is not None else "",
+                "store": _redact(self.config.store),
+            },
         )
 
     async def stop(self, grace: float | None = None) -> None:
@@ -125,8 +155,14 @@ class Server:
         await self._health.enter_graceful_shutdown()
         if self._probe is not None:
             self._probe.cancel()
+        # Both front doors drain at once: each refuses new work and lets what is
+        # in flight finish, then the pipeline commits everything they queued.
+        drains = []
         if self._grpc is not None:
-            await self._grpc.stop(grace)
+            drains.append(self._grpc.stop(grace))
+        if self._gateway is not None:
+            drains.append(self._gateway.stop(grace))
+        await asyncio.gather(*drains)
         await self._pipeline.close(timeout=max(grace, 5.0))
         await self.store.close()
         log.info("stopped")
@@ -136,6 +172,7 @@ class Server:
         await self._stopped.wait()
 
     async def _set_serving(self, *, serving: bool) -> None:
+        self._serving = serving
         status = (
             health_pb2.HealthCheckResponse.SERVING
             if serving

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Final, TypeVar
 
 import orjson
 
 from eventwire._ids import random_id, uuid7
 from eventwire.api import analytics_pb2, telemetry_pb2
-from eventwire.server.errors import InvalidArgument, NotFound, Unavailable
+from eventwire.server.errors import FieldViolation, InvalidArgument, NotFound, Unavailable
 from eventwire.server.pipeline import IngestPipeline
 from eventwire.server.validation import (
     DEFAULT_LIMITS,
@@ -28,6 +29,26 @@ from eventwire.server.validation import (
 from eventwire.store.base import AlertRow, EventQuery, EventRow, Store, StoreUnavailable
 
 T = TypeVar("T")
+
+MAX_BATCH_EVENTS: Final = 10_000
+"""Most events one batch request may carry; bigger batches are split by the client."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    """Position of the rejected event in the batch."""
+    violations: list[FieldViolation]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    accepted: int
+    """Valid events newly stored."""
+    duplicates: int
+    """Valid events whose event_id was already stored (or repeated within the batch)."""
+    rejections: list[Rejection]
+    """Invalid events, none of them stored, in batch order."""
 
 
 def now_ms() -> int:
@@ -83,6 +104,37 @@ class IngestService:
         return analytics_pb2.TrackEventResponse(
             success=True, accepted=inserted, duplicates=len(rows) - inserted
         )
+
+    async def ingest_batch(
+        self,
+        reqs: Sequence[analytics_pb2.TrackEventRequest],
+        tenant: str,
+        prefix: str = "events",
+    ) -> BatchResult:
+        """Store every valid event of ``reqs`` in one transaction; report the invalid ones.
+
+        Unlike a stream, a batch is not atomic: one bad event does not cost the
+        others. Violation paths are ``{prefix}[{index}].{field}``.
+        """
+        if len(reqs) > MAX_BATCH_EVENTS:
+            raise InvalidArgument(
+                [
+                    FieldViolation(
+                        prefix,
+                        f"a batch may carry at most {MAX_BATCH_EVENTS} events, got {len(reqs)}; "
+                        "split it into several batches",
+                    )
+                ]
+            )
+        rows: list[EventRow] = []
+        rejections: list[Rejection] = []
+        for index, req in enumerate(reqs):
+            try:
+                rows.append(self.event_row(req, tenant, f"{prefix}[{index}]."))
+            except InvalidArgument as err:
+                rejections.append(Rejection(index, err.violations))
+        inserted = await self._pipeline.add_events(rows) if rows else 0
+        return BatchResult(inserted, len(rows) - inserted, rejections)
 
     async def count_events(
         self, req: analytics_pb2.CountEventsRequest, tenant: str

@@ -22,6 +22,7 @@ async def running_server(**overrides: Any) -> AsyncIterator[Server]:
     with tempfile.TemporaryDirectory(prefix="eventwire-") as tmp:
         defaults: dict[str, Any] = {
             "address": "127.0.0.1:0",
+            "http_address": "127.0.0.1:0",
             "store": f"sqlite:///{Path(tmp) / 'events.db'}",
             "grace": 1.0,
         }
