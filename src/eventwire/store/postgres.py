@@ -3,11 +3,16 @@
 Writes arrive as whole group commits from the ingest pipeline and go to the
 server as one statement per kind (not one per row), in one transaction:
 
-* ``copy`` (default, the faster one measured by ``bench/store_throughput.py``):
-  the unique rows are COPYed in binary into a per-connection temporary staging
-  table, then moved with ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.
+* ``copy``: the unique rows are COPYed in binary into a per-connection
+  temporary staging table, then moved with ``INSERT ... SELECT ... ON CONFLICT
+  DO NOTHING``. Twice as fast as ``insert`` from ~100 rows on (86k vs 38k rows/s
+  at 10,000 rows per commit on the 2-core reference machine, see
+  ``bench/store_throughput.py`` and docs/scaling.md), but two round trips more.
 * ``insert``: one ``INSERT ... SELECT FROM unnest(<one array per column>) ...
-  ON CONFLICT DO NOTHING``, the arrays sent as parameters.
+  ON CONFLICT DO NOTHING``, the arrays sent as parameters; the faster one for
+  small batches (1.0 vs 1.4 ms for a single row).
+* ``auto`` (default): ``insert`` below :data:`COPY_THRESHOLD` rows, where the
+  two cross over, else ``copy``.
 
 Either way the statement returns, per request (group), how many of its rows were
 new, and the unique constraint ``(tenant, event_id)`` makes dedupe hold across
@@ -56,9 +61,11 @@ from eventwire.store.migrations import MIGRATIONS
 
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[TupleRow]
-WriteMethod = Literal["copy", "insert"]
+WriteMethod = Literal["auto", "copy", "insert"]
 
-WRITE_METHODS: Final = ("copy", "insert")
+WRITE_METHODS: Final = ("auto", "copy", "insert")
+COPY_THRESHOLD: Final = 32
+"""From this many unique rows in one commit on, ``auto`` uses COPY (measured crossover)."""
 DEFAULT_COMMAND_TIMEOUT: Final = 5.0
 _DEADLOCK_RETRIES: Final = 3
 # Any constant works as long as every eventwire version uses the same one:
@@ -147,7 +154,7 @@ class PostgresStore:
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
         min_size: int = 1,
         max_size: int = 8,
-        write_method: WriteMethod = "copy",
+        write_method: WriteMethod = "auto",
     ) -> None:
         if write_method not in WRITE_METHODS:
             raise ValueError(f"write_method must be one of {WRITE_METHODS}, not {write_method!r}")
@@ -287,7 +294,10 @@ class PostgresStore:
         async with self._pool.connection() as conn, conn.transaction():
             if unique:
                 single = len(events) == 1
-                if self.write_method == "copy":
+                method = self.write_method
+                if method == "auto":
+                    method = "copy" if len(unique) >= COPY_THRESHOLD else "insert"
+                if method == "copy":
                     counts = await self._copy_events(conn, unique.values(), single=single)
                 else:
                     counts = await self._insert_events(conn, unique.values(), single=single)
