@@ -97,14 +97,11 @@ def _call(args: argparse.Namespace, rpc: Callable[[grpc.Channel], Message]) -> i
 
 
 def _report(exc: grpc.RpcError) -> int:
-    from grpc_status import rpc_status
-
     from eventwire import _status
 
     code: grpc.StatusCode = exc.code()
     print(f"error: {code.name}: {exc.details()}", file=sys.stderr)
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-    for violation in _status.field_violations(status):
+    for violation in _status.field_violations(exc):
         print(f"  {violation[0]}: {violation[1]}", file=sys.stderr)
     return EXIT_UNREACHABLE if code in _UNREACHABLE else EXIT_REFUSED
 

@@ -7,6 +7,7 @@ id, and are logged with that id.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable
@@ -83,6 +84,21 @@ async def _internal(context: grpc.aio.ServicerContext[object, object], exc: Exce
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
 
 
+async def _confirm_peer(context: grpc.aio.ServicerContext[object, object]) -> None:
+    """Make sure the client half-closed the stream, rather than went away.
+
+    grpc.aio ends a request iterator the same way when the client half-closes
+    and when it cancels, misses its deadline or disconnects; the cancellation
+    only reaches the handler later. A round trip into the core settles it: on a
+    dead call it fails (or the handler task is cancelled meanwhile), so a stream
+    the client abandoned is never committed.
+    """
+    try:
+        await context.send_initial_metadata(())
+    except Exception as exc:
+        raise asyncio.CancelledError("client abandoned the stream") from exc
+
+
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     def __init__(self, service: IngestService, *, max_stream_events: int, max_stream_bytes: int):
         self._service = service
@@ -101,10 +117,12 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         request_iterator: AsyncIterator[analytics_pb2.TrackEventRequest],
         context: grpc.aio.ServicerContext[object, object],
     ) -> analytics_pb2.TrackEventResponse:
-        return await guarded(context, self._stream(request_iterator))
+        return await guarded(context, self._stream(request_iterator, context))
 
     async def _stream(
-        self, requests: AsyncIterator[analytics_pb2.TrackEventRequest]
+        self,
+        requests: AsyncIterator[analytics_pb2.TrackEventRequest],
+        context: grpc.aio.ServicerContext[object, object],
     ) -> analytics_pb2.TrackEventResponse:
         # Everything is held until the client half-closes, then committed in one
         # transaction: a stream that breaks or is cancelled stores nothing.
@@ -124,6 +142,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                     ]
                 )
             rows.append(self._service.event_row(req, DEFAULT_TENANT, prefix=f"stream[{index}]."))
+        await _confirm_peer(context)
         return await self._service.add_stream(rows)
 
     async def CountEvents(
