@@ -1,0 +1,92 @@
+"""eventwire's resilient client: deadlines, retries, throttling, circuit breaking, hedging.
+
+Async first (:class:`AnalyticsClient`, :class:`TelemetryClient`) with blocking
+twins (:class:`SyncAnalyticsClient`, :class:`SyncTelemetryClient`) that share
+the same policies and state machines. The same policies work on any stub
+through :func:`resilient_channel`. See ``docs/resilience.md``.
+"""
+
+from __future__ import annotations
+
+from eventwire.client._backoff import (
+    backoff,
+    backoff_ceiling,
+    is_testing,
+    no_backoff,
+    set_testing,
+)
+from eventwire.client._breaker import BreakerState, CircuitBreaker, Transition
+from eventwire.client._channel import channel_options, resilient_channel, resilient_sync_channel
+from eventwire.client._clients import (
+    AnalyticsClient,
+    SyncAnalyticsClient,
+    SyncTelemetryClient,
+    TelemetryClient,
+)
+from eventwire.client._core import RetryEvent
+from eventwire.client._deadline import Deadline, current_deadline, deadline_from, remaining_budget
+from eventwire.client._exceptions import (
+    CancelledRpcError,
+    CircuitOpenError,
+    ClientClosedError,
+    DeadlineExceededError,
+    EventwireError,
+    InternalError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+    RpcError,
+    UnavailableError,
+    map_rpc_error,
+)
+from eventwire.client._policy import (
+    DEFAULT_ANALYTICS_TIMEOUT,
+    DEFAULT_TELEMETRY_TIMEOUT,
+    CircuitBreakerPolicy,
+    HedgingPolicy,
+    RetryPolicy,
+    ThrottlePolicy,
+)
+from eventwire.client._throttle import RetryThrottle
+
+__all__ = [
+    "DEFAULT_ANALYTICS_TIMEOUT",
+    "DEFAULT_TELEMETRY_TIMEOUT",
+    "AnalyticsClient",
+    "BreakerState",
+    "CancelledRpcError",
+    "CircuitBreaker",
+    "CircuitBreakerPolicy",
+    "CircuitOpenError",
+    "ClientClosedError",
+    "Deadline",
+    "DeadlineExceededError",
+    "EventwireError",
+    "HedgingPolicy",
+    "InternalError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "ResourceExhaustedError",
+    "RetryEvent",
+    "RetryPolicy",
+    "RetryThrottle",
+    "RpcError",
+    "SyncAnalyticsClient",
+    "SyncTelemetryClient",
+    "TelemetryClient",
+    "ThrottlePolicy",
+    "Transition",
+    "UnavailableError",
+    "backoff",
+    "backoff_ceiling",
+    "channel_options",
+    "current_deadline",
+    "deadline_from",
+    "is_testing",
+    "map_rpc_error",
+    "no_backoff",
+    "remaining_budget",
+    "resilient_channel",
+    "resilient_sync_channel",
+    "set_testing",
+]

@@ -1,0 +1,168 @@
+"""Channels with eventwire's policies installed as interceptors, for any stub."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Final
+
+import grpc
+
+from eventwire.client._breaker import CircuitBreaker
+from eventwire.client._core import Resilience, RetryEvent
+from eventwire.client._interceptors import aio_interceptors, sync_interceptors
+from eventwire.client._policy import (
+    CircuitBreakerPolicy,
+    HedgingPolicy,
+    RetryPolicy,
+    ThrottlePolicy,
+)
+from eventwire.client._throttle import RetryThrottle
+
+__all__ = ["channel_options", "resilient_channel", "resilient_sync_channel"]
+
+ChannelOptions = Sequence[tuple[str, Any]]
+
+_FORCED: Final = (
+    # One retry layer only: grpcio's service-config retries would multiply
+    # with ours (4 x 4 attempts) and cannot see our deadline or breaker.
+    ("grpc.enable_retries", 0),
+)
+_DEFAULTS: Final = (
+    # grpcio waits 1 s, then up to 120 s, between reconnection attempts; a
+    # client with 200 ms deadlines wants a restarted server found sooner.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
+
+
+def channel_options(options: ChannelOptions = ()) -> list[tuple[str, Any]]:
+    """eventwire's channel arguments: its defaults, then ``options``, then the forced ones."""
+    merged: dict[str, Any] = dict(_DEFAULTS)
+    merged.update(dict(options))
+    merged.update(dict(_FORCED))
+    return list(merged.items())
+
+
+def _resilience(
+    target: str,
+    *,
+    timeout: float | None,
+    retry: RetryPolicy | None,
+    breaker: CircuitBreakerPolicy | CircuitBreaker | None,
+    throttle: ThrottlePolicy | RetryThrottle | None,
+    hedging: HedgingPolicy | None,
+    idempotent: Callable[[str], bool] | Collection[str] | bool,
+    on_retry: Callable[[RetryEvent], None] | None,
+    rng: random.Random | None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Resilience:
+    return Resilience(
+        target,
+        timeout=timeout,
+        retry=retry,
+        breaker=breaker,
+        throttle=throttle,
+        hedging=hedging,
+        idempotent=idempotent,
+        on_retry=on_retry,
+        rng=rng,
+        clock=clock,
+    )
+
+
+def resilient_channel(
+    target: str,
+    *,
+    timeout: float | None = None,
+    retry: RetryPolicy | None = None,
+    breaker: CircuitBreakerPolicy | CircuitBreaker | None = None,
+    throttle: ThrottlePolicy | RetryThrottle | None = None,
+    hedging: HedgingPolicy | None = None,
+    idempotent: Callable[[str], bool] | Collection[str] | bool = True,
+    on_retry: Callable[[RetryEvent], None] | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
+    options: ChannelOptions = (),
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    rng: random.Random | None = None,
+) -> grpc.aio.Channel:
+    """A ``grpc.aio`` channel whose calls get eventwire's deadlines, retries, breaker and hedging.
+
+    Every policy is opt-in here (the eventwire clients turn them on by default).
+    ``idempotent`` says which full method names (``/pkg.Service/Method``) are
+    safe to retry or hedge: True for all, a collection of names, or a
+    predicate. ``timeout`` is the default deadline for calls that set none.
+    ``interceptors`` run inside ours, once per attempt. Share a
+    :class:`CircuitBreaker` or :class:`RetryThrottle` between channels to the
+    same backend by passing the same object to each.
+    """
+    res = _resilience(
+        target,
+        timeout=timeout,
+        retry=retry,
+        breaker=breaker,
+        throttle=throttle,
+        hedging=hedging,
+        idempotent=idempotent,
+        on_retry=on_retry,
+        rng=rng,
+    )
+    return _aio_channel(target, res, credentials, options, interceptors)
+
+
+def _aio_channel(
+    target: str,
+    res: Resilience,
+    credentials: grpc.ChannelCredentials | None,
+    options: ChannelOptions,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+) -> grpc.aio.Channel:
+    chain = [*aio_interceptors(res), *interceptors]
+    opts = channel_options(options)
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=opts, interceptors=chain)
+    return grpc.aio.secure_channel(target, credentials, options=opts, interceptors=chain)
+
+
+def resilient_sync_channel(
+    target: str,
+    *,
+    timeout: float | None = None,
+    retry: RetryPolicy | None = None,
+    breaker: CircuitBreakerPolicy | CircuitBreaker | None = None,
+    throttle: ThrottlePolicy | RetryThrottle | None = None,
+    idempotent: Callable[[str], bool] | Collection[str] | bool = True,
+    on_retry: Callable[[RetryEvent], None] | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
+    options: ChannelOptions = (),
+    rng: random.Random | None = None,
+) -> grpc.Channel:
+    """The blocking twin of :func:`resilient_channel` (no hedging; unary responses only)."""
+    res = _resilience(
+        target,
+        timeout=timeout,
+        retry=retry,
+        breaker=breaker,
+        throttle=throttle,
+        hedging=None,
+        idempotent=idempotent,
+        on_retry=on_retry,
+        rng=rng,
+    )
+    return _sync_channel(target, res, credentials, options)
+
+
+def _sync_channel(
+    target: str,
+    res: Resilience,
+    credentials: grpc.ChannelCredentials | None,
+    options: ChannelOptions,
+) -> grpc.Channel:
+    opts = channel_options(options)
+    if credentials is None:
+        channel = grpc.insecure_channel(target, options=opts)
+    else:
+        channel = grpc.secure_channel(target, credentials, options=opts)
+    return grpc.intercept_channel(channel, *sync_interceptors(res))

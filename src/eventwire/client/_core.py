@@ -1,0 +1,192 @@
+"""What one call does next, decided without I/O: the logic the async and sync paths share.
+
+:class:`Resilience` holds one channel's policies and shared state (breaker,
+throttle bucket); :class:`CallPlan` walks one call through its attempts. The
+interceptors in :mod:`eventwire.client._interceptors` only do the waiting and
+the network; every "retry or not, how long, with what timeout" is here.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from eventwire.client._backoff import backoff
+from eventwire.client._breaker import CircuitBreaker, Permit
+from eventwire.client._deadline import Deadline, current_deadline
+from eventwire.client._exceptions import (
+    DeadlineExceededError,
+    RpcError,
+    map_rpc_error,
+    parse_pushback,
+)
+from eventwire.client._policy import (
+    CircuitBreakerPolicy,
+    HedgingPolicy,
+    RetryPolicy,
+    ThrottlePolicy,
+)
+from eventwire.client._throttle import RetryThrottle
+
+__all__ = ["CallPlan", "Resilience", "RetryEvent"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryEvent:
+    """Passed to ``on_retry`` hooks just before a retry's sleep."""
+
+    method: str
+    retry: int
+    """1 for the first retry (the second attempt)."""
+    code: grpc.StatusCode
+    """Status of the attempt that failed."""
+    delay: float
+    """Seconds the client waits before the retry."""
+    pushback: bool
+    """True when ``delay`` came from the server's ``grpc-retry-pushback-ms``."""
+
+
+Idempotent = Callable[[str], bool]
+
+
+def _idempotent(spec: Idempotent | Collection[str] | bool) -> Idempotent:
+    if isinstance(spec, bool):
+        return lambda _method: spec
+    if callable(spec):
+        return spec
+    names = frozenset(spec)
+    return names.__contains__
+
+
+class Resilience:
+    """One channel's policies and the state its calls share. Safe across threads and tasks."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreakerPolicy | CircuitBreaker | None = None,
+        throttle: ThrottlePolicy | RetryThrottle | None = None,
+        hedging: HedgingPolicy | None = None,
+        idempotent: Idempotent | Collection[str] | bool = True,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
+        self.target = target
+        self.timeout = timeout
+        self.retry = retry
+        self.hedging = hedging
+        if isinstance(breaker, CircuitBreakerPolicy):
+            breaker = CircuitBreaker(breaker, name=target, clock=clock)
+        self.breaker = breaker
+        if isinstance(throttle, ThrottlePolicy):
+            throttle = RetryThrottle(throttle)
+        self.throttle = throttle
+        self.is_idempotent = _idempotent(idempotent)
+        self.on_retry = on_retry
+        self.clock = clock
+        # Jitter, not cryptography.
+        self.rng = rng or random.Random()  # noqa: S311
+
+    def plan(self, method: str | bytes, timeout: float | None) -> CallPlan:
+        name = method.decode() if isinstance(method, bytes) else method
+        return CallPlan(self, name, timeout)
+
+
+class CallPlan:
+    """One call's progress through its attempts."""
+
+    def __init__(self, res: Resilience, method: str, timeout: float | None) -> None:
+        self.res = res
+        self.method = method
+        self.attempts = 0
+        self._previous_delay: float | None = None
+        idempotent = res.is_idempotent(method)
+        self.retry = res.retry if idempotent else None
+        self.hedging = res.hedging if idempotent else None
+        # One deadline for all attempts: the caller's timeout (else the channel's
+        # default), the retry policy's total budget, and any deadline inherited
+        # from an RPC being served (deadline_from), whichever ends first.
+        now = res.clock()
+        deadline: Deadline | None = None
+        own = timeout if timeout is not None else res.timeout
+        if own is not None:
+            deadline = Deadline(now + own, res.clock)
+        if self.retry is not None and self.retry.total_timeout is not None:
+            deadline = Deadline(now + self.retry.total_timeout, res.clock).min(deadline)
+        inherited = current_deadline()
+        if inherited is not None:
+            deadline = Deadline(now + inherited.remaining(), res.clock).min(deadline)
+        self.deadline = deadline
+
+    def start_attempt(self) -> tuple[Permit | None, float | None]:
+        """Leave and a timeout for the next attempt, or the error that ends the call."""
+        timeout = None
+        if self.deadline is not None:
+            timeout = self.deadline.remaining()
+            if timeout <= 0:
+                raise DeadlineExceededError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"deadline exceeded before attempt {self.attempts + 1} of {self.method}",
+                    attempts=self.attempts,
+                )
+        permit = self.res.breaker.acquire() if self.res.breaker is not None else None
+        self.attempts += 1
+        return permit, timeout
+
+    def succeeded(self, permit: Permit | None) -> None:
+        if permit is not None and self.res.breaker is not None:
+            self.res.breaker.record(permit, None)
+        if self.res.throttle is not None:
+            self.res.throttle.on_success()
+
+    def cancelled(self, permit: Permit | None) -> None:
+        if permit is not None and self.res.breaker is not None:
+            self.res.breaker.release(permit)
+
+    def failed(self, permit: Permit | None, code: grpc.StatusCode, trailing: Any) -> float | None:
+        """Record a failed attempt; seconds to wait before retrying, or None to give up."""
+        res = self.res
+        if permit is not None and res.breaker is not None:
+            res.breaker.record(permit, code)
+        retry = self.retry
+        retryable = retry is not None and code in retry.retryable_codes
+        if res.throttle is not None and (
+            retryable or (self.hedging is not None and code in self.hedging.non_fatal_codes)
+        ):
+            res.throttle.on_failure()
+        if retry is None or not retryable or self.attempts >= retry.max_attempts:
+            return None
+        pushback_ms = parse_pushback(trailing)
+        if pushback_ms == -1:
+            return None
+        if res.throttle is not None and not res.throttle.allows_retry():
+            return None
+        if pushback_ms is not None:
+            delay = pushback_ms / 1000
+            # A6: after a server pushback, backoff starts over from the initial value.
+            self._previous_delay = None
+        else:
+            delay = backoff(retry, self.attempts, res.rng.random(), self._previous_delay)
+            self._previous_delay = delay
+        if self.deadline is not None and delay >= self.deadline.remaining():
+            # The sleep would not end before the deadline: give up now, not later.
+            return None
+        if res.on_retry is not None:
+            res.on_retry(
+                RetryEvent(self.method, self.attempts, code, delay, pushback_ms is not None)
+            )
+        return delay
+
+    def error(self, exc: grpc.RpcError) -> RpcError:
+        return map_rpc_error(exc, attempts=self.attempts)

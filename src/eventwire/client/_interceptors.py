@@ -1,0 +1,433 @@
+"""Policies applied as gRPC client interceptors: one class per call shape over a shared base.
+
+They work on any stub, eventwire's or a user's. Rules they keep:
+
+* call details are never mutated; each attempt gets a new ``ClientCallDetails``
+  whose timeout is what remains of the call's single deadline;
+* ``asyncio.CancelledError`` always propagates; the attempt in flight is
+  cancelled with it and its breaker permit handed back;
+* calls with response streams are watched through ``add_done_callback``, not
+  awaited, so the caller keeps reading messages as they come;
+* every decision (retry or not, how long to sleep) is made by the I/O-free
+  :class:`~eventwire.client._core.CallPlan`, shared with the sync interceptors.
+
+Unary responses (unary-unary, stream-unary) get deadlines, retries, the
+breaker, throttling and, for unary-unary, hedging. A stream-unary call is only
+retried when its requests are a sequence (list/tuple) that can be sent again.
+Streamed responses (unary-stream, stream-stream) get deadlines and the breaker;
+they are not retried, as a caller may already have consumed part of the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any, NamedTuple, TypeVar
+
+import grpc
+from grpc.aio import ClientCallDetails
+
+from eventwire.client._backoff import is_testing
+from eventwire.client._breaker import Permit
+from eventwire.client._core import CallPlan, Resilience
+
+__all__ = [
+    "AioStreamStreamInterceptor",
+    "AioStreamUnaryInterceptor",
+    "AioUnaryStreamInterceptor",
+    "AioUnaryUnaryInterceptor",
+    "SyncStreamUnaryInterceptor",
+    "SyncUnaryUnaryInterceptor",
+    "aio_interceptors",
+    "sync_interceptors",
+]
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+class _AioBase:
+    """What every async call shape shares: the plan, new call details, the retry loop."""
+
+    def __init__(self, resilience: Resilience) -> None:
+        self.resilience = resilience
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    @staticmethod
+    def _details(details: grpc.aio.ClientCallDetails, timeout: float | None) -> ClientCallDetails:
+        return ClientCallDetails(
+            method=details.method,
+            timeout=timeout,
+            metadata=details.metadata,
+            credentials=details.credentials,
+            wait_for_ready=details.wait_for_ready,
+        )
+
+    def _plan(self, details: grpc.aio.ClientCallDetails) -> CallPlan:
+        return self.resilience.plan(details.method, details.timeout)
+
+    @staticmethod
+    async def _sleep(delay: float) -> None:
+        if delay > 0 and not is_testing():
+            await asyncio.sleep(delay)
+
+    async def _with_retries(
+        self,
+        plan: CallPlan,
+        details: grpc.aio.ClientCallDetails,
+        start: Callable[[ClientCallDetails], Awaitable[Any]],
+        *,
+        replayable: bool = True,
+    ) -> Any:
+        while True:
+            permit, timeout = plan.start_attempt()
+            call: Any = None
+            try:
+                call = await start(self._details(details, timeout))
+                await call
+            except asyncio.CancelledError:
+                plan.cancelled(permit)
+                if call is not None:
+                    call.cancel()
+                raise
+            except grpc.RpcError as exc:
+                delay = plan.failed(permit, _code(exc), _trailing(exc))
+                if delay is None or not replayable:
+                    raise plan.error(exc) from exc
+                await self._sleep(delay)
+                continue
+            except BaseException:
+                plan.cancelled(permit)
+                raise
+            plan.succeeded(permit)
+            # The finished call itself, not just its response, so the caller can
+            # still read its metadata and status.
+            return call
+
+    def _watch(self, plan: CallPlan, permit: Permit | None, call: Any) -> None:
+        """Record a streaming call's outcome once it is done, without awaiting it."""
+
+        def done(finished: Any) -> None:
+            if finished.cancelled():
+                plan.cancelled(permit)
+                return
+            # aio calls report their status through coroutines; the status is
+            # final by now, so this task finishes on its first step.
+            task = asyncio.get_running_loop().create_task(self._settle(plan, permit, finished))
+            self._watchers.add(task)
+            task.add_done_callback(self._watchers.discard)
+
+        call.add_done_callback(done)
+
+    @staticmethod
+    async def _settle(plan: CallPlan, permit: Permit | None, call: Any) -> None:
+        code = await call.code()
+        if code == grpc.StatusCode.OK:
+            plan.succeeded(permit)
+        elif code == grpc.StatusCode.CANCELLED:
+            plan.cancelled(permit)
+        else:
+            plan.failed(permit, code, await call.trailing_metadata())
+
+
+class AioUnaryUnaryInterceptor(_AioBase, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, Req], Awaitable[grpc.aio.UnaryUnaryCall[Req, Resp]]
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Req,
+    ) -> Resp | grpc.aio.UnaryUnaryCall[Req, Resp]:
+        plan = self._plan(client_call_details)
+        if plan.hedging is not None:
+            return await self._hedge(plan, client_call_details, continuation, request)  # type: ignore[no-any-return]
+        return await self._with_retries(  # type: ignore[no-any-return]
+            plan, client_call_details, lambda d: continuation(d, request)
+        )
+
+    async def _hedge(
+        self,
+        plan: CallPlan,
+        details: grpc.aio.ClientCallDetails,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
+        request: Any,
+    ) -> Any:
+        hedge = _Hedge(self, plan, details, continuation, request)
+        try:
+            return await hedge.run()
+        finally:
+            await hedge.cancel_losers()
+
+
+class _Hedge:
+    """One hedged call: attempts in flight, and what they taught so far."""
+
+    def __init__(
+        self,
+        base: _AioBase,
+        plan: CallPlan,
+        details: grpc.aio.ClientCallDetails,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
+        request: Any,
+    ) -> None:
+        assert plan.hedging is not None  # noqa: S101 - only built for hedged plans
+        self.policy = plan.hedging
+        self.base = base
+        self.plan = plan
+        self.details = details
+        self.continuation = continuation
+        self.request = request
+        self.running: dict[asyncio.Task[Any], Permit | None] = {}
+        self.last_error: grpc.RpcError | None = None
+        self.stop_error: grpc.RpcError | None = None
+
+    async def _attempt(self, timeout: float | None) -> Any:
+        call = await self.continuation(self.base._details(self.details, timeout), self.request)
+        try:
+            await call
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        return call
+
+    def _may_launch(self) -> bool:
+        throttle = self.base.resilience.throttle
+        return (
+            self.stop_error is None
+            and self.plan.attempts < self.policy.max_attempts
+            and (self.plan.attempts == 0 or throttle is None or throttle.allows_retry())
+        )
+
+    def _launch(self) -> None:
+        try:
+            permit, timeout = self.plan.start_attempt()
+        except grpc.RpcError as exc:
+            # Breaker open or no time left: no more hedges, but attempts
+            # already in flight may still win.
+            self.stop_error = exc
+            return
+        self.running[asyncio.ensure_future(self._attempt(timeout))] = permit
+
+    async def run(self) -> Any:
+        launch = True
+        while True:
+            if launch and self._may_launch():
+                self._launch()
+            if not self.running:
+                if self.last_error is not None:
+                    raise self.plan.error(self.last_error) from self.last_error
+                assert self.stop_error is not None  # noqa: S101 - the first launch failed
+                raise self.stop_error
+            done, _ = await asyncio.wait(
+                self.running,
+                timeout=self.policy.delay if self._may_launch() else None,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            # Nothing finished within the hedging delay: send the next hedge.
+            launch = not done
+            for task in done:
+                if self._settle(task):
+                    return task.result()
+                # A non-fatal failure sends the next hedge at once.
+                launch = True
+
+    def _settle(self, task: asyncio.Task[Any]) -> bool:
+        """True if ``task`` won; raises if its failure ends the call."""
+        permit = self.running.pop(task)
+        error = task.exception()
+        if error is None:
+            self.plan.succeeded(permit)
+            return True
+        if not isinstance(error, grpc.RpcError):
+            self.plan.cancelled(permit)
+            raise error
+        code = _code(error)
+        self.plan.failed(permit, code, _trailing(error))
+        self.last_error = error
+        if code not in self.policy.non_fatal_codes:
+            raise self.plan.error(error) from error
+        return False
+
+    async def cancel_losers(self) -> None:
+        for task in self.running:
+            task.cancel()
+        if self.running:
+            await asyncio.gather(*self.running, return_exceptions=True)
+        for permit in self.running.values():
+            self.plan.cancelled(permit)
+        self.running.clear()
+
+
+class AioStreamUnaryInterceptor(_AioBase, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, AsyncIterable[Req] | Iterable[Req]],
+            Awaitable[grpc.aio.StreamUnaryCall[Req, Resp]],
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request_iterator: AsyncIterable[Req] | Iterable[Req],
+    ) -> Resp | grpc.aio.StreamUnaryCall[Req, Resp]:
+        plan = self._plan(client_call_details)
+        replayable = isinstance(request_iterator, list | tuple)
+        return await self._with_retries(  # type: ignore[no-any-return]
+            plan,
+            client_call_details,
+            lambda d: continuation(d, request_iterator),
+            replayable=replayable,
+        )
+
+
+class AioUnaryStreamInterceptor(_AioBase, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, Req], Awaitable[grpc.aio.UnaryStreamCall[Req, Resp]]
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Req,
+    ) -> AsyncIterator[Resp] | grpc.aio.UnaryStreamCall[Req, Resp]:
+        plan = self._plan(client_call_details)
+        permit, timeout = plan.start_attempt()
+        try:
+            call = await continuation(self._details(client_call_details, timeout), request)
+        except BaseException:
+            plan.cancelled(permit)
+            raise
+        self._watch(plan, permit, call)
+        return call
+
+
+class AioStreamStreamInterceptor(_AioBase, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, AsyncIterable[Req] | Iterable[Req]],
+            Awaitable[grpc.aio.StreamStreamCall[Req, Resp]],
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request_iterator: AsyncIterable[Req] | Iterable[Req],
+    ) -> AsyncIterator[Resp] | grpc.aio.StreamStreamCall[Req, Resp]:
+        plan = self._plan(client_call_details)
+        permit, timeout = plan.start_attempt()
+        try:
+            call = await continuation(self._details(client_call_details, timeout), request_iterator)
+        except BaseException:
+            plan.cancelled(permit)
+            raise
+        self._watch(plan, permit, call)
+        return call
+
+
+def aio_interceptors(resilience: Resilience) -> list[grpc.aio.ClientInterceptor]:
+    """One interceptor per call shape, all over the same policies and state."""
+    return [
+        AioUnaryUnaryInterceptor(resilience),
+        AioStreamUnaryInterceptor(resilience),
+        AioUnaryStreamInterceptor(resilience),
+        AioStreamStreamInterceptor(resilience),
+    ]
+
+
+# Sync twins: the same CallPlan, with blocking waits.
+
+
+class _SyncDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: bool | None
+    compression: Any
+
+
+class _SyncCallDetails(_SyncDetails, grpc.ClientCallDetails):
+    pass
+
+
+class _SyncBase:
+    def __init__(self, resilience: Resilience) -> None:
+        self.resilience = resilience
+
+    @staticmethod
+    def _details(details: grpc.ClientCallDetails, timeout: float | None) -> _SyncCallDetails:
+        return _SyncCallDetails(
+            details.method,
+            timeout,
+            details.metadata,
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def _with_retries(
+        self,
+        details: grpc.ClientCallDetails,
+        start: Callable[[_SyncCallDetails], Any],
+        *,
+        replayable: bool = True,
+    ) -> Any:
+        plan = self.resilience.plan(details.method, details.timeout)
+        while True:
+            permit, timeout = plan.start_attempt()
+            try:
+                outcome = start(self._details(details, timeout))
+            except BaseException:
+                plan.cancelled(permit)
+                raise
+            exc = outcome.exception()
+            if exc is None:
+                plan.succeeded(permit)
+                return outcome
+            if not isinstance(exc, grpc.RpcError):
+                plan.cancelled(permit)
+                raise exc
+            delay = plan.failed(permit, _code(exc), _trailing(exc))
+            if delay is None or not replayable:
+                raise plan.error(exc) from exc
+            if delay > 0 and not is_testing():
+                time.sleep(delay)
+
+
+class SyncUnaryUnaryInterceptor(_SyncBase, grpc.UnaryUnaryClientInterceptor):
+    def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, Req], Any],
+        client_call_details: grpc.ClientCallDetails,
+        request: Req,
+    ) -> Any:
+        return self._with_retries(client_call_details, lambda d: continuation(d, request))
+
+
+class SyncStreamUnaryInterceptor(_SyncBase, grpc.StreamUnaryClientInterceptor):
+    def intercept_stream_unary(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, Iterator[Req]], Any],
+        client_call_details: grpc.ClientCallDetails,
+        request_iterator: Iterator[Req],
+    ) -> Any:
+        if isinstance(request_iterator, list | tuple):
+            requests = request_iterator
+            return self._with_retries(
+                client_call_details, lambda d: continuation(d, iter(requests))
+            )
+        return self._with_retries(
+            client_call_details, lambda d: continuation(d, request_iterator), replayable=False
+        )
+
+
+def sync_interceptors(resilience: Resilience) -> list[Any]:
+    return [SyncUnaryUnaryInterceptor(resilience), SyncStreamUnaryInterceptor(resilience)]
+
+
+def _code(exc: grpc.RpcError) -> grpc.StatusCode:
+    code = getattr(exc, "code", None)
+    value = code() if callable(code) else None
+    return value if isinstance(value, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+
+
+def _trailing(exc: grpc.RpcError) -> Any:
+    trailing = getattr(exc, "trailing_metadata", None)
+    return trailing() if callable(trailing) else None
