@@ -168,7 +168,10 @@ class PostgresStore:
         self.write_method: WriteMethod = write_method
         self._url = url
         timeout_ms = int(self.command_timeout * 1000)
-        params = psycopg.conninfo.conninfo_to_dict(url)
+        try:
+            params = psycopg.conninfo.conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise ValueError(f"invalid PostgreSQL URL: {self._redact(str(exc))}") from None
         # libpq rounds connect_timeout down and treats anything below 2 as 2.
         params.setdefault("connect_timeout", max(2, math.ceil(self.command_timeout)))
         # A dead peer (pulled cable, killed VM) is noticed without waiting on TCP's
