@@ -100,8 +100,12 @@ async def test_sigterm_drains_in_flight_rpcs_then_exits_zero(tmp_path: Path) -> 
             await in_flight.write(event("in-flight"))
 
             proc.terminate()
-            # New RPCs are refused once the drain has begun.
-            assert await first_refusal(analytics) == grpc.StatusCode.UNAVAILABLE
+            # New RPCs are refused once the drain has begun. One that races the
+            # start of grpcio's shutdown is cancelled before reaching a handler.
+            assert await first_refusal(analytics) in {
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.CANCELLED,
+            }
 
             # ...while the stream that was already open still completes and commits.
             await in_flight.write(event("in-flight"))

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0f\x61nalytics.proto\x12\tanalytics\"\xd2\x01\n\x11TrackEventRequest\x12\x12\n\nevent_name\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12@\n\nproperties\x18\x04 \x03(\x0b\x32,.analytics.TrackEventRequest.PropertiesEntry\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\x1a\x31\n\x0fPropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x87\x01\n\x12TrackEventResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x05 \x01(\x03\x12\x12\n\nduplicates\x18\x06 \x01(\x03\"U\n\x12\x43ountEventsRequest\x12\x12\n\nevent_name\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x03\"$\n\x13\x43ountEventsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x32\xfa\x01\n\x10\x41nalyticsService\x12I\n\nTrackEvent\x12\x1c.analytics.TrackEventRequest\x1a\x1d.analytics.TrackEventResponse\x12M\n\x0cStreamEvents\x12\x1c.analytics.TrackEventRequest\x1a\x1d.analytics.TrackEventResponse(\x01\x12L\n\x0b\x43ountEvents\x12\x1d.analytics.CountEventsRequest\x1a\x1e.analytics.CountEventsResponseB\x1aZ\x18\x61nalytics/v1;analyticsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0f\x61nalytics.proto\x12\tanalytics\"\xd2\x01\n\x11TrackEventRequest\x12\x12\n\nevent_name\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12@\n\nproperties\x18\x04 \x03(\x0b\x32,.analytics.TrackEventRequest.PropertiesEntry\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\x1a\x31\n\x0fPropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x87\x01\n\x12TrackEventResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x05 \x01(\x03\x12\x12\n\nduplicates\x18\x06 \x01(\x03\"U\n\x12\x43ountEventsRequest\x12\x12\n\nevent_name\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x03\"$\n\x13\x43ountEventsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"_\n\rRejectedEvent\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12-\n\nviolations\x18\x03 \x03(\x0b\x32\x19.analytics.FieldViolation\"L\n\nEventBatch\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12,\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1c.analytics.TrackEventRequest\"\x83\x01\n\tIngestAck\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x05\x12\x12\n\nduplicates\x18\x03 \x01(\x05\x12\x10\n\x08rejected\x18\x04 \x01(\x05\x12,\n\nrejections\x18\x05 \x03(\x0b\x32\x18.analytics.RejectedEvent2\xf7\x02\n\x10\x41nalyticsService\x12I\n\nTrackEvent\x12\x1c.analytics.TrackEventRequest\x1a\x1d.analytics.TrackEventResponse\x12M\n\x0cStreamEvents\x12\x1c.analytics.TrackEventRequest\x1a\x1d.analytics.TrackEventResponse(\x01\x12L\n\x0b\x43ountEvents\x12\x1d.analytics.CountEventsRequest\x1a\x1e.analytics.CountEventsResponse\x12?\n\x0cIngestEvents\x12\x15.analytics.EventBatch\x1a\x14.analytics.IngestAck(\x01\x30\x01\x12:\n\x0bTrackEvents\x12\x15.analytics.EventBatch\x1a\x14.analytics.IngestAckB\x1aZ\x18\x61nalytics/v1;analyticsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,6 +44,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COUNTEVENTSREQUEST']._serialized_end=466
   _globals['_COUNTEVENTSRESPONSE']._serialized_start=468
   _globals['_COUNTEVENTSRESPONSE']._serialized_end=504
-  _globals['_ANALYTICSSERVICE']._serialized_start=507
-  _globals['_ANALYTICSSERVICE']._serialized_end=757
+  _globals['_FIELDVIOLATION']._serialized_start=506
+  _globals['_FIELDVIOLATION']._serialized_end=558
+  _globals['_REJECTEDEVENT']._serialized_start=560
+  _globals['_REJECTEDEVENT']._serialized_end=655
+  _globals['_EVENTBATCH']._serialized_start=657
+  _globals['_EVENTBATCH']._serialized_end=733
+  _globals['_INGESTACK']._serialized_start=736
+  _globals['_INGESTACK']._serialized_end=867
+  _globals['_ANALYTICSSERVICE']._serialized_start=870
+  _globals['_ANALYTICSSERVICE']._serialized_end=1245
 # @@protoc_insertion_point(module_scope)

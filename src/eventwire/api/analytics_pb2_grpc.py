@@ -49,6 +49,16 @@ class AnalyticsServiceStub:
                 request_serializer=analytics__pb2.CountEventsRequest.SerializeToString,
                 response_deserializer=analytics__pb2.CountEventsResponse.FromString,
                 _registered_method=True)
+        self.IngestEvents = channel.stream_stream(
+                '/analytics.AnalyticsService/IngestEvents',
+                request_serializer=analytics__pb2.EventBatch.SerializeToString,
+                response_deserializer=analytics__pb2.IngestAck.FromString,
+                _registered_method=True)
+        self.TrackEvents = channel.unary_unary(
+                '/analytics.AnalyticsService/TrackEvents',
+                request_serializer=analytics__pb2.EventBatch.SerializeToString,
+                response_deserializer=analytics__pb2.IngestAck.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServiceServicer:
@@ -75,6 +85,23 @@ class AnalyticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IngestEvents(self, request_iterator, context):
+        """Additive. Acknowledged streaming: the server acks each batch once it is
+        committed; acks may arrive out of order (match them by sequence). Valid
+        events of a batch are stored even when others in it are rejected. On any
+        error status the stream ends; resend every batch that was not acked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TrackEvents(self, request, context):
+        """Additive. One batch, acknowledged once committed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalyticsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +119,16 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.CountEvents,
                     request_deserializer=analytics__pb2.CountEventsRequest.FromString,
                     response_serializer=analytics__pb2.CountEventsResponse.SerializeToString,
+            ),
+            'IngestEvents': grpc.stream_stream_rpc_method_handler(
+                    servicer.IngestEvents,
+                    request_deserializer=analytics__pb2.EventBatch.FromString,
+                    response_serializer=analytics__pb2.IngestAck.SerializeToString,
+            ),
+            'TrackEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.TrackEvents,
+                    request_deserializer=analytics__pb2.EventBatch.FromString,
+                    response_serializer=analytics__pb2.IngestAck.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +212,60 @@ class AnalyticsService:
             '/analytics.AnalyticsService/CountEvents',
             analytics__pb2.CountEventsRequest.SerializeToString,
             analytics__pb2.CountEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IngestEvents(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/analytics.AnalyticsService/IngestEvents',
+            analytics__pb2.EventBatch.SerializeToString,
+            analytics__pb2.IngestAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrackEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/analytics.AnalyticsService/TrackEvents',
+            analytics__pb2.EventBatch.SerializeToString,
+            analytics__pb2.IngestAck.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,14 @@ class AnalyticsServiceStub:
     """
     CountEvents: _grpc.UnaryUnaryMultiCallable[_analytics_pb2.CountEventsRequest, _analytics_pb2.CountEventsResponse]
     """Additive."""
+    IngestEvents: _grpc.StreamStreamMultiCallable[_analytics_pb2.EventBatch, _analytics_pb2.IngestAck]
+    """Additive. Acknowledged streaming: the server acks each batch once it is
+    committed; acks may arrive out of order (match them by sequence). Valid
+    events of a batch are stored even when others in it are rejected. On any
+    error status the stream ends; resend every batch that was not acked.
+    """
+    TrackEvents: _grpc.UnaryUnaryMultiCallable[_analytics_pb2.EventBatch, _analytics_pb2.IngestAck]
+    """Additive. One batch, acknowledged once committed."""
 
 @_typing.type_check_only
 class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
@@ -52,6 +60,14 @@ class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
     """
     CountEvents: _aio.UnaryUnaryMultiCallable[_analytics_pb2.CountEventsRequest, _analytics_pb2.CountEventsResponse]  # type: ignore[assignment]
     """Additive."""
+    IngestEvents: _aio.StreamStreamMultiCallable[_analytics_pb2.EventBatch, _analytics_pb2.IngestAck]  # type: ignore[assignment]
+    """Additive. Acknowledged streaming: the server acks each batch once it is
+    committed; acks may arrive out of order (match them by sequence). Valid
+    events of a batch are stored even when others in it are rejected. On any
+    error status the stream ends; resend every batch that was not acked.
+    """
+    TrackEvents: _aio.UnaryUnaryMultiCallable[_analytics_pb2.EventBatch, _analytics_pb2.IngestAck]  # type: ignore[assignment]
+    """Additive. One batch, acknowledged once committed."""
 
 class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -78,5 +94,25 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_analytics_pb2.CountEventsResponse, _abc.Awaitable[_analytics_pb2.CountEventsResponse]]:
         """Additive."""
+
+    @_abc_1.abstractmethod
+    def IngestEvents(
+        self,
+        request_iterator: _MaybeAsyncIterator[_analytics_pb2.EventBatch],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_analytics_pb2.IngestAck], _abc.AsyncIterator[_analytics_pb2.IngestAck]]:
+        """Additive. Acknowledged streaming: the server acks each batch once it is
+        committed; acks may arrive out of order (match them by sequence). Valid
+        events of a batch are stored even when others in it are rejected. On any
+        error status the stream ends; resend every batch that was not acked.
+        """
+
+    @_abc_1.abstractmethod
+    def TrackEvents(
+        self,
+        request: _analytics_pb2.EventBatch,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_pb2.IngestAck, _abc.Awaitable[_analytics_pb2.IngestAck]]:
+        """Additive. One batch, acknowledged once committed."""
 
 def add_AnalyticsServiceServicer_to_server(servicer: AnalyticsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

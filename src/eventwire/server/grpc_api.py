@@ -19,7 +19,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
 from eventwire.server.errors import FieldViolation, InvalidArgument, Overloaded, ServiceError
-from eventwire.server.service import IngestService
+from eventwire.server.service import BatchResult, IngestService
 from eventwire.store.base import EventRow
 
 log = logging.getLogger("eventwire.server")
@@ -99,11 +99,54 @@ async def _confirm_peer(context: grpc.aio.ServicerContext[object, object]) -> No
         raise asyncio.CancelledError("client abandoned the stream") from exc
 
 
+def _ack(
+    sequence: int, batch: analytics_pb2.EventBatch, result: BatchResult
+) -> analytics_pb2.IngestAck:
+    return analytics_pb2.IngestAck(
+        sequence=sequence,
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        rejected=len(result.rejections),
+        rejections=[
+            analytics_pb2.RejectedEvent(
+                index=r.index,
+                event_id=batch.events[r.index].event_id,
+                violations=[
+                    analytics_pb2.FieldViolation(field=v.field, description=v.description)
+                    for v in r.violations
+                ],
+            )
+            for r in result.rejections
+        ],
+    )
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to report for a failed ingest stream: a ServiceError if there is one."""
+    flat: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            flat.append(exc)
+    return next((e for e in flat if isinstance(e, ServiceError)), flat[0])
+
+
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
-    def __init__(self, service: IngestService, *, max_stream_events: int, max_stream_bytes: int):
+    def __init__(
+        self,
+        service: IngestService,
+        *,
+        max_stream_events: int,
+        max_stream_bytes: int,
+        max_batches_in_flight: int = 8,
+    ):
         self._service = service
         self._max_events = max_stream_events
         self._max_bytes = max_stream_bytes
+        self._max_in_flight = max_batches_in_flight
 
     async def TrackEvent(
         self,
@@ -144,6 +187,55 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             rows.append(self._service.event_row(req, DEFAULT_TENANT, prefix=f"stream[{index}]."))
         await _confirm_peer(context)
         return await self._service.add_stream(rows)
+
+    async def TrackEvents(
+        self,
+        request: analytics_pb2.EventBatch,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> analytics_pb2.IngestAck:
+        return await guarded(context, self._batch(request))
+
+    async def _batch(self, batch: analytics_pb2.EventBatch) -> analytics_pb2.IngestAck:
+        result = await self._service.ingest_batch(batch.events, DEFAULT_TENANT)
+        return _ack(batch.sequence, batch, result)
+
+    # grpc.aio also accepts a streaming handler that writes through the context
+    # and returns None; the generated stub only knows the iterator style.
+    async def IngestEvents(  # type: ignore[override]
+        self,
+        request_iterator: AsyncIterator[analytics_pb2.EventBatch],
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> None:
+        await guarded(context, self._ingest(request_iterator, context))
+
+    async def _ingest(
+        self,
+        batches: AsyncIterator[analytics_pb2.EventBatch],
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> None:
+        # Several batches of one stream are in flight at once so that they share
+        # group commits; each is acked as soon as its own commit is durable. The
+        # window bounds what one client can make the server hold.
+        window = asyncio.Semaphore(self._max_in_flight)
+        writing = asyncio.Lock()  # grpc.aio allows one write at a time per call
+
+        async def one(batch: analytics_pb2.EventBatch) -> None:
+            try:
+                ack = await self._batch(batch)
+                async with writing:
+                    await context.write(ack)
+            finally:
+                window.release()
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                async for batch in batches:
+                    await window.acquire()
+                    group.create_task(one(batch))
+        except BaseExceptionGroup as failed:
+            # The first failure ends the stream with its status; batches not yet
+            # acked are for the client to resend.
+            raise _first_error(failed) from None
 
     async def CountEvents(
         self,

@@ -16,18 +16,22 @@ class ServerProcess:
     """``eventwire serve`` in a child process, for tests that kill or signal the server.
 
     The child logs JSON to stderr; :meth:`start` waits for its ``serving`` line
-    and learns the bound address from it, so ``127.0.0.1:0`` works. A restarted
-    server keeps the port it had, so clients can reconnect to the same target.
+    and learns the bound addresses from it, so ``127.0.0.1:0`` works. A
+    restarted server keeps the ports it had, so clients reconnect to the same
+    target. Pass ``http_address=""`` to run without the HTTP gateway.
     """
 
     def __init__(
         self,
         *args: str,
         address: str = "127.0.0.1:0",
+        http_address: str = "127.0.0.1:0",
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.args = list(args)
         self.requested_address = address
+        self.requested_http_address = http_address
+        self.http_address = ""
         self.env = dict(os.environ if env is None else env)
         self.address = ""
         self.logs: list[dict[str, object]] = []
@@ -47,6 +51,8 @@ class ServerProcess:
             "serve",
             "--address",
             self.address or self.requested_address,
+            "--http-address",
+            self.http_address or self.requested_http_address,
             "--log-format",
             "json",
             *self.args,
@@ -78,6 +84,7 @@ class ServerProcess:
             self.logs.append(line)
             if line.get("msg") == "serving" and not self._ready.is_set():
                 self.address = str(line["grpc_address"])
+                self.http_address = str(line.get("http_address", ""))
                 self._ready.set()
 
     def restart(self, timeout: float = 20.0) -> ServerProcess:
