@@ -443,14 +443,12 @@ class PostgresStore:
         try:
             done, _ = await asyncio.wait({task}, timeout=timeout)
         except asyncio.CancelledError:
-            task.cancel()
+            self._abandon(task)
             raise
         if not done:
             # Not awaited: psycopg's cancellation may itself wait for the
             # unresponsive server; the pool discards the connection afterwards.
-            task.cancel()
-            self._abandoned.add(task)
-            task.add_done_callback(self._forget)
+            self._abandon(task)
             raise StoreUnavailable(f"postgresql: no answer within {timeout:g}s")
         try:
             return task.result()
@@ -458,6 +456,11 @@ class PostgresStore:
             raise
         except (psycopg.Error, OSError) as exc:
             raise self._error(exc) from exc
+
+    def _abandon(self, task: asyncio.Task[Any]) -> None:
+        task.cancel()
+        self._abandoned.add(task)
+        task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self._abandoned.discard(task)
