@@ -30,7 +30,10 @@ _INT64_TYPES: Final = frozenset(
 )
 _INT64_IN: Final = {
     "oneOf": [
-        {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+        # No int64 bounds here: JSON parsers (orjson included) round integers
+        # beyond 64 bits to floats, so the bound could not be enforced exactly;
+        # each field's own range is checked by validation instead.
+        {"type": "integer"},
         {"type": "string", "pattern": "^-?[0-9]{1,19}$"},
     ],
     "description": "64-bit integer: a JSON number or a decimal string",
@@ -74,6 +77,8 @@ def _message_schema(
     for field in descriptor.fields:
         schema = _field_schema(field, request=request)
         schema.update((extra or {}).get(field.name, {}))
+        if request and field.name not in required:
+            schema = _nullable(schema)
         properties[field.json_name] = schema
     schema = {"type": "object", "properties": properties}
     if request:
@@ -89,8 +94,17 @@ def _message_schema(
     return schema
 
 
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """proto3 JSON reads ``null`` as the field's default value."""
+    if "oneOf" in schema:
+        return {**schema, "oneOf": [*schema["oneOf"], {"type": "null"}]}
+    return {**schema, "type": [schema["type"], "null"]}
+
+
 _LIMITS = DEFAULT_LIMITS
-_NAME = {"minLength": 1, "maxLength": _LIMITS.max_name_chars, "pattern": r"\S"}
+# Not blank (some non-space character) and no control characters.
+_TEXT = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+_NAME = {"minLength": 1, "maxLength": _LIMITS.max_name_chars, "pattern": _TEXT}
 _ID = {"maxLength": _LIMITS.max_id_chars, "pattern": "^[\\x21-\\x7e]*$"}
 
 
@@ -107,10 +121,15 @@ def _schemas() -> dict[str, Any]:
             required=("event_name",),
             extra={
                 "event_name": {**_NAME, "description": "required, not blank"},
-                "user_id": {"maxLength": _LIMITS.max_name_chars},
+                "user_id": {
+                    "maxLength": _LIMITS.max_name_chars,
+                    "pattern": f"^$|{_TEXT}",
+                    "description": "empty, or not blank",
+                },
                 "timestamp": {"description": _TIMESTAMP_DOC},
                 "properties": {
                     "maxProperties": _LIMITS.max_properties,
+                    "propertyNames": {"minLength": 1, "maxLength": _LIMITS.max_name_chars},
                     "additionalProperties": {
                         "type": "string",
                         "maxLength": _LIMITS.max_value_chars,
@@ -124,6 +143,9 @@ def _schemas() -> dict[str, Any]:
                 },
             },
         ),
+        # A batch takes any event that maps onto TrackEventRequest: events that
+        # break a rule are reported in the 200 reply, not refused with 400.
+        "BatchEvent": _message_schema(analytics_pb2.TrackEventRequest.DESCRIPTOR, request=True),
         "TrackEventResponse": _message_schema(
             analytics_pb2.TrackEventResponse.DESCRIPTOR, request=False
         ),
@@ -132,9 +154,9 @@ def _schemas() -> dict[str, Any]:
             "additionalProperties": False,
             "properties": {
                 "events": {
-                    "type": "array",
+                    "type": ["array", "null"],
                     "maxItems": MAX_BATCH_EVENTS,
-                    "items": {"$ref": "#/components/schemas/TrackEventRequest"},
+                    "items": {"$ref": "#/components/schemas/BatchEvent"},
                 }
             },
         },

@@ -56,10 +56,13 @@ def bind(address: str) -> socket.socket:
 
 
 class HttpGateway:
-    """The gateway's listener: :meth:`bind`, then :meth:`start`, eventually :meth:`stop`."""
+    """The gateway's listener: :meth:`bind`, then :meth:`start`, eventually :meth:`stop`.
 
-    def __init__(self, app: GatewayApp, address: str, *, grace: float) -> None:
-        self._app = app
+    Binding is separate so that the composition root can claim the port before
+    it opens storage or starts anything that would then need undoing.
+    """
+
+    def __init__(self, address: str, *, grace: float) -> None:
         self._address = address
         self._grace = grace
         self._sock: socket.socket | None = None
@@ -73,11 +76,11 @@ class HttpGateway:
         self.port = self._sock.getsockname()[1]
         return self.port
 
-    async def start(self) -> None:
+    async def start(self, app: GatewayApp) -> None:
         if self._sock is None:
             self.bind()
         config = uvicorn.Config(
-            self._app,
+            app,
             http="httptools",
             lifespan="off",
             interface="asgi3",

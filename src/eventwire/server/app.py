@@ -92,6 +92,20 @@ class Server:
         return f"{host}:{self.http_port}"
 
     async def start(self) -> None:
+        if self.config.http_address:
+            self._gateway = HttpGateway(self.config.http_address, grace=self.config.grace)
+            try:
+                self.http_port = self._gateway.bind()
+            except OSError as exc:
+                raise RuntimeError(f"cannot listen on {self.config.http_address}: {exc}") from exc
+        try:
+            await self._start()
+        except BaseException:
+            if self._gateway is not None:
+                await self._gateway.stop()
+            raise
+
+    async def _start(self) -> None:
         await self.store.open()
         self._pipeline.start()
         service = IngestService(self._pipeline, self.store)
@@ -115,25 +129,17 @@ class Server:
             reflection.enable_server_reflection(
                 (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
             )
-        if self.config.http_address:
-            self._gateway = HttpGateway(
-                GatewayApp(
-                    service,
-                    ready=lambda: self._serving and not self._draining,
-                    max_body_bytes=self.config.http_max_body_bytes,
-                ),
-                self.config.http_address,
-                grace=self.config.grace,
-            )
-            try:
-                self.http_port = self._gateway.bind()
-            except OSError as exc:
-                raise RuntimeError(f"cannot listen on {self.config.http_address}: {exc}") from exc
         self.port = server.add_insecure_port(self.config.address)
         await server.start()
         self._grpc = server
         if self._gateway is not None:
-            await self._gateway.start()
+            await self._gateway.start(
+                GatewayApp(
+                    service,
+                    ready=lambda: self._serving and not self._draining,
+                    max_body_bytes=self.config.http_max_body_bytes,
+                )
+            )
         await self._set_serving(serving=True)
         log.info(
             "serving",
