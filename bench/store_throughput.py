@@ -7,6 +7,12 @@ group (a StreamEvents call). Every row is new, so each is a real insert.
 
     .venv/bin/python bench/store_throughput.py                  # all stores
     .venv/bin/python bench/store_throughput.py --batches 1,100,10000 --seconds 3
+    .venv/bin/python bench/store_throughput.py --e2e            # + one whole replica
+
+``--e2e`` then measures one replica end to end: ``eventwire serve`` in a child
+process on each store, fed over gRPC by this process with concurrent unary
+TrackEvent calls and with TrackEvents batches; events/s are acknowledged ones.
+Server, load generator and PostgreSQL share the machine's cores.
 
 PostgreSQL runs in a throwaway database created on ``--pg-url``'s server and
 dropped at the end; unreachable PostgreSQL is reported and skipped.
@@ -25,11 +31,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import psycopg
 
+from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.store.base import EventRow, Store
 from eventwire.store.postgres import PostgresStore
 from eventwire.store.sqlite import SQLiteStore
+from eventwire.testing._process import ServerProcess
 
 PROPS = '{"plan": "pro", "screen": "checkout", "ab": "b"}'
 _ids = itertools.count()
@@ -61,6 +70,88 @@ async def measure(store: Store, batch: int, shape: str, seconds: float) -> tuple
     return total / busy, busy / commits * 1000
 
 
+async def drive(address: str, mode: str, seconds: float, concurrency: int, batch: int) -> float:
+    """Acknowledged events per second from ``concurrency`` callers for ``seconds``."""
+    acked = 0
+    deadline = time.monotonic() + seconds
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = analytics_pb2_grpc.AnalyticsServiceStub(channel)
+
+        def request(n: int) -> analytics_pb2.TrackEventRequest:
+            return analytics_pb2.TrackEventRequest(
+                event_name="page_view",
+                user_id=f"user{n % 1000}",
+                event_id=f"x{next(_ids):012d}",
+                properties={"plan": "pro", "screen": "checkout"},
+            )
+
+        async def caller() -> None:
+            nonlocal acked
+            while time.monotonic() < deadline:
+                if mode == "unary":
+                    await stub.TrackEvent(request(0), timeout=30)
+                    acked += 1
+                else:
+                    events = [request(i) for i in range(batch)]
+                    ack = await stub.TrackEvents(
+                        analytics_pb2.EventBatch(sequence=1, events=events), timeout=30
+                    )
+                    acked += ack.accepted
+
+        started = time.monotonic()
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
+        return acked / (time.monotonic() - started)
+
+
+async def end_to_end(stores: dict[str, str], seconds: float) -> None:
+    shapes = [("unary", 64, 1), ("batch", 4, 1000)]
+    print(f"\none replica end to end ({seconds:g} s per cell), acknowledged events/s")
+    print(f"{'store':<14} | " + " | ".join(f"{m} x{c} ({b}/call)" for m, c, b in shapes))
+    for name, url in stores.items():
+        with ServerProcess("--store", url, http_address="") as server:
+            await drive(server.address, "unary", 0.5, 8, 1)  # warm up
+            cells = [await drive(server.address, m, seconds, c, b) for m, c, b in shapes]
+        print(f"{name:<14} | " + " | ".join(f"{rate:>20,.0f}" for rate in cells), flush=True)
+
+
+async def store_table(
+    factories: dict[str, Callable[[], Store]], batches: list[int], shapes: list[str], seconds: float
+) -> None:
+    names = list(factories)
+    stores = {name: factory() for name, factory in factories.items()}
+    try:
+        for store in stores.values():
+            await store.open()
+        header = f"{'shape':<7} {'batch':>6} | " + " | ".join(f"{n:>22}" for n in names)
+        print(header)
+        print(f"{'':<7} {'':>6} | " + " | ".join(f"{'rows/s   ms/commit':>22}" for _ in names))
+        print("-" * len(header))
+        for shape in shapes:
+            for batch in batches:
+                cells = []
+                for name in names:
+                    rate, ms = await measure(stores[name], batch, shape, seconds)
+                    cells.append(f"{rate:>12,.0f} {ms:>9.2f}")
+                print(f"{shape:<7} {batch:>6} | " + " | ".join(cells), flush=True)
+    finally:
+        for store in stores.values():
+            await store.close()
+
+
+def create_database(admin_url: str) -> tuple[str, str]:
+    """(URL of a new throwaway database, its name), or ("", "") if unreachable."""
+    db = f"eventwire_bench_{secrets.token_hex(4)}"
+    try:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as admin:
+            admin.execute(f"CREATE DATABASE {db}")
+            version = admin.execute("SHOW server_version").fetchone()
+    except psycopg.Error as exc:
+        print(f"!!! PostgreSQL unreachable at {admin_url}: {exc}; skipping it")
+        return "", ""
+    print(f"PostgreSQL {version[0] if version else '?'}: throwaway database {db}")
+    return admin_url.rsplit("/", 1)[0] + "/" + db, db
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", default="1,10,100,1000,10000")
@@ -68,56 +159,35 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--stores", default="sqlite-full,sqlite-normal,pg-auto,pg-copy,pg-insert")
+    parser.add_argument("--e2e", action="store_true", help="also measure one whole replica")
+    parser.add_argument("--e2e-seconds", type=float, default=5.0)
     args = parser.parse_args()
-    batches = [int(b) for b in args.batches.split(",")]
-    shapes = args.shapes.split(",")
-    wanted = args.stores.split(",")
 
-    db = f"eventwire_bench_{secrets.token_hex(4)}"
-    pg_url = ""
-    try:
-        with psycopg.connect(args.pg_url, autocommit=True, connect_timeout=3) as admin:
-            admin.execute(f"CREATE DATABASE {db}")
-            version = admin.execute("SHOW server_version").fetchone()
-        pg_url = args.pg_url.rsplit("/", 1)[0] + "/" + db
-        print(f"PostgreSQL {version[0] if version else '?'}: throwaway database {db}")
-    except psycopg.Error as exc:
-        print(f"!!! PostgreSQL unreachable at {args.pg_url}: {exc}; skipping it")
-
+    pg_url, db = create_database(args.pg_url)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, ", end="")
     print(f"Python {platform.python_version()}; {args.seconds:g} s per cell\n")
-
-    with tempfile.TemporaryDirectory(prefix="eventwire-bench-") as tmp:
-        factories: dict[str, Callable[[], Store]] = {
-            "sqlite-full": lambda: SQLiteStore(Path(tmp) / "full.db", synchronous="full"),
-            "sqlite-normal": lambda: SQLiteStore(Path(tmp) / "normal.db", synchronous="normal"),
-        }
-        if pg_url:
-            factories["pg-auto"] = lambda: PostgresStore(pg_url)
-            factories["pg-copy"] = lambda: PostgresStore(pg_url, write_method="copy")
-            factories["pg-insert"] = lambda: PostgresStore(pg_url, write_method="insert")
-        names = [n for n in wanted if n in factories]
-        stores = {name: factories[name]() for name in names}
-        for store in stores.values():
-            await store.open()
-        try:
-            header = f"{'shape':<7} {'batch':>6} | " + " | ".join(f"{n:>22}" for n in names)
-            print(header)
-            print(f"{'':<7} {'':>6} | " + " | ".join(f"{'rows/s   ms/commit':>22}" for _ in names))
-            print("-" * len(header))
-            for shape in shapes:
-                for batch in batches:
-                    cells = []
-                    for name in names:
-                        rate, ms = await measure(stores[name], batch, shape, args.seconds)
-                        cells.append(f"{rate:>12,.0f} {ms:>9.2f}")
-                    print(f"{shape:<7} {batch:>6} | " + " | ".join(cells), flush=True)
-        finally:
-            for store in stores.values():
-                await store.close()
+    try:
+        with tempfile.TemporaryDirectory(prefix="eventwire-bench-") as tmp:
+            factories: dict[str, Callable[[], Store]] = {
+                "sqlite-full": lambda: SQLiteStore(Path(tmp) / "full.db", synchronous="full"),
+                "sqlite-normal": lambda: SQLiteStore(Path(tmp) / "norm.db", synchronous="normal"),
+            }
             if pg_url:
-                with psycopg.connect(args.pg_url, autocommit=True) as admin:
-                    admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+                factories["pg-auto"] = lambda: PostgresStore(pg_url)
+                factories["pg-copy"] = lambda: PostgresStore(pg_url, write_method="copy")
+                factories["pg-insert"] = lambda: PostgresStore(pg_url, write_method="insert")
+            chosen = {n: factories[n] for n in args.stores.split(",") if n in factories}
+            batches = [int(b) for b in args.batches.split(",")]
+            await store_table(chosen, batches, args.shapes.split(","), args.seconds)
+            if args.e2e:
+                urls = {"sqlite-full": f"sqlite:///{Path(tmp) / 'e2e.db'}"}
+                if pg_url:
+                    urls["postgresql"] = pg_url
+                await end_to_end(urls, args.e2e_seconds)
+    finally:
+        if db:
+            with psycopg.connect(args.pg_url, autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
 if __name__ == "__main__":
