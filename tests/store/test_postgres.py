@@ -57,10 +57,12 @@ def proxied(url: str, address: str) -> str:
 def test_open_store_selects_postgres_and_reads_our_url_parameters() -> None:
     store = open_store(
         "postgresql://app@db.example:5432/events?sslmode=disable&command_timeout=2.5"
-        "&pool_min_size=0&pool_max_size=3"
+        "&pool_min_size=0&pool_max_size=3&write_method=insert"
     )
     assert isinstance(store, PostgresStore)
     assert store.command_timeout == 2.5
+    assert store.write_method == "insert"
+    assert PostgresStore("postgresql://app@db/events").write_method == "auto"
     assert "command_timeout" not in repr(store)
     assert "sslmode=disable" in repr(store)
     with pytest.raises(ValueError, match="pool_min_size"):

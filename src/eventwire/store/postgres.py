@@ -31,8 +31,11 @@ that died mid-transaction cannot hold row locks that block the others.
 
 Tuning lives in the URL: libpq's own parameters (``connect_timeout``,
 ``keepalives_idle``, ``options``, ``sslmode``...) pass through, and eventwire
-reads and removes ``command_timeout`` (seconds), ``pool_min_size`` and
-``pool_max_size``.
+reads and removes ``command_timeout`` (seconds, default 5), ``pool_min_size``
+(1), ``pool_max_size`` (8) and ``write_method`` (``auto``). Behind PgBouncer in
+transaction mode use ``write_method=insert`` (the COPY staging table is
+per session) and set the timeouts on the role, since startup ``options`` are
+not passed through.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import math
 import re
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar, cast
 
 import psycopg
 from psycopg import sql
@@ -71,7 +74,9 @@ _DEADLOCK_RETRIES: Final = 3
 # Any constant works as long as every eventwire version uses the same one:
 # it serializes migrators across replicas starting at once.
 _MIGRATION_LOCK: Final = 0x6576_656E_7477_6972  # "eventwir"
-_OUR_PARAMS: Final = frozenset({"command_timeout", "pool_min_size", "pool_max_size"})
+_OUR_PARAMS: Final = frozenset(
+    {"command_timeout", "pool_min_size", "pool_max_size", "write_method"}
+)
 
 _EVENT_COLUMNS: Final = "tenant, event_id, event_name, user_id, ts, received_at, properties"
 _STAGING: Final = "eventwire_staging"
@@ -156,9 +161,10 @@ class PostgresStore:
         max_size: int = 8,
         write_method: WriteMethod = "auto",
     ) -> None:
+        url, ours = _split_params(url)
+        write_method = cast(WriteMethod, ours.get("write_method", write_method))
         if write_method not in WRITE_METHODS:
             raise ValueError(f"write_method must be one of {WRITE_METHODS}, not {write_method!r}")
-        url, ours = _split_params(url)
         self._password = _password(url)
         self.command_timeout = float(ours.get("command_timeout", command_timeout))
         min_size = int(ours.get("pool_min_size", min_size))
