@@ -62,6 +62,7 @@ class _Connection:
         self._proxy = proxy
         self.client = client
         self.upstream: asyncio.StreamWriter | None = None
+        self.task: asyncio.Task[None] | None = None
         self.closed = False
 
     def reset(self) -> None:
@@ -71,6 +72,10 @@ class _Connection:
         _abort_with_rst(self.client)
         if self.upstream is not None:
             _abort_with_rst(self.upstream)
+        # Bytes still held back by latency or bandwidth caps die with the
+        # connection rather than keep its tasks alive.
+        if self.task is not None and self.task is not asyncio.current_task():
+            self.task.cancel()
 
     async def run(self, client_reader: asyncio.StreamReader, upstream: str) -> None:
         try:
@@ -256,11 +261,16 @@ class FaultProxy:
             conn.reset()
             return
         self._connections.add(conn)
-        task = asyncio.current_task()
+        task = conn.task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
         try:
             await conn.run(reader, self._upstream)
+        except asyncio.CancelledError:
+            if task is None or not conn.closed:
+                raise
+            # Cancelled by our own reset(): that is how this connection ends.
+            task.uncancel()
         finally:
             self._connections.discard(conn)
             if task is not None:
