@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import grpc
 import psycopg
@@ -52,29 +53,62 @@ def rows(n: int) -> list[EventRow]:
     ]
 
 
-async def measure(store: Store, batch: int, shape: str, seconds: float) -> tuple[float, float]:
-    """Rows per second and mean milliseconds per commit."""
+def postgres_cpu_seconds() -> float:
+    """CPU time used so far by this machine's PostgreSQL processes (Linux /proc)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)
+        except OSError:  # the process ended meanwhile
+            continue
+        if fields[0].endswith("(postgres"):
+            rest = fields[1].split()
+            total += int(rest[11]) + int(rest[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class Cell(NamedTuple):
+    rows_per_s: float
+    ms_per_commit: float
+    client_us_per_row: float
+    """CPU of this process (the store adapter) per row."""
+    pg_us_per_row: float
+    """CPU of every PostgreSQL process per row; noisy if others use it too."""
+
+
+async def measure(store: Store, batch: int, shape: str, seconds: float) -> Cell:
     await store.commit([rows(min(batch, 100))], [])  # warm up connections, prepared plans
     commits = total = 0
-    busy = 0.0
+    busy = client_cpu = 0.0
+    pg_before = postgres_cpu_seconds()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline or commits < 3:
         data = rows(batch)
         groups = [[r] for r in data] if shape == "groups" else [data]
+        cpu = time.process_time()
         started = time.perf_counter()
         result = await store.commit(groups, [])
         busy += time.perf_counter() - started
+        client_cpu += time.process_time() - cpu
         assert sum(result.inserted) == batch
         commits += 1
         total += batch
-    return total / busy, busy / commits * 1000
+    pg_cpu = postgres_cpu_seconds() - pg_before
+    return Cell(total / busy, busy / commits * 1000, client_cpu / total * 1e6, pg_cpu / total * 1e6)
 
 
-async def drive(address: str, mode: str, seconds: float, concurrency: int, batch: int) -> float:
-    """Acknowledged events per second from ``concurrency`` callers for ``seconds``."""
+def process_cpu_seconds(pid: int) -> float:
+    rest = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def drive(
+    server: ServerProcess, mode: str, seconds: float, concurrency: int, batch: int
+) -> tuple[float, float, float]:
+    """Acknowledged events/s, and server and PostgreSQL CPU microseconds per event."""
     acked = 0
     deadline = time.monotonic() + seconds
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with grpc.aio.insecure_channel(server.address) as channel:
         stub = analytics_pb2_grpc.AnalyticsServiceStub(channel)
 
         def request(n: int) -> analytics_pb2.TrackEventRequest:
@@ -98,20 +132,33 @@ async def drive(address: str, mode: str, seconds: float, concurrency: int, batch
                     )
                     acked += ack.accepted
 
+        server_cpu, pg_cpu = process_cpu_seconds(server.pid), postgres_cpu_seconds()
         started = time.monotonic()
         await asyncio.gather(*(caller() for _ in range(concurrency)))
-        return acked / (time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        server_cpu = process_cpu_seconds(server.pid) - server_cpu
+        pg_cpu = postgres_cpu_seconds() - pg_cpu
+        return acked / elapsed, server_cpu / acked * 1e6, pg_cpu / acked * 1e6
 
 
 async def end_to_end(stores: dict[str, str], seconds: float) -> None:
     shapes = [("unary", 64, 1), ("batch", 4, 1000)]
-    print(f"\none replica end to end ({seconds:g} s per cell), acknowledged events/s")
-    print(f"{'store':<14} | " + " | ".join(f"{m} x{c} ({b}/call)" for m, c, b in shapes))
+    print(f"\none replica end to end ({seconds:g} s per cell): acknowledged events/s,")
+    print("CPU microseconds per event in the server process and in PostgreSQL")
+    print(f"{'store':<12} | " + " | ".join(f"{f'{m} x{c}, {b}/call':>32}" for m, c, b in shapes))
     for name, url in stores.items():
         with ServerProcess("--store", url, http_address="") as server:
-            await drive(server.address, "unary", 0.5, 8, 1)  # warm up
-            cells = [await drive(server.address, m, seconds, c, b) for m, c, b in shapes]
-        print(f"{name:<14} | " + " | ".join(f"{rate:>20,.0f}" for rate in cells), flush=True)
+            await drive(server, "unary", 0.5, 8, 1)  # warm up
+            cells = [await drive(server, m, seconds, c, b) for m, c, b in shapes]
+        print(
+            f"{name:<12} | "
+            + " | ".join(
+                f"{rate:>9,.0f} ev/s {cpu:6.1f} us "
+                + (f"{pg:6.1f} us" if name == "postgresql" else f"{'-':>6}   ")
+                for rate, cpu, pg in cells
+            ),
+            flush=True,
+        )
 
 
 async def store_table(
@@ -122,16 +169,21 @@ async def store_table(
     try:
         for store in stores.values():
             await store.open()
-        header = f"{'shape':<7} {'batch':>6} | " + " | ".join(f"{n:>22}" for n in names)
+        header = f"{'shape':<7} {'batch':>6} | " + " | ".join(f"{n:>32}" for n in names)
         print(header)
-        print(f"{'':<7} {'':>6} | " + " | ".join(f"{'rows/s   ms/commit':>22}" for _ in names))
+        units = "rows/s ms/commit  us/row(py,pg)"
+        print(f"{'':<7} {'':>6} | " + " | ".join(f"{units:>32}" for _ in names))
         print("-" * len(header))
         for shape in shapes:
             for batch in batches:
                 cells = []
                 for name in names:
-                    rate, ms = await measure(stores[name], batch, shape, seconds)
-                    cells.append(f"{rate:>12,.0f} {ms:>9.2f}")
+                    c = await measure(stores[name], batch, shape, seconds)
+                    pg = f"{c.pg_us_per_row:5.1f}" if name.startswith("pg") else "    -"
+                    cells.append(
+                        f"{c.rows_per_s:>9,.0f} {c.ms_per_commit:>8.2f}"
+                        f" {c.client_us_per_row:6.1f} {pg}"
+                    )
                 print(f"{shape:<7} {batch:>6} | " + " | ".join(cells), flush=True)
     finally:
         for store in stores.values():
