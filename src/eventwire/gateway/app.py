@@ -40,6 +40,7 @@ Send = Callable[[Message_], Awaitable[None]]
 M = TypeVar("M", bound=Message)
 
 _JSON: Final = (b"content-type", b"application/json")
+_ALERTS: Final = "/v1/alerts/"
 _REQUEST_ID: Final = re.compile(r"[\x21-\x7e]{1,64}")
 _INT64: Final = re.compile(r"-?[0-9]{1,19}")
 _INT64_MIN: Final = -(2**63)
@@ -147,7 +148,7 @@ class GatewayApp:
         path: str = scope["path"]
         methods = self._routes.get(path)
         if methods is None:
-            if path.startswith("/v1/alerts/") and "/" not in path[11:]:
+            if path.startswith(_ALERTS) and "/" not in path[len(_ALERTS) :]:
                 methods = self._alert_route
             else:
                 raise HttpError(404, f"no route for {path}", code=grpc.StatusCode.NOT_FOUND)
@@ -285,7 +286,7 @@ class GatewayApp:
         return _Reply(200, _to_json(reply))
 
     async def _get_alert(self, scope: Scope, receive: Receive) -> _Reply:
-        tracking_id = scope["path"][len("/v1/alerts/") :]
+        tracking_id = scope["path"][len(_ALERTS) :]
         req = telemetry_pb2.GetAlertRequest(tracking_id=tracking_id)
         reply = await self._service.get_alert(req, self._tenant)
         return _Reply(200, _to_json(reply))
