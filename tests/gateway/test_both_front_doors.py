@@ -81,7 +81,7 @@ async def test_bad_event_in_a_batch_is_rejected_with_the_same_violations(
     r = await http.post("/v1/events:batch", json={"events": [{"eventName": "fine"}, case.request]})
     assert r.status_code == 200, r.text
     reply = r.json()
-    assert (reply["accepted"], reply["rejected"]) == ("1", "1")
+    assert (reply["accepted"], reply["rejected"]) == (1, 1)
     (rejection,) = reply["rejections"]
     assert rejection["index"] == 1
     # Paths gain the event's position; a whole-event violation is the event itself.
@@ -89,7 +89,7 @@ async def test_bad_event_in_a_batch_is_rejected_with_the_same_violations(
         ("events[1]" if field == "request" else f"events[1].{field}", description)
         for field, description in over_grpc
     ]
-    got = [(v["field"], v["description"]) for v in rejection["fieldViolations"]]
+    got = [(v["field"], v["description"]) for v in rejection["violations"]]
     assert got == expected
 
 

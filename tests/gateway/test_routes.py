@@ -180,13 +180,15 @@ async def test_batch_stores_valid_events_and_rejects_invalid_ones(
     )
     assert r.status_code == 200, r.text
     assert r.json() == {
-        "accepted": "2",
-        "duplicates": "2",
-        "rejected": "2",
+        "sequence": "0",
+        "accepted": 2,
+        "duplicates": 2,
+        "rejected": 2,
         "rejections": [
             {
                 "index": 1,
-                "fieldViolations": [
+                "eventId": "",
+                "violations": [
                     {"field": "events[1].event_name", "description": "must not be empty or blank"},
                     {
                         "field": "events[1].user_id",
@@ -196,7 +198,8 @@ async def test_batch_stores_valid_events_and_rejects_invalid_ones(
             },
             {
                 "index": 5,
-                "fieldViolations": [
+                "eventId": "bad id",
+                "violations": [
                     {
                         "field": "events[5].event_id",
                         "description": "must be printable ASCII without spaces",
@@ -214,7 +217,13 @@ async def test_empty_batch_stores_nothing(
     http: httpx.AsyncClient, db_url: str, body: dict[str, object]
 ) -> None:
     r = await http.post("/v1/events:batch", json=body)
-    assert r.json() == {"accepted": "0", "duplicates": "0", "rejected": "0", "rejections": []}
+    assert r.json() == {
+        "sequence": "0",
+        "accepted": 0,
+        "duplicates": 0,
+        "rejected": 0,
+        "rejections": [],
+    }
     assert rows(db_url, "SELECT count(*) FROM events") == [(0,)]
 
 
@@ -256,7 +265,7 @@ async def test_count_filters_by_every_parameter(http: httpx.AsyncClient) -> None
         {"eventName": "buy", "userId": "u1", "timestamp": NOW_MS - 1000},
     ]
     r = await http.post("/v1/events:batch", json={"events": events})
-    assert r.json()["accepted"] == "3"
+    assert r.json()["accepted"] == 3
 
     async def count(params: dict[str, str | int]) -> str:
         r = await http.get("/v1/events:count", params=params)
@@ -472,3 +481,18 @@ async def test_full_queue_is_429_with_retry_after(tmp_path: Path) -> None:
         results = [await first, await second]
         assert sorted(r.status_code for r in results) == [200, 429]
     assert rows(db_url, "SELECT count(*) FROM events") == [(1,)]
+
+
+async def test_batch_reply_is_the_grpc_ingest_ack(http: httpx.AsyncClient) -> None:
+    from google.protobuf import json_format
+
+    from eventwire.api import analytics_pb2
+
+    r = await http.post(
+        "/v1/events:batch",
+        json={"sequence": 42, "events": [{"eventName": "a", "eventId": "s1"}, {"eventName": ""}]},
+    )
+    assert r.status_code == 200, r.text
+    ack = json_format.ParseDict(r.json(), analytics_pb2.IngestAck())
+    assert (ack.sequence, ack.accepted, ack.rejected) == (42, 1, 1)
+    assert ack.rejections[0].violations[0].field == "events[1].event_name"

@@ -29,7 +29,7 @@ from eventwire.gateway._errors import HttpError, from_service_error, status_body
 from eventwire.gateway.openapi import openapi_document
 from eventwire.server.errors import FieldViolation, ServiceError
 from eventwire.server.grpc_api import DEFAULT_TENANT
-from eventwire.server.service import BatchResult, IngestService
+from eventwire.server.service import IngestService
 
 log = logging.getLogger("eventwire.gateway")
 
@@ -223,11 +223,11 @@ class GatewayApp:
         obj = await self._json_body(scope, receive)
         if not isinstance(obj, dict):
             raise HttpError(400, 'request body must be a JSON object: {"events": [...]}')
-        unknown = sorted(set(obj) - {"events"})
+        unknown = sorted(set(obj) - {"events", "sequence"})
         if unknown:
             raise HttpError(
                 400,
-                f"unknown field {unknown[0]!r} in batch request; it only has 'events'",
+                f"unknown field {unknown[0]!r} in batch request; it has 'events' and 'sequence'",
                 violations=[FieldViolation(name, "unknown field") for name in unknown],
             )
         events = obj.get("events", [])
@@ -239,12 +239,15 @@ class GatewayApp:
                 "events must be a JSON array of events",
                 violations=[FieldViolation("events", "must be an array")],
             )
-        reqs = [
+        # The envelope is checked by hand so that each event parses on its own and
+        # a bad one is named by its position.
+        batch = _parse_into({"sequence": obj.get("sequence")}, analytics_pb2.EventBatch(), "body")
+        batch.events.extend(
             _parse_into(event, analytics_pb2.TrackEventRequest(), f"events[{index}]")
             for index, event in enumerate(events)
-        ]
-        result = await self._service.ingest_batch(reqs, self._tenant)
-        return _Reply(200, _batch_json(result))
+        )
+        ack = await self._service.track_batch(batch, self._tenant)
+        return _Reply(200, _to_json(ack))
 
     async def _count_events(self, scope: Scope, receive: Receive) -> _Reply:
         fields: dict[str, Any] = {}
@@ -330,25 +333,3 @@ def _request_id(scope: Scope) -> str:
             if _REQUEST_ID.fullmatch(text):
                 return text
     return uuid.uuid4().hex[:16]
-
-
-def _batch_json(result: BatchResult) -> bytes:
-    # Counts are int64 in the contract (TrackEventResponse.accepted/duplicates),
-    # which proto3 JSON writes as strings; the batch reply follows suit so that
-    # it will not change once the gRPC batch RPC gives it a message type.
-    return orjson.dumps(
-        {
-            "accepted": str(result.accepted),
-            "duplicates": str(result.duplicates),
-            "rejected": str(len(result.rejections)),
-            "rejections": [
-                {
-                    "index": r.index,
-                    "fieldViolations": [
-                        {"field": v.field, "description": v.description} for v in r.violations
-                    ],
-                }
-                for r in result.rejections
-            ],
-        }
-    )

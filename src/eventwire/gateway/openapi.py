@@ -152,32 +152,45 @@ def _schemas() -> dict[str, Any]:
         "BatchRequest": {
             "type": "object",
             "additionalProperties": False,
+            "description": "analytics.EventBatch in proto3 JSON",
             "properties": {
+                "sequence": {
+                    **_nullable(dict(_INT64_IN)),
+                    "description": "chosen by the client; echoed in the reply",
+                },
                 "events": {
                     "type": ["array", "null"],
                     "maxItems": MAX_BATCH_EVENTS,
                     "items": {"$ref": "#/components/schemas/BatchEvent"},
-                }
+                },
             },
         },
         "BatchResponse": {
             "type": "object",
-            "required": ["accepted", "duplicates", "rejected", "rejections"],
+            "description": "analytics.IngestAck in proto3 JSON, the gRPC batch RPCs' reply",
+            "required": ["sequence", "accepted", "duplicates", "rejected", "rejections"],
             "properties": {
-                "accepted": {**_INT64_OUT, "description": "valid events newly stored"},
+                "sequence": {**_INT64_OUT, "description": "the request's sequence"},
+                "accepted": {"type": "integer", "minimum": 0, "description": "newly stored"},
                 "duplicates": {
-                    **_INT64_OUT,
+                    "type": "integer",
+                    "minimum": 0,
                     "description": "valid events whose eventId was already stored",
                 },
-                "rejected": {**_INT64_OUT, "description": "invalid events, not stored"},
+                "rejected": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "invalid events, not stored",
+                },
                 "rejections": {
                     "type": "array",
                     "items": {
                         "type": "object",
-                        "required": ["index", "fieldViolations"],
+                        "required": ["index", "eventId", "violations"],
                         "properties": {
                             "index": {"type": "integer", "minimum": 0},
-                            "fieldViolations": {"type": "array", "items": fv},
+                            "eventId": {"type": "string"},
+                            "violations": {"type": "array", "items": fv},
                         },
                     },
                 },

@@ -19,7 +19,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
 from eventwire.server.errors import FieldViolation, InvalidArgument, Overloaded, ServiceError
-from eventwire.server.service import BatchResult, IngestService
+from eventwire.server.service import IngestService
 from eventwire.store.base import EventRow
 
 log = logging.getLogger("eventwire.server")
@@ -99,28 +99,6 @@ async def _confirm_peer(context: grpc.aio.ServicerContext[object, object]) -> No
         raise asyncio.CancelledError("client abandoned the stream") from exc
 
 
-def _ack(
-    sequence: int, batch: analytics_pb2.EventBatch, result: BatchResult
-) -> analytics_pb2.IngestAck:
-    return analytics_pb2.IngestAck(
-        sequence=sequence,
-        accepted=result.accepted,
-        duplicates=result.duplicates,
-        rejected=len(result.rejections),
-        rejections=[
-            analytics_pb2.RejectedEvent(
-                index=r.index,
-                event_id=batch.events[r.index].event_id,
-                violations=[
-                    analytics_pb2.FieldViolation(field=v.field, description=v.description)
-                    for v in r.violations
-                ],
-            )
-            for r in result.rejections
-        ],
-    )
-
-
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The error to report for a failed ingest stream: a ServiceError if there is one."""
     flat: list[BaseException] = []
@@ -196,8 +174,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         return await guarded(context, self._batch(request))
 
     async def _batch(self, batch: analytics_pb2.EventBatch) -> analytics_pb2.IngestAck:
-        result = await self._service.ingest_batch(batch.events, DEFAULT_TENANT)
-        return _ack(batch.sequence, batch, result)
+        return await self._service.track_batch(batch, DEFAULT_TENANT)
 
     # grpc.aio also accepts a streaming handler that writes through the context
     # and returns None; the generated stub only knows the iterator style.

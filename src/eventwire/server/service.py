@@ -136,6 +136,29 @@ class IngestService:
         inserted = await self._pipeline.add_events(rows) if rows else 0
         return BatchResult(inserted, len(rows) - inserted, rejections)
 
+    async def track_batch(
+        self, batch: analytics_pb2.EventBatch, tenant: str
+    ) -> analytics_pb2.IngestAck:
+        """:meth:`ingest_batch` for an ``EventBatch``, answered with its ``IngestAck``."""
+        result = await self.ingest_batch(batch.events, tenant)
+        return analytics_pb2.IngestAck(
+            sequence=batch.sequence,
+            accepted=result.accepted,
+            duplicates=result.duplicates,
+            rejected=len(result.rejections),
+            rejections=[
+                analytics_pb2.RejectedEvent(
+                    index=r.index,
+                    event_id=batch.events[r.index].event_id,
+                    violations=[
+                        analytics_pb2.FieldViolation(field=v.field, description=v.description)
+                        for v in r.violations
+                    ],
+                )
+                for r in result.rejections
+            ],
+        )
+
     async def count_events(
         self, req: analytics_pb2.CountEventsRequest, tenant: str
     ) -> analytics_pb2.CountEventsResponse:
