@@ -42,7 +42,7 @@ def pg_database() -> Iterator[str]:
             admin.execute(f"CREATE DATABASE {name}")
     except psycopg.Error as exc:
         reason = (
-            f"!!! PostgreSQL NOT REACHABLE at {ADMIN_URL} ({str(exc).strip()}): "
+            f"!!! PostgreSQL NOT REACHABLE at {ADMIN_URL} ({' '.join(str(exc).split())}): "
             "the PostgreSQL store tests DID NOT RUN. Start it (.ci/run does) or set "
             "EVENTWIRE_TEST_POSTGRES. !!!"
         )

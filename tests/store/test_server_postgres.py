@@ -93,9 +93,12 @@ async def test_every_rpc_on_postgresql(pg_url: str) -> None:
     assert pg_rows(pg_url, "SELECT count(*) FROM alerts") == [(1,)]
 
 
+@pytest.mark.parametrize("outage", ["silent", "refused"])
 async def test_database_outage_turns_unavailable_and_recovers_losing_nothing(
-    pg_url: str,
+    pg_url: str, outage: str
 ) -> None:
+    """silent: the network swallows everything (the hard case, only timeouts tell);
+    refused: the database is down, connections are reset and new ones refused."""
     async with FaultProxy("127.0.0.1:5432") as proxy:
         store = pg_url.replace("127.0.0.1:5432", proxy.address, 1) + "&command_timeout=1"
         async with (
@@ -138,8 +141,11 @@ async def test_database_outage_turns_unavailable_and_recovers_losing_nothing(
                 await poll(lambda: acked_at_least(50), "events to be acknowledged")
                 assert await health(channel) == SERVING
 
-                # The database stops answering: every connection goes silent.
-                proxy.set_faults(blackhole=True)
+                if outage == "silent":
+                    proxy.set_faults(blackhole=True)
+                else:
+                    proxy.set_upstream("127.0.0.1:1")  # nothing listens on port 1
+                    proxy.reset_connections()
 
                 async def health_is(status: int) -> bool:
                     return await health(channel) == status
@@ -156,8 +162,9 @@ async def test_database_outage_turns_unavailable_and_recovers_losing_nothing(
                 assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
                 during = len(acked)
 
-                # It comes back; the silent connections are gone for good.
+                # It comes back; connections open during the outage are gone for good.
                 proxy.set_faults()
+                proxy.set_upstream("127.0.0.1:5432")
                 proxy.reset_connections()
                 await poll(lambda: health_is(SERVING), "health SERVING again", timeout=30)
                 await poll(lambda: acked_at_least(during + 50), "deliveries after recovery")
