@@ -237,3 +237,11 @@ async def test_replicas_committing_the_same_events_concurrently_store_each_once(
 
 async def test_check_passes_on_healthy_storage(store: Store) -> None:
     await store.check()
+
+
+async def test_timestamps_across_the_whole_int64_range(store: Store) -> None:
+    stamps = [1, 2**31 + 1, NOW, 2**62]
+    result = await store.commit([[ev(f"t{i}", ts=ts)] for i, ts in enumerate(stamps)], [])
+    assert result.inserted == [1, 1, 1, 1]
+    assert await count(store, start=2**31, end=2**62) == 2
+    assert await count(store, start=2**62) == 1
