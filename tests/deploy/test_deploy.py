@@ -331,3 +331,11 @@ def test_k8s_headless_service_and_pdb_select_the_pods() -> None:
 def test_deployment_files_are_plain_yaml(path: Path) -> None:
     assert "\t" not in path.read_text(), "YAML forbids tabs for indentation"
     assert list(yaml.safe_load_all(path.read_text()))
+
+
+def test_k8s_kustomization_applies_every_manifest() -> None:
+    kustomization = k8s()["Kustomization"]
+    manifests = {p.name for p in (DEPLOY / "k8s").glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == manifests
+    (image,) = kustomization["images"]
+    assert container()["image"].startswith(image["name"] + ":")
