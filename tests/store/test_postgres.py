@@ -198,3 +198,59 @@ async def test_reset_connections_fail_one_operation_at_most(pg_url: str) -> None
             assert (await store.commit([[ev("a")]], [])).inserted == [1]
         finally:
             await store.close()
+
+
+# -- replicas racing on one key -------------------------------------------------------
+
+
+async def waiting_on_a_lock(url: str) -> bool:
+    rows = pg_rows(
+        url,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'eventwire'"
+        " AND wait_event_type = 'Lock' AND datname = current_database()",
+    )
+    return rows == [(1,)]
+
+
+@pytest.mark.parametrize(("other_outcome", "expected"), [("COMMIT", [0]), ("ROLLBACK", [1])])
+async def test_commit_waits_for_another_replicas_insert_of_the_same_event(
+    pg_url: str, other_outcome: str, expected: list[int]
+) -> None:
+    store = PostgresStore(pg_url)
+    await store.open()
+    try:
+        with psycopg.connect(pg_url) as other:
+            # Another replica inserted "x" and has not committed yet.
+            other.execute(
+                "INSERT INTO events (tenant, event_id, event_name, user_id, ts, received_at,"
+                " properties) VALUES ('acme', 'x', 'signup', 'u1', 1, 1, '{}')"
+            )
+            committing = asyncio.create_task(store.commit([[ev("x")], [ev("y")]], []))
+            await poll(lambda: waiting_on_a_lock(pg_url), "the commit to wait on the row lock")
+            assert not committing.done()
+            other.execute(other_outcome)
+        result = await asyncio.wait_for(committing, 10)
+        assert result.inserted == [*expected, 1]
+        assert await store.count_events("acme", EventQuery()) == 2
+    finally:
+        await store.close()
+
+
+async def test_a_commit_blocked_past_the_timeout_is_unavailable_not_stuck(pg_url: str) -> None:
+    store = PostgresStore(pg_url, command_timeout=1)
+    await store.open()
+    try:
+        with psycopg.connect(pg_url) as other:
+            other.execute(
+                "INSERT INTO events (tenant, event_id, event_name, user_id, ts, received_at,"
+                " properties) VALUES ('acme', 'x', 'signup', 'u1', 1, 1, '{}')"
+            )
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="statement timeout"):
+                await store.commit([[ev("x")]], [])
+            assert time.monotonic() - started < 5
+            other.execute("ROLLBACK")
+        # The server cancelled the statement itself, so the connection is reusable.
+        assert (await store.commit([[ev("x")]], [])).inserted == [1]
+    finally:
+        await store.close()

@@ -70,6 +70,7 @@ WRITE_METHODS: Final = ("auto", "copy", "insert")
 COPY_THRESHOLD: Final = 32
 """From this many unique rows in one commit on, ``auto`` uses COPY (measured crossover)."""
 DEFAULT_COMMAND_TIMEOUT: Final = 5.0
+_CLIENT_GRACE: Final = 0.5
 _DEADLOCK_RETRIES: Final = 3
 # Any constant works as long as every eventwire version uses the same one:
 # it serializes migrators across replicas starting at once.
@@ -440,7 +441,9 @@ class PostgresStore:
         self, operation: Callable[[], Awaitable[T]], *, timeout: float | None = None
     ) -> T:
         """Run ``operation`` within the command timeout, with errors mapped to ours."""
-        timeout = self.command_timeout if timeout is None else timeout
+        # A little past statement_timeout, so that a responsive server's own
+        # cancellation (clean error, connection reusable) normally comes first.
+        timeout = self.command_timeout + _CLIENT_GRACE if timeout is None else timeout
 
         async def run() -> T:
             return await operation()
