@@ -67,17 +67,21 @@ class ServerConfig:
     store_probe_interval: float = _opt(
         1.0, "seconds between storage probes while storage is unavailable"
     )
+    metrics_address: str = _opt(
+        "0.0.0.0:9464",
+        "Prometheus /metrics listen address, HOST:PORT (port 0 picks a free one; empty: off)",
+    )
+    trace_exporter: str = _opt(
+        "none",
+        "where OpenTelemetry spans go: none, console, or otlp (configured by the standard "
+        "OTEL_EXPORTER_OTLP_* variables)",
+        choices=("none", "console", "otlp"),
+    )
 
     def __post_init__(self) -> None:
-        _, sep, port = self.address.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(f"address must be HOST:PORT, got {self.address!r}")
-        if self.http_address:
-            _, sep, port = self.http_address.rpartition(":")
-            if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-                raise ValueError(
-                    f"http_address must be HOST:PORT or empty, got {self.http_address!r}"
-                )
+        _check_address("address", self.address, optional=False)
+        _check_address("http_address", self.http_address, optional=True)
+        _check_address("metrics_address", self.metrics_address, optional=True)
         if not self.store.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError(f"store must be a sqlite:/// or postgresql:// URL, got {self.store!r}")
         for f in dataclasses.fields(self):
@@ -89,6 +93,15 @@ class ServerConfig:
                 raise ValueError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
         if self.max_batch_events < 1 or self.max_pending_events < self.max_batch_events:
             raise ValueError("need 1 <= max_batch_events <= max_pending_events")
+
+
+def _check_address(name: str, value: str, *, optional: bool) -> None:
+    if optional and not value:
+        return
+    _, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        empty = " or empty" if optional else ""
+        raise ValueError(f"{name} must be HOST:PORT{empty}, got {value!r}")
 
 
 def _convert(kind: type, raw: str) -> Any:

@@ -15,10 +15,9 @@ import logging
 import math
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
-
-from eventwire.gateway.app import GatewayApp
 
 log = logging.getLogger("eventwire.gateway")
 
@@ -62,7 +61,8 @@ class HttpGateway:
     it opens storage or starts anything that would then need undoing.
     """
 
-    def __init__(self, address: str, *, grace: float) -> None:
+    def __init__(self, address: str, *, grace: float, name: str = "http gateway") -> None:
+        self._name = name
         self._address = address
         self._grace = grace
         self._sock: socket.socket | None = None
@@ -76,7 +76,8 @@ class HttpGateway:
         self.port = self._sock.getsockname()[1]
         return self.port
 
-    async def start(self, app: GatewayApp) -> None:
+    async def start(self, app: Any) -> None:
+        """Serve ``app`` (any ASGI 3 application) on the bound socket."""
         if self._sock is None:
             self.bind()
         config = uvicorn.Config(
@@ -104,7 +105,7 @@ class HttpGateway:
             await self._task  # re-raises why uvicorn could not start
             raise RuntimeError("HTTP gateway stopped during startup")
         host = self._address.rpartition(":")[0]
-        log.info("http gateway listening", extra={"http_address": f"{host}:{self.port}"})
+        log.info(f"{self._name} listening", extra={"http_address": f"{host}:{self.port}"})
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let in-flight requests finish within ``grace`` seconds."""

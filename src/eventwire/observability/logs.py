@@ -9,9 +9,12 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from contextvars import ContextVar
 from typing import Any, Final, TextIO
 
 import orjson
+
+from eventwire.observability.tracing import current_trace_id
 
 # Attributes every LogRecord has; anything else on a record came from ``extra``.
 _STANDARD: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -21,8 +24,20 @@ _STANDARD: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None
 }
 
 
+REQUEST_ID: ContextVar[str] = ContextVar("eventwire_request_id", default="")
+"""The id of the RPC or HTTP request being served; set by the server's interceptors."""
+
+
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in vars(record).items() if k not in _STANDARD}
+    fields = {k: v for k, v in vars(record).items() if k not in _STANDARD}
+    # Every line written while serving a request says which request, and which trace.
+    request_id = REQUEST_ID.get()
+    if request_id and "request_id" not in fields:
+        fields["request_id"] = request_id
+    trace_id = current_trace_id()
+    if trace_id:
+        fields["trace_id"] = trace_id
+    return fields
 
 
 class TextFormatter(logging.Formatter):

@@ -17,11 +17,16 @@ from typing import Final
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import make_asgi_app
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
 from eventwire.config import ServerConfig
 from eventwire.gateway import GatewayApp, HttpGateway
+from eventwire.observability.metrics import ServerMetrics
+from eventwire.observability.tracing import TRACER_NAME, tracer_provider
 from eventwire.server.grpc_api import AnalyticsServicer, TelemetryServicer
+from eventwire.server.interceptors import ObservabilityInterceptor
 from eventwire.server.pipeline import IngestPipeline
 from eventwire.server.service import IngestService
 from eventwire.store import Store, StoreUnavailable, open_store
@@ -61,13 +66,25 @@ def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
 class Server:
     """One eventwire server process: gRPC services, health, reflection, pipeline, store."""
 
-    def __init__(self, config: ServerConfig, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store | None = None,
+        traces: TracerProvider | None = None,
+    ) -> None:
+        """``traces`` replaces the provider built from ``config.trace_exporter``."""
         self.config = config
         self.store = store or open_store(config.store, sqlite_synchronous=config.sqlite_synchronous)
         self.port = 0
         self.http_port = 0
         """The JSON/HTTP gateway's bound port; 0 while it is not started or disabled."""
+        self.metrics_port = 0
+        """The /metrics listener's bound port; 0 while it is not started or disabled."""
+        self.metrics = ServerMetrics()
+        self._traces = traces or tracer_provider(config.trace_exporter)
+        self._tracer = None if self._traces is None else self._traces.get_tracer(TRACER_NAME)
         self._gateway: HttpGateway | None = None
+        self._metrics_listener: HttpGateway | None = None
         self._serving = False
         self._health = health.aio.HealthServicer()
         self._pipeline = IngestPipeline(
@@ -75,6 +92,8 @@ class Server:
             max_batch=config.max_batch_events,
             max_pending=config.max_pending_events,
             on_store_health=self._on_store_health,
+            metrics=self.metrics,
+            tracer=self._tracer,
         )
         self._grpc: grpc.aio.Server | None = None
         self._probe: asyncio.Task[None] | None = None
@@ -92,24 +111,31 @@ class Server:
         return f"{host}:{self.http_port}"
 
     async def start(self) -> None:
-        if self.config.http_address:
-            self._gateway = HttpGateway(self.config.http_address, grace=self.config.grace)
-            try:
-                self.http_port = self._gateway.bind()
-            except OSError as exc:
-                raise RuntimeError(f"cannot listen on {self.config.http_address}: {exc}") from exc
+        # Claim every port before anything starts that would then need undoing.
+        listeners: list[HttpGateway] = []
         try:
+            if self.config.http_address:
+                self._gateway = HttpGateway(self.config.http_address, grace=self.config.grace)
+                listeners.append(self._gateway)
+                self.http_port = _bind(self._gateway, self.config.http_address)
+            if self.config.metrics_address:
+                self._metrics_listener = HttpGateway(
+                    self.config.metrics_address, grace=0.5, name="metrics"
+                )
+                listeners.append(self._metrics_listener)
+                self.metrics_port = _bind(self._metrics_listener, self.config.metrics_address)
             await self._start()
         except BaseException:
-            if self._gateway is not None:
-                await self._gateway.stop()
+            for listener in listeners:
+                await listener.stop()
             raise
 
     async def _start(self) -> None:
         await self.store.open()
         self._pipeline.start()
-        service = IngestService(self._pipeline, self.store)
+        service = IngestService(self._pipeline, self.store, metrics=self.metrics)
         server = grpc.aio.server(
+            interceptors=[ObservabilityInterceptor(self.metrics, self._tracer, SERVICE_NAMES)],
             options=grpc_options(self.config),
             maximum_concurrent_rpcs=self.config.max_concurrent_rpcs or None,
         )
@@ -140,12 +166,19 @@ class Server:
                     max_body_bytes=self.config.http_max_body_bytes,
                 )
             )
+        if self._metrics_listener is not None:
+            await self._metrics_listener.start(make_asgi_app(self.metrics.registry))
         await self._set_serving(serving=True)
         log.info(
             "serving",
             extra={
                 "grpc_address": self.address,
                 "http_address": self.http_address if self._gateway is not None else "",
+                "metrics_address": (
+                    _with_port(self.config.metrics_address, self.metrics_port)
+                    if self._metrics_listener is not None
+                    else ""
+                ),
                 "store": _redact(self.config.store),
             },
         )
@@ -156,6 +189,7 @@ class Server:
             await self._stopped.wait()
             return
         self._draining = True
+        self.metrics.draining.set(1)
         grace = self.config.grace if grace is None else grace
         log.info("draining", extra={"grace_s": grace})
         await self._health.enter_graceful_shutdown()
@@ -171,6 +205,11 @@ class Server:
         await asyncio.gather(*drains)
         await self._pipeline.close(timeout=max(grace, 5.0))
         await self.store.close()
+        if self._metrics_listener is not None:
+            await self._metrics_listener.stop()
+        if self._traces is not None:
+            # Spans still batched for export would be lost with the process.
+            await asyncio.to_thread(self._traces.shutdown)
         log.info("stopped")
         self._stopped.set()
 
@@ -188,6 +227,7 @@ class Server:
             await self._health.set(name, status)
 
     def _on_store_health(self, ok: bool) -> None:
+        self.metrics.store_up.set(1 if ok else 0)
         if self._draining:
             return
         loop = asyncio.get_running_loop()
@@ -208,9 +248,21 @@ class Server:
             except Exception:
                 log.exception("storage probe failed")
                 continue
+            self.metrics.store_up.set(1)
             await self._set_serving(serving=True)
             log.info("storage recovered")
             return
+
+
+def _bind(listener: HttpGateway, address: str) -> int:
+    try:
+        return listener.bind()
+    except OSError as exc:
+        raise RuntimeError(f"cannot listen on {address}: {exc}") from exc
+
+
+def _with_port(address: str, port: int) -> str:
+    return f"{address.rpartition(':')[0]}:{port}"
 
 
 def _redact(url: str) -> str:

@@ -18,6 +18,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
+from eventwire.observability.logs import REQUEST_ID
 from eventwire.server.errors import FieldViolation, InvalidArgument, Overloaded, ServiceError
 from eventwire.server.service import IngestService
 from eventwire.store.base import EventRow
@@ -53,13 +54,6 @@ async def abort(context: grpc.aio.ServicerContext[object, object], err: ServiceE
     await context.abort(err.code, err.message, trailing_metadata=tuple(metadata))
 
 
-def _request_id(context: grpc.aio.ServicerContext[object, object]) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 64:
-            return value
-    return uuid.uuid4().hex[:16]
-
-
 async def guarded(context: grpc.aio.ServicerContext[object, object], work: Awaitable[T]) -> T:
     try:
         return await work
@@ -74,7 +68,8 @@ async def guarded(context: grpc.aio.ServicerContext[object, object], work: Await
 
 
 async def _internal(context: grpc.aio.ServicerContext[object, object], exc: Exception) -> NoReturn:
-    request_id = _request_id(context)
+    # Set by the observability interceptor for every RPC of our services.
+    request_id = REQUEST_ID.get() or uuid.uuid4().hex[:16]
     log.error(
         "unexpected error in %s",
         context.peer(),

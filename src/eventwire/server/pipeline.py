@@ -18,6 +18,10 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanContext, Tracer
+
+from eventwire.observability.metrics import ServerMetrics
 from eventwire.server.errors import Overloaded, ServiceError, Unavailable
 from eventwire.store.base import AlertRow, EventRow, Store, StoreUnavailable
 
@@ -28,7 +32,7 @@ _MAX_PUSHBACK_MS: Final = 5_000
 
 
 class _Item:
-    __slots__ = ("alert", "events", "future", "weight")
+    __slots__ = ("alert", "events", "future", "span", "weight")
 
     def __init__(
         self,
@@ -40,6 +44,7 @@ class _Item:
         self.alert = alert
         self.future = future
         self.weight = len(events) if events is not None else 1
+        self.span: SpanContext | None = None
 
 
 class IngestPipeline:
@@ -57,6 +62,8 @@ class IngestPipeline:
         max_batch: int = 10_000,
         max_pending: int = 200_000,
         on_store_health: Callable[[bool], None] | None = None,
+        metrics: ServerMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         if max_batch < 1 or max_pending < max_batch:
             raise ValueError("need 1 <= max_batch <= max_pending")
@@ -72,6 +79,10 @@ class IngestPipeline:
         self._healthy = True
         # Smoothed commit throughput (rows per ms) for the pushback hint.
         self._rate = 0.0
+        self._metrics = metrics
+        self._tracer = tracer
+        if metrics is not None:
+            metrics.watch_queue(lambda: self._pending)
 
     @property
     def pending(self) -> int:
@@ -85,15 +96,26 @@ class IngestPipeline:
 
     async def add_events(self, rows: Sequence[EventRow]) -> int:
         """Commit ``rows`` (with other requests' rows); return how many were new."""
-        result = await self._submit(_Item(rows, None, self._future()))
+        result = await self._wait(_Item(rows, None, self._future()))
         assert isinstance(result, int)  # noqa: S101 - the writer resolves event items with ints
         return result
 
     async def add_alert(self, row: AlertRow) -> str:
         """Commit ``row``; return its tracking id (the first one's, for a repeated key)."""
-        result = await self._submit(_Item(None, row, self._future()))
+        result = await self._wait(_Item(None, row, self._future()))
         assert isinstance(result, str)  # noqa: S101 - the writer resolves alert items with str
         return result
+
+    async def _wait(self, item: _Item) -> int | str:
+        if self._tracer is None:
+            return await self._submit(item)
+        # The time a request spends queued and committed, under its RPC's span;
+        # the commit's own span links back to it.
+        with self._tracer.start_as_current_span(
+            "eventwire.ingest", attributes={"eventwire.rows": item.weight}
+        ) as span:
+            item.span = span.get_span_context()
+            return await self._submit(item)
 
     async def close(self, timeout: float | None = None) -> None:
         """Stop accepting, commit everything queued, then stop the writer."""
@@ -121,6 +143,8 @@ class IngestPipeline:
         # An oversize item is still admitted into an empty queue, so that every
         # request the validator accepted can eventually be stored.
         if self._pending and self._pending + item.weight > self._max_pending:
+            if self._metrics is not None:
+                self._metrics.overloaded.inc()
             raise Overloaded(
                 f"ingest queue is full ({self._pending} rows pending); retry later",
                 retry_after_ms=self._pushback_ms(),
@@ -160,8 +184,29 @@ class IngestPipeline:
                 self._pending -= sum(item.weight for item in batch)
 
     async def _commit(self, batch: list[_Item]) -> None:
+        if self._tracer is None:
+            await self._commit_batch(batch)
+            return
+        links = [Link(item.span) for item in batch if item.span is not None]
+        parent = (
+            trace.set_span_in_context(trace.NonRecordingSpan(links[0].context)) if links else None
+        )
+        with self._tracer.start_as_current_span(
+            "eventwire.store.commit",
+            context=parent,
+            links=links,
+            attributes={
+                "eventwire.requests": len(batch),
+                "eventwire.rows": sum(item.weight for item in batch),
+            },
+        ):
+            await self._commit_batch(batch)
+
+    async def _commit_batch(self, batch: list[_Item]) -> None:
         event_items = [item for item in batch if item.events is not None]
         alert_items = [item for item in batch if item.alert is not None]
+        rows = sum(item.weight for item in batch)
+        metrics = self._metrics
         started = time.monotonic()
         try:
             result = await self._store.commit(
@@ -172,14 +217,26 @@ class IngestPipeline:
             self._set_health(ok=False)
             log.warning("commit of %d requests failed: storage unavailable: %s", len(batch), exc)
             self._fail(batch, Unavailable("storage is unavailable; retry later"))
+            if metrics is not None:
+                metrics.commits.labels("unavailable").inc()
             return
         except Exception:
             log.exception("commit of %d requests failed", len(batch))
             self._fail(batch, ServiceError("commit failed"))
+            if metrics is not None:
+                metrics.commits.labels("error").inc()
             return
         self._set_health(ok=True)
-        elapsed_ms = max((time.monotonic() - started) * 1000, 0.001)
-        rows = sum(item.weight for item in batch)
+        elapsed = time.monotonic() - started
+        if metrics is not None:
+            new_rows = sum(result.inserted)
+            metrics.commits.labels("ok").inc()
+            metrics.commit_seconds.observe(elapsed)
+            metrics.commit_rows.observe(rows)
+            metrics.events_stored.inc(new_rows)
+            metrics.events_duplicate.inc(rows - len(alert_items) - new_rows)
+            metrics.alerts_stored.inc(len(alert_items))
+        elapsed_ms = max(elapsed * 1000, 0.001)
         self._rate = (
             rows / elapsed_ms if self._rate <= 0 else 0.8 * self._rate + 0.2 * rows / elapsed_ms
         )

@@ -16,6 +16,7 @@ import orjson
 
 from eventwire._ids import random_id, uuid7
 from eventwire.api import analytics_pb2, telemetry_pb2
+from eventwire.observability.metrics import ServerMetrics
 from eventwire.server.errors import FieldViolation, InvalidArgument, NotFound, Unavailable
 from eventwire.server.pipeline import IngestPipeline
 from eventwire.server.validation import (
@@ -63,7 +64,9 @@ class IngestService:
         *,
         limits: Limits = DEFAULT_LIMITS,
         clock: Callable[[], int] = now_ms,
+        metrics: ServerMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._pipeline = pipeline
         self._store = store
         self.limits = limits
@@ -78,6 +81,8 @@ class IngestService:
         received = self._clock()
         violations = validate_event(req, received, self.limits, prefix)
         if violations:
+            if self._metrics is not None:
+                self._metrics.events_rejected.inc()
             raise InvalidArgument(violations)
         return EventRow(
             tenant,

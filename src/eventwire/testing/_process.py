@@ -32,6 +32,7 @@ class ServerProcess:
         self.requested_address = address
         self.requested_http_address = http_address
         self.http_address = ""
+        self.metrics_address = ""
         self.env = dict(os.environ if env is None else env)
         self.address = ""
         self.logs: list[dict[str, object]] = []
@@ -53,6 +54,8 @@ class ServerProcess:
             self.address or self.requested_address,
             "--http-address",
             self.http_address or self.requested_http_address,
+            "--metrics-address",
+            self.metrics_address or "127.0.0.1:0",
             "--log-format",
             "json",
             *self.args,
@@ -85,6 +88,7 @@ class ServerProcess:
             if line.get("msg") == "serving" and not self._ready.is_set():
                 self.address = str(line["grpc_address"])
                 self.http_address = str(line.get("http_address", ""))
+                self.metrics_address = str(line.get("metrics_address", ""))
                 self._ready.set()
 
     def restart(self, timeout: float = 20.0) -> ServerProcess:

@@ -1,0 +1,116 @@
+"""Prometheus metrics, one registry per server (no process-global state).
+
+Names follow the conventions dashboards already know: ``grpc_server_*`` as in
+go-grpc-prometheus / grpc-ecosystem, ``eventwire_*`` for the ingest path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# RPC latencies on the seeds' scale: a 200 ms analytics deadline, 2 s telemetry.
+_LATENCY_BUCKETS: Final = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+)
+_ROWS_BUCKETS: Final = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+class ServerMetrics:
+    """Every metric one eventwire server exports, registered in :attr:`registry`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        rpc = ("grpc_service", "grpc_method", "grpc_type")
+        self.rpc_started = Counter(
+            "grpc_server_started", "RPCs started on the server.", rpc, registry=r
+        )
+        self.rpc_handled = Counter(
+            "grpc_server_handled",
+            "RPCs completed on the server, by status code.",
+            (*rpc, "grpc_code"),
+            registry=r,
+        )
+        self.rpc_seconds = Histogram(
+            "grpc_server_handling_seconds",
+            "Time from the start of an RPC to its status, in seconds.",
+            rpc,
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rpc_in_flight = Gauge(
+            "eventwire_rpcs_in_flight", "RPCs being served now.", ("grpc_method",), registry=r
+        )
+        self.http_handled = Counter(
+            "eventwire_http_requests",
+            "JSON/HTTP gateway requests, by route and status.",
+            ("route", "code"),
+            registry=r,
+        )
+        self.queue_rows = Gauge(
+            "eventwire_ingest_queue_rows",
+            "Rows waiting for, or in, a group commit.",
+            registry=r,
+        )
+        self.commit_rows = Histogram(
+            "eventwire_commit_rows",
+            "Rows per group commit (events and alerts).",
+            buckets=_ROWS_BUCKETS,
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "eventwire_commit_seconds",
+            "Duration of a group commit, fsync included, in seconds.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.commits = Counter(
+            "eventwire_commits",
+            "Group commits, by result (ok, unavailable, error).",
+            ("result",),
+            registry=r,
+        )
+        self.events_stored = Counter("eventwire_events_stored", "Events newly stored.", registry=r)
+        self.events_duplicate = Counter(
+            "eventwire_events_duplicate",
+            "Events acknowledged without storing: their event_id was already stored.",
+            registry=r,
+        )
+        self.events_rejected = Counter(
+            "eventwire_events_rejected", "Events refused by validation.", registry=r
+        )
+        self.alerts_stored = Counter(
+            "eventwire_alerts_stored",
+            "Alerts acknowledged (stored, or a repeated key).",
+            registry=r,
+        )
+        self.overloaded = Counter(
+            "eventwire_overload_rejections",
+            "Requests refused with RESOURCE_EXHAUSTED because the ingest queue was full.",
+            registry=r,
+        )
+        self.store_up = Gauge(
+            "eventwire_store_up", "1 while storage accepts writes, else 0.", registry=r
+        )
+        self.draining = Gauge(
+            "eventwire_draining", "1 while the server drains for shutdown.", registry=r
+        )
+        self.store_up.set(1)
+
+    def watch_queue(self, pending: Callable[[], int]) -> None:
+        self.queue_rows.set_function(lambda: float(pending()))

@@ -1,0 +1,182 @@
+"""Traces: one trace from the caller through the RPC, the pipeline and the commit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.trace.v1 import (
+    trace_service_pb2,
+    trace_service_pb2_grpc,
+)
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from eventwire.api import analytics_pb2, analytics_pb2_grpc
+from eventwire.observability.tracing import inject, tracer_provider
+from eventwire.testing import running_server
+from eventwire.testing._process import ServerProcess
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter) -> TracerProvider:
+    made = tracer_provider("none", processor=SimpleSpanProcessor(exporter))
+    assert made is not None
+    return made
+
+
+def by_name(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
+    (span,) = [s for s in spans if s.name == name]
+    return span
+
+
+async def test_span_tree_from_caller_to_commit(
+    tmp_path: Path, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    caller = provider.get_tracer("test")
+    async with (
+        running_server(traces=provider, store=f"sqlite:///{tmp_path / 'e.db'}") as srv,
+        grpc.aio.insecure_channel(srv.address) as ch,
+    ):
+        stub = analytics_pb2_grpc.AnalyticsServiceStub(ch)
+        with caller.start_as_current_span("caller", kind=SpanKind.CLIENT) as root:
+            await stub.TrackEvent(
+                analytics_pb2.TrackEventRequest(event_name="traced"), metadata=inject()
+            )
+    spans = exporter.get_finished_spans()
+    rpc = by_name(spans, "analytics.AnalyticsService/TrackEvent")
+    ingest = by_name(spans, "eventwire.ingest")
+    commit = by_name(spans, "eventwire.store.commit")
+    trace_id = root.get_span_context().trace_id
+    assert {rpc.context.trace_id, ingest.context.trace_id, commit.context.trace_id} == {trace_id}
+    assert rpc.parent is not None
+    assert rpc.parent.span_id == root.get_span_context().span_id
+    assert rpc.kind == SpanKind.SERVER
+    assert rpc.attributes is not None
+    assert (rpc.attributes["rpc.system"], rpc.attributes["rpc.method"]) == ("grpc", "TrackEvent")
+    assert rpc.attributes["rpc.grpc.status_code"] == 0
+    assert ingest.parent is not None
+    assert ingest.parent.span_id == rpc.context.span_id
+    assert commit.parent is not None
+    assert commit.parent.span_id == ingest.context.span_id
+    assert [link.context.span_id for link in commit.links] == [ingest.context.span_id]
+
+
+async def test_a_group_commit_links_every_request_it_carries(
+    tmp_path: Path, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    async with (
+        running_server(traces=provider, store=f"sqlite:///{tmp_path / 'e.db'}") as srv,
+        grpc.aio.insecure_channel(srv.address) as ch,
+    ):
+        stub = analytics_pb2_grpc.AnalyticsServiceStub(ch)
+        await asyncio.gather(
+            *(stub.TrackEvent(analytics_pb2.TrackEventRequest(event_name="g")) for _ in range(40))
+        )
+    spans = exporter.get_finished_spans()
+    ingests = {s.context.span_id for s in spans if s.name == "eventwire.ingest"}
+    linked = [
+        link.context.span_id
+        for s in spans
+        if s.name == "eventwire.store.commit"
+        for link in s.links
+    ]
+    assert len(ingests) == 40
+    assert sorted(linked) == sorted(ingests)  # every request's span is linked exactly once
+
+
+async def test_server_errors_mark_the_span_and_client_errors_do_not(
+    tmp_path: Path, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    async with (
+        running_server(traces=provider, store=f"sqlite:///{tmp_path / 'e.db'}") as srv,
+        grpc.aio.insecure_channel(srv.address) as ch,
+    ):
+        stub = analytics_pb2_grpc.AnalyticsServiceStub(ch)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.TrackEvent(analytics_pb2.TrackEventRequest(event_name=""))
+    rpc = by_name(exporter.get_finished_spans(), "analytics.AnalyticsService/TrackEvent")
+    assert rpc.attributes is not None
+    assert rpc.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert rpc.status.status_code == StatusCode.UNSET
+
+
+class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+    """A real OTLP/gRPC trace receiver."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[bytes, bytes, str]] = []
+        self.arrived = asyncio.Event()
+
+    async def Export(
+        self,
+        request: trace_service_pb2.ExportTraceServiceRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        for resource in request.resource_spans:
+            for scope in resource.scope_spans:
+                self.spans.extend((s.trace_id, s.parent_span_id, s.name) for s in scope.spans)
+        self.arrived.set()
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+@pytest.fixture
+async def collector() -> AsyncIterator[tuple[Collector, int]]:
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    receiver = Collector()
+    # opentelemetry-proto's generated gRPC module is untyped.
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield receiver, port
+    await server.stop(0)
+
+
+async def test_one_trace_across_processes_over_otlp(
+    tmp_path: Path,
+    provider: TracerProvider,
+    collector: tuple[Collector, int],
+) -> None:
+    receiver, port = collector
+    env = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_BSP_SCHEDULE_DELAY": "50",
+    }
+    proc = ServerProcess(
+        "--store", f"sqlite:///{tmp_path / 'e.db'}", "--trace-exporter", "otlp", env=env
+    ).start()
+    try:
+        caller = provider.get_tracer("test")
+        async with grpc.aio.insecure_channel(proc.address) as ch:
+            with caller.start_as_current_span("caller") as root:
+                await analytics_pb2_grpc.AnalyticsServiceStub(ch).TrackEvent(
+                    analytics_pb2.TrackEventRequest(event_name="far"), metadata=inject()
+                )
+        proc.terminate()  # the drain flushes the batched spans
+        assert await asyncio.to_thread(proc.wait) == 0
+    finally:
+        proc.kill()
+    trace_id = root.get_span_context().trace_id.to_bytes(16, "big")
+    names = {name for tid, _, name in receiver.spans if tid == trace_id}
+    assert {
+        "analytics.AnalyticsService/TrackEvent",
+        "eventwire.ingest",
+        "eventwire.store.commit",
+    } <= names
+    (rpc_parent,) = [
+        p for _, p, n in receiver.spans if n == "analytics.AnalyticsService/TrackEvent"
+    ]
+    assert rpc_parent == root.get_span_context().span_id.to_bytes(8, "big")
