@@ -245,3 +245,14 @@ async def test_timestamps_across_the_whole_int64_range(store: Store) -> None:
     assert result.inserted == [1, 1, 1, 1]
     assert await count(store, start=2**31, end=2**62) == 2
     assert await count(store, start=2**62) == 1
+
+
+async def test_concurrent_commits_on_one_store(store: Store) -> None:
+    """The Protocol allows concurrent calls: overlapping commits, reads in between."""
+    batches = [[[ev(f"c{(n * 7 + i) % 40}")] for i in range(10)] for n in range(8)]
+    commits = [asyncio.create_task(store.commit(b, [])) for b in batches]
+    seen = await asyncio.gather(*(count(store) for _ in range(4)))
+    results = await asyncio.gather(*commits)
+    assert all(0 <= n <= 40 for n in seen)
+    assert sum(sum(r.inserted) for r in results) == 40
+    assert await count(store) == 40
