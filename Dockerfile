@@ -35,12 +35,13 @@ ENV PATH=/opt/eventwire/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     EVENTWIRE_ADDRESS=0.0.0.0:50051 \
     EVENTWIRE_HTTP_ADDRESS=0.0.0.0:8080 \
+    EVENTWIRE_METRICS_ADDRESS=0.0.0.0:9464 \
     EVENTWIRE_STORE=sqlite:////var/lib/eventwire/eventwire.db \
     EVENTWIRE_LOG_FORMAT=json
 WORKDIR /var/lib/eventwire
 VOLUME ["/var/lib/eventwire"]
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
-EXPOSE 50051 8080
+EXPOSE 50051 8080 9464
 # exec form: eventwire is PID 1 and gets SIGTERM itself, then drains.
 ENTRYPOINT ["eventwire", "serve"]

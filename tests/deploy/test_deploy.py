@@ -119,8 +119,9 @@ def test_dockerfile_defaults_are_valid_config_and_ports_are_exposed() -> None:
     assert cfg.log_format == "json"
     exposed = {int(p.split("/")[0]) for i, a in final if i == "EXPOSE" for p in a.split()}
     assert port_of(cfg.address) in exposed
-    if cfg.http_address:
-        assert port_of(cfg.http_address) in exposed
+    for optional in (cfg.http_address, cfg.metrics_address):
+        if optional:
+            assert port_of(optional) in exposed
     (entrypoint,) = [a for i, a in final if i == "ENTRYPOINT"]
     assert entrypoint.startswith("["), "exec form, so eventwire is PID 1 and gets SIGTERM"
     assert yaml.safe_load(entrypoint) == ["eventwire", "serve"]
@@ -273,6 +274,10 @@ def test_k8s_probes_use_grpc_health_on_the_grpc_port() -> None:
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     cfg = config_from_env(k8s_env())
     assert ports["grpc"] == port_of(cfg.address)
+    assert ports["http"] == port_of(cfg.http_address)
+    assert ports["metrics"] == port_of(cfg.metrics_address)
+    annotations = k8s()["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(ports["metrics"])
     for probe in ("readinessProbe", "livenessProbe"):
         assert c[probe]["grpc"]["port"] == ports["grpc"], probe
     ready, live = c["readinessProbe"], c["livenessProbe"]
