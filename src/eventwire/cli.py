@@ -72,6 +72,18 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     get_alert = sub.add_parser("get-alert", parents=[client], help="show a stored alert")
     get_alert.add_argument("tracking_id", metavar="TRACKING_ID")
 
+    top = sub.add_parser("top", help="live view of a running server, from its /metrics")
+    top.add_argument(
+        "--target",
+        default=env.get("EVENTWIRE_METRICS_TARGET", "localhost:9464"),
+        help="the server's metrics address or URL [env EVENTWIRE_METRICS_TARGET; "
+        "default: %(default)s]",
+    )
+    top.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    top.add_argument(
+        "--iterations", type=int, default=0, help="stop after this many refreshes (0: never)"
+    )
+
     count = sub.add_parser("count", parents=[client], help="count stored events")
     count.add_argument("--event", default="", help="only events with this name")
     count.add_argument("--user", default="", help="only events of this user")
@@ -167,6 +179,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return EXIT_USAGE
         logs.configure(server_config.log_level, server_config.log_format)
         return app.run(server_config)
+    if args.command == "top":
+        from eventwire.observability import top
+
+        try:
+            return top.run(args.target, args.interval, args.iterations)
+        except KeyboardInterrupt:
+            return EXIT_OK
     return _run_client(args)
 
 
