@@ -208,11 +208,11 @@ class Spool:
     ) -> None:
         if max_bytes < 64 * 1024:
             raise ValueError("max_spool_bytes must be at least 64 KiB")
-        if not 64 * 1024 <= segment_bytes <= max_bytes:
-            raise ValueError("spool segment size must be in [64 KiB, max_spool_bytes]")
+        if segment_bytes < 64 * 1024:
+            raise ValueError("spool segments must be at least 64 KiB")
         self.root = Path(root)
         self.max_bytes = max_bytes
-        self.segment_bytes = segment_bytes
+        self.segment_bytes = min(segment_bytes, max_bytes)
         self._lock = threading.Lock()
         self._segments: list[_Segment] = []
         """In replay order: adopted lanes' segments (oldest lane first), then ours."""
