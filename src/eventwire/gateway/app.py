@@ -23,10 +23,14 @@ import grpc
 import orjson
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.gateway._errors import HttpError, from_service_error, status_body
 from eventwire.gateway.openapi import openapi_document
+from eventwire.observability.logs import REQUEST_ID
+from eventwire.observability.metrics import ServerMetrics
+from eventwire.observability.tracing import extract
 from eventwire.server.errors import FieldViolation, ServiceError
 from eventwire.server.grpc_api import DEFAULT_TENANT
 from eventwire.server.service import IngestService
@@ -103,7 +107,11 @@ class GatewayApp:
         ready: Callable[[], bool],
         max_body_bytes: int,
         tenant: str = DEFAULT_TENANT,
+        metrics: ServerMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
+        self._metrics = metrics
+        self._tracer = tracer
         self._service = service
         self._ready = ready
         self._max_body = max_body_bytes
@@ -124,6 +132,38 @@ class GatewayApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return  # lifespan and websockets are not served
+        route = self._route_of(scope["path"])
+        token = REQUEST_ID.set(_request_id(scope))
+        try:
+            if self._tracer is None:
+                status = await self._serve(scope, receive, send)
+            else:
+                headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+                with self._tracer.start_as_current_span(
+                    f"{scope['method']} {route}",
+                    context=extract(headers),
+                    kind=SpanKind.SERVER,
+                    attributes={"http.request.method": scope["method"], "http.route": route},
+                ) as span:
+                    status = await self._serve(scope, receive, send)
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
+            if self._metrics is not None:
+                self._metrics.http_handled.labels(route, str(status)).inc()
+        finally:
+            REQUEST_ID.reset(token)
+
+    def _route_of(self, path: str) -> str:
+        """The route template, a bounded label set (never the raw path)."""
+        if path in self._routes:
+            return path
+        if path.startswith(_ALERTS) and "/" not in path[len(_ALERTS) :]:
+            return _ALERTS + "{tracking_id}"
+        return "unmatched"
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Answer one request; its HTTP status (499: the client went away first)."""
         try:
             reply = await self._dispatch(scope, receive)
         except HttpError as err:
@@ -135,7 +175,7 @@ class GatewayApp:
                 error = from_service_error(err)
                 reply = _Reply(error.http_status, error.body(), error.headers)
         except _Disconnected:
-            return
+            return 499
         except Exception as exc:  # noqa: BLE001 - the last line of defence; logged, not leaked
             reply = self._internal(scope, exc)
         headers = [_JSON, (b"content-length", str(len(reply.body)).encode())]
@@ -143,6 +183,7 @@ class GatewayApp:
             headers.extend(reply.headers)
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
+        return reply.status
 
     async def _dispatch(self, scope: Scope, receive: Receive) -> _Reply:
         path: str = scope["path"]
@@ -164,7 +205,7 @@ class GatewayApp:
         return await handler(scope, receive)
 
     def _internal(self, scope: Scope, exc: Exception) -> _Reply:
-        request_id = _request_id(scope)
+        request_id = REQUEST_ID.get() or _request_id(scope)
         log.error(
             "unexpected error in %s %s",
             scope.get("method"),

@@ -164,6 +164,8 @@ class Server:
                     service,
                     ready=lambda: self._serving and not self._draining,
                     max_body_bytes=self.config.http_max_body_bytes,
+                    metrics=self.metrics,
+                    tracer=self._tracer,
                 )
             )
         if self._metrics_listener is not None:
