@@ -178,3 +178,39 @@ async def test_database_outage_turns_unavailable_and_recovers_losing_nothing(
     stored = {str(row[0]) for row in pg_rows(pg_url, "SELECT event_id FROM events")}
     assert acked <= stored, f"acknowledged but lost: {sorted(acked - stored)[:10]}"
     assert count.count == len(stored)
+
+
+async def test_two_replicas_store_each_event_once(pg_url: str) -> None:
+    """The same event ids sent to two servers on one database at the same time."""
+    ids = [f"evt-{i}" for i in range(150)]
+    async with running_server(store=pg_url) as one, running_server(store=pg_url) as two:
+        channels = [
+            grpc.aio.insecure_channel(s.address, options=CHANNEL_OPTIONS) for s in (one, two)
+        ]
+        try:
+            stubs = [analytics_pb2_grpc.AnalyticsServiceStub(ch) for ch in channels]
+
+            async def send(
+                stub: analytics_pb2_grpc.AnalyticsServiceAsyncStub, order: list[str]
+            ) -> list[tuple[str, bool]]:
+                replies = await asyncio.gather(
+                    *(
+                        stub.TrackEvent(
+                            analytics_pb2.TrackEventRequest(event_name="e", event_id=i), timeout=30
+                        )
+                        for i in order
+                    )
+                )
+                assert all(r.success for r in replies)
+                return [(r.event_id, r.duplicate) for r in replies]
+
+            first, second = await asyncio.gather(
+                send(stubs[0], ids),
+                send(stubs[1], ids[::-1]),
+            )
+        finally:
+            for ch in channels:
+                await ch.close()
+    fresh = [event_id for event_id, duplicate in first + second if not duplicate]
+    assert sorted(fresh) == sorted(ids), "each id is new on exactly one replica"
+    assert pg_rows(pg_url, "SELECT count(*), count(DISTINCT event_id) FROM events") == [(150, 150)]
