@@ -5,12 +5,13 @@ server as one statement per kind (not one per row), in one transaction:
 
 * ``copy``: the unique rows are COPYed in binary into a per-connection
   temporary staging table, then moved with ``INSERT ... SELECT ... ON CONFLICT
-  DO NOTHING``. Twice as fast as ``insert`` from ~100 rows on (86k vs 38k rows/s
-  at 10,000 rows per commit on the 2-core reference machine, see
-  ``bench/store_throughput.py`` and docs/scaling.md), but two round trips more.
+  DO NOTHING``. 2-2.6x as fast as ``insert`` from ~100 rows on (78k-113k vs
+  35k-43k rows/s at 1,000-10,000 rows per commit on the 2-core reference
+  machine, with 6-10x less client CPU; see ``bench/store_throughput.py`` and
+  docs/scaling.md), but two round trips more.
 * ``insert``: one ``INSERT ... SELECT FROM unnest(<one array per column>) ...
   ON CONFLICT DO NOTHING``, the arrays sent as parameters; the faster one for
-  small batches (1.0 vs 1.4 ms for a single row).
+  small batches (0.9-1.0 vs 1.3-1.4 ms for a single row).
 * ``auto`` (default): ``insert`` below :data:`COPY_THRESHOLD` rows, where the
   two cross over, else ``copy``.
 
@@ -22,20 +23,21 @@ overlapping keys take their row locks in the same order and cannot deadlock
 (a deadlock or serialization failure is retried anyway).
 
 Nothing may hang an RPC: every operation (pool wait, connect, query) is bounded
-by ``command_timeout``. Past it, the store raises :class:`StoreUnavailable` at
-once and leaves the stuck connection to be cancelled and discarded in the
+by ``command_timeout``. The server gets it as ``statement_timeout`` and cancels
+slow statements itself, cleanly; if it does not answer even that (half a second
+later: a silent network), the store raises :class:`StoreUnavailable` at once
+and leaves the stuck connection to be cancelled and discarded in the
 background, because psycopg's own cancellation waits on the very network that
-just stopped answering. The server also gets ``statement_timeout`` so it stops
-work nobody waits for, and ``idle_in_transaction_session_timeout`` so a replica
-that died mid-transaction cannot hold row locks that block the others.
+just stopped answering. ``idle_in_transaction_session_timeout`` makes sure a
+replica that died mid-transaction cannot hold row locks that block the others.
 
 Tuning lives in the URL: libpq's own parameters (``connect_timeout``,
 ``keepalives_idle``, ``options``, ``sslmode``...) pass through, and eventwire
 reads and removes ``command_timeout`` (seconds, default 5), ``pool_min_size``
 (1), ``pool_max_size`` (8) and ``write_method`` (``auto``). Behind PgBouncer in
-transaction mode use ``write_method=insert`` (the COPY staging table is
-per session) and set the timeouts on the role, since startup ``options`` are
-not passed through.
+transaction mode use ``write_method=insert`` (the COPY staging table lives in
+the session), add ``options`` to its ``ignore_startup_parameters`` and set the
+server-side timeouts on the role instead.
 """
 
 from __future__ import annotations
