@@ -12,6 +12,7 @@ that is what lets the servicers answer ``success=true`` honestly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -107,15 +108,11 @@ class IngestPipeline:
         return result
 
     async def _wait(self, item: _Item) -> int | str:
-        if self._tracer is None:
-            return await self._submit(item)
-        # The time a request spends queued and committed, under its RPC's span;
-        # the commit's own span links back to it.
-        with self._tracer.start_as_current_span(
-            "eventwire.ingest", attributes={"eventwire.rows": item.weight}
-        ) as span:
-            item.span = span.get_span_context()
-            return await self._submit(item)
+        if self._tracer is not None:
+            # The request's own (RPC) span: the group commit that carries it links to it.
+            span_context = trace.get_current_span().get_span_context()
+            item.span = span_context if span_context.is_valid else None
+        return await self._submit(item)
 
     async def close(self, timeout: float | None = None) -> None:
         """Stop accepting, commit everything queued, then stop the writer."""
@@ -187,12 +184,14 @@ class IngestPipeline:
         if self._tracer is None:
             await self._commit_batch(batch)
             return
+        # One span per group commit, not per request: its cost is shared by the
+        # batch. It hangs under the first request's span and links to all of them.
         links = [Link(item.span) for item in batch if item.span is not None]
         parent = (
             trace.set_span_in_context(trace.NonRecordingSpan(links[0].context)) if links else None
         )
         with self._tracer.start_as_current_span(
-            "eventwire.store.commit",
+            "eventwire.ingest.batch",
             context=parent,
             links=links,
             attributes={
@@ -209,10 +208,15 @@ class IngestPipeline:
         metrics = self._metrics
         started = time.monotonic()
         try:
-            result = await self._store.commit(
-                [item.events for item in event_items if item.events is not None],
-                [item.alert for item in alert_items if item.alert is not None],
-            )
+            with (
+                self._tracer.start_as_current_span("eventwire.store.commit")
+                if self._tracer is not None
+                else contextlib.nullcontext()
+            ):
+                result = await self._store.commit(
+                    [item.events for item in event_items if item.events is not None],
+                    [item.alert for item in alert_items if item.alert is not None],
+                )
         except StoreUnavailable as exc:
             self._set_health(ok=False)
             log.warning("commit of %d requests failed: storage unavailable: %s", len(batch), exc)
