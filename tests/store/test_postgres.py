@@ -74,8 +74,7 @@ def test_open_store_selects_postgres_and_reads_our_url_parameters() -> None:
         PostgresStore("postgresql://app@db/events", write_method="bulk")  # type: ignore[arg-type]
 
 
-async def test_passwords_never_appear_in_errors_or_repr(silent_port: int) -> None:
-    del silent_port
+async def test_passwords_never_appear_in_errors_or_repr() -> None:
     secret = "s3cr3t-Pa55"  # noqa: S105 - the point of the test
     refused = "127.0.0.1:1"  # nothing listens on port 1 on a test machine
     store = PostgresStore(f"postgresql://app:{secret}@{refused}/events", command_timeout=2)
