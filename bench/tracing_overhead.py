@@ -1,0 +1,210 @@
+"""Cost of tracing on unary TrackEvent: the same server with tracing off and on.
+
+"off" is ``--trace-exporter none`` (the default: no span is created at all);
+"on" is ``--trace-exporter otlp`` sampling and exporting every trace (a span
+per RPC, two per group commit) through the batch processor to a real OTLP/gRPC
+receiver; "on-10%" is the same with the standard head sampler
+``OTEL_TRACES_SAMPLER=parentbased_traceidratio`` at ``0.1``.
+
+The server is pinned to CPU 0; the load generator (grpc.aio, N calls in
+flight) and the span receiver to CPU 1. Variants alternate within each repeat,
+in rotated order, and the report gives medians with min-max, so both variants
+see the same machine noise.
+
+    .venv/bin/python bench/tracing_overhead.py --repeats 3 --duration 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+
+from eventwire.api import analytics_pb2, analytics_pb2_grpc
+from eventwire.testing._process import ServerProcess
+
+RESULTS = Path(__file__).parent / "results"
+VARIANTS = ("off", "on", "on-10%")
+
+SINK = """
+import asyncio, sys, grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as rpc
+class Sink(rpc.TraceServiceServicer):
+    spans = 0
+    async def Export(self, request, context):
+        Sink.spans += sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+        return pb.ExportTraceServiceResponse()
+async def main():
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    rpc.add_TraceServiceServicer_to_server(Sink(), server)
+    print(server.add_insecure_port("127.0.0.1:0"), flush=True)
+    await server.start()
+    await server.wait_for_termination()
+asyncio.run(main())
+"""
+
+
+def pin(pid: int, cpu: int) -> bool:
+    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
+        return False
+    os.sched_setaffinity(pid, {cpu})
+    return True
+
+
+async def load(address: str, duration: float, in_flight: int) -> dict[str, float]:
+    latencies: list[float] = []
+    done = 0
+    stop = time.perf_counter() + duration
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = analytics_pb2_grpc.AnalyticsServiceStub(channel)
+        request = analytics_pb2.TrackEventRequest(
+            event_name="bench", user_id="u-1", properties={"plan": "pro"}
+        )
+
+        async def worker() -> None:
+            nonlocal done
+            while (start := time.perf_counter()) < stop:
+                await stub.TrackEvent(request, timeout=5)
+                latencies.append(time.perf_counter() - start)
+                done += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    return {
+        "rps": done / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+    }
+
+
+def run_variant(
+    variant: str, sink_port: int, args: argparse.Namespace, tmp: Path
+) -> dict[str, float]:
+    env = dict(os.environ)
+    extra = ["--trace-exporter", "none"]
+    if variant.startswith("on"):
+        extra = ["--trace-exporter", "otlp"]
+        env |= {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+            "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        }
+    if variant == "on-10%":
+        env |= {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+    db = tmp / f"{variant}-{time.monotonic_ns()}.db"
+    server = ServerProcess(
+        "--store",
+        f"sqlite:///{db}",
+        "--sqlite-synchronous",
+        "normal",
+        "--http-address",
+        "",
+        "--metrics-address",
+        "",
+        *extra,
+        http_address="",
+        env=env,
+    )
+    server.start()
+    try:
+        pin(server.pid, 0)
+        asyncio.run(load(server.address, 1.0, args.in_flight))  # warm-up
+        return asyncio.run(load(server.address, args.duration, args.in_flight))
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--in-flight", type=int, default=64)
+    args = parser.parse_args()
+    pinned = pin(0, 1)
+    sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
+    assert sink.stdout is not None
+    sink_port = int(sink.stdout.readline())
+    pin(sink.pid, 1)
+    runs: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(args.repeats):
+                order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
+                for variant in order:
+                    result = run_variant(variant, sink_port, args, Path(tmp))
+                    runs[variant].append(result)
+                    print(
+                        f"repeat {r + 1} {variant:>3}: {result['rps']:,.0f} req/s "
+                        f"p50 {result['p50_ms']:.2f} ms p99 {result['p99_ms']:.2f} ms",
+                        flush=True,
+                    )
+    finally:
+        sink.terminate()
+    summary = {
+        v: {k: statistics.median(run[k] for run in runs[v]) for k in ("rps", "p50_ms", "p99_ms")}
+        | {
+            "rps_min": min(run["rps"] for run in runs[v]),
+            "rps_max": max(run["rps"] for run in runs[v]),
+        }
+        for v in VARIANTS
+    }
+    cost = 1 - summary["on"]["rps"] / summary["off"]["rps"]
+    sampled_cost = 1 - summary["on-10%"]["rps"] / summary["off"]["rps"]
+    report = {
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
+        "pinned": "server on CPU 0; load generator and OTLP receiver on CPU 1"
+        if pinned
+        else "not pinned",
+        "args": vars(args),
+        "runs": runs,
+        "summary": summary,
+        "throughput_cost_of_tracing": cost,
+        "throughput_cost_of_tracing_10_percent": sampled_cost,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "tracing_overhead.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        "# Tracing overhead, unary TrackEvent",
+        "",
+        f"{report['machine']}; {report['pinned']}; {args.in_flight} calls in flight, "
+        f"{args.repeats} interleaved repeats of {args.duration:.0f} s, medians (min-max).",
+        "",
+        "| tracing | req/s | p50 ms | p99 ms |",
+        "|---|---|---|---|",
+    ]
+    for v in VARIANTS:
+        s = summary[v]
+        lines.append(
+            f"| {v} | {s['rps']:,.0f} ({s['rps_min']:,.0f}-{s['rps_max']:,.0f}) | "
+            f"{s['p50_ms']:.2f} | {s['p99_ms']:.2f} |"
+        )
+    lines += [
+        "",
+        f"Throughput cost of tracing every RPC: {cost:.1%}.",
+        "",
+        "Reproduce: `.venv/bin/python bench/tracing_overhead.py "
+        f"--repeats {args.repeats} --duration {args.duration:g}`",
+        "",
+    ]
+    (RESULTS / "tracing_overhead.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
