@@ -93,6 +93,20 @@ CASES: list[BadInput] = [
         "8192",
     ),
     BadInput(
+        "property-control-key",
+        "TrackEvent",
+        _event(properties={"a\tb": "v"}),
+        "properties['a\\tb']",
+        "control",
+    ),
+    BadInput(
+        "property-nul-value",
+        "TrackEvent",
+        _event(properties={"note": "a\x00b"}),
+        "properties['note']",
+        "NUL",
+    ),
+    BadInput(
         "event-too-large",
         "TrackEvent",
         _event(properties={f"k{i}": "v" * 8000 for i in range(5)}),

@@ -25,6 +25,7 @@ from packaging.requirements import Requirement
 
 from eventwire import config
 from eventwire.config import ServerConfig
+from eventwire.server.app import LIVENESS
 from eventwire.store.postgres import PostgresStore
 from eventwire.testing import running_server
 
@@ -284,6 +285,7 @@ def test_k8s_probes_use_grpc_health_on_the_grpc_port() -> None:
     # Not ready quickly; dead only after long: a database outage is not fixed by restarts.
     assert ready["periodSeconds"] * ready["failureThreshold"] <= 10
     assert live["periodSeconds"] * live["failureThreshold"] >= 60
+    assert live["grpc"]["service"] == LIVENESS
 
 
 def test_k8s_shutdown_drains_within_the_grace_period() -> None:

@@ -192,6 +192,17 @@ async def test_health_goes_not_serving_while_draining(tmp_path: Path) -> None:
         await stopping
 
 
+def fill_disk(ballast: Path) -> None:
+    """Fill the filesystem holding ``ballast`` to the last byte."""
+    # Unbuffered, so that closing the file has nothing left to write.
+    with ballast.open("wb", buffering=0) as f:
+        try:
+            while f.write(b"\0" * 65536):
+                pass
+        except OSError:
+            pass
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 2 MiB filesystem, so that SQLite really runs out of space."""
@@ -218,14 +229,7 @@ async def test_full_disk_is_unavailable_then_recovers(small_disk: Path) -> None:
     ):
         analytics = analytics_pb2_grpc.AnalyticsServiceStub(ch)
         await analytics.TrackEvent(event("before"))
-        # Fill the filesystem to the last byte.
-        with ballast.open("wb") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError:
-                pass
+        fill_disk(ballast)
         big = {f"k{i}": "v" * 4000 for i in range(7)}
         acknowledged = 0
         refused: grpc.StatusCode | None = None
@@ -281,3 +285,45 @@ async def test_overload_is_resource_exhausted_with_pushback(tmp_path: Path) -> N
         accepted = sum(isinstance(r, analytics_pb2.TrackEventResponse) for r in results)
         counted = await analytics.CountEvents(analytics_pb2.CountEventsRequest(event_name="burst"))
         assert counted.count == accepted
+
+
+async def test_liveness_stays_serving_while_storage_is_down(small_disk: Path) -> None:
+    ballast = small_disk / "ballast"
+    async with (
+        running_server(store=f"sqlite:///{small_disk / 'e.db'}", store_probe_interval=0.05) as srv,
+        grpc.aio.insecure_channel(srv.address, options=CHANNEL_OPTIONS) as ch,
+    ):
+        analytics = analytics_pb2_grpc.AnalyticsServiceStub(ch)
+        fill_disk(ballast)
+        big = {f"k{i}": "v" * 4000 for i in range(7)}
+        for _ in range(1000):
+            try:
+                await analytics.TrackEvent(event("filling", properties=big))
+            except grpc.aio.AioRpcError:
+                break
+        await wait_for_health(ch, NOT_SERVING)
+        assert await health_of(ch, "liveness") == SERVING
+        ballast.unlink()
+        await wait_for_health(ch, SERVING)
+
+
+async def test_a_nonsense_store_url_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "eventwire",
+        "serve",
+        "--address",
+        "127.0.0.1:0",
+        "--http-address",
+        "",
+        "--metrics-address",
+        "",
+        "--store",
+        "postgresql://127.0.0.1:1/db?bogus=1",
+        stderr=subprocess.PIPE,
+    )
+    _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert b"Traceback" not in err
+    assert b"invalid configuration" in err

@@ -292,3 +292,35 @@ async def test_reflection_can_be_switched_off(tmp_path: Path) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await call.read()
         assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_a_request_the_database_refuses_fails_alone(
+    server: Server, analytics: Analytics, db_url: str
+) -> None:
+    db = db_url.removeprefix("sqlite:///")
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.event_name = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    registry = server.metrics.registry
+    # Hold the write lock so that every request queues up for one group commit.
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        calls = [asyncio.ensure_future(analytics.TrackEvent(event(f"good-{i}"))) for i in range(20)]
+        calls.insert(10, asyncio.ensure_future(analytics.TrackEvent(event("poison"))))
+        for _ in range(400):
+            if (registry.get_sample_value("eventwire_ingest_queue_rows") or 0) >= 21:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    failed = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert [e.code() for e in failed] == [grpc.StatusCode.INTERNAL]
+    assert isinstance(results[10], grpc.aio.AioRpcError)
+    assert rows(db_url, "SELECT count(*) FROM events") == [(20,)]
+    # The group holding the poison failed once, then the poison failed alone.
+    assert registry.get_sample_value("eventwire_commits_total", {"result": "error"}) == 2

@@ -78,3 +78,8 @@ def test_alert_requires_device_and_type() -> None:
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_properties"):
         Limits(max_properties=0)
+
+
+def test_property_values_may_hold_newlines_and_tabs() -> None:
+    req = analytics_pb2.TrackEventRequest(event_name="e", properties={"note": "a\nb\tc"})
+    assert validate_event(req, NOW) == []

@@ -33,6 +33,11 @@ from eventwire.store import Store, StoreUnavailable, open_store
 
 log = logging.getLogger("eventwire.server")
 
+LIVENESS: Final = "liveness"
+"""A health service name that is SERVING while the process serves at all, whatever
+storage does: a liveness probe on it restarts a wedged process, never one that
+merely waits for its database (restarting cannot fix that)."""
+
 SERVICE_NAMES: Final = (
     analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
     telemetry_pb2.DESCRIPTOR.services_by_name["TelemetryService"].full_name,
@@ -227,6 +232,8 @@ class Server:
         )
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, status)
+        if serving:
+            await self._health.set(LIVENESS, status)
 
     def _on_store_health(self, ok: bool) -> None:
         self.metrics.store_up.set(1 if ok else 0)
@@ -278,23 +285,30 @@ def _redact(url: str) -> str:
 
 async def serve(config: ServerConfig) -> int:
     """Run until SIGTERM or SIGINT, then drain; the process's exit code."""
-    server = Server(config)
     try:
-        await server.start()
-    except StoreUnavailable as exc:
-        log.critical("cannot open storage: %s", exc)
-        return 1
-    except RuntimeError as exc:  # grpcio: the address cannot be bound
-        log.critical("cannot listen on %s: %s", config.address, exc)
-        await server.store.close()
-        return 1
+        server = Server(config)
+    except ValueError as exc:  # e.g. a store URL that parses but makes no sense
+        log.critical("invalid configuration: %s", exc)
+        return 2
+    # Handlers first: a signal that arrives while starting still means "drain".
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
+    try:
+        try:
+            await server.start()
+        except StoreUnavailable as exc:
+            log.critical("cannot open storage: %s", exc)
+            return 1
+        except RuntimeError as exc:  # an address that cannot be bound; exc names it
+            log.critical("cannot listen: %s", exc)
+            await server.store.close()
+            return 1
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
     await server.stop()
     return 0
 

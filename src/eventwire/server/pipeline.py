@@ -225,10 +225,17 @@ class IngestPipeline:
                 metrics.commits.labels("unavailable").inc()
             return
         except Exception:
-            log.exception("commit of %d requests failed", len(batch))
-            self._fail(batch, ServiceError("commit failed"))
             if metrics is not None:
                 metrics.commits.labels("error").inc()
+            if len(batch) > 1:
+                # One request's rows can fail a whole group commit (a value the
+                # database refuses); commit them one by one so only it fails.
+                log.warning("commit of %d requests failed; isolating the cause", len(batch))
+                for item in batch:
+                    await self._commit_batch([item])
+                return
+            log.exception("commit failed")
+            self._fail(batch, ServiceError("commit failed"))
             return
         self._set_health(ok=True)
         elapsed = time.monotonic() - started

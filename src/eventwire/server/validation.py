@@ -134,6 +134,18 @@ def validate_event(
                         f"key must be 1 to {limits.max_name_chars} characters, got {len(key)}",
                     )
                 )
+            elif _CONTROL.search(key):
+                out.append(
+                    FieldViolation(
+                        prefix + _key_path(key), "key must not contain control characters"
+                    )
+                )
+            # Values may hold newlines and tabs, but not NUL: PostgreSQL's JSONB
+            # (and many consumers downstream) cannot store U+0000.
+            if "\x00" in value:
+                out.append(
+                    FieldViolation(prefix + _key_path(key), "value must not contain NUL (U+0000)")
+                )
             if len(value) > limits.max_value_chars:
                 out.append(
                     FieldViolation(
