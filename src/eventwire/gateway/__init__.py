@@ -1,6 +1,6 @@
 """JSON/HTTP gateway: eventwire's API for clients without gRPC, in the same process.
 
-See ``docs/gateway.md`` for the routes and the error model.
+See the README's "JSON/HTTP gateway" section for the routes and the error model.
 """
 
 from __future__ import annotations
