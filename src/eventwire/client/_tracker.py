@@ -34,12 +34,12 @@ import asyncio
 import atexit
 import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 import random
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -232,7 +232,15 @@ class _Outcome:
     pushback: bool = False
 
 
-_LIVE: weakref.WeakSet[Any] = weakref.WeakSet()
+# Trackers not closed yet, held strongly: one that goes out of scope with
+# events queued must still be flushed at exit, like a running thread is joined.
+_LIVE: set[Any] = set()
+
+
+# In a forked child: the parent's gRPC channel, event loop and thread objects.
+# Finalizing them would call into gRPC's core, which does not survive fork()
+# (it hangs or crashes the child), so they are kept, unused, until exit.
+_INHERITED: list[object] = []
 
 
 def _reinit_after_fork() -> None:
@@ -444,6 +452,8 @@ class Tracker:
                 loop.create_task(self._run(), name="eventwire-tracker"),
                 loop.create_task(self._sync_loop(), name="eventwire-tracker-fsync"),
             ]
+            if self._spool is not None:
+                self._tasks.append(loop.create_task(self._adopt_loop(), name="eventwire-adopt"))
             # Anything queued before start() is due now.
             self._wake.set()
         finally:
@@ -456,7 +466,7 @@ class Tracker:
         spooled and keep being delivered).
         """
         if self._spool_only:
-            await asyncio.to_thread(self._sync_spool_quietly)
+            await self._offload(self._sync_spool_quietly)
             return self._core.outstanding_total() == 0
         target = self._core.new_epoch()
         if self._core.settled_through(target):
@@ -491,7 +501,7 @@ class Tracker:
             return self._close_result
         if self._spool_only:
             self._closed = True
-            await asyncio.to_thread(self._close_spool_only)
+            await self._offload(self._close_spool_only)
             self._close_result = False
             return False
         delivered = await self.flush(timeout)
@@ -500,7 +510,7 @@ class Tracker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.to_thread(self._keep_leftovers)
+        await self._offload(self._keep_leftovers)
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
@@ -634,7 +644,12 @@ class Tracker:
         Its effects on the pipeline are applied inside ``fn``, so a cancelled
         caller (``close()`` stopping the task) cannot lose or double them.
         """
-        job = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        loop = asyncio.get_running_loop()
+        try:
+            job = loop.run_in_executor(None, functools.partial(fn, *args))
+        except RuntimeError:
+            # The interpreter is exiting (atexit): no new threads; block briefly instead.
+            return fn(*args)
         try:
             return await asyncio.shield(job)
         except asyncio.CancelledError:
@@ -642,37 +657,42 @@ class Tracker:
             raise
 
     async def _adopt(self) -> None:
-        if self._spool is not None:
-            await self._offload(self._adopt_now)
+        if self._spool is None:
+            return
+        found: int = await self._offload(self._adopt_now)
+        if found and self._wake is not None:
+            self._wake.set()
 
-    def _adopt_now(self) -> None:
+    async def _adopt_loop(self) -> None:
+        # Its own task: a long-lived stream must not keep a dead process's
+        # spool (a forked child's, say) waiting.
+        while True:
+            await asyncio.sleep(self.config.adopt_interval)
+            await self._adopt()
+
+    def _adopt_now(self) -> int:
         spool = self._spool
         if spool is None:
-            return
+            return 0
         try:
             found = spool.adopt()
         except SpoolError as exc:
             self._spool_failed(exc)
-            return
+            return 0
         if found:
             self._core.recovered(found)
             log.info("eventwire tracker: replaying %d spooled events", found)
+        return found
 
     async def _run(self) -> None:
         failures = 0
-        next_adopt = time.monotonic() + self.config.adopt_interval
         while True:
             try:
-                now = time.monotonic()
-                if self._spool is not None and now >= next_adopt:
-                    next_adopt = now + self.config.adopt_interval
-                    await self._adopt()
                 if self._core.spill_requested:
                     await self._spill(include_unacked=True)
-                due = self._work_due(now)
+                due = self._work_due(time.monotonic())
                 if due is None or due > 0:
-                    wait = self.config.adopt_interval if due is None else due
-                    await self._sleep(min(wait, max(0.0, next_adopt - now)))
+                    await self._sleep(self.config.stream_idle_timeout if due is None else due)
                     continue
                 outcome = await self._session()
                 if outcome.ok:
@@ -730,10 +750,7 @@ class Tracker:
             spool = self._spool
             if spool is None:
                 continue
-            try:
-                await asyncio.to_thread(spool.sync)
-            except SpoolError as exc:
-                self._spool_failed(exc)
+            await self._offload(self._sync_spool_quietly)
 
     async def _spill(self, *, include_unacked: bool) -> None:
         """Move what memory holds to the spool, oldest first; keep in memory what fails."""
@@ -990,7 +1007,10 @@ class Tracker:
         # core state and threads do not survive fork()): such a child writes
         # to its own spool lane, for the parent or the next run to deliver.
         self._spool_only = self._grpc_started or self._spool_only
-        self._core.reset()
+        _INHERITED.append(
+            (self._channel, self._ingest, self._loop, self._tasks, self._background, self._core)
+        )
+        self._core = Pipeline(self._limits)
         if self._spool is not None:
             self._spool.forget_after_fork()
         self._spool = self._new_spool()
@@ -1151,6 +1171,7 @@ class SyncTracker:
         return result
 
     def _after_fork_in_child(self) -> None:
+        _INHERITED.append((self._loop, self._thread))
         self._lock = threading.Lock()
         self._loop = None
         self._thread = None
