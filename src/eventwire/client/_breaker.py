@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import grpc
 
@@ -45,10 +46,11 @@ class Transition:
     """Failure share that caused an opening, if that is why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Permit:
+class Permit(NamedTuple):
     """Leave to make one attempt; hand it back through record() or release()."""
 
+    # A NamedTuple rather than a frozen dataclass: one is built per attempt,
+    # and this is the cheaper of the two immutable records.
     generation: int
     half_open: bool
     started: float
@@ -78,6 +80,9 @@ class CircuitBreaker:
         self._opened_at = 0.0
         # Closed: (time, failed, slow) per finished call, oldest first.
         self._window: deque[tuple[float, bool, bool]] = deque()
+        # Running totals over the window, so a verdict costs O(1), not O(window).
+        self._failed = 0
+        self._slow = 0
         self._trials_issued = 0
         self._trials: list[tuple[bool, bool]] = []
 
@@ -140,12 +145,21 @@ class CircuitBreaker:
             if self._state is BreakerState.HALF_OPEN:
                 self._trials.append((failed, slow))
                 if len(self._trials) >= self.policy.half_open_calls:
-                    fired = self._judge(self._trials, now, from_half_open=True)
+                    fired = self._judge(
+                        len(self._trials),
+                        sum(f for f, _ in self._trials),
+                        sum(s for _, s in self._trials),
+                        now,
+                        from_half_open=True,
+                    )
             elif self._state is BreakerState.CLOSED:
                 self._window.append((now, failed, slow))
+                self._failed += failed
+                self._slow += slow
                 self._trim(now)
-                if len(self._window) >= self.policy.minimum_calls:
-                    fired = self._judge([(f, s) for _, f, s in self._window], now)
+                calls = len(self._window)
+                if calls >= self.policy.minimum_calls:
+                    fired = self._judge(calls, self._failed, self._slow, now)
         self._fire(fired)
 
     def release(self, permit: Permit) -> None:
@@ -164,19 +178,23 @@ class CircuitBreaker:
 
     def _trim(self, now: float) -> None:
         size = self.policy.window_size
+        window = self._window
         if self.policy.window == "count":
-            while len(self._window) > size:
-                self._window.popleft()
+            while len(window) > size:
+                _, failed, slow = window.popleft()
+                self._failed -= failed
+                self._slow -= slow
         else:
-            while self._window and self._window[0][0] <= now - size:
-                self._window.popleft()
+            while window and window[0][0] <= now - size:
+                _, failed, slow = window.popleft()
+                self._failed -= failed
+                self._slow -= slow
 
     def _judge(
-        self, outcomes: list[tuple[bool, bool]], now: float, *, from_half_open: bool = False
+        self, total: int, failed: int, slow: int, now: float, *, from_half_open: bool = False
     ) -> list[Transition]:
-        total = len(outcomes)
-        failure_rate = sum(f for f, _ in outcomes) / total
-        slow_rate = sum(s for _, s in outcomes) / total
+        failure_rate = failed / total
+        slow_rate = slow / total
         if (
             failure_rate >= self.policy.failure_rate_threshold
             or slow_rate >= self.policy.slow_call_rate_threshold
@@ -198,6 +216,7 @@ class CircuitBreaker:
         self._state = state
         self._generation += 1
         self._window.clear()
+        self._failed = self._slow = 0
         self._trials_issued = 0
         self._trials = []
         if state is BreakerState.OPEN:

@@ -120,6 +120,15 @@ def _aio_channel(
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> grpc.aio.Channel:
     chain = [*aio_interceptors(res), *interceptors]
+    return _plain_aio_channel(target, credentials, options, chain)
+
+
+def _plain_aio_channel(
+    target: str,
+    credentials: grpc.ChannelCredentials | None,
+    options: ChannelOptions,
+    chain: Sequence[grpc.aio.ClientInterceptor] | None = None,
+) -> grpc.aio.Channel:
     opts = channel_options(options)
     if credentials is None:
         return grpc.aio.insecure_channel(target, options=opts, interceptors=chain)

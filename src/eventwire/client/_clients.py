@@ -17,9 +17,15 @@ import grpc
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
 from eventwire.client._breaker import CircuitBreaker
-from eventwire.client._channel import ChannelOptions, _aio_channel, _resilience, _sync_channel
+from eventwire.client._channel import (
+    ChannelOptions,
+    _plain_aio_channel,
+    _resilience,
+    _sync_channel,
+)
 from eventwire.client._core import Resilience, RetryEvent
 from eventwire.client._exceptions import ClientClosedError, RpcError, map_rpc_error
+from eventwire.client._interceptors import AioStreamUnaryInterceptor, AioUnaryUnaryInterceptor
 from eventwire.client._policy import (
     DEFAULT_ANALYTICS_TIMEOUT,
     DEFAULT_TELEMETRY_TIMEOUT,
@@ -33,6 +39,11 @@ from eventwire.client._throttle import RetryThrottle
 __all__ = ["AnalyticsClient", "SyncAnalyticsClient", "SyncTelemetryClient", "TelemetryClient"]
 
 _DEFAULT = object()
+_TRACK = "/analytics.AnalyticsService/TrackEvent"
+_STREAM = "/analytics.AnalyticsService/StreamEvents"
+_COUNT = "/analytics.AnalyticsService/CountEvents"
+_REPORT = "/telemetry.TelemetryService/ReportAlert"
+_GET = "/telemetry.TelemetryService/GetAlert"
 
 
 class _Base:
@@ -194,7 +205,11 @@ class AnalyticsClient(_AnalyticsBase):
             options=options,
             rng=rng,
         )
-        self.channel = _aio_channel(target, self.resilience, credentials, options)
+        # A channel without interceptors: the policies run in _unary/_stream,
+        # the same code the interceptors run, minus grpcio's per-call task.
+        self.channel = _plain_aio_channel(target, credentials, options)
+        self._unary = AioUnaryUnaryInterceptor(self.resilience)
+        self._stream = AioStreamUnaryInterceptor(self.resilience)
         self._stub = analytics_pb2_grpc.AnalyticsServiceStub(self.channel)
 
     async def track_event(
@@ -211,7 +226,7 @@ class AnalyticsClient(_AnalyticsBase):
         self._check_open()
         request = self._track_request(event_name, user_id, properties, timestamp, event_id)
         try:
-            return await self._stub.TrackEvent(request, timeout=timeout)
+            return await self._unary.invoke(_TRACK, self._stub.TrackEvent, request, timeout)
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -229,7 +244,7 @@ class AnalyticsClient(_AnalyticsBase):
         try:
             # A list on purpose (the stubs' types ask for an iterator): the
             # interceptor retries only streams it can send again.
-            return await self._stub.StreamEvents(requests, timeout=timeout)  # type: ignore[arg-type]
+            return await self._stream.invoke(_STREAM, self._stub.StreamEvents, requests, timeout)
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -247,7 +262,7 @@ class AnalyticsClient(_AnalyticsBase):
         self._check_open()
         request = self._count_request(event_name, user_id, start, end)
         try:
-            reply = await self._stub.CountEvents(request, timeout=timeout)
+            reply = await self._unary.invoke(_COUNT, self._stub.CountEvents, request, timeout)
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -406,7 +421,11 @@ class TelemetryClient(_TelemetryBase):
             options=options,
             rng=rng,
         )
-        self.channel = _aio_channel(target, self.resilience, credentials, options)
+        # A channel without interceptors: the policies run in _unary/_stream,
+        # the same code the interceptors run, minus grpcio's per-call task.
+        self.channel = _plain_aio_channel(target, credentials, options)
+        self._unary = AioUnaryUnaryInterceptor(self.resilience)
+        self._stream = AioStreamUnaryInterceptor(self.resilience)
         self._stub = telemetry_pb2_grpc.TelemetryServiceStub(self.channel)
 
     async def report_alert(
@@ -422,7 +441,7 @@ class TelemetryClient(_TelemetryBase):
         self._check_open()
         request = self._alert_request(device_id, alert_type, timestamp, idempotency_key)
         try:
-            return await self._stub.ReportAlert(request, timeout=timeout)
+            return await self._unary.invoke(_REPORT, self._stub.ReportAlert, request, timeout)
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -434,7 +453,7 @@ class TelemetryClient(_TelemetryBase):
         self._check_open()
         request = telemetry_pb2.GetAlertRequest(tracking_id=tracking_id)
         try:
-            return await self._stub.GetAlert(request, timeout=timeout)
+            return await self._unary.invoke(_GET, self._stub.GetAlert, request, timeout)
         except RpcError:
             raise
         except grpc.RpcError as exc:
