@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,10 @@ from tests.tracker.conftest import stored_ids, until
 # Nothing listens on port 1 (and nobody unprivileged can bind it): a proxy
 # pointed there resets every connection, which is what a dead server looks like.
 NOWHERE = "127.0.0.1:1"
+
+
+def acked_at_least(tracker: Tracker, n: int) -> bool:
+    return tracker.stats.acked >= n
 
 
 def settled(tracker: Tracker | SyncTracker) -> bool:
@@ -57,6 +62,16 @@ async def test_flush_returns_once_every_event_is_stored(db: Path, db_url: str) -
         assert settled(tracker)
     for event_id in ids[:10]:
         assert uuid.UUID(event_id).version == 7
+
+
+async def test_a_lone_event_goes_out_after_the_flush_interval(db: Path, db_url: str) -> None:
+    config = TrackerConfig(flush_interval=0.1, stream_idle_timeout=60)
+    async with running_server(store=db_url) as srv, Tracker(srv.address, config) as tracker:
+        for round_ in range(1, 4):
+            # Neither a full batch nor a flush(): only the interval can send these.
+            event_id = tracker.track("lonely")
+            await until(partial(acked_at_least, tracker, round_), 5, "the interval to send it")
+            assert event_id in stored_ids(db)
 
 
 async def test_events_keep_their_time_and_content(db: Path, db_url: str) -> None:

@@ -294,17 +294,20 @@ class Pipeline:
                 len(self.pending) + self.inflight_events >= limits.max_queue_events
                 or self.pending_bytes + self.inflight_bytes + size > limits.max_queue_bytes
             ):
+                # Wake the loop to spill once, not for every refused event.
+                wake = not self.spill_requested
                 self.spill_requested = True
-                return _Offer(False, epoch, wake=True)
+                return _Offer(False, epoch, wake)
             if not self.pending:
                 self.oldest_pending_at = time.monotonic()
             self.pending.append(item)
             self.pending_runs.push(epoch)
             self.pending_bytes += size
             c.queued += 1
-            # Wake the sender once per full batch, not once per event.
+            # Wake the sender when the queue stops being empty (so it starts the
+            # flush-interval clock) and when a batch is full; not once per event.
             n = len(self.pending)
-            wake = n == limits.max_batch_events or (
+            wake = n in (1, limits.max_batch_events) or (
                 self.pending_bytes >= limits.max_batch_bytes
                 and self.pending_bytes - size < limits.max_batch_bytes
             )

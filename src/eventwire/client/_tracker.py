@@ -412,7 +412,7 @@ class Tracker:
         if offer.wake:
             self._signal()
         if offer.queued:
-            if self._tasks == [] and self._loop is None and not self._managed:
+            if not self._tasks and self._loop is None and not self._managed:
                 self._autostart()
             return eid
         self._overflow(eid, item, offer.epoch)
@@ -1087,7 +1087,7 @@ class SyncTracker:
         event_id: str | None = None,
     ) -> str:
         """Queue one event; returns its ``event_id`` at once. See :meth:`Tracker.track`."""
-        if self._thread is None:
+        if self._thread is None and not self._tracker._spool_only:
             self._ensure_started()
         return self._tracker.track(
             event_name,
