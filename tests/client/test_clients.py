@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -74,3 +75,36 @@ async def test_nothing_listening_is_unavailable_within_the_deadline(
     with ec.no_backoff(), pytest.raises(ec.UnavailableError) as info:
         await client.count_events()
     assert info.value.attempts == ec.RetryPolicy().max_attempts
+
+
+async def test_batches_are_acknowledged(
+    eventwire_server: Server, analytics_client: Factory
+) -> None:
+    client = analytics_client(eventwire_server.address, timeout=5)
+    ack = await client.track_events(
+        [{"event_name": "batch", "event_id": "b-1"}, {"event_name": "batch"}, {"event_name": ""}],
+        sequence=7,
+    )
+    assert (ack.sequence, ack.accepted, ack.rejected) == (7, 2, 1)
+    assert ack.rejections[0].index == 2
+    again = await client.track_events(
+        analytics_pb2.EventBatch(
+            sequence=8, events=[analytics_pb2.TrackEventRequest(event_name="batch", event_id="b-1")]
+        )
+    )
+    assert (again.sequence, again.duplicates) == (8, 1)
+
+    batches = [
+        analytics_pb2.EventBatch(
+            sequence=n, events=[analytics_pb2.TrackEventRequest(event_name="ingest")] * 3
+        )
+        for n in (1, 2)
+    ]
+    raw = client.client  # the facade makes methods awaitable; streams are used as they are
+    if client.sync:
+        received = await asyncio.to_thread(lambda: list(raw.ingest_events(batches)))
+    else:
+        received = [ack async for ack in raw.ingest_events(batches)]
+    assert sorted(a.sequence for a in received) == [1, 2]
+    assert sum(a.accepted for a in received) == 6  # ids were filled in: 6 distinct events
+    assert await client.count_events("ingest") == 6

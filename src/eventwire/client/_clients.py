@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -25,7 +25,11 @@ from eventwire.client._channel import (
 )
 from eventwire.client._core import Resilience, RetryEvent
 from eventwire.client._exceptions import ClientClosedError, RpcError, map_rpc_error
-from eventwire.client._interceptors import AioStreamUnaryInterceptor, AioUnaryUnaryInterceptor
+from eventwire.client._interceptors import (
+    AioStreamStreamInterceptor,
+    AioStreamUnaryInterceptor,
+    AioUnaryUnaryInterceptor,
+)
 from eventwire.client._policy import (
     DEFAULT_ANALYTICS_TIMEOUT,
     DEFAULT_TELEMETRY_TIMEOUT,
@@ -44,6 +48,8 @@ _STREAM = "/analytics.AnalyticsService/StreamEvents"
 _COUNT = "/analytics.AnalyticsService/CountEvents"
 _REPORT = "/telemetry.TelemetryService/ReportAlert"
 _GET = "/telemetry.TelemetryService/GetAlert"
+_TRACK_BATCH = "/analytics.AnalyticsService/TrackEvents"
+_INGEST = "/analytics.AnalyticsService/IngestEvents"
 
 
 class _Base:
@@ -101,6 +107,18 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
+async def _with_ids(
+    batches: AsyncIterable[analytics_pb2.EventBatch] | Iterable[analytics_pb2.EventBatch],
+    fill: Callable[[analytics_pb2.EventBatch], analytics_pb2.EventBatch],
+) -> AsyncIterator[analytics_pb2.EventBatch]:
+    if isinstance(batches, AsyncIterable):
+        async for batch in batches:
+            yield fill(batch)
+    else:
+        for batch in batches:
+            yield fill(batch)
+
+
 def _event(
     event: analytics_pb2.TrackEventRequest | Mapping[str, Any],
 ) -> analytics_pb2.TrackEventRequest:
@@ -140,6 +158,21 @@ class _AnalyticsBase(_Base):
     ) -> list[analytics_pb2.TrackEventRequest]:
         # A list, not a generator: a retried stream must send the same events again.
         return [_event(e) for e in events]
+
+    @classmethod
+    def _batch(
+        cls,
+        batch: analytics_pb2.EventBatch
+        | Iterable[analytics_pb2.TrackEventRequest | Mapping[str, Any]],
+        sequence: int = 0,
+    ) -> analytics_pb2.EventBatch:
+        """An EventBatch whose every event has an event_id, so resending it is safe."""
+        events: list[analytics_pb2.TrackEventRequest | Mapping[str, Any]]
+        if isinstance(batch, analytics_pb2.EventBatch):
+            sequence, events = batch.sequence, list(batch.events)
+        else:
+            events = list(batch)
+        return analytics_pb2.EventBatch(sequence=sequence, events=cls._stream_requests(events))
 
     @staticmethod
     def _count_request(
@@ -210,6 +243,7 @@ class AnalyticsClient(_AnalyticsBase):
         self.channel = _plain_aio_channel(target, credentials, options)
         self._unary = AioUnaryUnaryInterceptor(self.resilience)
         self._stream = AioStreamUnaryInterceptor(self.resilience)
+        self._ingest = AioStreamStreamInterceptor(self.resilience)
         self._stub = analytics_pb2_grpc.AnalyticsServiceStub(self.channel)
 
     async def track_event(
@@ -268,6 +302,51 @@ class AnalyticsClient(_AnalyticsBase):
         except grpc.RpcError as exc:
             raise map_rpc_error(exc) from exc
         return reply.count
+
+    async def track_events(
+        self,
+        events: analytics_pb2.EventBatch
+        | Iterable[analytics_pb2.TrackEventRequest | Mapping[str, Any]],
+        *,
+        sequence: int = 0,
+        timeout: float | None = None,
+    ) -> analytics_pb2.IngestAck:
+        """Store a batch, acknowledged once committed; invalid events come back as rejections."""
+        self._check_open()
+        batch = self._batch(events, sequence)
+        try:
+            return await self._unary.invoke(_TRACK_BATCH, self._stub.TrackEvents, batch, timeout)
+        except RpcError:
+            raise
+        except grpc.RpcError as exc:
+            raise map_rpc_error(exc) from exc
+
+    async def ingest_events(
+        self,
+        batches: AsyncIterable[analytics_pb2.EventBatch] | Iterable[analytics_pb2.EventBatch],
+        *,
+        timeout: float | None = None,
+    ) -> AsyncIterator[analytics_pb2.IngestAck]:
+        """Stream batches, yielding each IngestAck (matched by sequence, maybe out of order).
+
+        A long-lived stream: no deadline unless ``timeout`` is given, and no
+        retries (resend every batch not acked, as the contract says); the
+        breaker still guards it. Events get an event_id if they have none.
+        """
+        self._check_open()
+        call = self._ingest.open(
+            _INGEST, self._stub.IngestEvents, _with_ids(batches, self._batch), timeout
+        )
+        try:
+            async for ack in call:
+                yield ack
+        except RpcError:
+            raise
+        except grpc.RpcError as exc:
+            raise map_rpc_error(exc) from exc
+        finally:
+            # Leaving early (break, error, aclose) must not leave the stream open.
+            call.cancel()
 
     async def close(self, grace: float | None = None) -> None:
         """Close the channel; calls in flight are cancelled after ``grace`` seconds."""
@@ -373,6 +452,38 @@ class SyncAnalyticsClient(_AnalyticsBase):
         except grpc.RpcError as exc:
             raise map_rpc_error(exc) from exc
 
+    def track_events(
+        self,
+        events: analytics_pb2.EventBatch
+        | Iterable[analytics_pb2.TrackEventRequest | Mapping[str, Any]],
+        *,
+        sequence: int = 0,
+        timeout: float | None = None,
+    ) -> analytics_pb2.IngestAck:
+        self._check_open()
+        batch = self._batch(events, sequence)
+        try:
+            return self._stub.TrackEvents(batch, timeout=timeout)
+        except RpcError:
+            raise
+        except grpc.RpcError as exc:
+            raise map_rpc_error(exc) from exc
+
+    def ingest_events(
+        self, batches: Iterable[analytics_pb2.EventBatch], *, timeout: float | None = None
+    ) -> Iterator[analytics_pb2.IngestAck]:
+        """Blocking twin of :meth:`AnalyticsClient.ingest_events` (no breaker on this path)."""
+        self._check_open()
+        call = self._stub.IngestEvents((self._batch(b) for b in batches), timeout=timeout)
+        try:
+            yield from call
+        except RpcError:
+            raise
+        except grpc.RpcError as exc:
+            raise map_rpc_error(exc) from exc
+        finally:
+            call.cancel()
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -426,6 +537,7 @@ class TelemetryClient(_TelemetryBase):
         self.channel = _plain_aio_channel(target, credentials, options)
         self._unary = AioUnaryUnaryInterceptor(self.resilience)
         self._stream = AioStreamUnaryInterceptor(self.resilience)
+        self._ingest = AioStreamStreamInterceptor(self.resilience)
         self._stub = telemetry_pb2_grpc.TelemetryServiceStub(self.channel)
 
     async def report_alert(

@@ -98,15 +98,20 @@ class Resilience:
         # Jitter, not cryptography.
         self.rng = rng or random.Random()  # noqa: S311
 
-    def plan(self, method: str | bytes, timeout: float | None) -> CallPlan:
+    def plan(
+        self, method: str | bytes, timeout: float | None, *, default_timeout: bool = True
+    ) -> CallPlan:
+        """A plan for one call; ``default_timeout=False`` for long-lived streams."""
         name = method.decode() if isinstance(method, bytes) else method
-        return CallPlan(self, name, timeout)
+        return CallPlan(self, name, timeout, default_timeout)
 
 
 class CallPlan:
     """One call's progress through its attempts."""
 
-    def __init__(self, res: Resilience, method: str, timeout: float | None) -> None:
+    def __init__(
+        self, res: Resilience, method: str, timeout: float | None, default_timeout: bool = True
+    ) -> None:
         self.res = res
         self.method = method
         self.attempts = 0
@@ -119,7 +124,7 @@ class CallPlan:
         # from an RPC being served (deadline_from), whichever ends first.
         now = res.clock()
         deadline: Deadline | None = None
-        own = timeout if timeout is not None else res.timeout
+        own = timeout if timeout is not None or not default_timeout else res.timeout
         if own is not None:
             deadline = Deadline(now + own, res.clock)
         if self.retry is not None and self.retry.total_timeout is not None:

@@ -371,6 +371,24 @@ class AioStreamStreamInterceptor(_AioBase, grpc.aio.StreamStreamClientIntercepto
         self._watch(plan, permit, call)
         return call
 
+    def open(
+        self,
+        method: str,
+        multicallable: grpc.aio.StreamStreamMultiCallable[Req, Resp],
+        requests: AsyncIterable[Req] | Iterable[Req],
+        timeout: float | None,
+    ) -> grpc.aio.StreamStreamCall[Req, Resp]:
+        """Start a long-lived stream directly: breaker and (only if given) a deadline."""
+        plan = self.resilience.plan(method, timeout, default_timeout=False)
+        permit, attempt_timeout = plan.start_attempt()
+        try:
+            call = multicallable(requests, timeout=attempt_timeout)  # type: ignore[arg-type]
+        except BaseException:
+            plan.cancelled(permit)
+            raise
+        self._watch(plan, permit, call)
+        return call
+
 
 def aio_interceptors(resilience: Resilience) -> list[grpc.aio.ClientInterceptor]:
     """One interceptor per call shape, all over the same policies and state."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -30,10 +31,12 @@ DEFAULT_TELEMETRY_TIMEOUT: Final = 2.0
 
 Jitter = Literal["full", "equal", "decorrelated", "none"]
 
-_Codes = frozenset[grpc.StatusCode]
+# Any set type is accepted (``{StatusCode.UNAVAILABLE}``); __post_init__ stores a
+# frozenset, so policies stay immutable and hashable.
+_Codes = AbstractSet[grpc.StatusCode]
 
 
-def _codes(values: Iterable[grpc.StatusCode]) -> _Codes:
+def _codes(values: Iterable[grpc.StatusCode]) -> frozenset[grpc.StatusCode]:
     codes = frozenset(values)
     for code in codes:
         if not isinstance(code, grpc.StatusCode):
