@@ -174,3 +174,29 @@ def test_rejects_bad_settings() -> None:
         proxy.set_faults(bandwidth=0)
     with pytest.raises(ValueError, match="negative"):
         proxy.set_faults(latency=-1)
+
+
+async def test_reset_drops_bytes_held_back_by_latency(echo: str) -> None:
+    proxy = FaultProxy(echo)
+    await proxy.start()
+    reader, writer = await _connect(proxy.address)
+    writer.write(b"a")
+    assert await asyncio.wait_for(reader.readexactly(1), 5) == b"a"  # the link is up
+    proxy.set_faults(latency=60)
+    writer.write(b"slow")
+    await writer.drain()
+    started = time.monotonic()
+    # Would wait out the 60 s of latency if held bytes kept the connection's tasks alive.
+    await asyncio.wait_for(proxy.stop(), 5)
+    assert time.monotonic() - started < 5
+    with pytest.raises((ConnectionResetError, asyncio.IncompleteReadError)):
+        await asyncio.wait_for(reader.readexactly(4), 5)
+    writer.close()
+
+
+def test_testing_switch_is_exported() -> None:
+    from eventwire import client, testing
+
+    with testing.no_backoff():
+        assert client.is_testing()
+    assert not client.is_testing()
