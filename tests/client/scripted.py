@@ -47,6 +47,7 @@ class Seen:
     at: float
     request: Any
     time_remaining: float | None
+    metadata: dict[str, Any] = field(default_factory=dict)
     fate: str = "pending"
 
 
@@ -74,7 +75,13 @@ class Script:
         self.changed.set()
 
     async def run(self, method: str, request: Any, context: Any, reply: Any) -> Any:
-        seen = Seen(method, time.monotonic(), request, context.time_remaining())
+        seen = Seen(
+            method,
+            time.monotonic(),
+            request,
+            context.time_remaining(),
+            dict(context.invocation_metadata() or ()),
+        )
         self.seen.append(seen)
         self._note()
         queue = self.steps.get(method)

@@ -287,3 +287,18 @@ async def test_resilient_channel_hedges_and_watches_streams(scripted: ScriptedSe
             await opened.wait()
         with pytest.raises(ec.CircuitOpenError):
             await telemetry.GetAlert(telemetry_pb2.GetAlertRequest(tracking_id="x"))
+
+
+async def test_token_goes_with_every_attempt(
+    scripted: ScriptedServer, analytics_client: Factory
+) -> None:
+    scripted.script.play("TrackEvent", [Fail(S.UNAVAILABLE), Ok()])
+    scripted.script.play("CountEvents", [Fail(S.UNAUTHENTICATED)])
+    token = "s3cret"  # noqa: S105 - a test token for a scripted server
+    client = analytics_client(scripted.address, retry=FAST, token=token, timeout=2)
+    await client.track_event("e", "u")
+    with pytest.raises(ec.UnauthenticatedError):
+        await client.count_events()
+    seen = scripted.script.calls()
+    assert len(seen) == 3
+    assert all(c.metadata.get("authorization") == "Bearer s3cret" for c in seen)

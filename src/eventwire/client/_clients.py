@@ -70,8 +70,13 @@ class _Base:
         credentials: grpc.ChannelCredentials | None,
         options: ChannelOptions,
         rng: random.Random | None,
+        token: str | None,
     ) -> None:
         self.target = target
+        # Sent with every call when the server checks tokens (--auth-tokens).
+        self._metadata: tuple[tuple[str, str | bytes], ...] | None = (
+            (("authorization", f"Bearer {token}"),) if token else None
+        )
         self.resilience: Resilience = _resilience(
             target,
             timeout=self.default_timeout if timeout is None else timeout,
@@ -203,7 +208,8 @@ _INIT_DOC = """
     and :class:`ThrottlePolicy` with their defaults; pass None to turn one
     off, or a :class:`CircuitBreaker` / :class:`RetryThrottle` object to share
     its state with other clients of the same backend. ``timeout`` is the
-    deadline of each call, all attempts included.
+    deadline of each call, all attempts included. ``token`` is sent as
+    ``authorization: Bearer TOKEN`` with every call.
 """
 
 
@@ -225,6 +231,7 @@ class AnalyticsClient(_AnalyticsBase):
         credentials: grpc.ChannelCredentials | None = None,
         options: ChannelOptions = (),
         rng: random.Random | None = None,
+        token: str | None = None,
     ) -> None:
         super().__init__(
             target,
@@ -237,6 +244,7 @@ class AnalyticsClient(_AnalyticsBase):
             credentials=credentials,
             options=options,
             rng=rng,
+            token=token,
         )
         # A channel without interceptors: the policies run in _unary/_stream,
         # the same code the interceptors run, minus grpcio's per-call task.
@@ -260,7 +268,9 @@ class AnalyticsClient(_AnalyticsBase):
         self._check_open()
         request = self._track_request(event_name, user_id, properties, timestamp, event_id)
         try:
-            return await self._unary.invoke(_TRACK, self._stub.TrackEvent, request, timeout)
+            return await self._unary.invoke(
+                _TRACK, self._stub.TrackEvent, request, timeout, self._metadata
+            )
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -278,7 +288,9 @@ class AnalyticsClient(_AnalyticsBase):
         try:
             # A list on purpose (the stubs' types ask for an iterator): the
             # interceptor retries only streams it can send again.
-            return await self._stream.invoke(_STREAM, self._stub.StreamEvents, requests, timeout)
+            return await self._stream.invoke(
+                _STREAM, self._stub.StreamEvents, requests, timeout, self._metadata
+            )
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -296,7 +308,9 @@ class AnalyticsClient(_AnalyticsBase):
         self._check_open()
         request = self._count_request(event_name, user_id, start, end)
         try:
-            reply = await self._unary.invoke(_COUNT, self._stub.CountEvents, request, timeout)
+            reply = await self._unary.invoke(
+                _COUNT, self._stub.CountEvents, request, timeout, self._metadata
+            )
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -315,7 +329,9 @@ class AnalyticsClient(_AnalyticsBase):
         self._check_open()
         batch = self._batch(events, sequence)
         try:
-            return await self._unary.invoke(_TRACK_BATCH, self._stub.TrackEvents, batch, timeout)
+            return await self._unary.invoke(
+                _TRACK_BATCH, self._stub.TrackEvents, batch, timeout, self._metadata
+            )
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -335,7 +351,11 @@ class AnalyticsClient(_AnalyticsBase):
         """
         self._check_open()
         call = self._ingest.open(
-            _INGEST, self._stub.IngestEvents, _with_ids(batches, self._batch), timeout
+            _INGEST,
+            self._stub.IngestEvents,
+            _with_ids(batches, self._batch),
+            timeout,
+            self._metadata,
         )
         try:
             async for ack in call:
@@ -383,6 +403,7 @@ class SyncAnalyticsClient(_AnalyticsBase):
         credentials: grpc.ChannelCredentials | None = None,
         options: ChannelOptions = (),
         rng: random.Random | None = None,
+        token: str | None = None,
     ) -> None:
         super().__init__(
             target,
@@ -395,6 +416,7 @@ class SyncAnalyticsClient(_AnalyticsBase):
             credentials=credentials,
             options=options,
             rng=rng,
+            token=token,
         )
         self.channel = _sync_channel(target, self.resilience, credentials, options)
         self._stub = analytics_pb2_grpc.AnalyticsServiceStub(self.channel)
@@ -412,7 +434,7 @@ class SyncAnalyticsClient(_AnalyticsBase):
         self._check_open()
         request = self._track_request(event_name, user_id, properties, timestamp, event_id)
         try:
-            return self._stub.TrackEvent(request, timeout=timeout)
+            return self._stub.TrackEvent(request, timeout=timeout, metadata=self._metadata)
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -428,7 +450,7 @@ class SyncAnalyticsClient(_AnalyticsBase):
         requests = self._stream_requests(events)
         try:
             # A list on purpose, see AnalyticsClient.stream_events.
-            return self._stub.StreamEvents(requests, timeout=timeout)  # type: ignore[arg-type]
+            return self._stub.StreamEvents(requests, timeout=timeout, metadata=self._metadata)  # type: ignore[arg-type]
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -446,7 +468,7 @@ class SyncAnalyticsClient(_AnalyticsBase):
         self._check_open()
         request = self._count_request(event_name, user_id, start, end)
         try:
-            return self._stub.CountEvents(request, timeout=timeout).count
+            return self._stub.CountEvents(request, timeout=timeout, metadata=self._metadata).count
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -463,7 +485,7 @@ class SyncAnalyticsClient(_AnalyticsBase):
         self._check_open()
         batch = self._batch(events, sequence)
         try:
-            return self._stub.TrackEvents(batch, timeout=timeout)
+            return self._stub.TrackEvents(batch, timeout=timeout, metadata=self._metadata)
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -474,7 +496,9 @@ class SyncAnalyticsClient(_AnalyticsBase):
     ) -> Iterator[analytics_pb2.IngestAck]:
         """Blocking twin of :meth:`AnalyticsClient.ingest_events` (no breaker on this path)."""
         self._check_open()
-        call = self._stub.IngestEvents((self._batch(b) for b in batches), timeout=timeout)
+        call = self._stub.IngestEvents(
+            (self._batch(b) for b in batches), timeout=timeout, metadata=self._metadata
+        )
         try:
             yield from call
         except RpcError:
@@ -519,6 +543,7 @@ class TelemetryClient(_TelemetryBase):
         credentials: grpc.ChannelCredentials | None = None,
         options: ChannelOptions = (),
         rng: random.Random | None = None,
+        token: str | None = None,
     ) -> None:
         super().__init__(
             target,
@@ -531,6 +556,7 @@ class TelemetryClient(_TelemetryBase):
             credentials=credentials,
             options=options,
             rng=rng,
+            token=token,
         )
         # A channel without interceptors: the policies run in _unary/_stream,
         # the same code the interceptors run, minus grpcio's per-call task.
@@ -553,7 +579,9 @@ class TelemetryClient(_TelemetryBase):
         self._check_open()
         request = self._alert_request(device_id, alert_type, timestamp, idempotency_key)
         try:
-            return await self._unary.invoke(_REPORT, self._stub.ReportAlert, request, timeout)
+            return await self._unary.invoke(
+                _REPORT, self._stub.ReportAlert, request, timeout, self._metadata
+            )
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -565,7 +593,9 @@ class TelemetryClient(_TelemetryBase):
         self._check_open()
         request = telemetry_pb2.GetAlertRequest(tracking_id=tracking_id)
         try:
-            return await self._unary.invoke(_GET, self._stub.GetAlert, request, timeout)
+            return await self._unary.invoke(
+                _GET, self._stub.GetAlert, request, timeout, self._metadata
+            )
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -605,6 +635,7 @@ class SyncTelemetryClient(_TelemetryBase):
         credentials: grpc.ChannelCredentials | None = None,
         options: ChannelOptions = (),
         rng: random.Random | None = None,
+        token: str | None = None,
     ) -> None:
         super().__init__(
             target,
@@ -617,6 +648,7 @@ class SyncTelemetryClient(_TelemetryBase):
             credentials=credentials,
             options=options,
             rng=rng,
+            token=token,
         )
         self.channel = _sync_channel(target, self.resilience, credentials, options)
         self._stub = telemetry_pb2_grpc.TelemetryServiceStub(self.channel)
@@ -633,7 +665,7 @@ class SyncTelemetryClient(_TelemetryBase):
         self._check_open()
         request = self._alert_request(device_id, alert_type, timestamp, idempotency_key)
         try:
-            return self._stub.ReportAlert(request, timeout=timeout)
+            return self._stub.ReportAlert(request, timeout=timeout, metadata=self._metadata)
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -643,7 +675,7 @@ class SyncTelemetryClient(_TelemetryBase):
         self._check_open()
         request = telemetry_pb2.GetAlertRequest(tracking_id=tracking_id)
         try:
-            return self._stub.GetAlert(request, timeout=timeout)
+            return self._stub.GetAlert(request, timeout=timeout, metadata=self._metadata)
         except RpcError:
             raise
         except grpc.RpcError as exc:

@@ -5,6 +5,8 @@
     └── RpcError                        an RPC ended without a response; a grpc.aio.AioRpcError
         ├── InvalidArgumentError        INVALID_ARGUMENT; .field_violations (google.rpc.BadRequest)
         ├── NotFoundError               NOT_FOUND
+        ├── UnauthenticatedError        UNAUTHENTICATED: no valid token (see the client's token=)
+        ├── PermissionDeniedError       PERMISSION_DENIED: the token lacks the scope
         ├── DeadlineExceededError       DEADLINE_EXCEEDED, or no time left for another attempt
         ├── ResourceExhaustedError      RESOURCE_EXHAUSTED; .pushback_ms as the server asked
         ├── UnavailableError            UNAVAILABLE: the backend cannot be reached right now
@@ -37,8 +39,10 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "NotFoundError",
+    "PermissionDeniedError",
     "ResourceExhaustedError",
     "RpcError",
+    "UnauthenticatedError",
     "UnavailableError",
     "map_rpc_error",
 ]
@@ -114,6 +118,14 @@ class NotFoundError(RpcError):
     pass
 
 
+class UnauthenticatedError(RpcError):
+    pass
+
+
+class PermissionDeniedError(RpcError):
+    pass
+
+
 class DeadlineExceededError(RpcError):
     pass
 
@@ -160,6 +172,8 @@ class InternalError(RpcError):
 _BY_CODE: Final[dict[grpc.StatusCode, type[RpcError]]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,

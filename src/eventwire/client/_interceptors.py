@@ -160,6 +160,7 @@ class AioUnaryUnaryInterceptor(_AioBase, grpc.aio.UnaryUnaryClientInterceptor):
         multicallable: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
         request: Req,
         timeout: float | None,
+        metadata: tuple[tuple[str, str | bytes], ...] | None = None,
     ) -> Resp:
         """The same policies, driven directly rather than from inside grpc's interceptor chain.
 
@@ -171,12 +172,12 @@ class AioUnaryUnaryInterceptor(_AioBase, grpc.aio.UnaryUnaryClientInterceptor):
         plan = self.resilience.plan(method, timeout)
         if plan.hedging is None:
             call = await self._with_retries(
-                plan, lambda t: multicallable(request, timeout=t), awaits=False
+                plan, lambda t: multicallable(request, timeout=t, metadata=metadata), awaits=False
             )
             return await call  # type: ignore[no-any-return]
 
         async def direct(details: grpc.aio.ClientCallDetails, req: Req) -> Any:
-            return multicallable(req, timeout=details.timeout)
+            return multicallable(req, timeout=details.timeout, metadata=metadata)
 
         details = ClientCallDetails(method, timeout, None, None, None)
         call = await self._hedge(plan, details, direct, request)
@@ -319,6 +320,7 @@ class AioStreamUnaryInterceptor(_AioBase, grpc.aio.StreamUnaryClientInterceptor)
         multicallable: grpc.aio.StreamUnaryMultiCallable[Req, Resp],
         requests: list[Req],
         timeout: float | None,
+        metadata: tuple[tuple[str, str | bytes], ...] | None = None,
     ) -> Resp:
         """Like :meth:`AioUnaryUnaryInterceptor.invoke`, for a stream that can be resent."""
         plan = self.resilience.plan(method, timeout)
@@ -326,7 +328,7 @@ class AioStreamUnaryInterceptor(_AioBase, grpc.aio.StreamUnaryClientInterceptor)
         # attempt sends it again from the start.
         replayable: Any = requests
         call = await self._with_retries(
-            plan, lambda t: multicallable(replayable, timeout=t), awaits=False
+            plan, lambda t: multicallable(replayable, timeout=t, metadata=metadata), awaits=False
         )
         return await call  # type: ignore[no-any-return]
 
@@ -377,12 +379,17 @@ class AioStreamStreamInterceptor(_AioBase, grpc.aio.StreamStreamClientIntercepto
         multicallable: grpc.aio.StreamStreamMultiCallable[Req, Resp],
         requests: AsyncIterable[Req] | Iterable[Req],
         timeout: float | None,
+        metadata: tuple[tuple[str, str | bytes], ...] | None = None,
     ) -> grpc.aio.StreamStreamCall[Req, Resp]:
         """Start a long-lived stream directly: breaker and (only if given) a deadline."""
         plan = self.resilience.plan(method, timeout, default_timeout=False)
         permit, attempt_timeout = plan.start_attempt()
         try:
-            call = multicallable(requests, timeout=attempt_timeout)  # type: ignore[arg-type]
+            call = multicallable(
+                requests,  # type: ignore[arg-type]
+                timeout=attempt_timeout,
+                metadata=metadata,
+            )
         except BaseException:
             plan.cancelled(permit)
             raise
