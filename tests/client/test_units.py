@@ -467,3 +467,13 @@ def test_deadline_helpers() -> None:
         with ec.deadline_from(Ctx(None)):
             assert ec.current_deadline() is outer
     assert ec.current_deadline() is None
+
+
+def test_a_broken_retry_hook_does_not_change_the_call(caplog: pytest.LogCaptureFixture) -> None:
+    def boom(_: ec.RetryEvent) -> None:
+        raise RuntimeError("hook bug")
+
+    res = Resilience("t", retry=RetryPolicy(jitter="none"), on_retry=boom)
+    plan = res.plan("/s/M", None)
+    assert plan.failed(plan.start_attempt()[0], S.UNAVAILABLE, None) == 0.025
+    assert "on_retry hook" in caplog.text

@@ -8,6 +8,7 @@ the network; every "retry or not, how long, with what timeout" is here.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Collection
@@ -34,6 +35,8 @@ from eventwire.client._policy import (
 from eventwire.client._throttle import RetryThrottle
 
 __all__ = ["CallPlan", "Resilience", "RetryEvent"]
+
+log = logging.getLogger("eventwire.client")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +191,12 @@ class CallPlan:
             # The sleep would not end before the deadline: give up now, not later.
             return None
         if res.on_retry is not None:
-            res.on_retry(
-                RetryEvent(self.method, self.attempts, code, delay, pushback_ms is not None)
-            )
+            event = RetryEvent(self.method, self.attempts, code, delay, pushback_ms is not None)
+            try:
+                res.on_retry(event)
+            except Exception:
+                # An instrumentation bug must not change what the call does.
+                log.exception("on_retry hook %r failed", res.on_retry)
         return delay
 
     def error(self, exc: grpc.RpcError) -> RpcError:
