@@ -146,32 +146,42 @@ async def test_stream_is_retried_whole_with_the_same_event_ids(
     assert not any(e.event_id for e in events)  # the caller's messages were not mutated
 
 
-async def test_hedging_cuts_tail_latency() -> None:
-    # Async only: hedging needs attempts in flight side by side (documented).
-    async with scripted_server() as srv:
-        srv.script.play("GetAlert", [Stall()])  # the first attempt hangs; hedges answer
-        async with ec.TelemetryClient(
-            srv.address, hedging=HedgingPolicy(delay=0.05), timeout=5
-        ) as client:
-            started = time.monotonic()
-            alert = await client.get_alert("abc")
-            elapsed = time.monotonic() - started
-        assert alert.tracking_id == "abc"
-        assert elapsed < 0.05 + SLACK  # not the 5 s deadline the stalled attempt would take
-        # The loser was cancelled, and the server saw it go.
-        await srv.script.wait_for(lambda s: s.calls()[0].fate == "cancelled")
-        assert [c.fate for c in srv.script.calls()] == ["cancelled", "answered"]
+async def test_hedging_cuts_tail_latency(
+    scripted: ScriptedServer, telemetry_client: Factory
+) -> None:
+    scripted.script.play("GetAlert", [Stall()])  # the first attempt hangs; hedges answer
+    client = telemetry_client(scripted.address, hedging=HedgingPolicy(delay=0.05), timeout=5)
+    started = time.monotonic()
+    alert = await client.get_alert("abc")
+    elapsed = time.monotonic() - started
+    assert alert.tracking_id == "abc"
+    assert elapsed < 0.05 + SLACK  # not the 5 s deadline the stalled attempt would take
+    # The loser was cancelled, and the server saw it go.
+    await scripted.script.wait_for(lambda s: s.calls()[0].fate == "cancelled")
+    assert [c.fate for c in scripted.script.calls()] == ["cancelled", "answered"]
 
 
-async def test_hedging_waits_its_delay_and_fatal_errors_end_the_call() -> None:
-    async with scripted_server() as srv:
-        srv.script.play("GetAlert", [Ok(delay=0.01), Fail(S.NOT_FOUND)])
-        async with ec.TelemetryClient(srv.address, hedging=HedgingPolicy(delay=1.0)) as client:
-            assert (await client.get_alert("a")).tracking_id == "a"
-            assert len(srv.script.calls()) == 1  # answered within the delay: no hedge sent
-            with pytest.raises(ec.NotFoundError):
-                await client.get_alert("b")
-        assert len(srv.script.calls()) == 2
+async def test_hedging_waits_its_delay_and_fatal_errors_end_the_call(
+    scripted: ScriptedServer, telemetry_client: Factory
+) -> None:
+    scripted.script.play("GetAlert", [Ok(delay=0.01), Fail(S.NOT_FOUND)])
+    client = telemetry_client(scripted.address, hedging=HedgingPolicy(delay=1.0))
+    assert (await client.get_alert("a")).tracking_id == "a"
+    assert len(scripted.script.calls()) == 1  # answered within the delay: no hedge sent
+    with pytest.raises(ec.NotFoundError):
+        await client.get_alert("b")
+    assert len(scripted.script.calls()) == 2
+
+
+async def test_hedges_after_a_non_fatal_failure_at_once(
+    scripted: ScriptedServer, telemetry_client: Factory
+) -> None:
+    scripted.script.play("GetAlert", [Fail(S.UNAVAILABLE), Ok()])
+    client = telemetry_client(scripted.address, hedging=HedgingPolicy(delay=30), timeout=5)
+    started = time.monotonic()
+    assert (await client.get_alert("c")).tracking_id == "c"
+    assert time.monotonic() - started < SLACK  # not the 30 s hedging delay
+    assert [c.fate for c in scripted.script.calls()] == ["failed UNAVAILABLE", "answered"]
 
 
 async def test_cancelling_a_call_cancels_the_rpc_and_propagates() -> None:

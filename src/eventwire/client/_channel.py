@@ -169,9 +169,15 @@ def _sync_channel(
     credentials: grpc.ChannelCredentials | None,
     options: ChannelOptions,
 ) -> grpc.Channel:
+    return grpc.intercept_channel(
+        _plain_sync_channel(target, credentials, options), *sync_interceptors(res)
+    )
+
+
+def _plain_sync_channel(
+    target: str, credentials: grpc.ChannelCredentials | None, options: ChannelOptions
+) -> grpc.Channel:
     opts = channel_options(options)
     if credentials is None:
-        channel = grpc.insecure_channel(target, options=opts)
-    else:
-        channel = grpc.secure_channel(target, credentials, options=opts)
-    return grpc.intercept_channel(channel, *sync_interceptors(res))
+        return grpc.insecure_channel(target, options=opts)
+    return grpc.secure_channel(target, credentials, options=opts)

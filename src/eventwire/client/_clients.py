@@ -20,8 +20,8 @@ from eventwire.client._breaker import CircuitBreaker
 from eventwire.client._channel import (
     ChannelOptions,
     _plain_aio_channel,
+    _plain_sync_channel,
     _resilience,
-    _sync_channel,
 )
 from eventwire.client._core import Resilience, RetryEvent
 from eventwire.client._exceptions import ClientClosedError, RpcError, map_rpc_error
@@ -29,6 +29,8 @@ from eventwire.client._interceptors import (
     AioStreamStreamInterceptor,
     AioStreamUnaryInterceptor,
     AioUnaryUnaryInterceptor,
+    SyncStreamUnaryInterceptor,
+    SyncUnaryUnaryInterceptor,
 )
 from eventwire.client._policy import (
     DEFAULT_ANALYTICS_TIMEOUT,
@@ -399,6 +401,7 @@ class SyncAnalyticsClient(_AnalyticsBase):
         retry: RetryPolicy | Any | None = _DEFAULT,
         breaker: CircuitBreakerPolicy | CircuitBreaker | Any | None = _DEFAULT,
         throttle: ThrottlePolicy | RetryThrottle | Any | None = _DEFAULT,
+        hedging: HedgingPolicy | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         options: ChannelOptions = (),
@@ -411,14 +414,17 @@ class SyncAnalyticsClient(_AnalyticsBase):
             retry=retry,
             breaker=breaker,
             throttle=throttle,
-            hedging=None,
+            hedging=hedging,
             on_retry=on_retry,
             credentials=credentials,
             options=options,
             rng=rng,
             token=token,
         )
-        self.channel = _sync_channel(target, self.resilience, credentials, options)
+        # As in the async clients: a plain channel, the policies driven directly.
+        self.channel = _plain_sync_channel(target, credentials, options)
+        self._unary = SyncUnaryUnaryInterceptor(self.resilience)
+        self._stream = SyncStreamUnaryInterceptor(self.resilience)
         self._stub = analytics_pb2_grpc.AnalyticsServiceStub(self.channel)
 
     def track_event(
@@ -434,7 +440,9 @@ class SyncAnalyticsClient(_AnalyticsBase):
         self._check_open()
         request = self._track_request(event_name, user_id, properties, timestamp, event_id)
         try:
-            return self._stub.TrackEvent(request, timeout=timeout, metadata=self._metadata)
+            return self._unary.invoke(
+                _TRACK, self._stub.TrackEvent, request, timeout, self._metadata
+            )
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -450,7 +458,9 @@ class SyncAnalyticsClient(_AnalyticsBase):
         requests = self._stream_requests(events)
         try:
             # A list on purpose, see AnalyticsClient.stream_events.
-            return self._stub.StreamEvents(requests, timeout=timeout, metadata=self._metadata)  # type: ignore[arg-type]
+            return self._stream.invoke_stream(
+                _STREAM, self._stub.StreamEvents, requests, timeout, self._metadata
+            )
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -468,11 +478,14 @@ class SyncAnalyticsClient(_AnalyticsBase):
         self._check_open()
         request = self._count_request(event_name, user_id, start, end)
         try:
-            return self._stub.CountEvents(request, timeout=timeout, metadata=self._metadata).count
+            reply = self._unary.invoke(
+                _COUNT, self._stub.CountEvents, request, timeout, self._metadata
+            )
         except RpcError:
             raise
         except grpc.RpcError as exc:
             raise map_rpc_error(exc) from exc
+        return reply.count
 
     def track_events(
         self,
@@ -485,7 +498,9 @@ class SyncAnalyticsClient(_AnalyticsBase):
         self._check_open()
         batch = self._batch(events, sequence)
         try:
-            return self._stub.TrackEvents(batch, timeout=timeout, metadata=self._metadata)
+            return self._unary.invoke(
+                _TRACK_BATCH, self._stub.TrackEvents, batch, timeout, self._metadata
+            )
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -631,6 +646,7 @@ class SyncTelemetryClient(_TelemetryBase):
         retry: RetryPolicy | Any | None = _DEFAULT,
         breaker: CircuitBreakerPolicy | CircuitBreaker | Any | None = _DEFAULT,
         throttle: ThrottlePolicy | RetryThrottle | Any | None = _DEFAULT,
+        hedging: HedgingPolicy | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         options: ChannelOptions = (),
@@ -643,14 +659,17 @@ class SyncTelemetryClient(_TelemetryBase):
             retry=retry,
             breaker=breaker,
             throttle=throttle,
-            hedging=None,
+            hedging=hedging,
             on_retry=on_retry,
             credentials=credentials,
             options=options,
             rng=rng,
             token=token,
         )
-        self.channel = _sync_channel(target, self.resilience, credentials, options)
+        # As in the async clients: a plain channel, the policies driven directly.
+        self.channel = _plain_sync_channel(target, credentials, options)
+        self._unary = SyncUnaryUnaryInterceptor(self.resilience)
+        self._stream = SyncStreamUnaryInterceptor(self.resilience)
         self._stub = telemetry_pb2_grpc.TelemetryServiceStub(self.channel)
 
     def report_alert(
@@ -665,7 +684,9 @@ class SyncTelemetryClient(_TelemetryBase):
         self._check_open()
         request = self._alert_request(device_id, alert_type, timestamp, idempotency_key)
         try:
-            return self._stub.ReportAlert(request, timeout=timeout, metadata=self._metadata)
+            return self._unary.invoke(
+                _REPORT, self._stub.ReportAlert, request, timeout, self._metadata
+            )
         except RpcError:
             raise
         except grpc.RpcError as exc:
@@ -675,7 +696,7 @@ class SyncTelemetryClient(_TelemetryBase):
         self._check_open()
         request = telemetry_pb2.GetAlertRequest(tracking_id=tracking_id)
         try:
-            return self._stub.GetAlert(request, timeout=timeout, metadata=self._metadata)
+            return self._unary.invoke(_GET, self._stub.GetAlert, request, timeout, self._metadata)
         except RpcError:
             raise
         except grpc.RpcError as exc:

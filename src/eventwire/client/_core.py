@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, NoReturn, TypeVar
 
 import grpc
 
@@ -34,7 +34,7 @@ from eventwire.client._policy import (
 )
 from eventwire.client._throttle import RetryThrottle
 
-__all__ = ["CallPlan", "Resilience", "RetryEvent"]
+__all__ = ["CallPlan", "HedgeState", "Resilience", "RetryEvent"]
 
 log = logging.getLogger("eventwire.client")
 
@@ -201,3 +201,82 @@ class CallPlan:
 
     def error(self, exc: grpc.RpcError) -> RpcError:
         return map_rpc_error(exc, attempts=self.attempts)
+
+
+H = TypeVar("H", bound=Hashable)
+
+
+class HedgeState(Generic[H]):
+    """What a hedged call knows: attempts in flight (by handle) and what failed so far.
+
+    The async path keys attempts by task, the sync path by grpc future; both
+    make the same decisions here.
+    """
+
+    def __init__(self, plan: CallPlan) -> None:
+        assert plan.hedging is not None  # noqa: S101 - only built for hedged plans
+        self.policy = plan.hedging
+        self.plan = plan
+        self.running: dict[H, Permit | None] = {}
+        self.last_error: grpc.RpcError | None = None
+        self.stop_error: grpc.RpcError | None = None
+
+    def may_launch(self) -> bool:
+        throttle = self.plan.res.throttle
+        return (
+            self.stop_error is None
+            and self.plan.attempts < self.policy.max_attempts
+            and (self.plan.attempts == 0 or throttle is None or throttle.allows_retry())
+        )
+
+    def begin(self) -> tuple[Permit | None, float | None] | None:
+        """Leave and timeout for the next hedge, or None when no more may go out."""
+        try:
+            return self.plan.start_attempt()
+        except grpc.RpcError as exc:
+            # Breaker open or no time left: no more hedges, but attempts
+            # already in flight may still win.
+            self.stop_error = exc
+            return None
+
+    def settle(self, handle: H, error: BaseException | None) -> bool:
+        """True if ``handle`` won; raises if its failure ends the call."""
+        permit = self.running.pop(handle)
+        if error is None:
+            self.plan.succeeded(permit)
+            return True
+        if not isinstance(error, grpc.RpcError):
+            self.plan.cancelled(permit)
+            raise error
+        code = _status(error)
+        self.plan.failed(permit, code, _trailers(error))
+        self.last_error = error
+        if code not in self.policy.non_fatal_codes:
+            raise self.plan.error(error) from error
+        return False
+
+    def give_up(self) -> NoReturn:
+        """Nothing in flight and nothing more to send: the call's final error."""
+        if self.last_error is not None:
+            raise self.plan.error(self.last_error) from self.last_error
+        assert self.stop_error is not None  # noqa: S101 - the first launch failed
+        raise self.stop_error
+
+    def abandon(self) -> list[H]:
+        """Hand back the permits of attempts still in flight; the caller cancels them."""
+        losers = list(self.running)
+        for permit in self.running.values():
+            self.plan.cancelled(permit)
+        self.running.clear()
+        return losers
+
+
+def _status(exc: grpc.RpcError) -> grpc.StatusCode:
+    code = getattr(exc, "code", None)
+    value = code() if callable(code) else None
+    return value if isinstance(value, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+
+
+def _trailers(exc: grpc.RpcError) -> Any:
+    trailing = getattr(exc, "trailing_metadata", None)
+    return trailing() if callable(trailing) else None

@@ -21,6 +21,7 @@ they are not retried, as a caller may already have consumed part of the stream.
 from __future__ import annotations
 
 import asyncio
+import queue
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TypeVar
@@ -30,7 +31,7 @@ from grpc.aio import ClientCallDetails
 
 from eventwire.client._backoff import is_testing
 from eventwire.client._breaker import Permit
-from eventwire.client._core import CallPlan, Resilience
+from eventwire.client._core import CallPlan, HedgeState, Resilience
 
 __all__ = [
     "AioStreamStreamInterceptor",
@@ -198,7 +199,7 @@ class AioUnaryUnaryInterceptor(_AioBase, grpc.aio.UnaryUnaryClientInterceptor):
 
 
 class _Hedge:
-    """One hedged call: attempts in flight, and what they taught so far."""
+    """One hedged async call: launches attempts as tasks; HedgeState decides."""
 
     def __init__(
         self,
@@ -208,16 +209,11 @@ class _Hedge:
         continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
         request: Any,
     ) -> None:
-        assert plan.hedging is not None  # noqa: S101 - only built for hedged plans
-        self.policy = plan.hedging
+        self.state: HedgeState[asyncio.Task[Any]] = HedgeState(plan)
         self.base = base
-        self.plan = plan
         self.details = details
         self.continuation = continuation
         self.request = request
-        self.running: dict[asyncio.Task[Any], Permit | None] = {}
-        self.last_error: grpc.RpcError | None = None
-        self.stop_error: grpc.RpcError | None = None
 
     async def _attempt(self, timeout: float | None) -> Any:
         call = await self.continuation(self.base._details(self.details, timeout), self.request)
@@ -228,72 +224,34 @@ class _Hedge:
             raise
         return call
 
-    def _may_launch(self) -> bool:
-        throttle = self.base.resilience.throttle
-        return (
-            self.stop_error is None
-            and self.plan.attempts < self.policy.max_attempts
-            and (self.plan.attempts == 0 or throttle is None or throttle.allows_retry())
-        )
-
-    def _launch(self) -> None:
-        try:
-            permit, timeout = self.plan.start_attempt()
-        except grpc.RpcError as exc:
-            # Breaker open or no time left: no more hedges, but attempts
-            # already in flight may still win.
-            self.stop_error = exc
-            return
-        self.running[asyncio.ensure_future(self._attempt(timeout))] = permit
-
     async def run(self) -> Any:
+        state = self.state
         launch = True
         while True:
-            if launch and self._may_launch():
-                self._launch()
-            if not self.running:
-                if self.last_error is not None:
-                    raise self.plan.error(self.last_error) from self.last_error
-                assert self.stop_error is not None  # noqa: S101 - the first launch failed
-                raise self.stop_error
+            if launch and state.may_launch() and (started := state.begin()) is not None:
+                permit, timeout = started
+                state.running[asyncio.ensure_future(self._attempt(timeout))] = permit
+            if not state.running:
+                state.give_up()
             done, _ = await asyncio.wait(
-                self.running,
-                timeout=self.policy.delay if self._may_launch() else None,
+                state.running,
+                timeout=state.policy.delay if state.may_launch() else None,
                 return_when=asyncio.FIRST_COMPLETED,
             )
             # Nothing finished within the hedging delay: send the next hedge.
             launch = not done
             for task in done:
-                if self._settle(task):
+                if state.settle(task, task.exception()):
                     return task.result()
                 # A non-fatal failure sends the next hedge at once.
                 launch = True
 
-    def _settle(self, task: asyncio.Task[Any]) -> bool:
-        """True if ``task`` won; raises if its failure ends the call."""
-        permit = self.running.pop(task)
-        error = task.exception()
-        if error is None:
-            self.plan.succeeded(permit)
-            return True
-        if not isinstance(error, grpc.RpcError):
-            self.plan.cancelled(permit)
-            raise error
-        code = _code(error)
-        self.plan.failed(permit, code, _trailing(error))
-        self.last_error = error
-        if code not in self.policy.non_fatal_codes:
-            raise self.plan.error(error) from error
-        return False
-
     async def cancel_losers(self) -> None:
-        for task in self.running:
+        losers = self.state.abandon()
+        for task in losers:
             task.cancel()
-        if self.running:
-            await asyncio.gather(*self.running, return_exceptions=True)
-        for permit in self.running.values():
-            self.plan.cancelled(permit)
-        self.running.clear()
+        if losers:
+            await asyncio.gather(*losers, return_exceptions=True)
 
 
 class AioStreamUnaryInterceptor(_AioBase, grpc.aio.StreamUnaryClientInterceptor):
@@ -440,20 +398,28 @@ class _SyncBase:
 
     def _with_retries(
         self,
-        details: grpc.ClientCallDetails,
-        start: Callable[[_SyncCallDetails], Any],
+        plan: CallPlan,
+        start: Callable[[float | None], Any],
         *,
         replayable: bool = True,
     ) -> Any:
-        plan = self.resilience.plan(details.method, details.timeout)
+        """Attempts until one succeeds or the plan gives up.
+
+        ``start(timeout)`` returns a grpc outcome: a finished call from an
+        interceptor continuation, or a future whose ``exception()`` waits.
+        """
         while True:
             permit, timeout = plan.start_attempt()
+            outcome = None
             try:
-                outcome = start(self._details(details, timeout))
+                outcome = start(timeout)
+                exc = outcome.exception()
             except BaseException:
+                # KeyboardInterrupt and friends: nothing is known about the backend.
                 plan.cancelled(permit)
+                if outcome is not None:
+                    outcome.cancel()
                 raise
-            exc = outcome.exception()
             if exc is None:
                 plan.succeeded(permit)
                 return outcome
@@ -466,6 +432,66 @@ class _SyncBase:
             if delay > 0 and not is_testing():
                 time.sleep(delay)
 
+    def _hedge(self, plan: CallPlan, start: Callable[[float | None], grpc.Future[Any]]) -> Any:
+        """Hedged attempts as grpc futures; the same HedgeState as the async path."""
+        state: HedgeState[grpc.Future[Any]] = HedgeState(plan)
+        finished: queue.SimpleQueue[grpc.Future[Any]] = queue.SimpleQueue()
+        try:
+            launch = True
+            while True:
+                if launch and state.may_launch() and (started := state.begin()) is not None:
+                    permit, timeout = started
+                    future = start(timeout)
+                    state.running[future] = permit
+                    future.add_done_callback(finished.put)
+                if not state.running:
+                    state.give_up()
+                try:
+                    done = finished.get(timeout=state.policy.delay if state.may_launch() else None)
+                except queue.Empty:
+                    launch = True  # nothing finished within the hedging delay
+                    continue
+                if state.settle(done, None if done.cancelled() else done.exception()):
+                    return done.result()
+                launch = True
+        finally:
+            for loser in state.abandon():
+                loser.cancel()
+
+    def invoke(
+        self,
+        method: str,
+        multicallable: grpc.UnaryUnaryMultiCallable[Req, Resp],
+        request: Req,
+        timeout: float | None,
+        metadata: tuple[tuple[str, str | bytes], ...] | None = None,
+    ) -> Resp:
+        """The policies driven directly on a channel without interceptors, hedging included."""
+        plan = self.resilience.plan(method, timeout)
+
+        def start(t: float | None) -> grpc.Future[Any]:
+            return multicallable.future(request, timeout=t, metadata=metadata)
+
+        if plan.hedging is not None:
+            return self._hedge(plan, start)  # type: ignore[no-any-return]
+        return self._with_retries(plan, start).result()  # type: ignore[no-any-return]
+
+    def invoke_stream(
+        self,
+        method: str,
+        multicallable: grpc.StreamUnaryMultiCallable[Req, Resp],
+        requests: list[Req],
+        timeout: float | None,
+        metadata: tuple[tuple[str, str | bytes], ...] | None = None,
+    ) -> Resp:
+        """Like :meth:`invoke`, for a client stream sent again whole on each attempt."""
+        plan = self.resilience.plan(method, timeout)
+        result = self._with_retries(
+            plan,
+            lambda t: multicallable.future(iter(requests), timeout=t, metadata=metadata),
+        )
+        return result.result()  # type: ignore[no-any-return]
+
 
 class SyncUnaryUnaryInterceptor(_SyncBase, grpc.UnaryUnaryClientInterceptor):
     def intercept_unary_unary(
@@ -474,7 +500,9 @@ class SyncUnaryUnaryInterceptor(_SyncBase, grpc.UnaryUnaryClientInterceptor):
         client_call_details: grpc.ClientCallDetails,
         request: Req,
     ) -> Any:
-        return self._with_retries(client_call_details, lambda d: continuation(d, request))
+        details = client_call_details
+        plan = self.resilience.plan(details.method, details.timeout)
+        return self._with_retries(plan, lambda t: continuation(self._details(details, t), request))
 
 
 class SyncStreamUnaryInterceptor(_SyncBase, grpc.StreamUnaryClientInterceptor):
@@ -484,13 +512,17 @@ class SyncStreamUnaryInterceptor(_SyncBase, grpc.StreamUnaryClientInterceptor):
         client_call_details: grpc.ClientCallDetails,
         request_iterator: Iterator[Req],
     ) -> Any:
+        details = client_call_details
+        plan = self.resilience.plan(details.method, details.timeout)
         if isinstance(request_iterator, list | tuple):
             requests = request_iterator
             return self._with_retries(
-                client_call_details, lambda d: continuation(d, iter(requests))
+                plan, lambda t: continuation(self._details(details, t), iter(requests))
             )
         return self._with_retries(
-            client_call_details, lambda d: continuation(d, request_iterator), replayable=False
+            plan,
+            lambda t: continuation(self._details(details, t), request_iterator),
+            replayable=False,
         )
 
 
