@@ -197,7 +197,7 @@ class ThrottlePolicy:
 
 @dataclass(frozen=True, slots=True)
 class HedgingPolicy:
-    """Opt-in hedging for idempotent unary calls (async client only).
+    """Opt-in hedging for idempotent unary calls (clients and resilient_channel).
 
     The first attempt goes out at once, another every ``delay`` seconds while
     none has succeeded, up to ``max_attempts`` in flight in total. The first
