@@ -441,7 +441,11 @@ class _SyncBase:
             while True:
                 if launch and state.may_launch() and (started := state.begin()) is not None:
                     permit, timeout = started
-                    future = start(timeout)
+                    try:
+                        future = start(timeout)
+                    except BaseException:
+                        plan.cancelled(permit)
+                        raise
                     state.running[future] = permit
                     future.add_done_callback(finished.put)
                 if not state.running:
