@@ -59,6 +59,11 @@ class ServerConfig:
     max_concurrent_rpcs: int = _opt(
         0, "RPCs served at once before new ones get RESOURCE_EXHAUSTED (0: no limit)"
     )
+    workers: int = _opt(
+        0,
+        "server processes sharing the ports (SO_REUSEPORT), metrics on consecutive ports; "
+        "0: one per core with PostgreSQL, one with SQLite (several SQLite writers are slower)",
+    )
     keepalive_time: float = _opt(60.0, "seconds of idleness before the server pings a client")
     keepalive_timeout: float = _opt(20.0, "seconds to wait for a keepalive ping's answer")
     min_client_ping_interval: float = _opt(

@@ -36,8 +36,12 @@ class _EmbeddedServer(uvicorn.Server):
         self.ready.set()
 
 
-def bind(address: str) -> socket.socket:
-    """A TCP socket bound to ``HOST:PORT`` (IPv6 hosts may be bracketed)."""
+def bind(address: str, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to ``HOST:PORT`` (IPv6 hosts may be bracketed).
+
+    ``reuse_port``: share the port with other processes that set it too
+    (``--workers``); the kernel spreads connections over them.
+    """
     host, _, port = address.rpartition(":")
     host = host.strip("[]") or None  # type: ignore[assignment]
     infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -47,6 +51,8 @@ def bind(address: str) -> socket.socket:
         # Rebinding right after a restart must not wait for TIME_WAIT; unlike
         # SO_REUSEPORT this never lets two live servers share the port.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(sockaddr)
     except OSError:
         sock.close()
@@ -66,13 +72,15 @@ class HttpGateway:
         self._address = address
         self._grace = grace
         self._sock: socket.socket | None = None
+        self.reuse_port = False
+        """Set before :meth:`bind` to share the port with other workers (SO_REUSEPORT)."""
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
         self.port = 0
 
     def bind(self) -> int:
         """Bind the listening socket; raise :class:`OSError` if the address is taken."""
-        self._sock = bind(self._address)
+        self._sock = bind(self._address, reuse_port=self.reuse_port)
         self.port = self._sock.getsockname()[1]
         return self.port
 

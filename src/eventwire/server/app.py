@@ -47,7 +47,7 @@ SERVICE_NAMES: Final = (
 def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
     return [
         # Two servers must never silently share a port; --workers opts in explicitly.
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", 1 if config.workers > 1 else 0),
         ("grpc.max_receive_message_length", config.max_receive_message_bytes),
         ("grpc.max_send_message_length", config.max_receive_message_bytes),
         # Find and drop dead peers (half-open TCP) instead of holding their streams.
@@ -122,6 +122,7 @@ class Server:
             if self.config.http_address:
                 self._gateway = HttpGateway(self.config.http_address, grace=self.config.grace)
                 listeners.append(self._gateway)
+                self._gateway.reuse_port = self.config.workers > 1
                 self.http_port = _bind(self._gateway, self.config.http_address)
             if self.config.metrics_address:
                 self._metrics_listener = HttpGateway(
@@ -314,6 +315,16 @@ async def serve(config: ServerConfig) -> int:
 
 
 def run(config: ServerConfig) -> int:
+    """Serve in this process, or in ``--workers`` processes under a supervisor."""
+    from eventwire.server import workers
+
+    count = workers.worker_count(config)
+    if count > 1:
+        return workers.supervise(config, count)
+    return run_one(config)
+
+
+def run_one(config: ServerConfig) -> int:
     """Serve on uvloop when it is installed, else on the default asyncio loop."""
     loop_factory = None
     with contextlib.suppress(ImportError):
