@@ -53,6 +53,21 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--timeout", type=float, default=5.0, help="deadline in seconds [default: %(default)s]"
     )
     client.add_argument("--json", action="store_true", help="print the reply as JSON")
+    tls = client.add_argument_group("TLS and credentials")
+    for flag, env_name, what in (
+        ("--ca", "EVENTWIRE_CA", "PEM CA bundle to verify the server with (turns TLS on)"),
+        ("--cert", "EVENTWIRE_CERT", "PEM client certificate for mTLS (turns TLS on)"),
+        ("--key", "EVENTWIRE_KEY", "PEM private key of --cert"),
+    ):
+        tls.add_argument(
+            flag, default=env.get(env_name, ""), metavar="FILE", help=f"{what} [env {env_name}]"
+        )
+    tls.add_argument("--tls", action="store_true", help="use TLS, trusting the system's CA roots")
+    tls.add_argument(
+        "--token",
+        default=env.get("EVENTWIRE_TOKEN", ""),
+        help="bearer token [env EVENTWIRE_TOKEN; prefer it: arguments show in ps]",
+    )
 
     track = sub.add_parser("track", parents=[client], help="record one analytics event")
     track.add_argument("event_name", metavar="EVENT")
@@ -84,6 +99,16 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--iterations", type=int, default=0, help="stop after this many refreshes (0: never)"
     )
 
+    hash_token = sub.add_parser(
+        "hash-token",
+        help="print the SHA-256 of a token read from stdin, for an --auth-tokens file",
+    )
+    hash_token.add_argument(
+        "--generate", action="store_true", help="make a new random token: print it, then its hash"
+    )
+    hash_token.add_argument("--tenant", default="", help="print a whole token-file line")
+    hash_token.add_argument("--scopes", default="write,read", help="scopes of that line")
+
     count = sub.add_parser("count", parents=[client], help="count stored events")
     count.add_argument("--event", default="", help="only events with this name")
     count.add_argument("--user", default="", help="only events of this user")
@@ -92,8 +117,22 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _channel(args: argparse.Namespace) -> grpc.Channel:
+    if not (args.tls or args.ca or args.cert or args.key):
+        return grpc.insecure_channel(args.target)
+    from eventwire.client._credentials import channel_credentials
+
+    creds = channel_credentials(ca=args.ca or None, cert=args.cert or None, key=args.key or None)
+    return grpc.secure_channel(args.target, creds)
+
+
 def _call(args: argparse.Namespace, rpc: Callable[[grpc.Channel], Message]) -> int:
-    with grpc.insecure_channel(args.target) as channel:
+    try:
+        channel = _channel(args)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with channel:
         try:
             reply = rpc(channel)
         except grpc.RpcError as exc:
@@ -123,6 +162,9 @@ def _run_client(args: argparse.Namespace) -> int:
 
     timeout = args.timeout
     command = args.command
+    # Per-call metadata rather than call credentials: it also works on plaintext
+    # channels (loopback, or behind a TLS-terminating proxy).
+    md = (("authorization", f"Bearer {args.token}"),) if args.token else None
     rpc: Callable[[grpc.Channel], Message]
     if command == "track":
         req: Any = analytics_pb2.TrackEventRequest(
@@ -134,7 +176,9 @@ def _run_client(args: argparse.Namespace) -> int:
         )
 
         def rpc(ch: grpc.Channel) -> Message:
-            return analytics_pb2_grpc.AnalyticsServiceStub(ch).TrackEvent(req, timeout=timeout)
+            return analytics_pb2_grpc.AnalyticsServiceStub(ch).TrackEvent(
+                req, timeout=timeout, metadata=md
+            )
 
     elif command == "count":
         req = analytics_pb2.CountEventsRequest(
@@ -142,7 +186,9 @@ def _run_client(args: argparse.Namespace) -> int:
         )
 
         def rpc(ch: grpc.Channel) -> Message:
-            return analytics_pb2_grpc.AnalyticsServiceStub(ch).CountEvents(req, timeout=timeout)
+            return analytics_pb2_grpc.AnalyticsServiceStub(ch).CountEvents(
+                req, timeout=timeout, metadata=md
+            )
 
     elif command == "alert":
         req = telemetry_pb2.AlertRequest(
@@ -153,15 +199,41 @@ def _run_client(args: argparse.Namespace) -> int:
         )
 
         def rpc(ch: grpc.Channel) -> Message:
-            return telemetry_pb2_grpc.TelemetryServiceStub(ch).ReportAlert(req, timeout=timeout)
+            return telemetry_pb2_grpc.TelemetryServiceStub(ch).ReportAlert(
+                req, timeout=timeout, metadata=md
+            )
 
     else:
         req = telemetry_pb2.GetAlertRequest(tracking_id=args.tracking_id)
 
         def rpc(ch: grpc.Channel) -> Message:
-            return telemetry_pb2_grpc.TelemetryServiceStub(ch).GetAlert(req, timeout=timeout)
+            return telemetry_pb2_grpc.TelemetryServiceStub(ch).GetAlert(
+                req, timeout=timeout, metadata=md
+            )
 
     return _call(args, rpc)
+
+
+def _hash_token(args: argparse.Namespace) -> int:
+    from eventwire.server.auth import SCOPES, hash_token, new_token
+
+    if args.generate:
+        token = new_token()
+        print(token)
+    else:
+        token = sys.stdin.readline().rstrip("\r\n")
+        if not token:
+            print("error: no token on stdin", file=sys.stderr)
+            return EXIT_USAGE
+    digest = hash_token(token)
+    if not args.tenant:
+        print(digest)
+        return EXIT_OK
+    if not set(args.scopes.split(",")) <= SCOPES:
+        print("error: --scopes is a comma-separated subset of read,write", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{digest}  {args.tenant}  {args.scopes}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -179,6 +251,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return EXIT_USAGE
         logs.configure(server_config.log_level, server_config.log_format)
         return app.run(server_config)
+    if args.command == "hash-token":
+        return _hash_token(args)
     if args.command == "top":
         from eventwire.observability import top
 

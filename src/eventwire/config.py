@@ -82,6 +82,40 @@ class ServerConfig:
         "OTEL_EXPORTER_OTLP_* variables)",
         choices=("none", "console", "otlp"),
     )
+    # -- security: see docs/security.md -------------------------------------------------
+    tls_cert: str = _opt(
+        "", "PEM certificate chain served by gRPC and the HTTP gateway; with --tls-key, TLS on"
+    )
+    tls_key: str = _opt("", "PEM private key of --tls-cert")
+    tls_client_ca: str = _opt(
+        "", "PEM CA bundle: clients must present a certificate it signed (mTLS; needs --tls-cert)"
+    )
+    auth_tokens: str = _opt(
+        "",
+        "token file (SHA-256 hash, tenant, scopes per line); when set, every RPC and route but "
+        "health needs 'authorization: Bearer TOKEN'; re-read on SIGHUP",
+    )
+    rate_limit: float = _opt(
+        0.0, "per-tenant events, alerts and reads per second (token bucket; 0: no limit)"
+    )
+    rate_burst: int = _opt(0, "per-tenant bucket size (0: one second of --rate-limit)")
+    max_concurrent_streams: int = _opt(
+        1000, "RPCs one HTTP/2 connection may have open at once (more wait on the client)"
+    )
+    max_connection_age: float = _opt(
+        1800.0, "seconds before a connection is asked to go away, so load rebalances (0: never)"
+    )
+    max_connection_age_grace: float = _opt(
+        30.0, "seconds RPCs still open on an aged connection get before it is closed"
+    )
+    max_connection_idle: float = _opt(
+        900.0, "seconds a connection without RPCs stays open (0: forever)"
+    )
+    max_metadata_bytes: int = _opt(8192, "largest total request metadata (headers) accepted")
+    handshake_timeout: float = _opt(
+        10.0, "seconds a new connection gets to finish its TLS and HTTP/2 handshake"
+    )
+    max_connections: int = _opt(0, "open gRPC connections accepted at once (0: no limit)")
 
     def __post_init__(self) -> None:
         _check_address("address", self.address, optional=False)
@@ -98,6 +132,12 @@ class ServerConfig:
                 raise ValueError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
         if self.max_batch_events < 1 or self.max_pending_events < self.max_batch_events:
             raise ValueError("need 1 <= max_batch_events <= max_pending_events")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError("tls_client_ca (mTLS) needs tls_cert and tls_key")
+        if self.max_concurrent_streams < 1 or self.max_metadata_bytes < 1024:
+            raise ValueError("need max_concurrent_streams >= 1 and max_metadata_bytes >= 1024")
 
 
 def _check_address(name: str, value: str, *, optional: bool) -> None:

@@ -26,13 +26,24 @@ from google.protobuf.message import Message
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from eventwire.api import analytics_pb2, telemetry_pb2
-from eventwire.gateway._errors import HttpError, from_service_error, status_body
+from eventwire.gateway._errors import HTTP_STATUS, HttpError, from_service_error, status_body
 from eventwire.gateway.openapi import openapi_document
 from eventwire.observability.logs import REQUEST_ID
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import extract
+from eventwire.server.auth import (
+    CALLER,
+    DEFAULT_TENANT,
+    READ,
+    SCOPES,
+    WRITE,
+    Authenticator,
+    AuthError,
+    Caller,
+    current_tenant,
+)
 from eventwire.server.errors import FieldViolation, ServiceError
-from eventwire.server.grpc_api import DEFAULT_TENANT
+from eventwire.server.limits import RateLimiter
 from eventwire.server.service import IngestService
 
 log = logging.getLogger("eventwire.gateway")
@@ -60,6 +71,10 @@ _COUNT_PARAMS: Final = {
     "end": "end",
 }
 _COUNT_INTS: Final = frozenset({"start", "end"})
+# Probes and the API description need no credentials; every other route does:
+# GET routes the read scope, POST routes the write scope.
+_OPEN: Final = frozenset({"/healthz", "/readyz", "/openapi.json"})
+_CHALLENGE: Final = (b"www-authenticate", b'Bearer realm="eventwire"')
 
 
 class _Disconnected(Exception):
@@ -107,6 +122,8 @@ class GatewayApp:
         ready: Callable[[], bool],
         max_body_bytes: int,
         tenant: str = DEFAULT_TENANT,
+        auth: Authenticator | None = None,
+        limiter: RateLimiter | None = None,
         metrics: ServerMetrics | None = None,
         tracer: Tracer | None = None,
     ) -> None:
@@ -115,7 +132,10 @@ class GatewayApp:
         self._service = service
         self._ready = ready
         self._max_body = max_body_bytes
-        self._tenant = tenant
+        self._anonymous = Caller(tenant, SCOPES)
+        """The caller of every request when ``auth`` is None."""
+        self._auth = auth
+        self._limiter = limiter
         self._openapi = orjson.dumps(openapi_document())
         Handler = Callable[[Scope, Receive], Awaitable[_Reply]]
         self._routes: dict[str, dict[str, Handler]] = {
@@ -202,7 +222,34 @@ class GatewayApp:
                 code=grpc.StatusCode.UNIMPLEMENTED,
                 headers=[(b"allow", allowed.encode())],
             )
-        return await handler(scope, receive)
+        if path in _OPEN:
+            return await handler(scope, receive)
+        token = CALLER.set(self._caller(scope))
+        try:
+            return await handler(scope, receive)
+        finally:
+            CALLER.reset(token)
+
+    def _caller(self, scope: Scope) -> Caller:
+        if self._auth is None:
+            return self._anonymous
+        values = [v for k, v in scope["headers"] if k == b"authorization"]
+        # Two authorization headers are ambiguous; refusing is the only safe reading.
+        authorization = values[0].decode("latin-1") if len(values) == 1 else "" if values else None
+        try:
+            return self._auth.authorize(authorization, READ if scope["method"] == "GET" else WRITE)
+        except AuthError as err:
+            unauthenticated = err.code == grpc.StatusCode.UNAUTHENTICATED
+            raise HttpError(
+                HTTP_STATUS[err.code],
+                err.message,
+                code=err.code,
+                headers=[_CHALLENGE] if unauthenticated else [],
+            ) from None
+
+    def _charge(self, cost: int) -> None:
+        if self._limiter is not None:
+            self._limiter.charge(current_tenant(), cost)
 
     def _internal(self, scope: Scope, exc: Exception) -> _Reply:
         request_id = REQUEST_ID.get() or _request_id(scope)
@@ -257,7 +304,8 @@ class GatewayApp:
     async def _track_event(self, scope: Scope, receive: Receive) -> _Reply:
         obj = await self._json_body(scope, receive)
         req = _parse_into(obj, analytics_pb2.TrackEventRequest(), "request body")
-        reply = await self._service.track_event(req, self._tenant)
+        self._charge(1)
+        reply = await self._service.track_event(req, current_tenant())
         return _Reply(200, _to_json(reply))
 
     async def _track_batch(self, scope: Scope, receive: Receive) -> _Reply:
@@ -287,7 +335,8 @@ class GatewayApp:
             _parse_into(event, analytics_pb2.TrackEventRequest(), f"events[{index}]")
             for index, event in enumerate(events)
         )
-        ack = await self._service.track_batch(batch, self._tenant)
+        self._charge(max(1, len(batch.events)))
+        ack = await self._service.track_batch(batch, current_tenant())
         return _Reply(200, _to_json(ack))
 
     async def _count_events(self, scope: Scope, receive: Receive) -> _Reply:
@@ -320,19 +369,22 @@ class GatewayApp:
                 violations=violations,
             )
         req = analytics_pb2.CountEventsRequest(**fields)
-        reply = await self._service.count_events(req, self._tenant)
+        self._charge(1)
+        reply = await self._service.count_events(req, current_tenant())
         return _Reply(200, _to_json(reply))
 
     async def _report_alert(self, scope: Scope, receive: Receive) -> _Reply:
         obj = await self._json_body(scope, receive)
         req = _parse_into(obj, telemetry_pb2.AlertRequest(), "request body")
-        reply = await self._service.report_alert(req, self._tenant)
+        self._charge(1)
+        reply = await self._service.report_alert(req, current_tenant())
         return _Reply(200, _to_json(reply))
 
     async def _get_alert(self, scope: Scope, receive: Receive) -> _Reply:
         tracking_id = scope["path"][len(_ALERTS) :]
         req = telemetry_pb2.GetAlertRequest(tracking_id=tracking_id)
-        reply = await self._service.get_alert(req, self._tenant)
+        self._charge(1)
+        reply = await self._service.get_alert(req, current_tenant())
         return _Reply(200, _to_json(reply))
 
     async def _healthz(self, scope: Scope, receive: Receive) -> _Reply:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import math
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import uvicorn
@@ -67,8 +67,17 @@ class HttpGateway:
     it opens storage or starts anything that would then need undoing.
     """
 
-    def __init__(self, address: str, *, grace: float, name: str = "http gateway") -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        grace: float,
+        name: str = "http gateway",
+        tls: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``tls``: uvicorn's ``ssl_*`` options; None serves plain HTTP."""
         self._name = name
+        self._tls = dict(tls or {})
         self._address = address
         self._grace = grace
         self._sock: socket.socket | None = None
@@ -99,6 +108,7 @@ class HttpGateway:
             proxy_headers=False,
             ws="none",
             timeout_graceful_shutdown=max(1, math.ceil(self._grace)),
+            **self._tls,
         )
         server = _EmbeddedServer(config)
         self._server = server

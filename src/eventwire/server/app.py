@@ -25,10 +25,13 @@ from eventwire.config import ServerConfig
 from eventwire.gateway import GatewayApp, HttpGateway
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import TRACER_NAME, tracer_provider
+from eventwire.server.auth import Authenticator, AuthInterceptor
 from eventwire.server.grpc_api import AnalyticsServicer, TelemetryServicer
 from eventwire.server.interceptors import ObservabilityInterceptor
+from eventwire.server.limits import RateLimiter, RequestGuard
 from eventwire.server.pipeline import IngestPipeline
 from eventwire.server.service import IngestService
+from eventwire.server.tls import ServerTls
 from eventwire.store import Store, StoreUnavailable, open_store
 
 log = logging.getLogger("eventwire.server")
@@ -44,8 +47,11 @@ SERVICE_NAMES: Final = (
 )
 
 
+_INT32_MAX: Final = 2**31 - 1
+
+
 def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
-    return [
+    options = [
         # Two servers must never silently share a port; --workers opts in explicitly.
         ("grpc.so_reuseport", 1 if config.workers > 1 else 0),
         ("grpc.max_receive_message_length", config.max_receive_message_bytes),
@@ -65,7 +71,26 @@ def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
             int(config.min_client_ping_interval * 1000),
         ),
         ("grpc.http2.max_ping_strikes", 2),
+        # Bounds what one connection can make the server hold at once.
+        ("grpc.max_concurrent_streams", config.max_concurrent_streams),
+        # Soft and hard limit alike: grpcio refuses a random share of requests
+        # between the two, which would make the limit flaky to hit.
+        ("grpc.max_metadata_size", config.max_metadata_bytes),
+        ("grpc.absolute_max_metadata_size", config.max_metadata_bytes),
     ]
+    # grpcio's own defaults (no age or idle limit, 120 s handshakes, unlimited
+    # connections) apply where a flag is 0.
+    for name, seconds in (
+        ("grpc.max_connection_age_ms", config.max_connection_age),
+        ("grpc.max_connection_age_grace_ms", config.max_connection_age_grace),
+        ("grpc.max_connection_idle_ms", config.max_connection_idle),
+        ("grpc.server_handshake_timeout_ms", config.handshake_timeout),
+    ):
+        if seconds:
+            options.append((name, min(_INT32_MAX, max(1, int(seconds * 1000)))))
+    if config.max_connections:
+        options.append(("grpc.max_allowed_incoming_connections", config.max_connections))
+    return options
 
 
 class Server:
@@ -86,6 +111,12 @@ class Server:
         self.metrics_port = 0
         """The /metrics listener's bound port; 0 while it is not started or disabled."""
         self.metrics = ServerMetrics()
+        # Unreadable TLS files or a bad token file fail here, as a ValueError.
+        self._tls = ServerTls.from_config(config)
+        self.auth = Authenticator(config.auth_tokens) if config.auth_tokens else None
+        self._limiter = (
+            RateLimiter(config.rate_limit, config.rate_burst) if config.rate_limit else None
+        )
         self._traces = traces or tracer_provider(config.trace_exporter)
         self._tracer = None if self._traces is None else self._traces.get_tracer(TRACER_NAME)
         self._gateway: HttpGateway | None = None
@@ -120,7 +151,11 @@ class Server:
         listeners: list[HttpGateway] = []
         try:
             if self.config.http_address:
-                self._gateway = HttpGateway(self.config.http_address, grace=self.config.grace)
+                self._gateway = HttpGateway(
+                    self.config.http_address,
+                    grace=self.config.grace,
+                    tls=None if self._tls is None else self._tls.uvicorn_options(),
+                )
                 listeners.append(self._gateway)
                 self._gateway.reuse_port = self.config.workers > 1
                 self.http_port = _bind(self._gateway, self.config.http_address)
@@ -140,8 +175,21 @@ class Server:
         await self.store.open()
         self._pipeline.start()
         service = IngestService(self._pipeline, self.store, metrics=self.metrics)
+        interceptors: list[grpc.aio.ServerInterceptor] = [
+            ObservabilityInterceptor(self.metrics, self._tracer, SERVICE_NAMES)
+        ]
+        if self.auth is not None:
+            # Health stays open for probes; reflection needs a valid token.
+            interceptors.append(
+                AuthInterceptor(
+                    self.auth,
+                    protected_services=SERVICE_NAMES,
+                    open_services=(health.SERVICE_NAME,),
+                )
+            )
+        interceptors.append(RequestGuard(self._limiter, SERVICE_NAMES))
         server = grpc.aio.server(
-            interceptors=[ObservabilityInterceptor(self.metrics, self._tracer, SERVICE_NAMES)],
+            interceptors=interceptors,
             options=grpc_options(self.config),
             maximum_concurrent_rpcs=self.config.max_concurrent_rpcs or None,
         )
@@ -161,7 +209,10 @@ class Server:
             reflection.enable_server_reflection(
                 (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
             )
-        self.port = server.add_insecure_port(self.config.address)
+        if self._tls is None:
+            self.port = server.add_insecure_port(self.config.address)
+        else:
+            self.port = server.add_secure_port(self.config.address, self._tls.grpc_credentials())
         await server.start()
         self._grpc = server
         if self._gateway is not None:
@@ -170,6 +221,8 @@ class Server:
                     service,
                     ready=lambda: self._serving and not self._draining,
                     max_body_bytes=self.config.http_max_body_bytes,
+                    auth=self.auth,
+                    limiter=self._limiter,
                     metrics=self.metrics,
                     tracer=self._tracer,
                 )
@@ -188,8 +241,23 @@ class Server:
                     else ""
                 ),
                 "store": _redact(self.config.store),
+                "tls": "mtls" if self.config.tls_client_ca else "on" if self._tls else "off",
+                "auth_tokens": len(self.auth) if self.auth is not None else "off",
             },
         )
+
+    def reload_auth(self) -> None:
+        """Re-read the token file (SIGHUP); a bad file keeps the tokens in force."""
+        if self.auth is None:
+            log.info("SIGHUP ignored: no --auth-tokens file to reload")
+            return
+        try:
+            count = self.auth.reload()
+        except ValueError as exc:
+            # The message names the file and line; a traceback would add nothing.
+            log.error("auth tokens not reloaded, previous ones stay in force: %s", exc)  # noqa: TRY400
+            return
+        log.info("auth tokens reloaded", extra={"auth_tokens": count})
 
     async def stop(self, grace: float | None = None) -> None:
         """Drain and stop; safe to call more than once."""
@@ -296,6 +364,7 @@ async def serve(config: ServerConfig) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, server.reload_auth)
     try:
         try:
             await server.start()
@@ -308,7 +377,7 @@ async def serve(config: ServerConfig) -> int:
             return 1
         await stop.wait()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     await server.stop()
     return 0

@@ -19,6 +19,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
 from eventwire.observability.logs import REQUEST_ID
+from eventwire.server.auth import current_tenant
 from eventwire.server.errors import FieldViolation, InvalidArgument, Overloaded, ServiceError
 from eventwire.server.service import IngestService
 from eventwire.store.base import EventRow
@@ -26,9 +27,6 @@ from eventwire.store.base import EventRow
 log = logging.getLogger("eventwire.server")
 
 T = TypeVar("T")
-
-# Until authentication assigns tenants, every caller shares one.
-DEFAULT_TENANT = ""
 
 
 def _details(err: InvalidArgument) -> bytes:
@@ -126,7 +124,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         request: analytics_pb2.TrackEventRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> analytics_pb2.TrackEventResponse:
-        return await guarded(context, self._service.track_event(request, DEFAULT_TENANT))
+        return await guarded(context, self._service.track_event(request, current_tenant()))
 
     async def StreamEvents(
         self,
@@ -144,6 +142,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         # transaction: a stream that breaks or is cancelled stores nothing.
         rows: list[EventRow] = []
         size = 0
+        tenant = current_tenant()
         async for req in requests:
             index = len(rows)
             size += req.ByteSize()
@@ -157,7 +156,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                         )
                     ]
                 )
-            rows.append(self._service.event_row(req, DEFAULT_TENANT, prefix=f"stream[{index}]."))
+            rows.append(self._service.event_row(req, tenant, prefix=f"stream[{index}]."))
         await _confirm_peer(context)
         return await self._service.add_stream(rows)
 
@@ -169,7 +168,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         return await guarded(context, self._batch(request))
 
     async def _batch(self, batch: analytics_pb2.EventBatch) -> analytics_pb2.IngestAck:
-        return await self._service.track_batch(batch, DEFAULT_TENANT)
+        return await self._service.track_batch(batch, current_tenant())
 
     # grpc.aio also accepts a streaming handler that writes through the context
     # and returns None; the generated stub only knows the iterator style.
@@ -214,7 +213,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         request: analytics_pb2.CountEventsRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> analytics_pb2.CountEventsResponse:
-        return await guarded(context, self._service.count_events(request, DEFAULT_TENANT))
+        return await guarded(context, self._service.count_events(request, current_tenant()))
 
 
 class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
@@ -226,11 +225,11 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         request: telemetry_pb2.AlertRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> telemetry_pb2.AlertResponse:
-        return await guarded(context, self._service.report_alert(request, DEFAULT_TENANT))
+        return await guarded(context, self._service.report_alert(request, current_tenant()))
 
     async def GetAlert(
         self,
         request: telemetry_pb2.GetAlertRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> telemetry_pb2.Alert:
-        return await guarded(context, self._service.get_alert(request, DEFAULT_TENANT))
+        return await guarded(context, self._service.get_alert(request, current_tenant()))
