@@ -9,7 +9,8 @@ import pytest
 
 from eventwire.store import AlertRow, EventQuery, EventRow, Store, StoreUnavailable
 from eventwire.store.migrations import MIGRATIONS
-from tests.store.conftest import StoreFactory, pg_rows
+from tests.conftest import pg_rows
+from tests.store.conftest import StoreFactory
 
 NOW = 1_750_000_000_000
 

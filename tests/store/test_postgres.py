@@ -13,7 +13,7 @@ from eventwire.store import EventQuery, EventRow, StoreUnavailable, open_store
 from eventwire.store.migrations import MIGRATIONS
 from eventwire.store.postgres import _MIGRATION_LOCK, PostgresStore
 from eventwire.testing import FaultProxy
-from tests.store.conftest import pg_rows
+from tests.conftest import pg_rows
 
 NOW = 1_750_000_000_000
 
