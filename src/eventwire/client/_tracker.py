@@ -90,6 +90,7 @@ INGEST_METHOD: Final = "/analytics.AnalyticsService/IngestEvents"
 
 _SPILL_CHUNK_BYTES: Final = 1 << 20
 _FLUSH_RECHECK: Final = 0.1
+_STOP_TIMEOUT: Final = 5.0
 
 
 class DropReason:
@@ -486,8 +487,7 @@ class Tracker:
             if self._core.settled_through(target):
                 break
             # A bounded wait: drops on other threads settle events without a wake-up.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(settled.wait(), min(remaining, _FLUSH_RECHECK))
+            await _wait(settled, min(remaining, _FLUSH_RECHECK))
         return True
 
     async def close(self, timeout: float | None = 10.0) -> bool:
@@ -733,10 +733,8 @@ class Tracker:
             if self._core.spill_requested:
                 await self._spill(include_unacked=True)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), remaining)
-                if not until_elapsed:
-                    return
+            if await _wait(wake, remaining) and not until_elapsed:
+                return
 
     async def _sync_loop(self) -> None:
         wake = self._sync_wake
@@ -830,8 +828,14 @@ class Tracker:
         finally:
             for task in (reader, writer):
                 task.cancel()
-            await asyncio.gather(reader, writer, return_exceptions=True)
             call.cancel()
+            # Bounded: a task that ignored its cancellation must not stall delivery.
+            stopped, stuck = await asyncio.wait({reader, writer}, timeout=_STOP_TIMEOUT)
+            for finished in stopped:
+                if not finished.cancelled():
+                    finished.exception()  # retrieved: it was reported above, or is moot
+            if stuck:
+                log.error("eventwire tracker: a stream task ignored cancellation: %s", stuck)
             _end(outbox)
 
     def _finish(self, reader: asyncio.Future[None], outcome: _Outcome) -> _Outcome:
@@ -929,8 +933,7 @@ class Tracker:
             due = core.pending_due(now, self.config.flush_interval, self._flush_target)
             if due is not None and room:
                 wait = min(wait, max(due, 0.001))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), wait)
+            await _wait(wake, wait)
 
     async def _next_batch(self) -> Batch | None:
         spool = self._spool
@@ -1181,6 +1184,21 @@ class SyncTracker:
         if self._close_result is not None:
             return
         self.close(self._tracker.config.atexit_timeout)
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event`` up to ``timeout`` seconds; True if it was set.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it can swallow a cancellation that
+    arrives as the event is set (fixed in 3.12), leaving a task that was told
+    to stop running on; ``asyncio.timeout`` counts cancellations correctly.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
 
 
 async def _drain(outbox: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
