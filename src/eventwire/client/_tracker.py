@@ -53,6 +53,7 @@ from eventwire.api import analytics_pb2
 from eventwire.client._backoff import backoff
 from eventwire.client._breaker import CircuitBreaker
 from eventwire.client._channel import ChannelOptions, resilient_channel
+from eventwire.client._credentials import token_metadata
 from eventwire.client._exceptions import (
     CircuitOpenError,
     EventwireError,
@@ -293,12 +294,16 @@ class Tracker:
         *,
         breaker: CircuitBreakerPolicy | CircuitBreaker | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
         channel_options: ChannelOptions = (),
         on_drop: DropHook | None = None,
         on_error: ErrorHook | None = None,
         _managed: bool = False,
     ) -> None:
         self.target = target
+        # Sent with every stream when the server checks tokens (--auth-tokens);
+        # as metadata, not call credentials, so that plaintext channels work too.
+        self._metadata = token_metadata(token) if token else None
         self.config = config or TrackerConfig()
         self._limits = self.config.limits()
         self._core = Pipeline(self._limits)
@@ -797,7 +802,7 @@ class Tracker:
         # call dies, grpc leaves the task feeding a write()-style call pending
         # forever, while a generator we end ourselves lets it finish.
         outbox: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1)
-        call = self._ingest(_drain(outbox), wait_for_ready=False)
+        call = self._ingest(_drain(outbox), metadata=self._metadata, wait_for_ready=False)
         outcome = _Outcome()
         self._last_ack = time.monotonic()
         reader = asyncio.ensure_future(self._read_acks(call, outcome))
@@ -1048,6 +1053,7 @@ class SyncTracker:
         *,
         breaker: CircuitBreakerPolicy | CircuitBreaker | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
         channel_options: ChannelOptions = (),
         on_drop: DropHook | None = None,
         on_error: ErrorHook | None = None,
@@ -1057,6 +1063,7 @@ class SyncTracker:
             config,
             breaker=breaker,
             credentials=credentials,
+            token=token,
             channel_options=channel_options,
             on_drop=on_drop,
             on_error=on_error,
