@@ -554,16 +554,3 @@ class Pipeline:
     def unacked_count(self) -> int:
         with self.lock:
             return len(self.unacked)
-
-    def reset(self) -> None:
-        """Forget everything (the child after fork starts from nothing; counters too)."""
-        self.lock = threading.Lock()
-        self.pending = deque()
-        self.pending_runs = Runs()
-        self.pending_bytes = 0
-        self.unacked = {}
-        self.inflight_events = 0
-        self.inflight_bytes = 0
-        self.outstanding = {}
-        self.counters = Counters()
-        self.spill_requested = False
