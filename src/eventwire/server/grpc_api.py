@@ -189,12 +189,18 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         # window bounds what one client can make the server hold.
         window = asyncio.Semaphore(self._max_in_flight)
         writing = asyncio.Lock()  # grpc.aio allows one write at a time per call
+        sending: set[asyncio.Future[None]] = set()
 
         async def one(batch: analytics_pb2.EventBatch) -> None:
             try:
                 ack = await self._batch(batch)
                 async with writing:
-                    await context.write(ack)
+                    # Shielded: a write cancelled half-way is still in grpcio's
+                    # hands, and the final status cannot be sent until it is done.
+                    write = asyncio.ensure_future(context.write(ack))
+                    sending.add(write)
+                    write.add_done_callback(sending.discard)
+                    await asyncio.shield(write)
             finally:
                 window.release()
 
@@ -206,6 +212,8 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         except BaseExceptionGroup as failed:
             # The first failure ends the stream with its status; batches not yet
             # acked are for the client to resend.
+            if sending:
+                await asyncio.wait(sending)
             raise _first_error(failed) from None
 
     async def CountEvents(

@@ -13,19 +13,18 @@ import inspect
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
 from eventwire.api import analytics_pb2
 from eventwire.server.auth import current_tenant
-from eventwire.server.errors import Overloaded
+from eventwire.server.errors import FieldViolation, InvalidArgument, Overloaded, ServiceError
+from eventwire.server.grpc_api import abort
 
 TReq = TypeVar("TReq")
 TResp = TypeVar("TResp")
 Context = grpc.aio.ServicerContext[Any, Any]
-
-_PUSHBACK: Final = "grpc-retry-pushback-ms"
 
 
 class RateLimiter:
@@ -97,8 +96,8 @@ class RequestGuard(grpc.aio.ServerInterceptor):
         if handler is None or handler.request_deserializer is None:
             return handler
         service = handler_call_details.method[1:].rpartition("/")[0]
-        limiter = self._limiter if service in self._limited else None
-        entry = _Entry(handler.request_deserializer, limiter)
+        ours = service in self._limited
+        entry = _Entry(handler.request_deserializer, self._limiter if ours else None, ours)
         shapes: list[tuple[Any, Any, Callable[..., Any]]] = [
             (handler.unary_unary, grpc.unary_unary_rpc_method_handler, entry.unary),
             (handler.stream_unary, grpc.stream_unary_rpc_method_handler, entry.streaming),
@@ -117,43 +116,54 @@ class RequestGuard(grpc.aio.ServerInterceptor):
 class _Entry:
     """Turns the raw request bytes of one method into admitted, decoded messages."""
 
-    def __init__(self, decode: Callable[[bytes], Any], limiter: RateLimiter | None) -> None:
+    def __init__(
+        self, decode: Callable[[bytes], Any], limiter: RateLimiter | None, ours: bool
+    ) -> None:
         self._decode = decode
         self._limiter = limiter
-        self._invalid = f"request body is not a valid {_type_name(decode)} message"
+        self._ours = ours
+        self._invalid = InvalidArgument(
+            [FieldViolation("request", f"is not a valid {_type_name(decode)} message")]
+        )
 
-    async def admit(self, raw: bytes, context: Context) -> Any:
+    def admit(self, raw: bytes) -> Any:
+        """The decoded message; raise :class:`ServiceError` if it is refused."""
         try:
             message = self._decode(raw)
         except Exception:  # noqa: BLE001 - whatever the parser says, the bytes were bad
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, self._invalid)
+            raise self._invalid from None
         if self._limiter is not None:
-            try:
-                self._limiter.charge(current_tenant(), cost_of(message))
-            except Overloaded as err:
-                await context.abort(
-                    err.code,
-                    err.message,
-                    trailing_metadata=((_PUSHBACK, str(err.retry_after_ms)),),
-                )
+            self._limiter.charge(current_tenant(), cost_of(message))
         return message
+
+    async def admit_or_abort(self, raw: bytes, context: Context) -> Any:
+        try:
+            return self.admit(raw)
+        except ServiceError as err:
+            await abort(context, err)
 
     async def _messages(self, raw: AsyncIterator[bytes], context: Context) -> AsyncIterator[Any]:
         async for chunk in raw:
-            yield await self.admit(chunk, context)
+            if self._ours:
+                # Raised into the servicer, which ends the call with its status
+                # once its own writes are done: aborting from here could race
+                # one of them (grpcio refuses two sends at once).
+                yield self.admit(chunk)
+            else:
+                yield await self.admit_or_abort(chunk, context)
 
     def unary(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.isasyncgenfunction(behavior):
 
             async def streaming_reply(raw: bytes, context: Context) -> AsyncIterator[Any]:
-                request = await self.admit(raw, context)
+                request = await self.admit_or_abort(raw, context)
                 async for item in behavior(request, context):
                     yield item
 
             return streaming_reply
 
         async def call(raw: bytes, context: Context) -> Any:
-            return await behavior(await self.admit(raw, context), context)
+            return await behavior(await self.admit_or_abort(raw, context), context)
 
         return call
 
