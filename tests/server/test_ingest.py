@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from pathlib import Path
 from typing import TypeAlias
 
 import grpc
@@ -11,6 +12,7 @@ import pytest
 
 from eventwire import _status
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
+from eventwire.testing import running_server
 
 Analytics: TypeAlias = "analytics_pb2_grpc.AnalyticsServiceAsyncStub"
 
@@ -122,3 +124,28 @@ async def test_an_invalid_batch_ends_the_stream_with_its_status(analytics: Analy
         async for _ in call:
             pass
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_overload_mid_stream_ends_it_with_pushback_not_internal(tmp_path: Path) -> None:
+    db = tmp_path / "e.db"
+    async with (
+        running_server(store=f"sqlite:///{db}", max_pending_events=20, max_batch_events=10) as srv,
+        grpc.aio.insecure_channel(srv.address) as ch,
+    ):
+        stub = analytics_pb2_grpc.AnalyticsServiceStub(ch)
+        warm = [a async for a in stub.IngestEvents(iter([batch(0, 10, prefix="w")]))]
+        assert warm[0].accepted == 10
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # commits stall: the queue fills up
+        try:
+            call = stub.IngestEvents(iter([batch(seq, 10) for seq in range(1, 6)]))
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                async for _ in call:
+                    pass
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    pushback = dict(info.value.trailing_metadata() or ()).get("grpc-retry-pushback-ms")
+    assert pushback is not None
+    assert int(str(pushback)) > 0
