@@ -206,7 +206,7 @@ async def test_fork_after_grpc_started(tmp_path: Path, db: Path, db_url: str) ->
     n = 500
     out = tmp_path / "ids"
     async with running_server(store=db_url) as srv:
-        # As docs/delivery.md requires of processes that fork after using gRPC:
+        # As the README's Delivery section requires of processes that fork after using gRPC:
         # gRPC core's own fork handlers crash such children now and then
         # (SIGSEGV in a core thread, about 1 fork in 3 here).
         proc = await child(
