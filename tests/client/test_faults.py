@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import os
-import signal
-import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -23,6 +20,7 @@ import pytest
 import eventwire.client as ec
 from eventwire.client import BreakerState, CircuitBreaker, CircuitBreakerPolicy, Transition
 from eventwire.testing import FaultProxy, running_server
+from eventwire.testing._process import ServerProcess
 from tests.client.conftest import Facade, Factory
 
 S = grpc.StatusCode
@@ -143,62 +141,12 @@ async def test_invalid_arguments_never_open_the_breaker(analytics_client: Factor
 # --- a real server process, killed and restarted mid-run ----------------------------------------
 
 
-class ServerProcess:
-    """``eventwire serve`` in a subprocess, started fresh on a free port each time."""
-
-    def __init__(self, db: Path) -> None:
-        self.db = db
-        self.address = ""
-        self._proc: asyncio.subprocess.Process | None = None
-        self._drain: asyncio.Task[None] | None = None
-
-    async def start(self) -> str:
-        proc = self._proc = await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).parent / "eventwire"),
-            "serve",
-            "--address",
-            "127.0.0.1:0",
-            "--http-address",
-            "",
-            "--log-format",
-            "json",
-            "--store",
-            f"sqlite:///{self.db}",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert proc.stderr is not None
-        async with asyncio.timeout(30):
-            while not self.address:
-                line = await proc.stderr.readline()
-                if not line:
-                    raise RuntimeError(f"server exited with {await proc.wait()}")
-                if line.startswith(b"{"):
-                    self.address = json.loads(line).get("grpc_address", "")
-        # Keep reading its log, so a chatty server never blocks on a full pipe.
-        self._drain = asyncio.create_task(self._read_rest(proc.stderr))
-        return self.address
-
-    @staticmethod
-    async def _read_rest(stream: asyncio.StreamReader) -> None:
-        while await stream.read(65536):
-            pass
-
-    async def kill(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.send_signal(signal.SIGKILL)
-        if self._proc is not None:
-            await self._proc.wait()
-        if self._drain is not None:
-            await self._drain
-
-
 @pytest.mark.skipif(os.name != "posix", reason="kills the server with SIGKILL")
 async def test_server_killed_and_restarted_calls_resume(tmp_path: Path, mode: str) -> None:
     db = tmp_path / "events.db"
     tasks_before = asyncio.all_tasks()
-    first, second = ServerProcess(db), ServerProcess(db)
+    first = ServerProcess("--store", f"sqlite:///{db}", http_address="")
+    second = ServerProcess("--store", f"sqlite:///{db}", http_address="")
     acked: list[str] = []
     errors: list[str] = []
     progress = asyncio.Event()
@@ -229,7 +177,7 @@ async def test_server_killed_and_restarted_calls_resume(tmp_path: Path, mode: st
                 await progress.wait()
 
     try:
-        await first.start()
+        await asyncio.to_thread(first.start)
         async with FaultProxy(first.address) as proxy:
             cls = ec.SyncAnalyticsClient if mode == "sync" else ec.AnalyticsClient
             breaker = CircuitBreakerPolicy(window_size=4, minimum_calls=4, open_duration=0.2)
@@ -237,10 +185,10 @@ async def test_server_killed_and_restarted_calls_resume(tmp_path: Path, mode: st
             driver = asyncio.create_task(drive(client))
             await until(lambda: len(acked) >= 5)
 
-            await first.kill()  # SIGKILL mid-run, calls in flight
+            await asyncio.to_thread(first.kill)  # SIGKILL mid-run, calls in flight
             await until(lambda: len(errors) >= 1)
             before_restart = len(acked)
-            proxy.set_upstream(await second.start())
+            proxy.set_upstream((await asyncio.to_thread(second.start)).address)
             await until(lambda: len(acked) >= before_restart + 5)
 
             stop.set()
@@ -250,8 +198,8 @@ async def test_server_killed_and_restarted_calls_resume(tmp_path: Path, mode: st
         async with ec.AnalyticsClient(second.address, timeout=5) as check:
             stored = await check.count_events("restart")
     finally:
-        await first.kill()
-        await second.kill()
+        first.kill()
+        second.kill()
 
     assert errors, "the kill was seen by the client"
     assert set(errors) <= {"UnavailableError", "DeadlineExceededError", "CircuitOpenError"}

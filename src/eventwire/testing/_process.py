@@ -102,9 +102,9 @@ class ServerProcess:
         self._require().send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
-        """SIGKILL: no drain, no flush, like a crash or an OOM kill."""
-        proc = self._require()
-        if proc.poll() is None:
+        """SIGKILL: no drain, no flush, like a crash or an OOM kill. No-op if never started."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
 
