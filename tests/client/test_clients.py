@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -28,7 +29,7 @@ async def test_analytics_rpcs(eventwire_server: Server, analytics_client: Factor
     assert (first.success, first.duplicate, first.event_id) == (True, False, "e-1")
     assert again.duplicate  # a retried write is acknowledged, not stored twice
     generated = await client.track_event("signup", "u2")
-    assert len(generated.event_id) == 32  # the client chose an idempotency key
+    assert uuid.UUID(generated.event_id).version == 7  # the client chose a time-ordered key
     batch = await client.stream_events(
         [
             {"event_name": "view", "user_id": "u1"},
