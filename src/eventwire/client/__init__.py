@@ -2,8 +2,10 @@
 
 Async first (:class:`AnalyticsClient`, :class:`TelemetryClient`) with blocking
 twins (:class:`SyncAnalyticsClient`, :class:`SyncTelemetryClient`) that share
-the same policies and state machines. The same policies work on any stub
-through :func:`resilient_channel`. See ``docs/resilience.md``.
+the same policies and state machines. :class:`Tracker` (and :class:`SyncTracker`)
+deliver events in the background, buffered, acknowledged and spooled to disk.
+The same policies work on any stub through :func:`resilient_channel`. See the
+README's Resilience and Delivery sections.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from eventwire.client._exceptions import (
     UnavailableError,
     map_rpc_error,
 )
+from eventwire.client._pipeline import TrackerStats
 from eventwire.client._policy import (
     DEFAULT_ANALYTICS_TIMEOUT,
     DEFAULT_TELEMETRY_TIMEOUT,
@@ -49,7 +52,16 @@ from eventwire.client._policy import (
     RetryPolicy,
     ThrottlePolicy,
 )
+from eventwire.client._spool import SpoolError, SpoolFullError
 from eventwire.client._throttle import RetryThrottle
+from eventwire.client._tracker import (
+    DroppedEvent,
+    DropReason,
+    EventRejectedError,
+    SyncTracker,
+    Tracker,
+    TrackerConfig,
+)
 
 __all__ = [
     "DEFAULT_ANALYTICS_TIMEOUT",
@@ -63,6 +75,9 @@ __all__ = [
     "ClientClosedError",
     "Deadline",
     "DeadlineExceededError",
+    "DropReason",
+    "DroppedEvent",
+    "EventRejectedError",
     "EventwireError",
     "HedgingPolicy",
     "InternalError",
@@ -74,10 +89,16 @@ __all__ = [
     "RetryPolicy",
     "RetryThrottle",
     "RpcError",
+    "SpoolError",
+    "SpoolFullError",
     "SyncAnalyticsClient",
     "SyncTelemetryClient",
+    "SyncTracker",
     "TelemetryClient",
     "ThrottlePolicy",
+    "Tracker",
+    "TrackerConfig",
+    "TrackerStats",
     "Transition",
     "UnauthenticatedError",
     "UnavailableError",

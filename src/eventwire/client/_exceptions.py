@@ -2,6 +2,10 @@
 
     EventwireError                      anything the eventwire client raises on purpose
     ├── ClientClosedError               a call on a client after close()
+    ├── EventRejectedError              the tracker: the server refused an event as invalid
+    │                                   (passed to on_error; never retried)
+    ├── SpoolError                      the tracker: its disk spool cannot be written
+    │   └── SpoolFullError              ... because the spool reached its size limit
     └── RpcError                        an RPC ended without a response; a grpc.aio.AioRpcError
         ├── InvalidArgumentError        INVALID_ARGUMENT; .field_violations (google.rpc.BadRequest)
         ├── NotFoundError               NOT_FOUND
