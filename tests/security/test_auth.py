@@ -281,8 +281,11 @@ async def test_sighup_reloads_tokens_without_dropping_connections(
     try:
         async with grpc.aio.insecure_channel(proc.address) as ch:
             analytics = analytics_pb2_grpc.AnalyticsServiceStub(ch)
-            stream = analytics.StreamEvents(metadata=bearer(old), timeout=30)
-            await stream.write(_event("kept-1"))
+            # An ack proves the server authenticated the stream before the reload.
+            stream = analytics.IngestEvents(metadata=bearer(old), timeout=30)
+            await stream.write(analytics_pb2.EventBatch(events=[_event("kept-1")], sequence=1))
+            first: Any = await stream.read()
+            assert first.accepted == 1
 
             tokens.write_text(token_file_text({new: ("acme", "write,read")}))
             await _reload(proc, reloads=1)
@@ -296,11 +299,12 @@ async def test_sighup_reloads_tokens_without_dropping_connections(
             await _reload(proc, reloads=1, failures=1)
             assert (await analytics.TrackEvent(_event(), metadata=bearer(new), timeout=5)).success
 
-            # The stream opened before the reloads, on the same connection, still completes.
-            await stream.write(_event("kept-2"))
+            # The stream opened before the reloads, on the same connection, carries on.
+            await stream.write(analytics_pb2.EventBatch(events=[_event("kept-2")], sequence=2))
+            ack: Any = await stream.read()
+            assert (ack.sequence, ack.accepted) == (2, 1)
             await stream.done_writing()
-            reply = await stream
-            assert reply.accepted == 2
+            assert await stream.code() == grpc.StatusCode.OK
     finally:
         proc.terminate()
         await asyncio.to_thread(proc.wait)
