@@ -18,7 +18,12 @@ from eventwire.client._backoff import (
     set_testing,
 )
 from eventwire.client._breaker import BreakerState, CircuitBreaker, Transition
-from eventwire.client._channel import channel_options, resilient_channel, resilient_sync_channel
+from eventwire.client._channel import (
+    channel_options,
+    resilient_channel,
+    resilient_sync_channel,
+    targets,
+)
 from eventwire.client._clients import (
     AnalyticsClient,
     SyncAnalyticsClient,
@@ -114,4 +119,5 @@ __all__ = [
     "resilient_channel",
     "resilient_sync_channel",
     "set_testing",
+    "targets",
 ]

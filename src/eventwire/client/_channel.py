@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -20,7 +21,7 @@ from eventwire.client._policy import (
 )
 from eventwire.client._throttle import RetryThrottle
 
-__all__ = ["channel_options", "resilient_channel", "resilient_sync_channel"]
+__all__ = ["channel_options", "resilient_channel", "resilient_sync_channel", "targets"]
 
 ChannelOptions = Sequence[tuple[str, Any]]
 
@@ -29,13 +30,44 @@ _FORCED: Final = (
     # with ours (4 x 4 attempts) and cannot see our deadline or breaker.
     ("grpc.enable_retries", 0),
 )
+SERVICE_CONFIG: Final = json.dumps(
+    {
+        # Spread calls over every address the target resolves to (several
+        # replicas behind dns:///host:port or an ipv4:a,b,c list) ...
+        "loadBalancingConfig": [{"round_robin": {}}],
+        # ... and skip replicas whose grpc.health.v1 says NOT_SERVING (draining,
+        # storage down) before a call fails there. Servers without a health
+        # service are taken as healthy.
+        "healthCheckConfig": {"serviceName": ""},
+    }
+)
 _DEFAULTS: Final = (
     # grpcio waits 1 s, then up to 120 s, between reconnection attempts; a
     # client with 200 ms deadlines wants a restarted server found sooner.
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.service_config", SERVICE_CONFIG),
 )
+
+
+def targets(*addresses: str) -> str:
+    """One gRPC target for several ``host:port`` replicas, balanced by eventwire's channels.
+
+    IPv4 literals become an ``ipv4:`` list, IPv6 ones an ``ipv6:`` list; for
+    names, give one ``dns:///name:port`` target whose name resolves to them all.
+    """
+    if not addresses:
+        raise ValueError("targets() needs at least one address")
+    if all(a.startswith("[") for a in addresses):
+        return "ipv6:" + ",".join(addresses)
+    hosts = [a.rpartition(":")[0] for a in addresses]
+    if all(h.replace(".", "").isdigit() and h.count(".") == 3 for h in hosts):
+        return "ipv4:" + ",".join(addresses)
+    raise ValueError(
+        "targets() takes IP literals (ipv4 or [ipv6]); for host names use one "
+        "dns:///name:port target that resolves to every replica"
+    )
 
 
 def channel_options(options: ChannelOptions = ()) -> list[tuple[str, Any]]:
