@@ -87,3 +87,11 @@ async def test_a_replica_whose_storage_fails_is_skipped_until_it_recovers(
             await client.track_event("after", "u")
     total = sum([await stored(r, n) for r in replicas for n in ("during", "skipped")])
     assert total == 18
+
+
+def test_only_multi_replica_targets_are_balanced() -> None:
+    assert ec.channel_options(target="ipv4:127.0.0.1:1,127.0.0.1:2")
+    assert "grpc.service_config" in dict(ec.channel_options(target="dns:///replicas:50051"))
+    assert "grpc.service_config" in dict(ec.channel_options(target="ipv4:1.2.3.4:1,1.2.3.4:2"))
+    assert "grpc.service_config" not in dict(ec.channel_options(target="localhost:50051"))
+    assert "grpc.service_config" not in dict(ec.channel_options(target="ipv4:1.2.3.4:1"))

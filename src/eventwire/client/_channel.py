@@ -47,7 +47,6 @@ _DEFAULTS: Final = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
-    ("grpc.service_config", SERVICE_CONFIG),
 )
 
 
@@ -70,9 +69,23 @@ def targets(*addresses: str) -> str:
     )
 
 
-def channel_options(options: ChannelOptions = ()) -> list[tuple[str, Any]]:
+def balanced(target: str) -> bool:
+    """Whether ``target`` names several replicas (an address list, or a DNS name).
+
+    Only those get round robin with health checking: it keeps every replica
+    connected in the background, which a single server does not need (grpcio's
+    pick_first connects lazily, and not at all while no call is made).
+    """
+    if target.startswith(("ipv4:", "ipv6:")):
+        return "," in target
+    return target.startswith("dns:")
+
+
+def channel_options(options: ChannelOptions = (), target: str = "") -> list[tuple[str, Any]]:
     """eventwire's channel arguments: its defaults, then ``options``, then the forced ones."""
     merged: dict[str, Any] = dict(_DEFAULTS)
+    if balanced(target):
+        merged["grpc.service_config"] = SERVICE_CONFIG
     merged.update(dict(options))
     merged.update(dict(_FORCED))
     return list(merged.items())
@@ -161,7 +174,7 @@ def _plain_aio_channel(
     options: ChannelOptions,
     chain: Sequence[grpc.aio.ClientInterceptor] | None = None,
 ) -> grpc.aio.Channel:
-    opts = channel_options(options)
+    opts = channel_options(options, target)
     if credentials is None:
         return grpc.aio.insecure_channel(target, options=opts, interceptors=chain)
     return grpc.aio.secure_channel(target, credentials, options=opts, interceptors=chain)
@@ -209,7 +222,7 @@ def _sync_channel(
 def _plain_sync_channel(
     target: str, credentials: grpc.ChannelCredentials | None, options: ChannelOptions
 ) -> grpc.Channel:
-    opts = channel_options(options)
+    opts = channel_options(options, target)
     if credentials is None:
         return grpc.insecure_channel(target, options=opts)
     return grpc.secure_channel(target, credentials, options=opts)
