@@ -67,6 +67,7 @@ from eventwire.client._tracker import (
     Tracker,
     TrackerConfig,
 )
+from eventwire.observability.client_metrics import ClientMetrics
 
 __all__ = [
     "DEFAULT_ANALYTICS_TIMEOUT",
@@ -78,6 +79,7 @@ __all__ = [
     "CircuitBreakerPolicy",
     "CircuitOpenError",
     "ClientClosedError",
+    "ClientMetrics",
     "Deadline",
     "DeadlineExceededError",
     "DropReason",

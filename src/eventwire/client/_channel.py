@@ -9,6 +9,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final
 
 import grpc
+from opentelemetry.trace import TracerProvider
 
 from eventwire.client._breaker import CircuitBreaker
 from eventwire.client._core import Resilience, RetryEvent
@@ -20,6 +21,7 @@ from eventwire.client._policy import (
     ThrottlePolicy,
 )
 from eventwire.client._throttle import RetryThrottle
+from eventwire.observability.client_metrics import ClientMetrics
 
 __all__ = ["channel_options", "resilient_channel", "resilient_sync_channel", "targets"]
 
@@ -103,6 +105,8 @@ def _resilience(
     on_retry: Callable[[RetryEvent], None] | None,
     rng: random.Random | None,
     clock: Callable[[], float] = time.monotonic,
+    tracer_provider: TracerProvider | None = None,
+    metrics: ClientMetrics | None = None,
 ) -> Resilience:
     return Resilience(
         target,
@@ -115,6 +119,8 @@ def _resilience(
         on_retry=on_retry,
         rng=rng,
         clock=clock,
+        tracer_provider=tracer_provider,
+        metrics=metrics,
     )
 
 
@@ -132,6 +138,8 @@ def resilient_channel(
     options: ChannelOptions = (),
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     rng: random.Random | None = None,
+    tracer_provider: TracerProvider | None = None,
+    metrics: ClientMetrics | None = None,
 ) -> grpc.aio.Channel:
     """A ``grpc.aio`` channel whose calls get eventwire's deadlines, retries, breaker and hedging.
 
@@ -153,6 +161,8 @@ def resilient_channel(
         idempotent=idempotent,
         on_retry=on_retry,
         rng=rng,
+        tracer_provider=tracer_provider,
+        metrics=metrics,
     )
     return _aio_channel(target, res, credentials, options, interceptors)
 
@@ -192,6 +202,8 @@ def resilient_sync_channel(
     credentials: grpc.ChannelCredentials | None = None,
     options: ChannelOptions = (),
     rng: random.Random | None = None,
+    tracer_provider: TracerProvider | None = None,
+    metrics: ClientMetrics | None = None,
 ) -> grpc.Channel:
     """The blocking twin of :func:`resilient_channel` (no hedging; unary responses only)."""
     res = _resilience(
@@ -204,6 +216,8 @@ def resilient_sync_channel(
         idempotent=idempotent,
         on_retry=on_retry,
         rng=rng,
+        tracer_provider=tracer_provider,
+        metrics=metrics,
     )
     return _sync_channel(target, res, credentials, options)
 

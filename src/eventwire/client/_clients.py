@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import grpc
+from opentelemetry.trace import TracerProvider
 
 from eventwire._ids import uuid7
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
@@ -41,6 +42,7 @@ from eventwire.client._policy import (
     ThrottlePolicy,
 )
 from eventwire.client._throttle import RetryThrottle
+from eventwire.observability.client_metrics import ClientMetrics
 
 __all__ = ["AnalyticsClient", "SyncAnalyticsClient", "SyncTelemetryClient", "TelemetryClient"]
 
@@ -73,6 +75,8 @@ class _Base:
         options: ChannelOptions,
         rng: random.Random | None,
         token: str | None,
+        tracer_provider: TracerProvider | None = None,
+        metrics: ClientMetrics | None = None,
     ) -> None:
         self.target = target
         # Sent with every call when the server checks tokens (--auth-tokens).
@@ -92,6 +96,8 @@ class _Base:
             idempotent=True,
             on_retry=on_retry,
             rng=rng,
+            tracer_provider=tracer_provider,
+            metrics=metrics,
         )
         self._credentials = credentials
         self._options = options
@@ -235,6 +241,8 @@ class AnalyticsClient(_AnalyticsBase):
         options: ChannelOptions = (),
         rng: random.Random | None = None,
         token: str | None = None,
+        tracer_provider: TracerProvider | None = None,
+        metrics: ClientMetrics | None = None,
     ) -> None:
         super().__init__(
             target,
@@ -248,6 +256,8 @@ class AnalyticsClient(_AnalyticsBase):
             options=options,
             rng=rng,
             token=token,
+            tracer_provider=tracer_provider,
+            metrics=metrics,
         )
         # A channel without interceptors: the policies run in _unary/_stream,
         # the same code the interceptors run, minus grpcio's per-call task.
@@ -408,6 +418,8 @@ class SyncAnalyticsClient(_AnalyticsBase):
         options: ChannelOptions = (),
         rng: random.Random | None = None,
         token: str | None = None,
+        tracer_provider: TracerProvider | None = None,
+        metrics: ClientMetrics | None = None,
     ) -> None:
         super().__init__(
             target,
@@ -421,6 +433,8 @@ class SyncAnalyticsClient(_AnalyticsBase):
             options=options,
             rng=rng,
             token=token,
+            tracer_provider=tracer_provider,
+            metrics=metrics,
         )
         # As in the async clients: a plain channel, the policies driven directly.
         self.channel = _plain_sync_channel(target, credentials, options)
@@ -560,6 +574,8 @@ class TelemetryClient(_TelemetryBase):
         options: ChannelOptions = (),
         rng: random.Random | None = None,
         token: str | None = None,
+        tracer_provider: TracerProvider | None = None,
+        metrics: ClientMetrics | None = None,
     ) -> None:
         super().__init__(
             target,
@@ -573,6 +589,8 @@ class TelemetryClient(_TelemetryBase):
             options=options,
             rng=rng,
             token=token,
+            tracer_provider=tracer_provider,
+            metrics=metrics,
         )
         # A channel without interceptors: the policies run in _unary/_stream,
         # the same code the interceptors run, minus grpcio's per-call task.
@@ -653,6 +671,8 @@ class SyncTelemetryClient(_TelemetryBase):
         options: ChannelOptions = (),
         rng: random.Random | None = None,
         token: str | None = None,
+        tracer_provider: TracerProvider | None = None,
+        metrics: ClientMetrics | None = None,
     ) -> None:
         super().__init__(
             target,
@@ -666,6 +686,8 @@ class SyncTelemetryClient(_TelemetryBase):
             options=options,
             rng=rng,
             token=token,
+            tracer_provider=tracer_provider,
+            metrics=metrics,
         )
         # As in the async clients: a plain channel, the policies driven directly.
         self.channel = _plain_sync_channel(target, credentials, options)

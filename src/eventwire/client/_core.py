@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, TypeVar
 
 import grpc
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from eventwire.client._backoff import backoff
 from eventwire.client._breaker import CircuitBreaker, Permit
@@ -33,6 +35,8 @@ from eventwire.client._policy import (
     ThrottlePolicy,
 )
 from eventwire.client._throttle import RetryThrottle
+from eventwire.observability.client_metrics import ClientMetrics
+from eventwire.observability.tracing import TRACER_NAME, inject
 
 __all__ = ["CallPlan", "HedgeState", "Resilience", "RetryEvent"]
 
@@ -82,6 +86,8 @@ class Resilience:
         on_retry: Callable[[RetryEvent], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+        metrics: ClientMetrics | None = None,
     ) -> None:
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
@@ -100,6 +106,13 @@ class Resilience:
         self.clock = clock
         # Jitter, not cryptography.
         self.rng = rng or random.Random()  # noqa: S311
+        # None when tracing is off: then no span work happens at all.
+        self.tracer: Tracer | None = (
+            None if tracer_provider is None else tracer_provider.get_tracer(TRACER_NAME)
+        )
+        self.metrics = metrics
+        if metrics is not None and self.breaker is not None:
+            metrics.watch_breaker(self.breaker)
 
     def plan(
         self, method: str | bytes, timeout: float | None, *, default_timeout: bool = True
@@ -136,9 +149,81 @@ class CallPlan:
         if inherited is not None:
             deadline = Deadline(now + inherited.remaining(), res.clock).min(deadline)
         self.deadline = deadline
+        # Tracing (only with a tracer): one span for the call, a CLIENT span per
+        # attempt whose context goes out as traceparent, retries as span events.
+        self._span: Span | None = None
+        self._attempt_spans: list[tuple[Permit | None, Span]] = []
+        self._last_attempt: Span | None = None
+        if res.tracer is not None:
+            name = method.lstrip("/")
+            service, _, rpc_method = name.rpartition("/")
+            self._attributes = {
+                "rpc.system": "grpc",
+                "rpc.service": service,
+                "rpc.method": rpc_method,
+            }
+            self._span = res.tracer.start_span(
+                name, kind=SpanKind.INTERNAL, attributes=self._attributes
+            )
 
     def start_attempt(self) -> tuple[Permit | None, float | None]:
         """Leave and a timeout for the next attempt, or the error that ends the call."""
+        try:
+            permit, timeout = self._admit()
+        except grpc.RpcError as exc:
+            if self._span is not None:
+                self._span.add_event("attempt refused", {"reason": type(exc).__name__})
+                if self.hedging is None:
+                    self.end(_status(exc))
+            raise
+        if self._span is not None:
+            assert self.res.tracer is not None  # noqa: S101 - a span means a tracer
+            attempt = self.res.tracer.start_span(
+                self.method.lstrip("/"),
+                context=trace.set_span_in_context(self._span),
+                kind=SpanKind.CLIENT,
+                attributes={**self._attributes, "eventwire.attempt": self.attempts},
+            )
+            self._attempt_spans.append((permit, attempt))
+            self._last_attempt = attempt
+        return permit, timeout
+
+    def metadata(self, base: Any) -> Any:
+        """``base`` call metadata plus the current attempt's W3C trace context, if traced."""
+        if self._last_attempt is None:
+            return base
+        return (*(base or ()), *inject(trace.set_span_in_context(self._last_attempt)))
+
+    def end(self, code: grpc.StatusCode) -> None:
+        """The call is over with ``code``; ends its span (idempotent)."""
+        span, self._span = self._span, None
+        if span is None:
+            return
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        span.set_attribute("eventwire.attempts", self.attempts)
+        if self.res.breaker is not None:
+            span.set_attribute("eventwire.breaker.state", self.res.breaker.state.value)
+        if code != grpc.StatusCode.OK:
+            span.set_status(Status(StatusCode.ERROR, code.name))
+        span.end()
+
+    def _end_attempt(self, permit: Permit | None, code: grpc.StatusCode) -> None:
+        if self.res.metrics is not None:
+            self.res.metrics.attempts.labels(self.method, code.name).inc()
+        if not self._attempt_spans:
+            return
+        # Hedged attempts overlap: find this one by its permit, else the oldest.
+        index = next(
+            (i for i, (p, _) in enumerate(self._attempt_spans) if p is permit and p is not None),
+            0,
+        )
+        _, span = self._attempt_spans.pop(index)
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code not in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+            span.set_status(Status(StatusCode.ERROR, code.name))
+        span.end()
+
+    def _admit(self) -> tuple[Permit | None, float | None]:
         timeout = None
         if self.deadline is not None:
             timeout = self.deadline.remaining()
@@ -157,13 +242,35 @@ class CallPlan:
             self.res.breaker.record(permit, None)
         if self.res.throttle is not None:
             self.res.throttle.on_success()
+        self._end_attempt(permit, grpc.StatusCode.OK)
+        self.end(grpc.StatusCode.OK)
 
     def cancelled(self, permit: Permit | None) -> None:
         if permit is not None and self.res.breaker is not None:
             self.res.breaker.release(permit)
+        self._end_attempt(permit, grpc.StatusCode.CANCELLED)
+        if self.hedging is None:
+            self.end(grpc.StatusCode.CANCELLED)
 
     def failed(self, permit: Permit | None, code: grpc.StatusCode, trailing: Any) -> float | None:
         """Record a failed attempt; seconds to wait before retrying, or None to give up."""
+        delay = self._retry_delay(permit, code, trailing)
+        self._end_attempt(permit, code)
+        if delay is not None:
+            if self.res.metrics is not None:
+                self.res.metrics.retries.labels(self.method).inc()
+            if self._span is not None:
+                self._span.add_event(
+                    "retry",
+                    {"delay_s": delay, "after_code": code.name, "attempt": self.attempts + 1},
+                )
+        elif self.hedging is None:
+            self.end(code)
+        return delay
+
+    def _retry_delay(
+        self, permit: Permit | None, code: grpc.StatusCode, trailing: Any
+    ) -> float | None:
         res = self.res
         if permit is not None and res.breaker is not None:
             res.breaker.record(permit, code)
@@ -252,14 +359,17 @@ class HedgeState(Generic[H]):
         self.plan.failed(permit, code, _trailers(error))
         self.last_error = error
         if code not in self.policy.non_fatal_codes:
+            self.plan.end(code)
             raise self.plan.error(error) from error
         return False
 
     def give_up(self) -> NoReturn:
         """Nothing in flight and nothing more to send: the call's final error."""
         if self.last_error is not None:
+            self.plan.end(_status(self.last_error))
             raise self.plan.error(self.last_error) from self.last_error
         assert self.stop_error is not None  # noqa: S101 - the first launch failed
+        self.plan.end(_status(self.stop_error))
         raise self.stop_error
 
     def abandon(self) -> list[H]:

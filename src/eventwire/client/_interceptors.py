@@ -56,11 +56,13 @@ class _AioBase:
         self._watchers: set[asyncio.Task[None]] = set()
 
     @staticmethod
-    def _details(details: grpc.aio.ClientCallDetails, timeout: float | None) -> ClientCallDetails:
+    def _details(
+        details: grpc.aio.ClientCallDetails, timeout: float | None, plan: CallPlan
+    ) -> ClientCallDetails:
         return ClientCallDetails(
             method=details.method,
             timeout=timeout,
-            metadata=details.metadata,
+            metadata=plan.metadata(details.metadata),
             credentials=details.credentials,
             wait_for_ready=details.wait_for_ready,
         )
@@ -102,6 +104,7 @@ class _AioBase:
             except grpc.RpcError as exc:
                 delay = plan.failed(permit, _code(exc), _trailing(exc))
                 if delay is None or not replayable:
+                    plan.end(_code(exc))
                     raise plan.error(exc) from exc
                 await self._sleep(delay)
                 continue
@@ -152,7 +155,7 @@ class AioUnaryUnaryInterceptor(_AioBase, grpc.aio.UnaryUnaryClientInterceptor):
         if plan.hedging is not None:
             return await self._hedge(plan, client_call_details, continuation, request)  # type: ignore[no-any-return]
         return await self._with_retries(  # type: ignore[no-any-return]
-            plan, lambda t: continuation(self._details(client_call_details, t), request)
+            plan, lambda t: continuation(self._details(client_call_details, t, plan), request)
         )
 
     async def invoke(
@@ -173,12 +176,14 @@ class AioUnaryUnaryInterceptor(_AioBase, grpc.aio.UnaryUnaryClientInterceptor):
         plan = self.resilience.plan(method, timeout)
         if plan.hedging is None:
             call = await self._with_retries(
-                plan, lambda t: multicallable(request, timeout=t, metadata=metadata), awaits=False
+                plan,
+                lambda t: multicallable(request, timeout=t, metadata=plan.metadata(metadata)),
+                awaits=False,
             )
             return await call  # type: ignore[no-any-return]
 
         async def direct(details: grpc.aio.ClientCallDetails, req: Req) -> Any:
-            return multicallable(req, timeout=details.timeout, metadata=metadata)
+            return multicallable(req, timeout=details.timeout, metadata=plan.metadata(metadata))
 
         details = ClientCallDetails(method, timeout, None, None, None)
         call = await self._hedge(plan, details, direct, request)
@@ -216,7 +221,9 @@ class _Hedge:
         self.request = request
 
     async def _attempt(self, timeout: float | None) -> Any:
-        call = await self.continuation(self.base._details(self.details, timeout), self.request)
+        call = await self.continuation(
+            self.base._details(self.details, timeout, self.state.plan), self.request
+        )
         try:
             await call
         except asyncio.CancelledError:
@@ -268,7 +275,7 @@ class AioStreamUnaryInterceptor(_AioBase, grpc.aio.StreamUnaryClientInterceptor)
         replayable = isinstance(request_iterator, list | tuple)
         return await self._with_retries(  # type: ignore[no-any-return]
             plan,
-            lambda t: continuation(self._details(client_call_details, t), request_iterator),
+            lambda t: continuation(self._details(client_call_details, t, plan), request_iterator),
             replayable=replayable,
         )
 
@@ -286,7 +293,9 @@ class AioStreamUnaryInterceptor(_AioBase, grpc.aio.StreamUnaryClientInterceptor)
         # attempt sends it again from the start.
         replayable: Any = requests
         call = await self._with_retries(
-            plan, lambda t: multicallable(replayable, timeout=t, metadata=metadata), awaits=False
+            plan,
+            lambda t: multicallable(replayable, timeout=t, metadata=plan.metadata(metadata)),
+            awaits=False,
         )
         return await call  # type: ignore[no-any-return]
 
@@ -303,7 +312,7 @@ class AioUnaryStreamInterceptor(_AioBase, grpc.aio.UnaryStreamClientInterceptor)
         plan = self._plan(client_call_details)
         permit, timeout = plan.start_attempt()
         try:
-            call = await continuation(self._details(client_call_details, timeout), request)
+            call = await continuation(self._details(client_call_details, timeout, plan), request)
         except BaseException:
             plan.cancelled(permit)
             raise
@@ -324,7 +333,9 @@ class AioStreamStreamInterceptor(_AioBase, grpc.aio.StreamStreamClientIntercepto
         plan = self._plan(client_call_details)
         permit, timeout = plan.start_attempt()
         try:
-            call = await continuation(self._details(client_call_details, timeout), request_iterator)
+            call = await continuation(
+                self._details(client_call_details, timeout, plan), request_iterator
+            )
         except BaseException:
             plan.cancelled(permit)
             raise
@@ -346,7 +357,7 @@ class AioStreamStreamInterceptor(_AioBase, grpc.aio.StreamStreamClientIntercepto
             call = multicallable(
                 requests,  # type: ignore[arg-type]
                 timeout=attempt_timeout,
-                metadata=metadata,
+                metadata=plan.metadata(metadata),
             )
         except BaseException:
             plan.cancelled(permit)
@@ -386,11 +397,13 @@ class _SyncBase:
         self.resilience = resilience
 
     @staticmethod
-    def _details(details: grpc.ClientCallDetails, timeout: float | None) -> _SyncCallDetails:
+    def _details(
+        details: grpc.ClientCallDetails, timeout: float | None, plan: CallPlan
+    ) -> _SyncCallDetails:
         return _SyncCallDetails(
             details.method,
             timeout,
-            details.metadata,
+            plan.metadata(details.metadata),
             details.credentials,
             getattr(details, "wait_for_ready", None),
             getattr(details, "compression", None),
@@ -428,6 +441,7 @@ class _SyncBase:
                 raise exc
             delay = plan.failed(permit, _code(exc), _trailing(exc))
             if delay is None or not replayable:
+                plan.end(_code(exc))
                 raise plan.error(exc) from exc
             if delay > 0 and not is_testing():
                 time.sleep(delay)
@@ -474,7 +488,7 @@ class _SyncBase:
         plan = self.resilience.plan(method, timeout)
 
         def start(t: float | None) -> grpc.Future[Any]:
-            return multicallable.future(request, timeout=t, metadata=metadata)
+            return multicallable.future(request, timeout=t, metadata=plan.metadata(metadata))
 
         if plan.hedging is not None:
             return self._hedge(plan, start)  # type: ignore[no-any-return]
@@ -492,7 +506,9 @@ class _SyncBase:
         plan = self.resilience.plan(method, timeout)
         result = self._with_retries(
             plan,
-            lambda t: multicallable.future(iter(requests), timeout=t, metadata=metadata),
+            lambda t: multicallable.future(
+                iter(requests), timeout=t, metadata=plan.metadata(metadata)
+            ),
         )
         return result.result()  # type: ignore[no-any-return]
 
@@ -506,7 +522,9 @@ class SyncUnaryUnaryInterceptor(_SyncBase, grpc.UnaryUnaryClientInterceptor):
     ) -> Any:
         details = client_call_details
         plan = self.resilience.plan(details.method, details.timeout)
-        return self._with_retries(plan, lambda t: continuation(self._details(details, t), request))
+        return self._with_retries(
+            plan, lambda t: continuation(self._details(details, t, plan), request)
+        )
 
 
 class SyncStreamUnaryInterceptor(_SyncBase, grpc.StreamUnaryClientInterceptor):
@@ -521,11 +539,11 @@ class SyncStreamUnaryInterceptor(_SyncBase, grpc.StreamUnaryClientInterceptor):
         if isinstance(request_iterator, list | tuple):
             requests = request_iterator
             return self._with_retries(
-                plan, lambda t: continuation(self._details(details, t), iter(requests))
+                plan, lambda t: continuation(self._details(details, t, plan), iter(requests))
             )
         return self._with_retries(
             plan,
-            lambda t: continuation(self._details(details, t), request_iterator),
+            lambda t: continuation(self._details(details, t, plan), request_iterator),
             replayable=False,
         )
 
