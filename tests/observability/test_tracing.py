@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+import eventwire.client as ec
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.observability.tracing import inject, tracer_provider
 from eventwire.testing import running_server
@@ -143,6 +144,7 @@ async def collector() -> AsyncIterator[tuple[Collector, int]]:
 async def test_one_trace_across_processes_over_otlp(
     tmp_path: Path,
     provider: TracerProvider,
+    exporter: InMemorySpanExporter,
     collector: tuple[Collector, int],
 ) -> None:
     receiver, port = collector
@@ -157,11 +159,9 @@ async def test_one_trace_across_processes_over_otlp(
     ).start()
     try:
         caller = provider.get_tracer("test")
-        async with grpc.aio.insecure_channel(proc.address) as ch:
+        async with ec.AnalyticsClient(proc.address, timeout=5, tracer_provider=provider) as client:
             with caller.start_as_current_span("caller") as root:
-                await analytics_pb2_grpc.AnalyticsServiceStub(ch).TrackEvent(
-                    analytics_pb2.TrackEventRequest(event_name="far"), metadata=inject()
-                )
+                await client.track_event("far", "u1")
         proc.terminate()  # the drain flushes the batched spans
         assert await asyncio.to_thread(proc.wait) == 0
     finally:
@@ -173,7 +173,14 @@ async def test_one_trace_across_processes_over_otlp(
         "eventwire.ingest.batch",
         "eventwire.store.commit",
     } <= names
+    # The server's RPC span hangs under the client's attempt span, across processes.
     (rpc_parent,) = [
         p for _, p, n in receiver.spans if n == "analytics.AnalyticsService/TrackEvent"
     ]
-    assert rpc_parent == root.get_span_context().span_id.to_bytes(8, "big")
+    (attempt,) = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.kind == SpanKind.CLIENT and s.name.endswith("/TrackEvent")
+    ]
+    assert attempt.context.trace_id == root.get_span_context().trace_id
+    assert rpc_parent == attempt.context.span_id.to_bytes(8, "big")
