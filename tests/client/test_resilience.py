@@ -312,3 +312,15 @@ async def test_token_goes_with_every_attempt(
     seen = scripted.script.calls()
     assert len(seen) == 3
     assert all(c.metadata.get("authorization") == "Bearer s3cret" for c in seen)
+
+
+async def test_a_call_the_server_cancelled_is_retried(
+    scripted: ScriptedServer, analytics_client: Factory
+) -> None:
+    # What a call caught by a draining server's shutdown receives.
+    scripted.script.play("TrackEvent", [Fail(S.CANCELLED), Ok()])
+    client = analytics_client(scripted.address, retry=FAST)
+    reply = await client.track_event("e", "u")
+    assert reply.success
+    first, second = scripted.script.calls("TrackEvent")
+    assert first.request.event_id == second.request.event_id  # the same event, stored once

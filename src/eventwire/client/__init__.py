@@ -31,6 +31,12 @@ from eventwire.client._clients import (
     TelemetryClient,
 )
 from eventwire.client._core import RetryEvent
+from eventwire.client._credentials import (
+    call_credentials,
+    channel_credentials,
+    credentials,
+    token_metadata,
+)
 from eventwire.client._deadline import Deadline, current_deadline, deadline_from, remaining_budget
 from eventwire.client._exceptions import (
     CancelledRpcError,
@@ -111,7 +117,10 @@ __all__ = [
     "UnavailableError",
     "backoff",
     "backoff_ceiling",
+    "call_credentials",
+    "channel_credentials",
     "channel_options",
+    "credentials",
     "current_deadline",
     "deadline_from",
     "is_testing",
@@ -122,4 +131,5 @@ __all__ = [
     "resilient_sync_channel",
     "set_testing",
     "targets",
+    "token_metadata",
 ]

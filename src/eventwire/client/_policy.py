@@ -74,9 +74,19 @@ class RetryPolicy:
     """``full``: uniform in [0, ceiling]; ``equal``: [ceiling/2, ceiling];
     ``decorrelated``: uniform in [initial, 3 * previous sleep], capped; ``none``: the ceiling."""
     retryable_codes: _Codes = field(
-        default=frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+        default=frozenset(
+            {
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                # Only ever the server's or the transport's: a caller's own
+                # cancellation is asyncio's CancelledError and never retried. A
+                # call caught by a server's shutdown, or by grpcio's defence
+                # against a stream flood, is ended CANCELLED without being served.
+                grpc.StatusCode.CANCELLED,
+            }
+        )
     )
-    """Status codes worth another attempt. Never INVALID_ARGUMENT-like codes."""
+    """Status codes worth another attempt (idempotent calls only). Never INVALID_ARGUMENT."""
     total_timeout: float | None = None
     """Seconds for all attempts together; None: the call's deadline alone bounds them."""
 
