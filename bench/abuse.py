@@ -1,4 +1,4 @@
-"""Abuse figures for docs/security.md: ping flood, Rapid Reset, connection flood.
+"""Abuse figures for the README's Security section: ping flood, Rapid Reset, connection flood.
 
 Starts ``eventwire serve`` (SQLite, synchronous=normal), measures a
 well-behaved client's TrackEvent p99 alone, then again while a raw HTTP/2

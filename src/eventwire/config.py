@@ -82,7 +82,7 @@ class ServerConfig:
         "OTEL_EXPORTER_OTLP_* variables)",
         choices=("none", "console", "otlp"),
     )
-    # -- security: see docs/security.md -------------------------------------------------
+    # -- security: see the README's Security section ------------------------------
     tls_cert: str = _opt(
         "", "PEM certificate chain served by gRPC and the HTTP gateway; with --tls-key, TLS on"
     )

@@ -3,7 +3,7 @@
 A real ``eventwire serve`` process takes all three while a well-behaved client
 keeps calling it. The server must answer the ping flood with GOAWAY, survive
 the rest, keep its memory bounded and keep serving the good client. Bigger
-runs, and the figures in docs/security.md: ``bench/abuse.py``.
+runs, and the figures in the README's Security section: ``bench/abuse.py``.
 """
 
 from __future__ import annotations
