@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -107,3 +108,35 @@ def analytics(channel: grpc.aio.Channel) -> analytics_pb2_grpc.AnalyticsServiceA
 @pytest.fixture
 def telemetry(channel: grpc.aio.Channel) -> telemetry_pb2_grpc.TelemetryServiceAsyncStub:
     return telemetry_pb2_grpc.TelemetryServiceStub(channel)
+
+
+# -- a real full disk -----------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB filesystem (tmpfs), so that storage really runs out of space."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],  # noqa: S607
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"SKIPPED LOUDLY: cannot mount a small tmpfs here: {done.stderr.decode()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)  # noqa: S607
+
+
+def fill_disk(ballast: Path) -> None:
+    """Fill the filesystem holding ``ballast`` to the last byte."""
+    # Unbuffered, so that closing the file has nothing left to write.
+    with ballast.open("wb", buffering=0) as f:
+        try:
+            while f.write(b"\0" * 65536):
+                pass
+        except OSError:
+            pass

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -79,24 +78,6 @@ async def test_stop_lets_an_in_flight_request_finish_then_refuses_connections(
             with pytest.raises(httpx.ConnectError):
                 await late.get("/healthz")
     assert rows(db_url, "SELECT event_name FROM events") == [("in-flight",)]
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 2 MiB filesystem, so that SQLite really runs out of space."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],  # noqa: S607
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"SKIPPED LOUDLY: cannot mount a small tmpfs here: {done.stderr.decode()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)  # noqa: S607
 
 
 async def _wait_ready_status(http: httpx.AsyncClient, status: int, timeout: float = 10) -> None:

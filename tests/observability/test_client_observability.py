@@ -6,26 +6,12 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 import eventwire.client as ec
-from eventwire.observability.tracing import tracer_provider
 from eventwire.testing import no_backoff, running_server
 from tests.client.scripted import Fail, Ok, scripted_server
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> TracerProvider:
-    made = tracer_provider("none", processor=SimpleSpanProcessor(exporter))
-    assert made is not None
-    return made
 
 
 def named(spans: tuple[ReadableSpan, ...], name: str, kind: SpanKind) -> list[ReadableSpan]:

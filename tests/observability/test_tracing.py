@@ -14,27 +14,14 @@ from opentelemetry.proto.collector.trace.v1 import (
     trace_service_pb2_grpc,
 )
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 import eventwire.client as ec
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
-from eventwire.observability.tracing import inject, tracer_provider
+from eventwire.observability.tracing import inject
 from eventwire.testing import running_server
 from eventwire.testing._process import ServerProcess
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> TracerProvider:
-    made = tracer_provider("none", processor=SimpleSpanProcessor(exporter))
-    assert made is not None
-    return made
 
 
 def by_name(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:

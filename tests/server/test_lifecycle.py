@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
 from eventwire.testing import running_server
 from eventwire.testing._process import ServerProcess
-from tests.conftest import CHANNEL_OPTIONS
+from tests.conftest import CHANNEL_OPTIONS, fill_disk
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -190,35 +189,6 @@ async def test_health_goes_not_serving_while_draining(tmp_path: Path) -> None:
         assert isinstance(second, health_pb2.HealthCheckResponse)
         assert second.status == NOT_SERVING
         await stopping
-
-
-def fill_disk(ballast: Path) -> None:
-    """Fill the filesystem holding ``ballast`` to the last byte."""
-    # Unbuffered, so that closing the file has nothing left to write.
-    with ballast.open("wb", buffering=0) as f:
-        try:
-            while f.write(b"\0" * 65536):
-                pass
-        except OSError:
-            pass
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 2 MiB filesystem, so that SQLite really runs out of space."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],  # noqa: S607
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"SKIPPED LOUDLY: cannot mount a small tmpfs here: {done.stderr.decode()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)  # noqa: S607
 
 
 async def test_full_disk_is_unavailable_then_recovers(small_disk: Path) -> None:
