@@ -37,5 +37,11 @@ lock:
 	test -x $(VENV)-lock/bin/uv || ($(PYTHON) -m venv $(VENV)-lock && $(VENV)-lock/bin/pip install --quiet uv)
 	$(VENV)-lock/bin/uv pip compile --python-version 3.11 --generate-hashes --extra dev pyproject.toml -o requirements.lock
 
+# eventwire vs bare grpcio, FastAPI, Starlette and raw ASGI; installs h2load and wrk
+# when missing. BENCH_ARGS=--quick for ~5 minutes. Writes bench/results/bench.*
+# and docs/performance.md (see bench/run.py).
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) $(VENV)-lock .mypy_cache .ruff_cache .pytest_cache

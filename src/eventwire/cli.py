@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
 
 import grpc
@@ -86,6 +87,12 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 
     get_alert = sub.add_parser("get-alert", parents=[client], help="show a stored alert")
     get_alert.add_argument("tracking_id", metavar="TRACKING_ID")
+
+    sub.add_parser(
+        "bench",
+        add_help=False,
+        help="benchmark eventwire against bare Python servers (bench/run.py; source checkout)",
+    )
 
     top = sub.add_parser("top", help="live view of a running server, from its /metrics")
     top.add_argument(
@@ -236,8 +243,24 @@ def _hash_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+def _bench(argv: Sequence[str]) -> int:
+    # The harness lives next to the package in a source checkout, not in the wheel.
+    script = Path(__file__).resolve().parents[2] / "bench" / "run.py"
+    if not script.is_file():
+        print(f"eventwire bench: needs a source checkout ({script} not found)", file=sys.stderr)
+        return EXIT_USAGE
+    import subprocess
+
+    return subprocess.call([sys.executable, str(script), *argv])  # noqa: S603 - our own script
+
+
+# One return per command is the clearest dispatch.
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:  # noqa: PLR0911
     env = os.environ if env is None else env
+    # Everything after "bench" belongs to bench/run.py, including --help.
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:
+        return _bench(arguments[1:])
     args = build_parser(env).parse_args(argv)
     if args.command == "serve":
         from eventwire import config

@@ -62,7 +62,7 @@ class ServerConfig:
     workers: int = _opt(
         0,
         "server processes sharing the ports (SO_REUSEPORT), metrics on consecutive ports; "
-        "0: one per core with PostgreSQL, one with SQLite (several SQLite writers are slower)",
+        "0: one per core with PostgreSQL, one with SQLite (its one file lock barely scales)",
     )
     keepalive_time: float = _opt(60.0, "seconds of idleness before the server pings a client")
     keepalive_timeout: float = _opt(20.0, "seconds to wait for a keepalive ping's answer")
