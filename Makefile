@@ -39,7 +39,7 @@ lock:
 
 # eventwire vs bare grpcio, FastAPI, Starlette and raw ASGI; installs h2load and wrk
 # when missing. BENCH_ARGS=--quick for ~5 minutes. Writes bench/results/bench.*
-# and docs/performance.md (see bench/run.py).
+# and the README's Performance section (see bench/run.py).
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

@@ -30,7 +30,7 @@ report says so):
 Contenders alternate within each repeat (order rotated), and the report gives
 medians with min-max. Results: ``bench/results/bench.json``, ``bench.md``,
 ``bench.svg``; ``bench/report.py`` turns the JSON into those and into
-``docs/performance.md``.
+the README's Performance section.
 """
 
 from __future__ import annotations
