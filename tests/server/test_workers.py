@@ -113,3 +113,53 @@ def test_auto_is_one_process_with_sqlite(tmp_path: Path) -> None:
     assert worker_count(ServerConfig(store=f"sqlite:///{tmp_path / 'a.db'}")) == 1
     assert worker_count(ServerConfig(store="postgresql://h/db")) == len(os.sched_getaffinity(0))
     assert worker_count(ServerConfig(workers=3)) == 3
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0) until its parent (here: init) reaps it.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
+    server = ServerProcess("--workers", "2", "--store", f"sqlite:///{tmp_path / 'w.db'}").start()
+    pids: list[int] = []
+    try:
+        _wait_for(lambda: len(_serving(server)) == 2)
+        listed = _supervisor_line(server)["pids"]
+        assert isinstance(listed, list)
+        pids = [int(pid) for pid in listed]
+        server.kill()  # SIGKILL: the supervisor cannot stop anyone itself
+        _wait_for(lambda: not any(_alive(pid) for pid in pids))
+    finally:
+        server.kill()
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_sighup_reaches_every_worker(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("")
+    server = ServerProcess(
+        "--workers",
+        "2",
+        "--store",
+        f"sqlite:///{tmp_path / 'w.db'}",
+        "--auth-tokens",
+        str(tokens),
+    ).start()
+    try:
+        _wait_for(lambda: len(_serving(server)) == 2)
+        before = len(server.logs)
+        os.kill(server.pid, signal.SIGHUP)
+        _wait_for(
+            lambda: sum("reload" in str(line.get("msg", "")) for line in server.logs[before:]) >= 2
+        )
+        assert _alive(server.pid)  # SIGHUP's default action would have killed the supervisor
+    finally:
+        server.kill()

@@ -20,8 +20,9 @@ group-commits on its own; they queue for the lock). Measured on 2 cores
 (docs/performance.md), two SQLite workers stored batches no faster than one
 (1.02x) and unary calls 1.2x faster, below what a second process costs in
 memory and complexity; so ``--workers 0`` ("auto", the default) means one
-worker per core with PostgreSQL and one process with SQLite. The supervisor applies migrations once, before the
-workers start, so they never race to migrate.
+worker per core with PostgreSQL and one process with SQLite. The supervisor
+applies migrations once, before the workers start, so they never race to
+migrate.
 
 Shutdown: SIGTERM or SIGINT to the supervisor is forwarded to every worker as
 SIGTERM; each drains as a single server does (health NOT_SERVING, in-flight
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import dataclasses
 import logging
 import multiprocessing
@@ -113,10 +115,26 @@ def _migrate(config: ServerConfig) -> int:
     return 0
 
 
-def _worker(config: ServerConfig, index: int) -> None:
+def _die_with(supervisor: int) -> None:
+    """Have the kernel SIGTERM this worker when the supervisor dies, however it dies.
+
+    Without it a SIGKILLed supervisor leaves its workers serving the port with
+    nobody to stop them. Linux only (prctl); elsewhere the supervisor's own
+    signal handling is all there is.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != supervisor:  # it died before prctl took effect
+        raise SystemExit(1)
+
+
+def _worker(config: ServerConfig, index: int, supervisor: int) -> None:
     from eventwire.observability import logs
     from eventwire.server import app
 
+    _die_with(supervisor)
     logs.configure(config.log_level, config.log_format)
     # The supervisor forwards SIGINT as SIGTERM; a terminal's Ctrl-C reaches the
     # whole process group as well, and either one means "drain".
@@ -164,14 +182,22 @@ def _run_workers(config: ServerConfig, count: int) -> int:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGTERM)
 
+    def forward_hup(signum: int, frame: FrameType | None) -> None:
+        # SIGHUP reloads --auth-tokens; every worker holds its own copy.
+        for process in processes:
+            if process.pid is not None and process.exitcode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGHUP)
+
     previous = {sig: signal.signal(sig, stop_all) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, forward_hup)
     try:
         for index in range(count):
             if stopping:
                 break
             process = context.Process(
                 target=_worker,
-                args=(worker_config(config, index), index),
+                args=(worker_config(config, index), index, os.getpid()),
                 name=f"eventwire-worker-{index}",
             )
             process.start()
