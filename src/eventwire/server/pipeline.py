@@ -109,9 +109,12 @@ class IngestPipeline:
 
     async def _wait(self, item: _Item) -> int | str:
         if self._tracer is not None:
-            # The request's own (RPC) span: the group commit that carries it links to it.
+            # The request's own (RPC) span: the group commit that carries it links
+            # to it. Unsampled requests are left out, so that a batch of them all
+            # costs no span work (what head sampling is for).
             span_context = trace.get_current_span().get_span_context()
-            item.span = span_context if span_context.is_valid else None
+            if span_context.is_valid and span_context.trace_flags.sampled:
+                item.span = span_context
         return await self._submit(item)
 
     async def close(self, timeout: float | None = None) -> None:
@@ -181,7 +184,7 @@ class IngestPipeline:
                 self._pending -= sum(item.weight for item in batch)
 
     async def _commit(self, batch: list[_Item]) -> None:
-        if self._tracer is None:
+        if self._tracer is None or all(item.span is None for item in batch):
             await self._commit_batch(batch)
             return
         # One span per group commit, not per request: its cost is shared by the
@@ -210,7 +213,7 @@ class IngestPipeline:
         try:
             with (
                 self._tracer.start_as_current_span("eventwire.store.commit")
-                if self._tracer is not None
+                if self._tracer is not None and trace.get_current_span().is_recording()
                 else contextlib.nullcontext()
             ):
                 result = await self._store.commit(
