@@ -304,23 +304,32 @@ async def test_a_request_the_database_refuses_fails_alone(
             "BEGIN SELECT RAISE(ABORT, 'refused'); END"
         )
     registry = server.metrics.registry
-    # Hold the write lock so that every request queues up for one group commit.
+
+    async def queued(rows: int) -> None:
+        for _ in range(400):
+            if (registry.get_sample_value("eventwire_ingest_queue_rows") or 0) >= rows:
+                return
+            await asyncio.sleep(0.01)
+        pytest.fail(f"fewer than {rows} rows queued")
+
+    # Hold the write lock: the writer takes one request and waits on it, and
+    # everything sent after that queues up for the next group commit, together.
     blocker = sqlite3.connect(db, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
+        first = asyncio.ensure_future(analytics.TrackEvent(event("first")))
+        await queued(1)
         calls = [asyncio.ensure_future(analytics.TrackEvent(event(f"good-{i}"))) for i in range(20)]
         calls.insert(10, asyncio.ensure_future(analytics.TrackEvent(event("poison"))))
-        for _ in range(400):
-            if (registry.get_sample_value("eventwire_ingest_queue_rows") or 0) >= 21:
-                break
-            await asyncio.sleep(0.01)
+        await queued(22)
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
+    assert (await first).success
     results = await asyncio.gather(*calls, return_exceptions=True)
     failed = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
     assert [e.code() for e in failed] == [grpc.StatusCode.INTERNAL]
     assert isinstance(results[10], grpc.aio.AioRpcError)
-    assert rows(db_url, "SELECT count(*) FROM events") == [(20,)]
+    assert rows(db_url, "SELECT count(*) FROM events") == [(21,)]
     # The group holding the poison failed once, then the poison failed alone.
     assert registry.get_sample_value("eventwire_commits_total", {"result": "error"}) == 2
