@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -74,6 +75,22 @@ async def test_restart_keeps_every_acknowledged_event_and_alert(tmp_path: Path) 
             assert got.device_id == f"d{i}"
 
 
+async def streams_in_flight(proc: ServerProcess, count: int, timeout: float = 10) -> None:
+    url = f"http://{proc.metrics_address}/metrics"
+    gauge = 'eventwire_rpcs_in_flight{grpc_method="StreamEvents"}'
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            text = (await http.get(url)).text
+            if any(
+                line.startswith(gauge) and float(line.split()[-1]) >= count
+                for line in text.splitlines()
+            ):
+                return
+            await asyncio.sleep(0.02)
+    pytest.fail(f"{count} StreamEvents calls were never in flight")
+
+
 async def first_refusal(
     analytics: analytics_pb2_grpc.AnalyticsServiceAsyncStub, timeout: float = 10
 ) -> grpc.StatusCode:
@@ -97,6 +114,9 @@ async def test_sigterm_drains_in_flight_rpcs_then_exits_zero(tmp_path: Path) -> 
             in_flight = analytics.StreamEvents()
             await in_flight.write(event("in-flight"))
             await in_flight.write(event("in-flight"))
+            # Signal only once a handler serves the stream: before that, it is a
+            # call racing the shutdown, not one in flight.
+            await streams_in_flight(proc, 1)
 
             proc.terminate()
             # New RPCs are refused once the drain has begun. One that races the
