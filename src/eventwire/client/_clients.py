@@ -65,16 +65,16 @@ class _Base:
         self,
         target: str,
         *,
-        timeout: float | None,
-        retry: RetryPolicy | Any | None,
-        breaker: CircuitBreakerPolicy | CircuitBreaker | Any | None,
-        throttle: ThrottlePolicy | RetryThrottle | Any | None,
-        hedging: HedgingPolicy | None,
-        on_retry: Callable[[RetryEvent], None] | None,
-        credentials: grpc.ChannelCredentials | None,
-        options: ChannelOptions,
-        rng: random.Random | None,
-        token: str | None,
+        timeout: float | None = None,
+        retry: RetryPolicy | Any | None = _DEFAULT,
+        breaker: CircuitBreakerPolicy | CircuitBreaker | Any | None = _DEFAULT,
+        throttle: ThrottlePolicy | RetryThrottle | Any | None = _DEFAULT,
+        hedging: HedgingPolicy | None = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: ChannelOptions = (),
+        rng: random.Random | None = None,
+        token: str | None = None,
         tracer_provider: TracerProvider | None = None,
         metrics: ClientMetrics | None = None,
     ) -> None:
@@ -102,6 +102,16 @@ class _Base:
         self._credentials = credentials
         self._options = options
         self._closed = False
+        self._open_channel(target, credentials, options)
+        self._bind_stub()
+
+    def _open_channel(
+        self, target: str, credentials: grpc.ChannelCredentials | None, options: ChannelOptions
+    ) -> None:
+        raise NotImplementedError
+
+    def _bind_stub(self) -> None:
+        raise NotImplementedError
 
     @property
     def breaker(self) -> CircuitBreaker | None:
@@ -212,6 +222,67 @@ class _TelemetryBase(_Base):
         )
 
 
+class _AsyncChannel(_Base):
+    """A grpc.aio channel without interceptors: the clients drive the same policy code
+    the interceptors run, minus grpcio's per-call interceptor task."""
+
+    channel: grpc.aio.Channel
+
+    def _open_channel(
+        self, target: str, credentials: grpc.ChannelCredentials | None, options: ChannelOptions
+    ) -> None:
+        self.channel = _plain_aio_channel(target, credentials, options)
+        self._unary = AioUnaryUnaryInterceptor(self.resilience)
+        self._stream = AioStreamUnaryInterceptor(self.resilience)
+        self._ingest = AioStreamStreamInterceptor(self.resilience)
+
+    async def close(self, grace: float | None = None) -> None:
+        """Close the channel; calls in flight are cancelled after ``grace`` seconds."""
+        if not self._closed:
+            self._closed = True
+            await self.channel.close(grace)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class _SyncChannel(_Base):
+    """The blocking twin of :class:`_AsyncChannel`."""
+
+    channel: grpc.Channel
+
+    def _open_channel(
+        self, target: str, credentials: grpc.ChannelCredentials | None, options: ChannelOptions
+    ) -> None:
+        self.channel = _plain_sync_channel(target, credentials, options)
+        self._unary = SyncUnaryUnaryInterceptor(self.resilience)
+        self._stream = SyncStreamUnaryInterceptor(self.resilience)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 _INIT_DOC = """
     Policies default to :class:`RetryPolicy`, :class:`CircuitBreakerPolicy`
     and :class:`ThrottlePolicy` with their defaults; pass None to turn one
@@ -222,49 +293,12 @@ _INIT_DOC = """
 """
 
 
-class AnalyticsClient(_AnalyticsBase):
+class AnalyticsClient(_AnalyticsBase, _AsyncChannel):
     """Async client of ``analytics.AnalyticsService``; use ``async with``."""
 
     __doc__ = (__doc__ or "") + _INIT_DOC
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        timeout: float | None = None,
-        retry: RetryPolicy | Any | None = _DEFAULT,
-        breaker: CircuitBreakerPolicy | CircuitBreaker | Any | None = _DEFAULT,
-        throttle: ThrottlePolicy | RetryThrottle | Any | None = _DEFAULT,
-        hedging: HedgingPolicy | None = None,
-        on_retry: Callable[[RetryEvent], None] | None = None,
-        credentials: grpc.ChannelCredentials | None = None,
-        options: ChannelOptions = (),
-        rng: random.Random | None = None,
-        token: str | None = None,
-        tracer_provider: TracerProvider | None = None,
-        metrics: ClientMetrics | None = None,
-    ) -> None:
-        super().__init__(
-            target,
-            timeout=timeout,
-            retry=retry,
-            breaker=breaker,
-            throttle=throttle,
-            hedging=hedging,
-            on_retry=on_retry,
-            credentials=credentials,
-            options=options,
-            rng=rng,
-            token=token,
-            tracer_provider=tracer_provider,
-            metrics=metrics,
-        )
-        # A channel without interceptors: the policies run in _unary/_stream,
-        # the same code the interceptors run, minus grpcio's per-call task.
-        self.channel = _plain_aio_channel(target, credentials, options)
-        self._unary = AioUnaryUnaryInterceptor(self.resilience)
-        self._stream = AioStreamUnaryInterceptor(self.resilience)
-        self._ingest = AioStreamStreamInterceptor(self.resilience)
+    def _bind_stub(self) -> None:
         self._stub = analytics_pb2_grpc.AnalyticsServiceStub(self.channel)
 
     async def track_event(
@@ -381,65 +415,13 @@ class AnalyticsClient(_AnalyticsBase):
             # Leaving early (break, error, aclose) must not leave the stream open.
             call.cancel()
 
-    async def close(self, grace: float | None = None) -> None:
-        """Close the channel; calls in flight are cancelled after ``grace`` seconds."""
-        if not self._closed:
-            self._closed = True
-            await self.channel.close(grace)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-
-class SyncAnalyticsClient(_AnalyticsBase):
+class SyncAnalyticsClient(_AnalyticsBase, _SyncChannel):
     """Blocking twin of :class:`AnalyticsClient`; use ``with``. Safe to share between threads."""
 
     __doc__ = (__doc__ or "") + _INIT_DOC
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        timeout: float | None = None,
-        retry: RetryPolicy | Any | None = _DEFAULT,
-        breaker: CircuitBreakerPolicy | CircuitBreaker | Any | None = _DEFAULT,
-        throttle: ThrottlePolicy | RetryThrottle | Any | None = _DEFAULT,
-        hedging: HedgingPolicy | None = None,
-        on_retry: Callable[[RetryEvent], None] | None = None,
-        credentials: grpc.ChannelCredentials | None = None,
-        options: ChannelOptions = (),
-        rng: random.Random | None = None,
-        token: str | None = None,
-        tracer_provider: TracerProvider | None = None,
-        metrics: ClientMetrics | None = None,
-    ) -> None:
-        super().__init__(
-            target,
-            timeout=timeout,
-            retry=retry,
-            breaker=breaker,
-            throttle=throttle,
-            hedging=hedging,
-            on_retry=on_retry,
-            credentials=credentials,
-            options=options,
-            rng=rng,
-            token=token,
-            tracer_provider=tracer_provider,
-            metrics=metrics,
-        )
-        # As in the async clients: a plain channel, the policies driven directly.
-        self.channel = _plain_sync_channel(target, credentials, options)
-        self._unary = SyncUnaryUnaryInterceptor(self.resilience)
-        self._stream = SyncStreamUnaryInterceptor(self.resilience)
+    def _bind_stub(self) -> None:
         self._stub = analytics_pb2_grpc.AnalyticsServiceStub(self.channel)
 
     def track_event(
@@ -538,66 +520,13 @@ class SyncAnalyticsClient(_AnalyticsBase):
         finally:
             call.cancel()
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.channel.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class TelemetryClient(_TelemetryBase):
+class TelemetryClient(_TelemetryBase, _AsyncChannel):
     """Async client of ``telemetry.TelemetryService``; use ``async with``."""
 
     __doc__ = (__doc__ or "") + _INIT_DOC
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        timeout: float | None = None,
-        retry: RetryPolicy | Any | None = _DEFAULT,
-        breaker: CircuitBreakerPolicy | CircuitBreaker | Any | None = _DEFAULT,
-        throttle: ThrottlePolicy | RetryThrottle | Any | None = _DEFAULT,
-        hedging: HedgingPolicy | None = None,
-        on_retry: Callable[[RetryEvent], None] | None = None,
-        credentials: grpc.ChannelCredentials | None = None,
-        options: ChannelOptions = (),
-        rng: random.Random | None = None,
-        token: str | None = None,
-        tracer_provider: TracerProvider | None = None,
-        metrics: ClientMetrics | None = None,
-    ) -> None:
-        super().__init__(
-            target,
-            timeout=timeout,
-            retry=retry,
-            breaker=breaker,
-            throttle=throttle,
-            hedging=hedging,
-            on_retry=on_retry,
-            credentials=credentials,
-            options=options,
-            rng=rng,
-            token=token,
-            tracer_provider=tracer_provider,
-            metrics=metrics,
-        )
-        # A channel without interceptors: the policies run in _unary/_stream,
-        # the same code the interceptors run, minus grpcio's per-call task.
-        self.channel = _plain_aio_channel(target, credentials, options)
-        self._unary = AioUnaryUnaryInterceptor(self.resilience)
-        self._stream = AioStreamUnaryInterceptor(self.resilience)
-        self._ingest = AioStreamStreamInterceptor(self.resilience)
+    def _bind_stub(self) -> None:
         self._stub = telemetry_pb2_grpc.TelemetryServiceStub(self.channel)
 
     async def report_alert(
@@ -635,64 +564,13 @@ class TelemetryClient(_TelemetryBase):
         except grpc.RpcError as exc:
             raise map_rpc_error(exc) from exc
 
-    async def close(self, grace: float | None = None) -> None:
-        if not self._closed:
-            self._closed = True
-            await self.channel.close(grace)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-
-class SyncTelemetryClient(_TelemetryBase):
+class SyncTelemetryClient(_TelemetryBase, _SyncChannel):
     """Blocking twin of :class:`TelemetryClient`; use ``with``. Safe to share between threads."""
 
     __doc__ = (__doc__ or "") + _INIT_DOC
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        timeout: float | None = None,
-        retry: RetryPolicy | Any | None = _DEFAULT,
-        breaker: CircuitBreakerPolicy | CircuitBreaker | Any | None = _DEFAULT,
-        throttle: ThrottlePolicy | RetryThrottle | Any | None = _DEFAULT,
-        hedging: HedgingPolicy | None = None,
-        on_retry: Callable[[RetryEvent], None] | None = None,
-        credentials: grpc.ChannelCredentials | None = None,
-        options: ChannelOptions = (),
-        rng: random.Random | None = None,
-        token: str | None = None,
-        tracer_provider: TracerProvider | None = None,
-        metrics: ClientMetrics | None = None,
-    ) -> None:
-        super().__init__(
-            target,
-            timeout=timeout,
-            retry=retry,
-            breaker=breaker,
-            throttle=throttle,
-            hedging=hedging,
-            on_retry=on_retry,
-            credentials=credentials,
-            options=options,
-            rng=rng,
-            token=token,
-            tracer_provider=tracer_provider,
-            metrics=metrics,
-        )
-        # As in the async clients: a plain channel, the policies driven directly.
-        self.channel = _plain_sync_channel(target, credentials, options)
-        self._unary = SyncUnaryUnaryInterceptor(self.resilience)
-        self._stream = SyncStreamUnaryInterceptor(self.resilience)
+    def _bind_stub(self) -> None:
         self._stub = telemetry_pb2_grpc.TelemetryServiceStub(self.channel)
 
     def report_alert(
@@ -724,19 +602,3 @@ class SyncTelemetryClient(_TelemetryBase):
             raise
         except grpc.RpcError as exc:
             raise map_rpc_error(exc) from exc
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.channel.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
