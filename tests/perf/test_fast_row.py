@@ -5,10 +5,12 @@ from __future__ import annotations
 import orjson
 import pytest
 from google.protobuf import json_format
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from eventwire.api import analytics_pb2
 from eventwire.server.service import _fast_row
-from eventwire.server.validation import DEFAULT_LIMITS, Limits, validate_event
+from eventwire.server.validation import DEFAULT_LIMITS, MIN_TIMESTAMP_MS, Limits, validate_event
 from tests.bad_inputs import CASES, NOW_MS
 
 TRICKY: list[dict[str, object]] = [
@@ -67,3 +69,46 @@ def test_fast_path_takes_the_common_event() -> None:
         event_name="page_view", user_id="u-1", event_id="e-1", properties={"plan": "pro"}
     )
     assert _fast_row(req, "", NOW_MS, DEFAULT_LIMITS) is not None
+
+
+# Mostly plausible text, sometimes text that crosses a rule (spaces, controls,
+# NUL, non-ASCII, wide characters), so that many events pass the fast path.
+_TRICKY = st.text(
+    alphabet=st.sampled_from(["a", " ", "\t", "\n", "\x00", "\x7f", "é", "😀", "\u3000", "~"]),
+    max_size=10,
+)
+_PLAIN = st.text(alphabet="abcXYZ019-_.é😀", min_size=1, max_size=7)
+_TEXT = st.one_of(_PLAIN, _PLAIN, _PLAIN, _TRICKY)
+_OPTIONAL = st.one_of(st.just(""), _TEXT)
+_SMALL = Limits(
+    max_name_chars=6,
+    max_alert_type_chars=6,
+    max_id_chars=6,
+    max_value_chars=8,
+    max_properties=3,
+    max_event_bytes=80,
+)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=_TEXT,
+    user=_OPTIONAL,
+    event_id=st.one_of(st.just(""), st.text(alphabet="abc019-~", max_size=8), _TRICKY),
+    timestamp=st.sampled_from(
+        [0, -1, MIN_TIMESTAMP_MS - 1, MIN_TIMESTAMP_MS, NOW_MS, NOW_MS + _SMALL.max_future_ms + 1]
+    ),
+    properties=st.dictionaries(_TEXT, _OPTIONAL, max_size=4),
+)
+def test_fast_path_never_accepts_what_the_validator_refuses(
+    name: str, user: str, event_id: str, timestamp: int, properties: dict[str, str]
+) -> None:
+    req = analytics_pb2.TrackEventRequest(
+        event_name=name, user_id=user, event_id=event_id, timestamp=timestamp, properties=properties
+    )
+    row = _fast_row(req, "t", NOW_MS, _SMALL)
+    if row is None:
+        return
+    assert validate_event(req, NOW_MS, _SMALL) == []
+    assert (row.event_name, row.user_id, row.timestamp) == (name, user, timestamp or NOW_MS)
+    assert orjson.loads(row.properties) == properties
