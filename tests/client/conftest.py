@@ -54,12 +54,12 @@ def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-async def analytics_client(mode: str) -> AsyncIterator[Factory]:
+async def _clients(mode: str, async_cls: Any, sync_cls: Any) -> AsyncIterator[Factory]:
+    """Make clients of the mode under test; close every one afterwards."""
     made: list[Facade] = []
 
     def make(target: str, **kwargs: Any) -> Facade:
-        cls = SyncAnalyticsClient if mode == "sync" else AnalyticsClient
+        cls = sync_cls if mode == "sync" else async_cls
         facade = Facade(cls(target, **kwargs), mode == "sync")
         made.append(facade)
         return facade
@@ -67,21 +67,18 @@ async def analytics_client(mode: str) -> AsyncIterator[Factory]:
     yield make
     for facade in made:
         await facade.aclose()
+
+
+@pytest.fixture
+async def analytics_client(mode: str) -> AsyncIterator[Factory]:
+    async for make in _clients(mode, AnalyticsClient, SyncAnalyticsClient):
+        yield make
 
 
 @pytest.fixture
 async def telemetry_client(mode: str) -> AsyncIterator[Factory]:
-    made: list[Facade] = []
-
-    def make(target: str, **kwargs: Any) -> Facade:
-        cls = SyncTelemetryClient if mode == "sync" else TelemetryClient
-        facade = Facade(cls(target, **kwargs), mode == "sync")
-        made.append(facade)
-        return facade
-
-    yield make
-    for facade in made:
-        await facade.aclose()
+    async for make in _clients(mode, TelemetryClient, SyncTelemetryClient):
+        yield make
 
 
 @pytest.fixture
