@@ -33,6 +33,8 @@ from typing import Any, Final, TypeVar
 
 import grpc
 
+from eventwire.server._handlers import rebuild
+
 DEFAULT_TENANT: Final = ""
 """The one tenant every caller shares when authentication is off."""
 
@@ -236,14 +238,14 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if scope is None and service in self._protected:
             # A new RPC nobody gave a scope to is refused, not left open.
             denied = AuthError(grpc.StatusCode.PERMISSION_DENIED, "method not allowed")
-            return _rebuild(handler, _refuse(denied))
+            return rebuild(handler, _refuse(denied))
         try:
             caller = self._auth.authorize(
                 _authorization(handler_call_details.invocation_metadata), scope
             )
         except AuthError as err:
-            return _rebuild(handler, _refuse(err))
-        return _rebuild(handler, lambda behavior: _as_caller(behavior, caller))
+            return rebuild(handler, _refuse(err))
+        return rebuild(handler, lambda behavior: _as_caller(behavior, caller))
 
 
 def _refuse(err: AuthError) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -277,23 +279,3 @@ def _as_caller(behavior: Callable[..., Any], caller: Caller) -> Callable[..., An
             CALLER.reset(token)
 
     return call
-
-
-def _rebuild(
-    handler: grpc.RpcMethodHandler[TReq, TResp],
-    wrap: Callable[[Callable[..., Any]], Callable[..., Any]],
-) -> grpc.RpcMethodHandler[TReq, TResp]:
-    """``handler`` with its behaviour wrapped, same shape and (de)serializers."""
-    shapes: list[tuple[Any, Any]] = [
-        (handler.unary_unary, grpc.unary_unary_rpc_method_handler),
-        (handler.stream_unary, grpc.stream_unary_rpc_method_handler),
-        (handler.unary_stream, grpc.unary_stream_rpc_method_handler),
-        (handler.stream_stream, grpc.stream_stream_rpc_method_handler),
-    ]
-    behavior, factory = next(shape for shape in shapes if shape[0] is not None)
-    rebuilt: grpc.RpcMethodHandler[TReq, TResp] = factory(
-        wrap(behavior),
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
-    return rebuilt

@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from eventwire.observability.logs import REQUEST_ID
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import extract
+from eventwire.server._handlers import kind_of, rebuild
 
 # Per the OpenTelemetry RPC conventions, these codes mark a server span as failed;
 # the others (INVALID_ARGUMENT, NOT_FOUND, ...) are the caller's problem.
@@ -126,20 +127,8 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         service, _, name = method[1:].rpartition("/")
         if handler is None or service not in self._services:
             return handler
-        shapes: list[tuple[str, Any, Any]] = [
-            ("unary", handler.unary_unary, grpc.unary_unary_rpc_method_handler),
-            ("client_stream", handler.stream_unary, grpc.stream_unary_rpc_method_handler),
-            ("server_stream", handler.unary_stream, grpc.unary_stream_rpc_method_handler),
-            ("bidi_stream", handler.stream_stream, grpc.stream_stream_rpc_method_handler),
-        ]
-        kind, behavior, factory = next(shape for shape in shapes if shape[1] is not None)
-        observed = _Method(self._metrics, self._tracer, service, name, kind)
-        new_handler: grpc.RpcMethodHandler[TReq, TResp] = factory(
-            _wrap(behavior, observed),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-        return new_handler
+        observed = _Method(self._metrics, self._tracer, service, name, kind_of(handler))
+        return rebuild(handler, lambda behavior: _wrap(behavior, observed))
 
 
 def _wrap(behavior: Callable[..., Any], observed: _Method) -> Callable[..., Any]:

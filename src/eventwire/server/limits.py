@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import grpc
 
 from eventwire.api import analytics_pb2
+from eventwire.server._handlers import rebuild
 from eventwire.server.auth import current_tenant
 from eventwire.server.errors import FieldViolation, InvalidArgument, Overloaded, ServiceError
 from eventwire.server.grpc_api import abort
@@ -98,19 +99,8 @@ class RequestGuard(grpc.aio.ServerInterceptor):
         service = handler_call_details.method[1:].rpartition("/")[0]
         ours = service in self._limited
         entry = _Entry(handler.request_deserializer, self._limiter if ours else None, ours)
-        shapes: list[tuple[Any, Any, Callable[..., Any]]] = [
-            (handler.unary_unary, grpc.unary_unary_rpc_method_handler, entry.unary),
-            (handler.stream_unary, grpc.stream_unary_rpc_method_handler, entry.streaming),
-            (handler.unary_stream, grpc.unary_stream_rpc_method_handler, entry.unary),
-            (handler.stream_stream, grpc.stream_stream_rpc_method_handler, entry.streaming),
-        ]
-        behavior, factory, wrap = next(shape for shape in shapes if shape[0] is not None)
-        guarded: grpc.RpcMethodHandler[TReq, TResp] = factory(
-            wrap(behavior),
-            request_deserializer=None,  # raw bytes reach us; we decode
-            response_serializer=handler.response_serializer,
-        )
-        return guarded
+        wrap = entry.streaming if handler.request_streaming else entry.unary
+        return rebuild(handler, wrap, decode=False)  # raw bytes reach us; we decode
 
 
 class _Entry:
