@@ -65,8 +65,14 @@ _GETTER: Final = _MetadataGetter()
 
 
 def extract(metadata: Iterable[tuple[str, str | bytes]] | None) -> otel_context.Context:
-    """The trace context a caller sent in ``traceparent``/``tracestate`` metadata."""
+    """The trace context a caller sent in ``traceparent``/``tracestate`` metadata.
+
+    Without a ``traceparent`` that is an empty context (a new trace), and the
+    propagator is skipped: there is nothing for it to parse.
+    """
     carrier = {k: v for k, v in metadata or () if isinstance(v, str)}
+    if "traceparent" not in carrier:
+        return otel_context.Context()
     return _PROPAGATOR.extract(carrier, getter=_GETTER)
 
 

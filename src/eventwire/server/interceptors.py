@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from typing import Any, Final, TypeVar
 
 import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from eventwire.observability.logs import REQUEST_ID
@@ -84,22 +86,26 @@ class _Method:
                 yield
                 failed = False
                 return
-            with self._tracer.start_as_current_span(
+            # start_span plus attach/detach, not start_as_current_span: the same
+            # span for ~5 us less per RPC (bench/span_cost.py).
+            span = self._tracer.start_span(
                 self._span_name,
                 context=extract(metadata),
                 kind=SpanKind.SERVER,
                 attributes=self._attributes,
-                record_exception=False,
-                set_status_on_exception=False,
-            ) as span:
-                try:
-                    yield
-                    failed = False
-                finally:
-                    code = _final_code(context, failed)
+            )
+            span_token = otel_context.attach(trace.set_span_in_context(span))
+            try:
+                yield
+                failed = False
+            finally:
+                otel_context.detach(span_token)
+                code = _final_code(context, failed)
+                if span.is_recording():
                     span.set_attribute("rpc.grpc.status_code", code.value[0])
                     if code in _SERVER_ERRORS:
                         span.set_status(Status(StatusCode.ERROR, code.name))
+                span.end()
         finally:
             self._handled.labels(*self._labels, _final_code(context, failed).name).inc()
             self._seconds.observe(time.perf_counter() - begun)
