@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from typing import Final
@@ -375,12 +376,25 @@ async def serve(config: ServerConfig) -> int:
             log.critical("cannot listen: %s", exc)
             await server.store.close()
             return 1
+        _freeze_startup_heap()
         await stop.wait()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     await server.stop()
     return 0
+
+
+def _freeze_startup_heap() -> None:
+    """Hide everything allocated at startup from the cyclic garbage collector.
+
+    Modules, descriptors and the grpcio/OpenTelemetry/prometheus objects (~40k)
+    live as long as the process, yet every full collection walks them all:
+    ~20 ms with the event loop stopped, which was the slowest 0.1 % of unary
+    calls. Frozen, a full collection walks only what requests allocated.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def run(config: ServerConfig) -> int:
