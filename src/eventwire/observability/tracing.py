@@ -46,7 +46,9 @@ def tracer_provider(
     elif exporter == "console":
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     else:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        # The SDK's exporter with a cheaper encoder (see observability/otlp.py),
+        # imported here: a server without tracing never loads grpc's OTLP stubs.
+        from eventwire.observability.otlp import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return provider
