@@ -32,8 +32,10 @@ async def test_http_requests_join_the_callers_trace(tmp_path: Path) -> None:
     assert http_span.parent.span_id == root.get_span_context().span_id
     assert http_span.attributes is not None
     assert http_span.attributes["http.response.status_code"] == 200
-    (commit,) = [s for s in spans if s.name == "eventwire.store.commit"]
-    assert commit.context.trace_id == root.get_span_context().trace_id
+    (batch,) = [s for s in spans if s.name == "eventwire.ingest.batch"]
+    assert batch.context.trace_id == root.get_span_context().trace_id
+    assert batch.parent is not None
+    assert batch.parent.span_id == http_span.context.span_id
 
 
 async def test_http_requests_are_counted_by_route_template_and_status(tmp_path: Path) -> None:

@@ -12,19 +12,19 @@ that is what lets the servicers answer ``success=true`` honestly.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanContext, Tracer
+from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, Tracer
 
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.server.errors import Overloaded, ServiceError, Unavailable
-from eventwire.store.base import AlertRow, EventRow, Store, StoreUnavailable
+from eventwire.store.base import AlertRow, CommitResult, EventRow, Store, StoreUnavailable
 
 log = logging.getLogger("eventwire.pipeline")
 
@@ -33,7 +33,7 @@ _MAX_PUSHBACK_MS: Final = 5_000
 
 
 class _Item:
-    __slots__ = ("alert", "events", "future", "span", "weight")
+    __slots__ = ("alert", "events", "future", "queued_ns", "span", "weight")
 
     def __init__(
         self,
@@ -46,6 +46,7 @@ class _Item:
         self.future = future
         self.weight = len(events) if events is not None else 1
         self.span: SpanContext | None = None
+        self.queued_ns = 0
 
 
 class IngestPipeline:
@@ -115,6 +116,7 @@ class IngestPipeline:
             span_context = trace.get_current_span().get_span_context()
             if span_context.is_valid and span_context.trace_flags.sampled:
                 item.span = span_context
+                item.queued_ns = time.time_ns()
         return await self._submit(item)
 
     async def close(self, timeout: float | None = None) -> None:
@@ -184,42 +186,43 @@ class IngestPipeline:
                 self._pending -= sum(item.weight for item in batch)
 
     async def _commit(self, batch: list[_Item]) -> None:
-        if self._tracer is None or all(item.span is None for item in batch):
+        sampled = [item for item in batch if item.span is not None]
+        if self._tracer is None or not sampled:
             await self._commit_batch(batch)
             return
-        # One span per group commit, not per request: its cost is shared by the
-        # batch. It hangs under the first request's span and links to all of them.
-        links = [Link(item.span) for item in batch if item.span is not None]
-        parent = (
-            trace.set_span_in_context(trace.NonRecordingSpan(links[0].context)) if links else None
-        )
-        with self._tracer.start_as_current_span(
+        # One span per group commit, not per request, and one span for the
+        # commit's two stages: spans are what tracing costs (bench/span_cost.py).
+        # It hangs under the first sampled request's span, links to all of
+        # them, and runs from when that request entered the ingest queue until
+        # the batch is durable; its "eventwire.store.commit" event marks where
+        # the wait in the queue ended and the store's transaction began.
+        links = [Link(item.span) for item in sampled if item.span is not None]
+        span = self._tracer.start_span(
             "eventwire.ingest.batch",
-            context=parent,
+            context=trace.set_span_in_context(trace.NonRecordingSpan(links[0].context)),
             links=links,
             attributes={
                 "eventwire.requests": len(batch),
                 "eventwire.rows": sum(item.weight for item in batch),
             },
-        ):
-            await self._commit_batch(batch)
+            start_time=sampled[0].queued_ns,
+        )
+        # Current while committing, so that log lines carry the trace id.
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            await self._commit_batch(batch, span)
+        finally:
+            otel_context.detach(token)
+            span.end()
 
-    async def _commit_batch(self, batch: list[_Item]) -> None:
+    async def _commit_batch(self, batch: list[_Item], span: Span | None = None) -> None:
         event_items = [item for item in batch if item.events is not None]
         alert_items = [item for item in batch if item.alert is not None]
         rows = sum(item.weight for item in batch)
         metrics = self._metrics
         started = time.monotonic()
         try:
-            with (
-                self._tracer.start_as_current_span("eventwire.store.commit")
-                if self._tracer is not None and trace.get_current_span().is_recording()
-                else contextlib.nullcontext()
-            ):
-                result = await self._store.commit(
-                    [item.events for item in event_items if item.events is not None],
-                    [item.alert for item in alert_items if item.alert is not None],
-                )
+            result = await self._store_commit(event_items, alert_items, span)
         except StoreUnavailable as exc:
             self._set_health(ok=False)
             log.warning("commit of %d requests failed: storage unavailable: %s", len(batch), exc)
@@ -235,7 +238,7 @@ class IngestPipeline:
                 # database refuses); commit them one by one so only it fails.
                 log.warning("commit of %d requests failed; isolating the cause", len(batch))
                 for item in batch:
-                    await self._commit_batch([item])
+                    await self._commit_batch([item], span)
                 return
             log.exception("commit failed")
             self._fail(batch, ServiceError("commit failed"))
@@ -260,6 +263,27 @@ class IngestPipeline:
         for item, tracking_id in zip(alert_items, result.tracking_ids, strict=True):
             if not item.future.done():
                 item.future.set_result(tracking_id)
+
+    async def _store_commit(
+        self, event_items: list[_Item], alert_items: list[_Item], span: Span | None
+    ) -> CommitResult:
+        if span is None:
+            return await self._store.commit(
+                [item.events for item in event_items if item.events is not None],
+                [item.alert for item in alert_items if item.alert is not None],
+            )
+        # One event per transaction: a batch that a refused row splits (see
+        # _commit_batch) shows one more per request committed on its own.
+        span.add_event("eventwire.store.commit")
+        try:
+            return await self._store.commit(
+                [item.events for item in event_items if item.events is not None],
+                [item.alert for item in alert_items if item.alert is not None],
+            )
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
 
     @staticmethod
     def _fail(batch: list[_Item], error: Exception) -> None:
