@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
@@ -9,7 +10,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import (
     Link,
@@ -24,6 +25,7 @@ from opentelemetry.trace import (
 )
 
 from eventwire.observability.otlp import OTLPSpanExporter, encode_spans
+from tests.observability.conftest import Collector
 
 
 def recorded(provider: TracerProvider, exporter: InMemorySpanExporter) -> tuple[ReadableSpan, ...]:
@@ -141,7 +143,29 @@ def test_the_exporter_reads_the_standard_variables(spans: tuple[ReadableSpan, ..
     try:
         assert exporter._endpoint == "127.0.0.1:1"  # the SDK's own parsing of the variable
         assert exporter._timeout == 0.5
-        request = exporter._translate_data(spans)
+        request = ExportTraceServiceRequest.FromString(exporter._translate_data(spans))
         assert request == sdk_encode(spans)
     finally:
         exporter.shutdown()
+
+
+async def test_the_exporter_delivers_to_a_real_receiver(
+    spans: tuple[ReadableSpan, ...],
+    collector: tuple[Collector, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    receiver, port = collector
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "true")
+    exporter = OTLPSpanExporter()
+    try:
+        first = await asyncio.to_thread(exporter.export, spans)
+        # The SDK rebuilds its channel and client after a transient error: the
+        # rebuilt client must still send the encoded bytes.
+        exporter._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
+        again = await asyncio.to_thread(exporter.export, spans[:1])
+    finally:
+        exporter.shutdown()
+    assert (first, again) == (SpanExportResult.SUCCESS, SpanExportResult.SUCCESS)
+    names = sorted(name for _, _, name in receiver.spans)
+    assert names == sorted([s.name for s in spans] + [spans[0].name])

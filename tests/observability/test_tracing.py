@@ -5,15 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
-from opentelemetry.proto.collector.trace.v1 import (
-    trace_service_pb2,
-    trace_service_pb2_grpc,
-)
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -23,6 +18,7 @@ from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.observability.tracing import inject
 from eventwire.testing import running_server
 from eventwire.testing._process import ServerProcess
+from tests.observability.conftest import Collector
 
 
 def by_name(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
@@ -126,37 +122,6 @@ async def test_server_errors_mark_the_span_and_client_errors_do_not(
     assert rpc.attributes is not None
     assert rpc.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert rpc.status.status_code == StatusCode.UNSET
-
-
-class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-    """A real OTLP/gRPC trace receiver."""
-
-    def __init__(self) -> None:
-        self.spans: list[tuple[bytes, bytes, str]] = []
-        self.arrived = asyncio.Event()
-
-    async def Export(
-        self,
-        request: trace_service_pb2.ExportTraceServiceRequest,
-        context: grpc.aio.ServicerContext[object, object],
-    ) -> trace_service_pb2.ExportTraceServiceResponse:
-        for resource in request.resource_spans:
-            for scope in resource.scope_spans:
-                self.spans.extend((s.trace_id, s.parent_span_id, s.name) for s in scope.spans)
-        self.arrived.set()
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-
-@pytest.fixture
-async def collector() -> AsyncIterator[tuple[Collector, int]]:
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    receiver = Collector()
-    # opentelemetry-proto's generated gRPC module is untyped.
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)  # type: ignore[no-untyped-call]
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    yield receiver, port
-    await server.stop(0)
 
 
 async def test_one_trace_across_processes_over_otlp(
