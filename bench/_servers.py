@@ -211,6 +211,14 @@ def serve_eventwire_sync(port: int, db: str, synchronous: str, threads: int) -> 
     )
     _serve_sync(port, handlers, threads)
 
+    async def close() -> None:
+        await service._pipeline.close(timeout=10)
+        await service._store.close()
+
+    # Commit what is queued and stop the writer task before the loop thread dies.
+    asyncio.run_coroutine_threadsafe(close(), loop).result(timeout=30)
+    loop.call_soon_threadsafe(loop.stop)
+
 
 # -- HTTP baselines -------------------------------------------------------------------
 
