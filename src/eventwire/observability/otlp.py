@@ -1,12 +1,13 @@
 """OTLP span export with a cheaper encoder than the SDK's.
 
 The OpenTelemetry exporter builds a protobuf object per span, per attribute,
-per value, then serializes them: ~22 us of CPU per span in Python
-(bench/span_cost.py), on the server's own GIL, which is most of what tracing
-every RPC costs. :func:`encode_spans` writes the same OTLP/protobuf wire bytes
-directly (a few byte strings joined per span; the attribute pairs a server
-repeats on every span, such as ``rpc.method``, are encoded once and reused):
-~7 us per span. The request decodes to the same ``ExportTraceServiceRequest``
+per value, then serializes them: ~25 us of CPU per span in Python, on the
+server's own GIL and core, more than creating the span costs. :func:`encode_spans`
+writes the same OTLP/protobuf wire bytes directly (a few byte strings joined
+per span; the attribute pairs a server repeats on every span, such as
+``rpc.method``, are encoded once and reused): ~10 us per span, and the bytes
+go to the wire as they are (bench/span_cost.py has the per-span picture).
+The request decodes to the same ``ExportTraceServiceRequest``
 the SDK's encoder builds (a test pins that); only spans of different but equal
 ``Resource`` objects are grouped separately, which OTLP allows.
 
