@@ -56,16 +56,17 @@ async def test_span_tree_from_caller_to_commit(
     assert ingest.attributes is not None
     assert (ingest.attributes["eventwire.requests"], ingest.attributes["eventwire.rows"]) == (1, 1)
     # The pipeline span runs from the request's arrival in the ingest queue until
-    # its batch is durable; the event marks the start of the store's transaction.
-    assert ingest.start_time is not None
-    assert ingest.end_time is not None
-    assert rpc.start_time is not None
-    assert rpc.end_time is not None
-    (commit,) = ingest.events
-    assert commit.name == "eventwire.store.commit"
-    assert rpc.start_time <= ingest.start_time <= commit.timestamp <= ingest.end_time
-    assert ingest.end_time <= rpc.end_time
-    assert len(spans) == 3  # caller, RPC, pipeline: no other span per request
+    # its batch is durable; its child span is the store's transaction.
+    commit = by_name(spans, "eventwire.store.commit")
+    assert commit.parent is not None
+    assert commit.parent.span_id == ingest.context.span_id
+    assert commit.context.trace_id == trace_id
+    for span in (rpc, ingest, commit):
+        assert span.start_time is not None
+        assert span.end_time is not None
+    assert rpc.start_time <= ingest.start_time <= commit.start_time  # type: ignore[operator]
+    assert commit.end_time <= ingest.end_time <= rpc.end_time  # type: ignore[operator]
+    assert len(spans) == 4  # caller, RPC, pipeline, commit: no other span per request
 
 
 async def test_a_failed_commit_marks_the_pipeline_span(
@@ -83,9 +84,12 @@ async def test_a_failed_commit_marks_the_pipeline_span(
         stub = analytics_pb2_grpc.AnalyticsServiceStub(ch)
         with pytest.raises(grpc.aio.AioRpcError):
             await stub.TrackEvent(analytics_pb2.TrackEventRequest(event_name="e"))
-    ingest = by_name(exporter.get_finished_spans(), "eventwire.ingest.batch")
-    assert ingest.status.status_code == StatusCode.ERROR
-    assert [event.name for event in ingest.events] == ["eventwire.store.commit", "exception"]
+    spans = exporter.get_finished_spans()
+    ingest = by_name(spans, "eventwire.ingest.batch")
+    commit = by_name(spans, "eventwire.store.commit")
+    for span in (ingest, commit):
+        assert span.status.status_code == StatusCode.ERROR
+        assert [event.name for event in span.events] == ["exception"]
 
 
 async def test_a_group_commit_links_every_request_it_carries(
