@@ -4,9 +4,8 @@ Why tracing every RPC costs what bench/tracing_overhead.py measures: one
 SERVER span created and ended, then (a) no processor, (b) the SDK's batch
 processor with an exporter that drops spans, (c) the batch processor with an
 exporter that does the SDK's OTLP protobuf encoding, as the SDK's exporter
-does before sending, (d) the same with eventwire's encoder
-(``eventwire.observability.otlp``, which the server's ``--trace-exporter otlp``
-uses). Each with ``start_as_current_span`` (a context manager) and with
+(which the server's ``--trace-exporter otlp`` uses) does before sending. Each
+with ``start_as_current_span`` (a context manager) and with
 ``start_span`` plus context attach/detach (what the server's interceptor
 does). CPU time of the whole process (export thread included) per span; the
 machine's noise shows in the spread, so each figure is the median of 5 runs.
@@ -31,8 +30,6 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import SpanKind, Tracer
 
-from eventwire.observability.otlp import encode_spans as eventwire_encode_spans
-
 SPANS = 10_000
 RUNS = 5
 NAME = "analytics.AnalyticsService/TrackEvent"
@@ -51,12 +48,6 @@ class Drop(SpanExporter):
 class SdkEncode(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         encode_spans(spans).SerializeToString()
-        return SpanExportResult.SUCCESS
-
-
-class EventwireEncode(SpanExporter):
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        eventwire_encode_spans(spans)
         return SpanExportResult.SUCCESS
 
 
@@ -96,7 +87,6 @@ def main() -> None:
         ("create and end, no processor", None),
         ("+ batch processor, dropped", Drop()),
         ("+ the SDK's OTLP encoding", SdkEncode()),
-        ("+ eventwire's OTLP encoding", EventwireEncode()),
     )
     print("| one span | CPU µs, start_as_current_span | CPU µs, start_span + attach |")
     print("|---|---|---|")

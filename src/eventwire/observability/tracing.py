@@ -46,9 +46,8 @@ def tracer_provider(
     elif exporter == "console":
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     else:
-        # The SDK's exporter with a cheaper encoder (see observability/otlp.py),
-        # imported here: a server without tracing never loads grpc's OTLP stubs.
-        from eventwire.observability.otlp import OTLPSpanExporter
+        # Imported here: a server without tracing never loads grpc's OTLP stubs.
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return provider
