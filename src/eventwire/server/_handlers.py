@@ -52,3 +52,32 @@ def rebuild(
         response_serializer=handler.response_serializer,
     )
     return rebuilt
+
+
+class HandlerCache:
+    """Rebuilt handlers by method, reused while the handler they wrap is the same.
+
+    grpc.aio asks the interceptors for a handler on every call; rebuilding it
+    (metric label lookups, closures, a new handler) each time is per-request
+    work for an answer that only changes when the handler below does (an
+    interceptor under this one that rebuilds per call, such as auth, makes
+    every call a miss, which is still correct). Only registered methods get
+    here, so the cache is bounded by the API.
+    """
+
+    def __init__(self) -> None:
+        self._by_method: dict[str, tuple[object, Any]] = {}
+
+    def get(
+        self,
+        method: str,
+        handler: grpc.RpcMethodHandler[TReq, TResp],
+        build: Callable[[], grpc.RpcMethodHandler[TReq, TResp]],
+    ) -> grpc.RpcMethodHandler[TReq, TResp]:
+        hit = self._by_method.get(method)
+        if hit is not None and hit[0] is handler:
+            cached: grpc.RpcMethodHandler[TReq, TResp] = hit[1]
+            return cached
+        rebuilt = build()
+        self._by_method[method] = (handler, rebuilt)
+        return rebuilt

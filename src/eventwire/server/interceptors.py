@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from eventwire.observability.logs import REQUEST_ID
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import extract
-from eventwire.server._handlers import kind_of, rebuild
+from eventwire.server._handlers import HandlerCache, kind_of, rebuild
 
 # Per the OpenTelemetry RPC conventions, these codes mark a server span as failed;
 # the others (INVALID_ARGUMENT, NOT_FOUND, ...) are the caller's problem.
@@ -120,6 +120,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         self._metrics = metrics
         self._tracer = tracer
         self._services = frozenset(services)
+        self._handlers = HandlerCache()
 
     async def intercept_service(
         self,
@@ -133,8 +134,12 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         service, _, name = method[1:].rpartition("/")
         if handler is None or service not in self._services:
             return handler
-        observed = _Method(self._metrics, self._tracer, service, name, kind_of(handler))
-        return rebuild(handler, lambda behavior: _wrap(behavior, observed))
+
+        def build() -> grpc.RpcMethodHandler[TReq, TResp]:
+            observed = _Method(self._metrics, self._tracer, service, name, kind_of(handler))
+            return rebuild(handler, lambda behavior: _wrap(behavior, observed))
+
+        return self._handlers.get(method, handler, build)
 
 
 def _wrap(behavior: Callable[..., Any], observed: _Method) -> Callable[..., Any]:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import grpc
 
 from eventwire.api import analytics_pb2
-from eventwire.server._handlers import rebuild
+from eventwire.server._handlers import HandlerCache, rebuild
 from eventwire.server.auth import current_tenant
 from eventwire.server.errors import FieldViolation, InvalidArgument, Overloaded, ServiceError
 from eventwire.server.grpc_api import abort
@@ -85,6 +85,7 @@ class RequestGuard(grpc.aio.ServerInterceptor):
     def __init__(self, limiter: RateLimiter | None, limited_services: Collection[str]) -> None:
         self._limiter = limiter
         self._limited = frozenset(limited_services)
+        self._handlers = HandlerCache()
 
     async def intercept_service(
         self,
@@ -96,11 +97,16 @@ class RequestGuard(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.request_deserializer is None:
             return handler
-        service = handler_call_details.method[1:].rpartition("/")[0]
-        ours = service in self._limited
-        entry = _Entry(handler.request_deserializer, self._limiter if ours else None, ours)
-        wrap = entry.streaming if handler.request_streaming else entry.unary
-        return rebuild(handler, wrap, decode=False)  # raw bytes reach us; we decode
+        method: str = handler_call_details.method
+        decode = handler.request_deserializer
+
+        def build() -> grpc.RpcMethodHandler[TReq, TResp]:
+            ours = method[1:].rpartition("/")[0] in self._limited
+            entry = _Entry(decode, self._limiter if ours else None, ours)
+            wrap = entry.streaming if handler.request_streaming else entry.unary
+            return rebuild(handler, wrap, decode=False)  # raw bytes reach us; we decode
+
+        return self._handlers.get(method, handler, build)
 
 
 class _Entry:
@@ -112,16 +118,15 @@ class _Entry:
         self._decode = decode
         self._limiter = limiter
         self._ours = ours
-        self._invalid = InvalidArgument(
-            [FieldViolation("request", f"is not a valid {_type_name(decode)} message")]
-        )
+        self._invalid = f"is not a valid {_type_name(decode)} message"
 
     def admit(self, raw: bytes) -> Any:
         """The decoded message; raise :class:`ServiceError` if it is refused."""
         try:
             message = self._decode(raw)
         except Exception:  # noqa: BLE001 - whatever the parser says, the bytes were bad
-            raise self._invalid from None
+            # A new error each time: this entry serves every call of its method.
+            raise InvalidArgument([FieldViolation("request", self._invalid)]) from None
         if self._limiter is not None:
             self._limiter.charge(current_tenant(), cost_of(message))
         return message
