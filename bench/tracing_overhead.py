@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -69,32 +68,6 @@ def pin(pid: int, cpu: int) -> bool:
         return False
     os.sched_setaffinity(pid, {cpu})
     return True
-
-
-class PinnedServer(ServerProcess):
-    """``eventwire serve`` started under ``taskset -c 0``: all its threads on CPU 0.
-
-    Pinning the pid after start would pin only the main thread; the threads
-    created before (grpc's, the SQLite writer, the span exporter) would float.
-    """
-
-    def start(self, timeout: float = 20.0) -> ServerProcess:
-        taskset = shutil.which("taskset") if can_pin() else None
-        argv = [sys.executable, "-m", "eventwire", "serve", "--address", self.requested_address]
-        argv += ["--log-format", "json", *self.args]
-        self._proc = subprocess.Popen(
-            [taskset, "-c", SERVER_CPU, *argv] if taskset else argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=self.env,
-        )
-        self._reader = threading.Thread(target=self._read, args=(self._proc,), daemon=True)
-        self._reader.start()
-        if not self._ready.wait(timeout):
-            self.kill()
-            raise RuntimeError(f"eventwire serve did not become ready; logs: {self.logs[-5:]}")
-        return self
 
 
 async def load(address: str, duration: float, in_flight: int) -> dict[str, float]:
@@ -146,7 +119,7 @@ def run_variant(
     if variant == "on-10%":
         env |= {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
     db = tmp / f"{variant}-{time.monotonic_ns()}.db"
-    server = PinnedServer(
+    server = ServerProcess(
         "--store",
         f"sqlite:///{db}",
         "--sqlite-synchronous",
@@ -158,6 +131,9 @@ def run_variant(
         *extra,
         http_address="",
         env=env,
+        # Under taskset from the start: every thread of the server (grpc's, the
+        # SQLite writer, the span exporter) on CPU 0, not just the main one.
+        launcher=["taskset", "-c", SERVER_CPU] if can_pin() and shutil.which("taskset") else [],
     )
     server.start()
     try:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 
 import orjson
@@ -18,7 +18,9 @@ class ServerProcess:
     The child logs JSON to stderr; :meth:`start` waits for its ``serving`` line
     and learns the bound addresses from it, so ``127.0.0.1:0`` works. A
     restarted server keeps the ports it had, so clients reconnect to the same
-    target. Pass ``http_address=""`` to run without the HTTP gateway.
+    target. Pass ``http_address=""`` to run without the HTTP gateway, and
+    ``launcher`` to start it through another command (``["taskset", "-c", "0"]``
+    pins every thread of the server, which pinning its pid later would not).
     """
 
     def __init__(
@@ -27,8 +29,10 @@ class ServerProcess:
         address: str = "127.0.0.1:0",
         http_address: str = "127.0.0.1:0",
         env: Mapping[str, str] | None = None,
+        launcher: Sequence[str] = (),
     ) -> None:
         self.args = list(args)
+        self.launcher = list(launcher)
         self.requested_address = address
         self.requested_http_address = http_address
         self.http_address = ""
@@ -46,6 +50,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         argv = [
+            *self.launcher,
             sys.executable,
             "-m",
             "eventwire",
