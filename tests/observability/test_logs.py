@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.observability import logs
 from eventwire.observability.tracing import inject, tracer_provider
 from eventwire.testing import running_server
+from tests.observability.conftest import refuse_inserts
 
 
 @pytest.fixture
@@ -41,10 +41,7 @@ async def test_error_lines_carry_request_and_trace_ids(
         running_server(traces=provider, store=f"sqlite:///{db}") as srv,
         grpc.aio.insecure_channel(srv.address) as ch,
     ):
-        with sqlite3.connect(db) as conn:
-            conn.execute(
-                "CREATE TRIGGER boom BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'x'); END"
-            )
+        refuse_inserts(db)
         with (
             provider.get_tracer("test").start_as_current_span("caller") as root,
             pytest.raises(grpc.aio.AioRpcError),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 from pathlib import Path
 
 import grpc
@@ -18,7 +17,7 @@ from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.observability.tracing import inject
 from eventwire.testing import running_server
 from eventwire.testing._process import ServerProcess
-from tests.observability.conftest import Collector
+from tests.observability.conftest import Collector, refuse_inserts
 
 
 def by_name(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
@@ -77,10 +76,7 @@ async def test_a_failed_commit_marks_the_pipeline_span(
         running_server(traces=provider, store=f"sqlite:///{db}") as srv,
         grpc.aio.insecure_channel(srv.address) as ch,
     ):
-        with sqlite3.connect(db) as conn:
-            conn.execute(
-                "CREATE TRIGGER boom BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'x'); END"
-            )
+        refuse_inserts(db)
         stub = analytics_pb2_grpc.AnalyticsServiceStub(ch)
         with pytest.raises(grpc.aio.AioRpcError):
             await stub.TrackEvent(analytics_pb2.TrackEventRequest(event_name="e"))
