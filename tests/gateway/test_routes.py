@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ import pytest
 from eventwire.server.service import MAX_BATCH_EVENTS
 from eventwire.testing import running_server
 from tests.bad_inputs import NOW_MS
+from tests.conftest import refuse_inserts
 from tests.gateway.conftest import status_of, violations_of
 
 JSON = {"content-type": "application/json"}
@@ -438,11 +440,7 @@ async def test_unexpected_failure_is_500_with_request_id_and_no_internals(
     http: httpx.AsyncClient, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A real failure inside the database: a trigger that aborts every insert.
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
-        conn.execute(
-            "CREATE TRIGGER boom BEFORE INSERT ON events "
-            "BEGIN SELECT RAISE(ABORT, 'secret internal detail'); END"
-        )
+    refuse_inserts(db_url, "secret internal detail")
     with caplog.at_level(logging.ERROR):
         r = await http.post(
             "/v1/events", json={"eventName": "x"}, headers={"x-request-id": "req-77"}
@@ -453,6 +451,21 @@ async def test_unexpected_failure_is_500_with_request_id_and_no_internals(
     assert r.headers["x-request-id"] == "req-77"
     logged = [rec for rec in caplog.records if getattr(rec, "request_id", None) == "req-77"]
     assert logged, "the failure must be logged with its request id"
+
+
+async def test_a_request_without_an_id_gets_a_fresh_one(
+    http: httpx.AsyncClient, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    refuse_inserts(db_url)
+    with caplog.at_level(logging.ERROR):
+        ids = [
+            (await http.post("/v1/events", json={"eventName": "x"})).headers["x-request-id"]
+            for _ in range(2)
+        ]
+    assert all(re.fullmatch(r"[0-9a-f]{16}", request_id) for request_id in ids), ids
+    assert ids[0] != ids[1]
+    logged = {getattr(rec, "request_id", None) for rec in caplog.records}
+    assert set(ids) <= logged
 
 
 async def test_full_queue_is_429_with_retry_after(tmp_path: Path) -> None:

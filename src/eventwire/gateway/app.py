@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl
@@ -28,7 +27,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.gateway._errors import HTTP_STATUS, HttpError, from_service_error, status_body
 from eventwire.gateway.openapi import openapi_document
-from eventwire.observability.logs import REQUEST_ID
+from eventwire.observability.logs import REQUEST_ID, new_request_id
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import extract
 from eventwire.server.auth import (
@@ -470,4 +469,4 @@ def _request_id(scope: Scope) -> str:
             text: str = value.decode("latin-1")
             if _REQUEST_ID.fullmatch(text):
                 return text
-    return uuid.uuid4().hex[:16]
+    return new_request_id()

@@ -7,6 +7,7 @@ Call sites pass fields with ``extra={...}``; the text format renders them as
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from contextvars import ContextVar
@@ -26,6 +27,15 @@ _STANDARD: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None
 
 REQUEST_ID: ContextVar[str] = ContextVar("eventwire_request_id", default="")
 """The id of the RPC or HTTP request being served; set by the server's interceptors."""
+
+
+def new_request_id() -> str:
+    """16 random hex digits for a request that brought no ``x-request-id``.
+
+    Made for every such request, so from 8 random bytes directly: ``uuid4``
+    built a UUID object for them (~1.7 % of a unary call's server time).
+    """
+    return os.urandom(8).hex()
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:

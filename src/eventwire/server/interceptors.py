@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from typing import Any, Final, TypeVar
 
@@ -18,7 +17,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from eventwire.observability.logs import REQUEST_ID
+from eventwire.observability.logs import REQUEST_ID, new_request_id
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import extract
 from eventwire.server._handlers import HandlerCache, kind_of, rebuild
@@ -46,7 +45,7 @@ def _request_id(metadata: Any) -> str:
     for key, value in metadata or ():
         if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 64:
             return value
-    return uuid.uuid4().hex[:16]
+    return new_request_id()
 
 
 def _final_code(context: Context, failed: bool) -> grpc.StatusCode:
