@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 import subprocess
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
@@ -140,3 +141,12 @@ def fill_disk(ballast: Path) -> None:
                 pass
         except OSError:
             pass
+
+
+def refuse_inserts(db: Path | str, reason: str = "x") -> None:
+    """Make every insert into ``events`` fail, as a database refusing a row would."""
+    with sqlite3.connect(str(db).removeprefix("sqlite:///")) as conn:
+        conn.execute(
+            "CREATE TRIGGER boom BEFORE INSERT ON events "
+            f"BEGIN SELECT RAISE(ABORT, '{reason}'); END"
+        )

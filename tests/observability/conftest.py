@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -61,11 +59,3 @@ async def collector() -> AsyncIterator[tuple[Collector, int]]:
     await server.start()
     yield receiver, port
     await server.stop(0)
-
-
-def refuse_inserts(db: Path) -> None:
-    """Make every insert into ``events`` fail, as a database refusing a row would."""
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "CREATE TRIGGER boom BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'x'); END"
-        )

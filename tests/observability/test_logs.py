@@ -17,7 +17,7 @@ from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.observability import logs
 from eventwire.observability.tracing import inject, tracer_provider
 from eventwire.testing import running_server
-from tests.observability.conftest import refuse_inserts
+from tests.conftest import refuse_inserts
 
 
 @pytest.fixture

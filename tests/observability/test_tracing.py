@@ -17,7 +17,8 @@ from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.observability.tracing import inject
 from eventwire.testing import running_server
 from eventwire.testing._process import ServerProcess
-from tests.observability.conftest import Collector, refuse_inserts
+from tests.conftest import refuse_inserts
+from tests.observability.conftest import Collector
 
 
 def by_name(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:

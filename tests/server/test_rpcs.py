@@ -16,6 +16,7 @@ from eventwire import _status
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
 from eventwire.server.app import Server
 from tests.bad_inputs import CASES, NOW_MS, BadInput
+from tests.conftest import refuse_inserts
 
 Analytics: TypeAlias = "analytics_pb2_grpc.AnalyticsServiceAsyncStub"
 Telemetry: TypeAlias = "telemetry_pb2_grpc.TelemetryServiceAsyncStub"
@@ -245,11 +246,7 @@ async def test_unexpected_store_failure_is_internal_without_leaking(
     analytics: Analytics, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A real failure inside the database: a trigger that aborts every insert.
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
-        conn.execute(
-            "CREATE TRIGGER boom BEFORE INSERT ON events "
-            "BEGIN SELECT RAISE(ABORT, 'secret internal detail'); END"
-        )
+    refuse_inserts(db_url, "secret internal detail")
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await analytics.TrackEvent(event(), metadata=(("x-request-id", "req-42"),))
     assert info.value.code() == grpc.StatusCode.INTERNAL
