@@ -317,26 +317,17 @@ def _raw_asgi_app(service: Any) -> Any:
 
 
 def serve_http(kind: str, port: int, db: str, synchronous: str) -> None:
-    import uvicorn
     import uvloop
+
+    module = _http_gateway_module()
 
     async def main() -> None:
         service = await _service(db, synchronous)
         if kind == "raw-asgi":
             app = _raw_asgi_app(service)
         else:
-            module = _http_gateway_module()
             app = (module._starlette_app if kind == "starlette" else module._fastapi_app)(service)
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            http="httptools",
-            lifespan="off",
-            access_log=False,
-            log_level="warning",
-        )
-        await uvicorn.Server(config).serve()
+        await module.serve_app(app, port)
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main())

@@ -152,24 +152,30 @@ def serve(kind: str, port: int, db: str) -> None:
             runner.run(serve_eventwire(config))
         return
 
-    import uvicorn
-
     async def main() -> None:
         service = await _service(db)
         app = _starlette_app(service) if kind == "starlette" else _fastapi_app(service)
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            http="httptools",
-            lifespan="off",
-            access_log=False,
-            log_level="warning",
-        )
-        await uvicorn.Server(config).serve()
+        await serve_app(app, port)
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main())
+
+
+async def serve_app(app: Any, port: int) -> None:
+    """``app`` on uvicorn as every HTTP contender runs (here and in bench/run.py):
+    httptools, no lifespan, no access log, so only the app differs."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+    )
+    await uvicorn.Server(config).serve()
 
 
 # -- load generation (parent process) -----------------------------------------------
