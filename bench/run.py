@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from http_gateway import WRK_SCRIPT
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -70,18 +71,6 @@ BATCH_GRPC = ("eventwire", "eventwire-sync", "grpc-aio", "grpc-sync")
 BATCH_HTTP = ("eventwire", "raw-asgi")
 TRACK = "/analytics.AnalyticsService/TrackEvent"
 HTTP_BODY = b'{"eventName":"page_view","userId":"user-42","properties":{"plan":"pro","src":"wrk"}}'
-
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.body = '%s'
-wrk.headers["Content-Type"] = "application/json"
-done = function(summary, latency, requests)
-  local errors = summary.errors.status + summary.errors.connect + summary.errors.read
-    + summary.errors.write + summary.errors.timeout
-  io.write(string.format("BENCH %%d %%d %%d %%d %%d\\n", summary.requests, errors,
-    latency:percentile(50), latency:percentile(99), summary.duration))
-end
-"""
 
 
 # -- tools ----------------------------------------------------------------------------
