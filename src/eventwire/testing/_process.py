@@ -21,6 +21,8 @@ class ServerProcess:
     target. Pass ``http_address=""`` to run without the HTTP gateway, and
     ``launcher`` to start it through another command (``["taskset", "-c", "0"]``
     pins every thread of the server, which pinning its pid later would not).
+    ``program`` replaces ``python -m eventwire`` (a benchmark's own entry point
+    that builds the server differently); ``serve`` and its arguments follow it.
     """
 
     def __init__(
@@ -30,9 +32,11 @@ class ServerProcess:
         http_address: str = "127.0.0.1:0",
         env: Mapping[str, str] | None = None,
         launcher: Sequence[str] = (),
+        program: Sequence[str] = (sys.executable, "-m", "eventwire"),
     ) -> None:
         self.args = list(args)
         self.launcher = list(launcher)
+        self.program = list(program)
         self.requested_address = address
         self.requested_http_address = http_address
         self.http_address = ""
@@ -51,9 +55,7 @@ class ServerProcess:
     def start(self, timeout: float = 20.0) -> ServerProcess:
         argv = [
             *self.launcher,
-            sys.executable,
-            "-m",
-            "eventwire",
+            *self.program,
             "serve",
             "--address",
             self.address or self.requested_address,
