@@ -61,6 +61,8 @@ from typing import Any
 import orjson
 from http_gateway import WRK_SCRIPT
 
+from eventwire.testing._process import log_line
+
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 PYTHON = sys.executable
@@ -192,10 +194,7 @@ def start_eventwire(
     def read() -> None:
         assert proc.stderr is not None
         for raw in proc.stderr:
-            try:
-                line = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                line = {"msg": raw.decode(errors="replace").rstrip()}
+            line = log_line(raw)
             server.logs.append(line)
             if line.get("msg") == "serving":
                 server.grpc = str(line["grpc_address"])

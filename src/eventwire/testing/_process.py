@@ -8,8 +8,19 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
+from typing import Any
 
 import orjson
+
+
+def log_line(raw: bytes) -> dict[str, Any]:
+    """One line of ``eventwire serve --log-format json``; a line that is not JSON
+    (a traceback printed before logging was set up) becomes its ``msg``."""
+    try:
+        line: dict[str, Any] = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {"msg": raw.decode(errors="replace").rstrip()}
+    return line
 
 
 class ServerProcess:
@@ -87,10 +98,7 @@ class ServerProcess:
     def _read(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stderr is not None  # noqa: S101 - Popen was given stderr=PIPE
         for raw in proc.stderr:
-            try:
-                line = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                line = {"msg": raw.decode(errors="replace").rstrip()}
+            line = log_line(raw)
             self.logs.append(line)
             if line.get("msg") == "serving" and not self._ready.is_set():
                 self.address = str(line["grpc_address"])
