@@ -164,7 +164,7 @@ def serve_eventwire_sync(port: int, db: str, synchronous: str, threads: int) -> 
     """eventwire's service and pipeline on a loop thread, behind grpcio's sync server."""
     import uvloop
 
-    from eventwire.server.errors import ServiceError
+    from eventwire._errors import ServiceError
 
     loop = uvloop.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True, name="pipeline-loop").start()
@@ -224,8 +224,8 @@ def serve_eventwire_sync(port: int, db: str, synchronous: str, threads: int) -> 
 
 
 async def _service(db: str, synchronous: str) -> Any:
-    from eventwire.server.pipeline import IngestPipeline
-    from eventwire.server.service import IngestService
+    from eventwire.ingest.pipeline import IngestPipeline
+    from eventwire.ingest.service import IngestService
     from eventwire.store import open_store
 
     store = open_store(f"sqlite:///{db}", sqlite_synchronous=synchronous)
@@ -247,7 +247,7 @@ def _http_gateway_module() -> Any:
 def _raw_asgi_app(service: Any) -> Any:
     """The fastest honest JSON endpoints: bare ASGI, orjson, rows built from dicts."""
     from eventwire._ids import uuid7
-    from eventwire.server.service import now_ms
+    from eventwire.ingest.service import now_ms
     from eventwire.store.base import EventRow
 
     pipeline = service._pipeline

@@ -16,8 +16,8 @@ import sys
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
-from eventwire.cli import main
-from eventwire.server import app
+from eventwire.runtime import server as app
+from eventwire.runtime.cli import main
 
 
 def _unexported(

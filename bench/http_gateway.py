@@ -53,8 +53,8 @@ RESULTS = Path(__file__).parent / "results"
 
 
 async def _service(db: str) -> Any:
-    from eventwire.server.pipeline import IngestPipeline
-    from eventwire.server.service import IngestService
+    from eventwire.ingest.pipeline import IngestPipeline
+    from eventwire.ingest.service import IngestService
     from eventwire.store import open_store
 
     store = open_store(f"sqlite:///{db}", sqlite_synchronous="normal")
@@ -72,8 +72,8 @@ def _starlette_app(service: Any) -> Any:
     from starlette.responses import Response
     from starlette.routing import Route
 
+    from eventwire._errors import ServiceError
     from eventwire.api import analytics_pb2
-    from eventwire.server.errors import ServiceError
 
     async def track(request: Request) -> Response:
         try:
@@ -102,8 +102,8 @@ def _fastapi_app(service: Any) -> Any:
     from google.protobuf import json_format
     from pydantic import BaseModel, ConfigDict, Field
 
+    from eventwire._errors import ServiceError
     from eventwire.api import analytics_pb2
-    from eventwire.server.errors import ServiceError
 
     class TrackEventBody(BaseModel):
         model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -139,7 +139,7 @@ def serve(kind: str, port: int, db: str) -> None:
 
     if kind == "eventwire":
         from eventwire.config import ServerConfig
-        from eventwire.server.app import serve as serve_eventwire
+        from eventwire.runtime.server import serve as serve_eventwire
 
         config = ServerConfig(
             address="127.0.0.1:0",

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from eventwire.api import analytics_pb2_grpc, telemetry_pb2_grpc
-from eventwire.server.app import Server
+from eventwire.runtime.server import Server
 from eventwire.testing import running_server
 
 # -- PostgreSQL ---------------------------------------------------------------------

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from eventwire.cli import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE
-from eventwire.server.app import Server
+from eventwire.runtime.cli import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE
+from eventwire.runtime.server import Server
 
 
 async def cli(*args: str) -> tuple[int, str, str]:

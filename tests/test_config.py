@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from eventwire import config
-from eventwire.cli import EXIT_USAGE, build_parser, main
+from eventwire.runtime.cli import EXIT_USAGE, build_parser, main
 
 
 def parse(argv: list[str], env: dict[str, str]) -> config.ServerConfig:

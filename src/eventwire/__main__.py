@@ -1,5 +1,5 @@
 import sys
 
-from eventwire.cli import main
+from eventwire.runtime.cli import main
 
 sys.exit(main())

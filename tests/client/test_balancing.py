@@ -13,7 +13,7 @@ import pytest
 
 import eventwire.client as ec
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
-from eventwire.server.app import Server
+from eventwire.runtime.server import Server
 from eventwire.testing import running_server
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import eventwire.client as ec
 from eventwire.api import analytics_pb2
-from eventwire.server.app import Server
+from eventwire.runtime.server import Server
 from eventwire.testing import running_server
 from tests.client.conftest import Factory
 

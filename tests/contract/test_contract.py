@@ -13,7 +13,7 @@ import pytest
 from google.protobuf import descriptor_pb2
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
-from eventwire.server.app import Server
+from eventwire.runtime.server import Server
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = Path(__file__).resolve().parent / "seeds"

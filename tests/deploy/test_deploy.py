@@ -25,7 +25,7 @@ from packaging.requirements import Requirement
 
 from eventwire import config
 from eventwire.config import ServerConfig
-from eventwire.server.app import LIVENESS
+from eventwire.runtime.server import LIVENESS
 from eventwire.store.postgres import PostgresStore
 from eventwire.testing import running_server
 

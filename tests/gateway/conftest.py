@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
-from eventwire.server.app import Server
+from eventwire.runtime.server import Server
 
 BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
 

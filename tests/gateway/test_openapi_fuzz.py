@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from eventwire.server.app import Server
+from eventwire.runtime.server import Server
 
 ST = Path(sys.executable).with_name("st")
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import httpx
 import pytest
 
-from eventwire.server.service import MAX_BATCH_EVENTS
+from eventwire.ingest.service import MAX_BATCH_EVENTS
 from eventwire.testing import running_server
 from tests.bad_inputs import NOW_MS
 from tests.conftest import refuse_inserts

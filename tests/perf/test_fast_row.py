@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventwire.api import analytics_pb2
-from eventwire.server.service import _fast_row
-from eventwire.server.validation import DEFAULT_LIMITS, MIN_TIMESTAMP_MS, Limits, validate_event
+from eventwire.ingest.service import _fast_row
+from eventwire.ingest.validation import DEFAULT_LIMITS, MIN_TIMESTAMP_MS, Limits, validate_event
 from tests.bad_inputs import CASES, NOW_MS
 
 TRICKY: list[dict[str, object]] = [

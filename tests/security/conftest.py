@@ -25,8 +25,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from eventwire.observability.logs import JsonFormatter
 from eventwire.observability.tracing import tracer_provider
-from eventwire.server.app import Server
-from eventwire.server.auth import hash_token
+from eventwire.runtime.server import Server
+from eventwire.security.auth import hash_token
 from eventwire.testing import running_server
 from eventwire.testing._process import ServerProcess
 

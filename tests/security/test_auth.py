@@ -19,8 +19,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
-from eventwire.server.app import Server
-from eventwire.server.auth import METHOD_SCOPES, Authenticator, TokenTable, hash_token
+from eventwire.frontends.grpc.auth import METHOD_SCOPES
+from eventwire.runtime.server import Server
+from eventwire.security.auth import Authenticator, TokenTable, hash_token
 from tests.security.conftest import (
     ACME,
     ACME_READER,

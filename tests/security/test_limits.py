@@ -14,11 +14,11 @@ import grpc
 import httpx
 import pytest
 
+from eventwire._errors import Overloaded
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.config import ServerConfig
-from eventwire.server.app import grpc_options
-from eventwire.server.errors import Overloaded
-from eventwire.server.limits import RateLimiter
+from eventwire.frontends.grpc.server import grpc_options
+from eventwire.security.limits import RateLimiter
 from eventwire.testing._abuse import RawH2
 from tests.security.conftest import ACME, GLOBEX, Leaks, bearer, traced_server
 

@@ -13,11 +13,11 @@ import grpc
 import httpx
 import pytest
 
-from eventwire import cli
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.client._credentials import channel_credentials, credentials
 from eventwire.config import ServerConfig
-from eventwire.server.app import Server
+from eventwire.runtime import cli
+from eventwire.runtime.server import Server
 from tests.security.conftest import ACME, Leaks, Pki, bearer, traced_server
 
 EVENT = analytics_pb2.TrackEventRequest(event_name="tls")

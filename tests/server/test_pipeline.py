@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from eventwire.server.errors import Unavailable
-from eventwire.server.pipeline import IngestPipeline
+from eventwire._errors import Unavailable
+from eventwire.ingest.pipeline import IngestPipeline
 from eventwire.store.base import AlertRow, CommitResult, EventRow
 from eventwire.store.sqlite import SQLiteStore
 

@@ -14,7 +14,7 @@ from google.protobuf import json_format
 
 from eventwire import _status
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
-from eventwire.server.app import Server
+from eventwire.runtime.server import Server
 from tests.bad_inputs import CASES, NOW_MS, BadInput
 from tests.conftest import refuse_inserts
 

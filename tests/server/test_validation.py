@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eventwire.api import analytics_pb2, telemetry_pb2
-from eventwire.server.validation import (
+from eventwire.ingest.validation import (
     DEFAULT_LIMITS,
     MIN_TIMESTAMP_MS,
     Limits,

@@ -108,7 +108,7 @@ def test_a_worker_that_dies_takes_the_server_down(tmp_path: Path) -> None:
 
 def test_auto_is_one_process_with_sqlite(tmp_path: Path) -> None:
     from eventwire.config import ServerConfig
-    from eventwire.server.workers import worker_count
+    from eventwire.runtime.supervisor import worker_count
 
     assert worker_count(ServerConfig(store=f"sqlite:///{tmp_path / 'a.db'}")) == 1
     assert worker_count(ServerConfig(store="postgresql://h/db")) == len(os.sched_getaffinity(0))

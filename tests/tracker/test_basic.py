@@ -22,7 +22,7 @@ from eventwire.client._tracker import (
     Tracker,
     TrackerConfig,
 )
-from eventwire.server.auth import hash_token
+from eventwire.security.auth import hash_token
 from eventwire.testing import FaultProxy, running_server
 from tests.tracker.conftest import stored_ids, until
 

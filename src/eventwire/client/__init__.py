@@ -54,6 +54,7 @@ from eventwire.client._exceptions import (
     UnavailableError,
     map_rpc_error,
 )
+from eventwire.client._metrics import ClientMetrics
 from eventwire.client._pipeline import TrackerStats
 from eventwire.client._policy import (
     DEFAULT_ANALYTICS_TIMEOUT,
@@ -73,7 +74,6 @@ from eventwire.client._tracker import (
     Tracker,
     TrackerConfig,
 )
-from eventwire.observability.client_metrics import ClientMetrics
 
 __all__ = [
     "DEFAULT_ANALYTICS_TIMEOUT",

@@ -14,6 +14,7 @@ from opentelemetry.trace import TracerProvider
 from eventwire.client._breaker import CircuitBreaker
 from eventwire.client._core import Resilience, RetryEvent
 from eventwire.client._interceptors import aio_interceptors, sync_interceptors
+from eventwire.client._metrics import ClientMetrics
 from eventwire.client._policy import (
     CircuitBreakerPolicy,
     HedgingPolicy,
@@ -21,7 +22,6 @@ from eventwire.client._policy import (
     ThrottlePolicy,
 )
 from eventwire.client._throttle import RetryThrottle
-from eventwire.observability.client_metrics import ClientMetrics
 
 __all__ = ["channel_options", "resilient_channel", "resilient_sync_channel", "targets"]
 

@@ -33,6 +33,7 @@ from eventwire.client._interceptors import (
     SyncStreamUnaryInterceptor,
     SyncUnaryUnaryInterceptor,
 )
+from eventwire.client._metrics import ClientMetrics
 from eventwire.client._policy import (
     DEFAULT_ANALYTICS_TIMEOUT,
     DEFAULT_TELEMETRY_TIMEOUT,
@@ -42,7 +43,6 @@ from eventwire.client._policy import (
     ThrottlePolicy,
 )
 from eventwire.client._throttle import RetryThrottle
-from eventwire.observability.client_metrics import ClientMetrics
 
 __all__ = ["AnalyticsClient", "SyncAnalyticsClient", "SyncTelemetryClient", "TelemetryClient"]
 

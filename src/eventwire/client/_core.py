@@ -28,6 +28,7 @@ from eventwire.client._exceptions import (
     map_rpc_error,
     parse_pushback,
 )
+from eventwire.client._metrics import ClientMetrics
 from eventwire.client._policy import (
     CircuitBreakerPolicy,
     HedgingPolicy,
@@ -35,7 +36,6 @@ from eventwire.client._policy import (
     ThrottlePolicy,
 )
 from eventwire.client._throttle import RetryThrottle
-from eventwire.observability.client_metrics import ClientMetrics
 from eventwire.observability.tracing import TRACER_NAME, inject
 
 __all__ = ["CallPlan", "HedgeState", "Resilience", "RetryEvent"]

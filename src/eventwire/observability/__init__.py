@@ -1,1 +1,1 @@
-"""Logging, metrics and tracing wiring."""
+"""Logging, metrics and tracing wiring; imports nothing of eventwire but configuration."""

@@ -10,7 +10,7 @@ from typing import Any
 from opentelemetry.sdk.trace import TracerProvider
 
 from eventwire.config import ServerConfig
-from eventwire.server.app import Server
+from eventwire.runtime.server import Server
 
 
 @asynccontextmanager

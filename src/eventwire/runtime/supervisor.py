@@ -21,8 +21,9 @@ group-commits on its own; they queue for the lock). Measured on 2 cores
 (1.02x) and unary calls 1.2x faster, below what a second process costs in
 memory and complexity; so ``--workers 0`` ("auto", the default) means one
 worker per core with PostgreSQL and one process with SQLite. The supervisor
-applies migrations once, before the workers start, so they never race to
-migrate.
+applies migrations once (the ``prepare`` step the composition root passes),
+before the workers start, so they never race to migrate. It knows nothing of
+gRPC: each worker runs the target callable it is given.
 
 Shutdown: SIGTERM or SIGINT to the supervisor is forwarded to every worker as
 SIGTERM; each drains as a single server does (health NOT_SERVING, in-flight
@@ -34,7 +35,6 @@ Kubernetes restarts the whole server rather than it running short-handed.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import dataclasses
@@ -44,6 +44,7 @@ import multiprocessing.connection
 import os
 import signal
 import socket
+from collections.abc import Callable
 from types import FrameType
 
 from eventwire.config import ServerConfig
@@ -93,28 +94,6 @@ def worker_config(config: ServerConfig, index: int) -> ServerConfig:
     return dataclasses.replace(config, metrics_address=metrics)
 
 
-def _migrate(config: ServerConfig) -> int:
-    """Open the store once (applying migrations); 0, or the exit code a lone server gives."""
-    from eventwire.store import StoreUnavailable, open_store
-
-    try:
-        store = open_store(config.store, sqlite_synchronous=config.sqlite_synchronous)
-    except ValueError as exc:
-        log.critical("invalid configuration: %s", exc)
-        return 2
-
-    async def once() -> None:
-        await store.open()
-        await store.close()
-
-    try:
-        asyncio.run(once())
-    except StoreUnavailable as exc:
-        log.critical("cannot open storage: %s", exc)
-        return 1
-    return 0
-
-
 def _die_with(supervisor: int) -> None:
     """Have the kernel SIGTERM this worker when the supervisor dies, however it dies.
 
@@ -130,21 +109,31 @@ def _die_with(supervisor: int) -> None:
         raise SystemExit(1)
 
 
-def _worker(config: ServerConfig, index: int, supervisor: int) -> None:
+Target = Callable[[ServerConfig], int]
+"""What a worker runs: serve with this configuration until SIGTERM; the exit code."""
+
+
+def _worker(config: ServerConfig, index: int, supervisor: int, target: Target) -> None:
     from eventwire.observability import logs
-    from eventwire.server import app
 
     _die_with(supervisor)
     logs.configure(config.log_level, config.log_format)
     # The supervisor forwards SIGINT as SIGTERM; a terminal's Ctrl-C reaches the
     # whole process group as well, and either one means "drain".
-    code = app.run_one(config)
+    code = target(config)
     log.info("worker %d exited with %d", index, code)
     raise SystemExit(code)
 
 
-def supervise(config: ServerConfig, count: int) -> int:
-    """Run ``count`` workers until SIGTERM/SIGINT, then drain them all; the exit code."""
+def supervise(
+    config: ServerConfig, count: int, target: Target, prepare: Target | None = None
+) -> int:
+    """Run ``count`` workers until SIGTERM/SIGINT, then drain them all; the exit code.
+
+    ``target`` runs in each worker process (it must be picklable: a module-level
+    function); ``prepare`` runs once here before any worker starts, and a
+    non-zero result from it is the exit code, with no worker started.
+    """
     reserved: list[socket.socket] = []
     try:
         address, held = _reserve(config.address)
@@ -160,13 +149,15 @@ def supervise(config: ServerConfig, count: int) -> int:
         log.critical("cannot listen: %s", exc)
         return 1
     try:
-        return _migrate(shared) or _run_workers(shared, count)
+        return (prepare(shared) if prepare is not None else 0) or _run_workers(
+            shared, count, target
+        )
     finally:
         for sock in reserved:
             sock.close()
 
 
-def _run_workers(config: ServerConfig, count: int) -> int:
+def _run_workers(config: ServerConfig, count: int, target: Target) -> int:
     context = multiprocessing.get_context("spawn")  # no fork after grpc has threads
     processes: list[multiprocessing.process.BaseProcess] = []
     stopping = False
@@ -197,7 +188,7 @@ def _run_workers(config: ServerConfig, count: int) -> int:
                 break
             process = context.Process(
                 target=_worker,
-                args=(worker_config(config, index), index, os.getpid()),
+                args=(worker_config(config, index), index, os.getpid(), target),
                 name=f"eventwire-worker-{index}",
             )
             process.start()

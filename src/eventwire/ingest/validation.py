@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from eventwire._errors import FieldViolation
 from eventwire.api import analytics_pb2, telemetry_pb2
-from eventwire.server.errors import FieldViolation
 
 MIN_TIMESTAMP_MS: Final = 946_684_800_000
 """2000-01-01T00:00:00Z in epoch milliseconds: anything earlier is taken for a unit mistake."""

@@ -22,8 +22,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, Tracer
 
+from eventwire._errors import Overloaded, ServiceError, Unavailable
 from eventwire.observability.metrics import ServerMetrics
-from eventwire.server.errors import Overloaded, ServiceError, Unavailable
 from eventwire.store.base import AlertRow, CommitResult, EventRow, Store, StoreUnavailable
 
 log = logging.getLogger("eventwire.pipeline")

@@ -14,10 +14,13 @@ import contextlib
 import logging
 import math
 import socket
+import ssl
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import uvicorn
+
+from eventwire.security.tls import ServerTls
 
 log = logging.getLogger("eventwire.gateway")
 
@@ -135,3 +138,12 @@ class HttpGateway:
             self._server.config.timeout_graceful_shutdown = max(1, math.ceil(grace))
         self._server.should_exit = True
         await self._task
+
+
+def uvicorn_tls_options(tls: ServerTls) -> dict[str, Any]:
+    """uvicorn.Config keyword arguments serving ``tls``'s certificate (and mTLS)."""
+    options: dict[str, Any] = {"ssl_certfile": tls.cert_file, "ssl_keyfile": tls.key_file}
+    if tls.client_ca_file:
+        options["ssl_ca_certs"] = tls.client_ca_file
+        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+    return options

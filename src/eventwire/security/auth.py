@@ -22,18 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import inspect
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Final
 
-import grpc
-
-from eventwire.server._handlers import rebuild
+from eventwire._errors import PermissionDenied, Unauthenticated
 
 DEFAULT_TENANT: Final = ""
 """The one tenant every caller shares when authentication is off."""
@@ -41,17 +37,6 @@ DEFAULT_TENANT: Final = ""
 WRITE: Final = "write"
 READ: Final = "read"
 SCOPES: Final = frozenset({WRITE, READ})
-
-METHOD_SCOPES: Final[Mapping[str, str]] = {
-    "/analytics.AnalyticsService/TrackEvent": WRITE,
-    "/analytics.AnalyticsService/StreamEvents": WRITE,
-    "/analytics.AnalyticsService/TrackEvents": WRITE,
-    "/analytics.AnalyticsService/IngestEvents": WRITE,
-    "/analytics.AnalyticsService/CountEvents": READ,
-    "/telemetry.TelemetryService/ReportAlert": WRITE,
-    "/telemetry.TelemetryService/GetAlert": READ,
-}
-"""The scope each RPC needs. A method of a protected service missing here is refused."""
 
 _TENANT: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _HASH: Final = re.compile(r"[0-9a-f]{64}")
@@ -83,15 +68,6 @@ def hash_token(token: str) -> str:
 def new_token() -> str:
     """A fresh random token: 256 bits, URL-safe, fit for a header."""
     return secrets.token_urlsafe(32)
-
-
-class AuthError(Exception):
-    """A request refused for its credentials; the message names no secret."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,118 +140,20 @@ class Authenticator:
         return len(table.entries)
 
     def authenticate(self, authorization: str | None) -> Caller:
-        """The caller behind an ``authorization`` header value; raise :class:`AuthError`."""
+        """The caller behind an ``authorization`` header value; raise :class:`Unauthenticated`."""
         if not authorization:
-            raise AuthError(
-                grpc.StatusCode.UNAUTHENTICATED, "missing credentials: send 'Bearer TOKEN'"
-            )
+            raise Unauthenticated("missing credentials: send 'Bearer TOKEN'")
         match = _BEARER.fullmatch(authorization)
         if match is None:
-            raise AuthError(
-                grpc.StatusCode.UNAUTHENTICATED, "malformed authorization: expected 'Bearer TOKEN'"
-            )
+            raise Unauthenticated("malformed authorization: expected 'Bearer TOKEN'")
         caller = self._table.lookup(match.group(1))
         if caller is None:
-            raise AuthError(grpc.StatusCode.UNAUTHENTICATED, "invalid credentials")
+            raise Unauthenticated("invalid credentials")
         return caller
 
     def authorize(self, authorization: str | None, scope: str | None) -> Caller:
         """:meth:`authenticate`, then check ``scope`` (None: any valid token will do)."""
         caller = self.authenticate(authorization)
         if scope is not None and scope not in caller.scopes:
-            raise AuthError(
-                grpc.StatusCode.PERMISSION_DENIED, f"these credentials lack the {scope!r} scope"
-            )
+            raise PermissionDenied(f"these credentials lack the {scope!r} scope")
         return caller
-
-
-def _authorization(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
-    values = [v for k, v in metadata or () if k == "authorization"]
-    if len(values) != 1 or not isinstance(values[0], str):
-        # Two authorization entries are ambiguous; refusing is the only safe reading.
-        return "" if values else None
-    return values[0]
-
-
-TReq = TypeVar("TReq")
-TResp = TypeVar("TResp")
-Context = grpc.aio.ServicerContext[Any, Any]
-
-
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Authenticates every RPC except those of ``open_services`` (health probes).
-
-    A refused call gets a handler of the same shape that only aborts, so the
-    servicer never runs; an accepted one runs with :data:`CALLER` set.
-    Methods of ``protected_services`` need the scope :data:`METHOD_SCOPES`
-    names; any other service (reflection) needs a valid token of any scope.
-    """
-
-    def __init__(
-        self,
-        authenticator: Authenticator,
-        *,
-        protected_services: Collection[str],
-        open_services: Collection[str],
-    ) -> None:
-        self._auth = authenticator
-        self._protected = frozenset(protected_services)
-        self._open = frozenset(open_services)
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[TReq, TResp] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[TReq, TResp] | None:
-        handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method
-        service = method[1:].rpartition("/")[0]
-        if handler is None or service in self._open:
-            return handler
-        scope = METHOD_SCOPES.get(method)
-        if scope is None and service in self._protected:
-            # A new RPC nobody gave a scope to is refused, not left open.
-            denied = AuthError(grpc.StatusCode.PERMISSION_DENIED, "method not allowed")
-            return rebuild(handler, _refuse(denied))
-        try:
-            caller = self._auth.authorize(
-                _authorization(handler_call_details.invocation_metadata), scope
-            )
-        except AuthError as err:
-            return rebuild(handler, _refuse(err))
-        return rebuild(handler, lambda behavior: _as_caller(behavior, caller))
-
-
-def _refuse(err: AuthError) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def make(behavior: Callable[..., Any]) -> Callable[..., Any]:
-        async def refuse(request: Any, context: Context) -> None:
-            await context.abort(err.code, err.message)
-
-        return refuse
-
-    return make
-
-
-def _as_caller(behavior: Callable[..., Any], caller: Caller) -> Callable[..., Any]:
-    if inspect.isasyncgenfunction(behavior):
-
-        async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
-            token = CALLER.set(caller)
-            try:
-                async for item in behavior(request, context):
-                    yield item
-            finally:
-                CALLER.reset(token)
-
-        return streaming
-
-    async def call(request: Any, context: Context) -> Any:
-        token = CALLER.set(caller)
-        try:
-            return await behavior(request, context)
-        finally:
-            CALLER.reset(token)
-
-    return call

@@ -17,29 +17,28 @@ import math
 from collections.abc import Sequence
 from typing import Any, Final
 
-import grpc
 import orjson
 
-from eventwire.server.errors import FieldViolation, InvalidArgument, Overloaded, ServiceError
+from eventwire._errors import Code, FieldViolation, InvalidArgument, Overloaded, ServiceError
 
-HTTP_STATUS: Final[dict[grpc.StatusCode, int]] = {
-    grpc.StatusCode.OK: 200,
-    grpc.StatusCode.CANCELLED: 499,
-    grpc.StatusCode.UNKNOWN: 500,
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.FAILED_PRECONDITION: 400,
-    grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.OUT_OF_RANGE: 400,
-    grpc.StatusCode.UNIMPLEMENTED: 501,
-    grpc.StatusCode.INTERNAL: 500,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DATA_LOSS: 500,
+HTTP_STATUS: Final[dict[Code, int]] = {
+    Code.OK: 200,
+    Code.CANCELLED: 499,
+    Code.UNKNOWN: 500,
+    Code.INVALID_ARGUMENT: 400,
+    Code.DEADLINE_EXCEEDED: 504,
+    Code.NOT_FOUND: 404,
+    Code.ALREADY_EXISTS: 409,
+    Code.PERMISSION_DENIED: 403,
+    Code.UNAUTHENTICATED: 401,
+    Code.RESOURCE_EXHAUSTED: 429,
+    Code.FAILED_PRECONDITION: 400,
+    Code.ABORTED: 409,
+    Code.OUT_OF_RANGE: 400,
+    Code.UNIMPLEMENTED: 501,
+    Code.INTERNAL: 500,
+    Code.UNAVAILABLE: 503,
+    Code.DATA_LOSS: 500,
 }
 
 BAD_REQUEST_TYPE: Final = "type.googleapis.com/google.rpc.BadRequest"
@@ -54,7 +53,7 @@ class HttpError(Exception):
         http_status: int,
         message: str,
         *,
-        code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT,
+        code: Code = Code.INVALID_ARGUMENT,
         violations: Sequence[FieldViolation] = (),
         headers: Sequence[tuple[bytes, bytes]] = (),
         retry_after_ms: int | None = None,
@@ -76,7 +75,7 @@ def violations_json(violations: Sequence[FieldViolation]) -> list[dict[str, str]
 
 
 def status_body(
-    code: grpc.StatusCode,
+    code: Code,
     message: str,
     violations: Sequence[FieldViolation] = (),
     retry_after_ms: int | None = None,
@@ -87,7 +86,7 @@ def status_body(
     if retry_after_ms is not None:
         # google.protobuf.Duration's JSON form: decimal seconds with an "s" suffix.
         details.append({"@type": RETRY_INFO_TYPE, "retryDelay": f"{retry_after_ms / 1000:.3f}s"})
-    body: dict[str, Any] = {"code": code.value[0], "message": message, "details": details}
+    body: dict[str, Any] = {"code": int(code), "message": message, "details": details}
     return orjson.dumps(body)
 
 

@@ -1,76 +1,29 @@
-"""What a request may cost: request decoding that cannot crash a call, per-tenant rate limits.
+"""Request decoding that cannot crash a call, and rate limits charged on the way in.
 
 grpcio decodes request messages itself and reports a body that does not parse
 as ``UNKNOWN``, with the parser's exception text. :class:`RequestGuard` takes
 decoding over for every service, so garbage gets ``INVALID_ARGUMENT`` and a
 fixed message instead, and charges each decoded message to its tenant's
-:class:`RateLimiter` bucket on the way in.
+:class:`~eventwire.security.limits.RateLimiter` bucket on the way in.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 import grpc
 
-from eventwire.api import analytics_pb2
-from eventwire.server._handlers import HandlerCache, rebuild
-from eventwire.server.auth import current_tenant
-from eventwire.server.errors import FieldViolation, InvalidArgument, Overloaded, ServiceError
-from eventwire.server.grpc_api import abort
+from eventwire._errors import FieldViolation, InvalidArgument, ServiceError
+from eventwire.frontends.grpc._handlers import HandlerCache, rebuild
+from eventwire.frontends.grpc.status import abort
+from eventwire.security.auth import current_tenant
+from eventwire.security.limits import RateLimiter, cost_of
 
 TReq = TypeVar("TReq")
 TResp = TypeVar("TResp")
 Context = grpc.aio.ServicerContext[Any, Any]
-
-
-class RateLimiter:
-    """One token bucket per tenant, refilled at ``rate`` per second up to ``burst``.
-
-    A request is admitted when its tenant's bucket holds its cost (or, for a
-    request costing more than ``burst``, when the bucket is full); the whole
-    cost is then taken, which may leave the bucket in debt. So a large batch is
-    never refused forever, and its tenant pays for it afterwards. Buckets exist
-    only for tenants in the token file (or the one shared tenant), so their
-    number is bounded.
-    """
-
-    def __init__(
-        self, rate: float, burst: float = 0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
-        self.burst = burst or max(1.0, rate)
-        self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def charge(self, tenant: str, cost: int) -> None:
-        """Take ``cost`` from ``tenant``'s bucket or raise :class:`Overloaded`."""
-        now = self._clock()
-        level, at = self._buckets.get(tenant, (self.burst, now))
-        level = min(self.burst, level + (now - at) * self.rate)
-        need = min(float(cost), self.burst)
-        if level < need:
-            self._buckets[tenant] = (level, now)
-            wait_ms = max(1, math.ceil((need - level) / self.rate * 1000))
-            raise Overloaded(
-                f"rate limit of {self.rate:g} per second for this tenant exceeded; "
-                f"retry in {wait_ms} ms",
-                wait_ms,
-            )
-        self._buckets[tenant] = (level - cost, now)
-
-
-def cost_of(message: object) -> int:
-    """What a request message costs: one per event it carries, at least one."""
-    if isinstance(message, analytics_pb2.EventBatch):
-        return max(1, len(message.events))
-    return 1
 
 
 def _type_name(decode: Callable[[bytes], Any]) -> str:

@@ -2,7 +2,7 @@
 
 Each route decodes JSON into the same protobuf request the gRPC servicers get
 (``google.protobuf.json_format``, unknown fields refused), calls the same
-:class:`~eventwire.server.service.IngestService` method, and renders the reply
+:class:`~eventwire.ingest.service.IngestService` method, and renders the reply
 with the proto3 JSON mapping. No business rule lives here.
 
 It is raw ASGI rather than a framework because the framework was measured to
@@ -18,32 +18,30 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl
 
-import grpc
 import orjson
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
+from eventwire._errors import Code, FieldViolation, ServiceError
 from eventwire.api import analytics_pb2, telemetry_pb2
-from eventwire.gateway._errors import HTTP_STATUS, HttpError, from_service_error, status_body
-from eventwire.gateway.openapi import openapi_document
+from eventwire.frontends.http.errors import HTTP_STATUS, HttpError, from_service_error, status_body
+from eventwire.frontends.http.openapi import openapi_document
+from eventwire.ingest.service import IngestService
 from eventwire.observability.logs import REQUEST_ID, new_request_id
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import extract
-from eventwire.server.auth import (
+from eventwire.security.auth import (
     CALLER,
     DEFAULT_TENANT,
     READ,
     SCOPES,
     WRITE,
     Authenticator,
-    AuthError,
     Caller,
     current_tenant,
 )
-from eventwire.server.errors import FieldViolation, ServiceError
-from eventwire.server.limits import RateLimiter
-from eventwire.server.service import IngestService
+from eventwire.security.limits import RateLimiter
 
 log = logging.getLogger("eventwire.gateway")
 
@@ -257,14 +255,14 @@ class GatewayApp:
             if path.startswith(_ALERTS) and "/" not in path[len(_ALERTS) :]:
                 methods = self._alert_route
             else:
-                raise HttpError(404, f"no route for {path}", code=grpc.StatusCode.NOT_FOUND)
+                raise HttpError(404, f"no route for {path}", code=Code.NOT_FOUND)
         handler = methods.get(scope["method"])
         if handler is None:
             allowed = ", ".join(sorted(methods))
             raise HttpError(
                 405,
                 f"{path} supports {allowed}, not {scope['method']}",
-                code=grpc.StatusCode.UNIMPLEMENTED,
+                code=Code.UNIMPLEMENTED,
                 headers=[(b"allow", allowed.encode())],
             )
         if path in _OPEN:
@@ -283,8 +281,8 @@ class GatewayApp:
         authorization = values[0].decode("latin-1") if len(values) == 1 else "" if values else None
         try:
             return self._auth.authorize(authorization, READ if scope["method"] == "GET" else WRITE)
-        except AuthError as err:
-            unauthenticated = err.code == grpc.StatusCode.UNAUTHENTICATED
+        except ServiceError as err:
+            unauthenticated = err.code == Code.UNAUTHENTICATED
             raise HttpError(
                 HTTP_STATUS[err.code],
                 err.message,
@@ -305,7 +303,7 @@ class GatewayApp:
             exc_info=exc,
             extra={"request_id": request_id},
         )
-        body = status_body(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
+        body = status_body(Code.INTERNAL, f"internal error (request id {request_id})")
         return _Reply(500, body, [(b"x-request-id", request_id.encode())])
 
     # -- request bodies --------------------------------------------------------------

@@ -14,12 +14,11 @@ from typing import Final, TypeVar
 
 import orjson
 
+from eventwire._errors import FieldViolation, InvalidArgument, NotFound, Unavailable
 from eventwire._ids import random_id, uuid7
 from eventwire.api import analytics_pb2, telemetry_pb2
-from eventwire.observability.metrics import ServerMetrics
-from eventwire.server.errors import FieldViolation, InvalidArgument, NotFound, Unavailable
-from eventwire.server.pipeline import IngestPipeline
-from eventwire.server.validation import (
+from eventwire.ingest.pipeline import IngestPipeline
+from eventwire.ingest.validation import (
     DEFAULT_LIMITS,
     MIN_TIMESTAMP_MS,
     Limits,
@@ -28,6 +27,7 @@ from eventwire.server.validation import (
     validate_event,
     validate_tracking_id,
 )
+from eventwire.observability.metrics import ServerMetrics
 from eventwire.store.base import AlertRow, EventQuery, EventRow, Store, StoreUnavailable
 
 T = TypeVar("T")

@@ -1,13 +1,15 @@
-"""TLS material for both front doors, read once from the files the config names."""
+"""TLS material for both front doors, read once from the files the config names.
+
+Each front door turns it into its own credentials (grpcio's, uvicorn's); here it
+is only read and checked, so a bad file is refused at start with a message that
+names it.
+"""
 
 from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import grpc
 
 from eventwire.config import ServerConfig
 
@@ -48,13 +50,6 @@ class ServerTls:
         tls.ssl_context()
         return tls
 
-    def grpc_credentials(self) -> grpc.ServerCredentials:
-        return grpc.ssl_server_credentials(
-            [(self.key, self.cert)],
-            root_certificates=self.client_ca,
-            require_client_auth=self.client_ca is not None,
-        )
-
     def ssl_context(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -66,14 +61,3 @@ class ServerTls:
         except (OSError, ssl.SSLError) as exc:
             raise ValueError(f"unusable TLS certificate, key or CA: {exc}") from None
         return context
-
-    def uvicorn_options(self) -> dict[str, Any]:
-        """uvicorn.Config keyword arguments serving the same certificate (and mTLS)."""
-        options: dict[str, Any] = {
-            "ssl_certfile": self.cert_file,
-            "ssl_keyfile": self.key_file,
-        }
-        if self.client_ca_file:
-            options["ssl_ca_certs"] = self.client_ca_file
-            options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
-        return options

@@ -1,80 +1,18 @@
-"""gRPC servicers: decode, call the service layer, map errors to status. Nothing else.
-
-Unexpected exceptions never reach grpcio (which would send their text to the
-client as UNKNOWN): they become INTERNAL with a generic message and a request
-id, and are logged with that id.
-"""
+"""gRPC servicers: decode, call the service layer, map errors to status. Nothing else."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable
-from typing import NoReturn, TypeVar
+from collections.abc import AsyncIterator
 
 import grpc
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
 
+from eventwire._errors import FieldViolation, InvalidArgument, ServiceError
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
-from eventwire.observability.logs import REQUEST_ID
-from eventwire.server.auth import current_tenant
-from eventwire.server.errors import FieldViolation, InvalidArgument, Overloaded, ServiceError
-from eventwire.server.service import IngestService
+from eventwire.frontends.grpc.status import guarded
+from eventwire.ingest.service import IngestService
+from eventwire.security.auth import current_tenant
 from eventwire.store.base import EventRow
-
-log = logging.getLogger("eventwire.server")
-
-T = TypeVar("T")
-
-
-def _details(err: InvalidArgument) -> bytes:
-    bad_request = error_details_pb2.BadRequest(
-        field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in err.violations
-        ]
-    )
-    detail = any_pb2.Any()
-    detail.Pack(bad_request)
-    status = status_pb2.Status(code=err.code.value[0], message=err.message, details=[detail])
-    encoded: bytes = status.SerializeToString()
-    return encoded
-
-
-async def abort(context: grpc.aio.ServicerContext[object, object], err: ServiceError) -> NoReturn:
-    metadata: list[tuple[str, str | bytes]] = []
-    if isinstance(err, InvalidArgument):
-        metadata.append(("grpc-status-details-bin", _details(err)))
-    elif isinstance(err, Overloaded):
-        metadata.append(("grpc-retry-pushback-ms", str(err.retry_after_ms)))
-    await context.abort(err.code, err.message, trailing_metadata=tuple(metadata))
-
-
-async def guarded(context: grpc.aio.ServicerContext[object, object], work: Awaitable[T]) -> T:
-    try:
-        return await work
-    except ServiceError as err:
-        if type(err) is ServiceError:  # a bare ServiceError is an internal failure
-            await _internal(context, err)
-        await abort(context, err)
-    except grpc.aio.AbortError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the last line of defence; logged, not leaked
-        await _internal(context, exc)
-
-
-async def _internal(context: grpc.aio.ServicerContext[object, object], exc: Exception) -> NoReturn:
-    # Set by the observability interceptor for every RPC of our services.
-    request_id = REQUEST_ID.get() or uuid.uuid4().hex[:16]
-    log.error(
-        "unexpected error in %s",
-        context.peer(),
-        exc_info=exc,
-        extra={"request_id": request_id},
-    )
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
 
 
 async def _confirm_peer(context: grpc.aio.ServicerContext[object, object]) -> None:

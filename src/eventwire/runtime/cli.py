@@ -222,7 +222,7 @@ def _run_client(args: argparse.Namespace) -> int:
 
 
 def _hash_token(args: argparse.Namespace) -> int:
-    from eventwire.server.auth import SCOPES, hash_token, new_token
+    from eventwire.security.auth import SCOPES, hash_token, new_token
 
     if args.generate:
         token = new_token()
@@ -265,7 +265,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if args.command == "serve":
         from eventwire import config
         from eventwire.observability import logs
-        from eventwire.server import app
+        from eventwire.runtime import server as app
 
         try:
             server_config = config.from_namespace(args)

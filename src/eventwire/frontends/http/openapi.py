@@ -16,8 +16,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from eventwire import __version__ as _version
 from eventwire.api import analytics_pb2, telemetry_pb2
-from eventwire.server.service import MAX_BATCH_EVENTS
-from eventwire.server.validation import DEFAULT_LIMITS, MIN_TIMESTAMP_MS
+from eventwire.ingest.service import MAX_BATCH_EVENTS
+from eventwire.ingest.validation import DEFAULT_LIMITS, MIN_TIMESTAMP_MS
 
 _INT64_TYPES: Final = frozenset(
     {

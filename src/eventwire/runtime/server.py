@@ -16,23 +16,21 @@ import signal
 from typing import Final
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import make_asgi_app
 
-from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
+from eventwire._rpc import SERVICE_NAMES
 from eventwire.config import ServerConfig
-from eventwire.gateway import GatewayApp, HttpGateway
+from eventwire.frontends.grpc.server import build_grpc_server
+from eventwire.frontends.http import GatewayApp, HttpGateway, uvicorn_tls_options
+from eventwire.ingest.pipeline import IngestPipeline
+from eventwire.ingest.service import IngestService
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import TRACER_NAME, tracer_provider
-from eventwire.server.auth import Authenticator, AuthInterceptor
-from eventwire.server.grpc_api import AnalyticsServicer, TelemetryServicer
-from eventwire.server.interceptors import ObservabilityInterceptor
-from eventwire.server.limits import RateLimiter, RequestGuard
-from eventwire.server.pipeline import IngestPipeline
-from eventwire.server.service import IngestService
-from eventwire.server.tls import ServerTls
+from eventwire.security.auth import Authenticator
+from eventwire.security.limits import RateLimiter
+from eventwire.security.tls import ServerTls
 from eventwire.store import Store, StoreUnavailable, open_store
 
 log = logging.getLogger("eventwire.server")
@@ -41,57 +39,6 @@ LIVENESS: Final = "liveness"
 """A health service name that is SERVING while the process serves at all, whatever
 storage does: a liveness probe on it restarts a wedged process, never one that
 merely waits for its database (restarting cannot fix that)."""
-
-SERVICE_NAMES: Final = (
-    analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
-    telemetry_pb2.DESCRIPTOR.services_by_name["TelemetryService"].full_name,
-)
-
-
-_INT32_MAX: Final = 2**31 - 1
-
-
-def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
-    options = [
-        # Two servers must never silently share a port; --workers opts in explicitly.
-        ("grpc.so_reuseport", 1 if config.workers > 1 else 0),
-        ("grpc.max_receive_message_length", config.max_receive_message_bytes),
-        ("grpc.max_send_message_length", config.max_receive_message_bytes),
-        # Find and drop dead peers (half-open TCP) instead of holding their streams.
-        ("grpc.keepalive_time_ms", int(config.keepalive_time * 1000)),
-        ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout * 1000)),
-        ("grpc.keepalive_permit_without_calls", 1),
-        # grpcio's default refuses client pings more often than every 5 minutes
-        # (too_many_pings); clients commonly ping every 10-30 s.
-        (
-            "grpc.http2.min_ping_interval_without_data_ms",
-            int(config.min_client_ping_interval * 1000),
-        ),
-        (
-            "grpc.http2.min_recv_ping_interval_without_data_ms",
-            int(config.min_client_ping_interval * 1000),
-        ),
-        ("grpc.http2.max_ping_strikes", 2),
-        # Bounds what one connection can make the server hold at once.
-        ("grpc.max_concurrent_streams", config.max_concurrent_streams),
-        # Soft and hard limit alike: grpcio refuses a random share of requests
-        # between the two, which would make the limit flaky to hit.
-        ("grpc.max_metadata_size", config.max_metadata_bytes),
-        ("grpc.absolute_max_metadata_size", config.max_metadata_bytes),
-    ]
-    # grpcio's own defaults (no age or idle limit, 120 s handshakes, unlimited
-    # connections) apply where a flag is 0.
-    for name, seconds in (
-        ("grpc.max_connection_age_ms", config.max_connection_age),
-        ("grpc.max_connection_age_grace_ms", config.max_connection_age_grace),
-        ("grpc.max_connection_idle_ms", config.max_connection_idle),
-        ("grpc.server_handshake_timeout_ms", config.handshake_timeout),
-    ):
-        if seconds:
-            options.append((name, min(_INT32_MAX, max(1, int(seconds * 1000)))))
-    if config.max_connections:
-        options.append(("grpc.max_allowed_incoming_connections", config.max_connections))
-    return options
 
 
 class Server:
@@ -155,7 +102,7 @@ class Server:
                 self._gateway = HttpGateway(
                     self.config.http_address,
                     grace=self.config.grace,
-                    tls=None if self._tls is None else self._tls.uvicorn_options(),
+                    tls=None if self._tls is None else uvicorn_tls_options(self._tls),
                 )
                 listeners.append(self._gateway)
                 self._gateway.reuse_port = self.config.workers > 1
@@ -176,44 +123,16 @@ class Server:
         await self.store.open()
         self._pipeline.start()
         service = IngestService(self._pipeline, self.store, metrics=self.metrics)
-        interceptors: list[grpc.aio.ServerInterceptor] = [
-            ObservabilityInterceptor(self.metrics, self._tracer, SERVICE_NAMES)
-        ]
-        if self.auth is not None:
-            # Health stays open for probes; reflection needs a valid token.
-            interceptors.append(
-                AuthInterceptor(
-                    self.auth,
-                    protected_services=SERVICE_NAMES,
-                    open_services=(health.SERVICE_NAME,),
-                )
-            )
-        interceptors.append(RequestGuard(self._limiter, SERVICE_NAMES))
-        server = grpc.aio.server(
-            interceptors=interceptors,
-            options=grpc_options(self.config),
-            maximum_concurrent_rpcs=self.config.max_concurrent_rpcs or None,
+        server, self.port = build_grpc_server(
+            self.config,
+            service,
+            health_servicer=self._health,
+            metrics=self.metrics,
+            tracer=self._tracer,
+            auth=self.auth,
+            limiter=self._limiter,
+            tls=self._tls,
         )
-        analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(
-            AnalyticsServicer(
-                service,
-                max_stream_events=self.config.max_stream_events,
-                max_stream_bytes=self.config.max_stream_bytes,
-            ),
-            server,
-        )
-        telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(
-            TelemetryServicer(service), server
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        if self.config.reflection:
-            reflection.enable_server_reflection(
-                (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-            )
-        if self._tls is None:
-            self.port = server.add_insecure_port(self.config.address)
-        else:
-            self.port = server.add_secure_port(self.config.address, self._tls.grpc_credentials())
         await server.start()
         self._grpc = server
         if self._gateway is not None:
@@ -399,11 +318,11 @@ def _freeze_startup_heap() -> None:
 
 def run(config: ServerConfig) -> int:
     """Serve in this process, or in ``--workers`` processes under a supervisor."""
-    from eventwire.server import workers
+    from eventwire.runtime import supervisor
 
-    count = workers.worker_count(config)
+    count = supervisor.worker_count(config)
     if count > 1:
-        return workers.supervise(config, count)
+        return supervisor.supervise(config, count, run_one, prepare=migrate_once)
     return run_one(config)
 
 
@@ -416,3 +335,23 @@ def run_one(config: ServerConfig) -> int:
         loop_factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(serve(config))
+
+
+def migrate_once(config: ServerConfig) -> int:
+    """Open the store once (applying migrations); 0, or the exit code a lone server gives."""
+    try:
+        store = open_store(config.store, sqlite_synchronous=config.sqlite_synchronous)
+    except ValueError as exc:
+        log.critical("invalid configuration: %s", exc)
+        return 2
+
+    async def once() -> None:
+        await store.open()
+        await store.close()
+
+    try:
+        asyncio.run(once())
+    except StoreUnavailable as exc:
+        log.critical("cannot open storage: %s", exc)
+        return 1
+    return 0

@@ -1,0 +1,129 @@
+"""The gRPC server of one process: options, credentials, interceptors and services.
+
+:func:`build_grpc_server` assembles it from the configuration and the layers
+below (the composition root in :mod:`eventwire.runtime.server` owns its life).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import grpc
+from grpc_health.v1 import health, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.trace import Tracer
+
+from eventwire._rpc import SERVICE_NAMES
+from eventwire.api import analytics_pb2_grpc, telemetry_pb2_grpc
+from eventwire.config import ServerConfig
+from eventwire.frontends.grpc.auth import AuthInterceptor
+from eventwire.frontends.grpc.guard import RequestGuard
+from eventwire.frontends.grpc.interceptors import ObservabilityInterceptor
+from eventwire.frontends.grpc.servicers import AnalyticsServicer, TelemetryServicer
+from eventwire.ingest.service import IngestService
+from eventwire.observability.metrics import ServerMetrics
+from eventwire.security.auth import Authenticator
+from eventwire.security.limits import RateLimiter
+from eventwire.security.tls import ServerTls
+
+_INT32_MAX: Final = 2**31 - 1
+
+
+def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
+    options = [
+        # Two servers must never silently share a port; --workers opts in explicitly.
+        ("grpc.so_reuseport", 1 if config.workers > 1 else 0),
+        ("grpc.max_receive_message_length", config.max_receive_message_bytes),
+        ("grpc.max_send_message_length", config.max_receive_message_bytes),
+        # Find and drop dead peers (half-open TCP) instead of holding their streams.
+        ("grpc.keepalive_time_ms", int(config.keepalive_time * 1000)),
+        ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # grpcio's default refuses client pings more often than every 5 minutes
+        # (too_many_pings); clients commonly ping every 10-30 s.
+        (
+            "grpc.http2.min_ping_interval_without_data_ms",
+            int(config.min_client_ping_interval * 1000),
+        ),
+        (
+            "grpc.http2.min_recv_ping_interval_without_data_ms",
+            int(config.min_client_ping_interval * 1000),
+        ),
+        ("grpc.http2.max_ping_strikes", 2),
+        # Bounds what one connection can make the server hold at once.
+        ("grpc.max_concurrent_streams", config.max_concurrent_streams),
+        # Soft and hard limit alike: grpcio refuses a random share of requests
+        # between the two, which would make the limit flaky to hit.
+        ("grpc.max_metadata_size", config.max_metadata_bytes),
+        ("grpc.absolute_max_metadata_size", config.max_metadata_bytes),
+    ]
+    # grpcio's own defaults (no age or idle limit, 120 s handshakes, unlimited
+    # connections) apply where a flag is 0.
+    for name, seconds in (
+        ("grpc.max_connection_age_ms", config.max_connection_age),
+        ("grpc.max_connection_age_grace_ms", config.max_connection_age_grace),
+        ("grpc.max_connection_idle_ms", config.max_connection_idle),
+        ("grpc.server_handshake_timeout_ms", config.handshake_timeout),
+    ):
+        if seconds:
+            options.append((name, min(_INT32_MAX, max(1, int(seconds * 1000)))))
+    if config.max_connections:
+        options.append(("grpc.max_allowed_incoming_connections", config.max_connections))
+    return options
+
+
+def server_credentials(tls: ServerTls) -> grpc.ServerCredentials:
+    return grpc.ssl_server_credentials(
+        [(tls.key, tls.cert)],
+        root_certificates=tls.client_ca,
+        require_client_auth=tls.client_ca is not None,
+    )
+
+
+def build_grpc_server(
+    config: ServerConfig,
+    service: IngestService,
+    *,
+    health_servicer: health.aio.HealthServicer,
+    metrics: ServerMetrics,
+    tracer: Tracer | None,
+    auth: Authenticator | None,
+    limiter: RateLimiter | None,
+    tls: ServerTls | None,
+) -> tuple[grpc.aio.Server, int]:
+    """The server with every service registered and its port bound, not yet started."""
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        ObservabilityInterceptor(metrics, tracer, SERVICE_NAMES)
+    ]
+    if auth is not None:
+        # Health stays open for probes; reflection needs a valid token.
+        interceptors.append(
+            AuthInterceptor(
+                auth, protected_services=SERVICE_NAMES, open_services=(health.SERVICE_NAME,)
+            )
+        )
+    interceptors.append(RequestGuard(limiter, SERVICE_NAMES))
+    server = grpc.aio.server(
+        interceptors=interceptors,
+        options=grpc_options(config),
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs or None,
+    )
+    analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(
+        AnalyticsServicer(
+            service,
+            max_stream_events=config.max_stream_events,
+            max_stream_bytes=config.max_stream_bytes,
+        ),
+        server,
+    )
+    telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(TelemetryServicer(service), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if config.reflection:
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+    if tls is None:
+        port = server.add_insecure_port(config.address)
+    else:
+        port = server.add_secure_port(config.address, server_credentials(tls))
+    return server, port

@@ -1,0 +1,55 @@
+"""What a request may cost: per-tenant rate limits, the same for every front door."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from eventwire._errors import Overloaded
+from eventwire.api import analytics_pb2
+
+
+class RateLimiter:
+    """One token bucket per tenant, refilled at ``rate`` per second up to ``burst``.
+
+    A request is admitted when its tenant's bucket holds its cost (or, for a
+    request costing more than ``burst``, when the bucket is full); the whole
+    cost is then taken, which may leave the bucket in debt. So a large batch is
+    never refused forever, and its tenant pays for it afterwards. Buckets exist
+    only for tenants in the token file (or the one shared tenant), so their
+    number is bounded.
+    """
+
+    def __init__(
+        self, rate: float, burst: float = 0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.burst = burst or max(1.0, rate)
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def charge(self, tenant: str, cost: int) -> None:
+        """Take ``cost`` from ``tenant``'s bucket or raise :class:`Overloaded`."""
+        now = self._clock()
+        level, at = self._buckets.get(tenant, (self.burst, now))
+        level = min(self.burst, level + (now - at) * self.rate)
+        need = min(float(cost), self.burst)
+        if level < need:
+            self._buckets[tenant] = (level, now)
+            wait_ms = max(1, math.ceil((need - level) / self.rate * 1000))
+            raise Overloaded(
+                f"rate limit of {self.rate:g} per second for this tenant exceeded; "
+                f"retry in {wait_ms} ms",
+                wait_ms,
+            )
+        self._buckets[tenant] = (level - cost, now)
+
+
+def cost_of(message: object) -> int:
+    """What a request message costs: one per event it carries, at least one."""
+    if isinstance(message, analytics_pb2.EventBatch):
+        return max(1, len(message.events))
+    return 1

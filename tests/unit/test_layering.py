@@ -1,0 +1,215 @@
+"""The package graph of src/eventwire is the one docs/architecture.md draws: layered, acyclic.
+
+Every import of every module counts (function-local and TYPE_CHECKING ones too),
+so a shortcut taken anywhere shows up here. The checker is tested against a
+deliberately bad import, so this test cannot pass by checking nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+PACKAGE: Final = Path(__file__).resolve().parents[2] / "src" / "eventwire"
+
+# The layers, top to bottom: ``runtime → frontends → ingest, security → store``;
+# ``observability`` and ``config`` are usable from every layer and import nothing
+# above them; ``shared`` is the small private modules (eventwire._ids, ...).
+_BASE: Final = frozenset({"config", "shared", "api"})
+ALLOWED: Final[Mapping[str, frozenset[str]]] = {
+    "api": frozenset(),
+    "config": frozenset(),
+    "shared": frozenset({"api"}),
+    "observability": _BASE,
+    "store": _BASE | {"observability"},
+    "security": _BASE | {"observability", "store"},
+    "ingest": _BASE | {"observability", "store"},
+    "frontends.grpc": _BASE | {"observability", "store", "security", "ingest"},
+    "frontends.http": _BASE | {"observability", "store", "security", "ingest"},
+    "client": frozenset({"shared", "api", "observability"}),
+    "runtime": _BASE
+    | {"observability", "store", "security", "ingest", "frontends.grpc", "frontends.http"}
+    | {"client"},
+    "testing": _BASE | {"client", "runtime", "observability", "store"},
+    "root": frozenset({"client", "shared"}),
+}
+
+# Third-party packages a layer must not need: the client is installed without
+# the server's dependencies, and ingest, security and store know no transport.
+_SERVER_ONLY: Final = frozenset({"psycopg", "psycopg_pool", "uvicorn", "httptools", "rich"})
+_TRANSPORTS: Final = frozenset({"grpc", "grpc_health", "grpc_reflection", "uvicorn", "starlette"})
+FORBIDDEN_EXTERNAL: Final[Mapping[str, frozenset[str]]] = {
+    "client": _SERVER_ONLY | {"orjson", "uvloop", "httpx"},
+    "observability": _SERVER_ONLY | {"httpx"},
+    "shared": _SERVER_ONLY | {"grpc"},
+    "ingest": _TRANSPORTS,
+    "security": _TRANSPORTS,
+    "store": _TRANSPORTS,
+}
+
+
+def unit_of(module: str) -> str | None:
+    """The layer a dotted eventwire module belongs to; None for other packages."""
+    parts = module.split(".")
+    if parts[0] != "eventwire":
+        return None
+    if len(parts) == 1:
+        return "root"
+    head = parts[1]
+    if head == "frontends":
+        return f"frontends.{parts[2]}" if len(parts) > 2 else "frontends"
+    if head in ("__init__", "__main__"):
+        return "root" if head == "__init__" else "runtime"
+    if head.startswith("_"):
+        return "shared"
+    return head.removesuffix(".py")
+
+
+def module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(relative.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(source: str, module: str, *, is_package: bool) -> Iterator[str]:
+    """Every module ``source`` imports, absolute, with relative imports resolved."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".")
+                base = base[: len(base) - node.level + (1 if is_package else 0)]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            yield target
+            # ``from eventwire import config`` imports the submodule eventwire.config.
+            if target == "eventwire":
+                yield from (f"eventwire.{alias.name}" for alias in node.names)
+
+
+def violations(sources: Mapping[str, tuple[str, bool]]) -> list[str]:
+    """Each import that breaks the layering, as ``module -> imported (reason)``."""
+    found: list[str] = []
+    for module, (source, is_package) in sources.items():
+        unit = unit_of(module)
+        if unit is None or unit == "frontends":
+            continue
+        for target in imports_of(source, module, is_package=is_package):
+            other = unit_of(target)
+            if other is None:
+                top = target.split(".")[0]
+                if top in FORBIDDEN_EXTERNAL.get(unit, frozenset()):
+                    found.append(f"{module} -> {target} ({unit} must not need {top})")
+                continue
+            if target == "eventwire" and unit != "root":
+                found.append(f"{module} -> eventwire (import the module you need, not the root)")
+            elif other not in (unit, "root") and other not in ALLOWED[unit]:
+                found.append(f"{module} -> {target} ({unit} may not import {other})")
+    return found
+
+
+def package_sources() -> dict[str, tuple[str, bool]]:
+    return {
+        module_name(path): (path.read_text(encoding="utf-8"), path.name == "__init__.py")
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "api" not in path.relative_to(PACKAGE).parts[:1]
+    }
+
+
+def unit_graph(sources: Mapping[str, tuple[str, bool]]) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for module, (source, is_package) in sources.items():
+        unit = unit_of(module)
+        if unit is None:
+            continue
+        edges = graph.setdefault(unit, set())
+        for target in imports_of(source, module, is_package=is_package):
+            other = unit_of(target)
+            if other is not None and other not in (unit, "root"):
+                edges.add(other)
+    return graph
+
+
+def cycle_in(graph: Mapping[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` as a path, or None."""
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)) is not None:
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)) is not None:
+            return found
+    return None
+
+
+def test_every_import_respects_the_layers() -> None:
+    assert violations(package_sources()) == []
+
+
+def test_no_cycle_between_top_level_packages() -> None:
+    assert cycle_in(unit_graph(package_sources())) is None
+
+
+def test_every_package_has_a_layer() -> None:
+    units = {unit_of(module) for module in package_sources()}
+    assert units - {"frontends"} <= set(ALLOWED)
+
+
+def test_the_allowed_graph_itself_is_acyclic() -> None:
+    allowed = {unit: set(targets) for unit, targets in ALLOWED.items()}
+    assert cycle_in(allowed) is None
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "fragment"),
+    [
+        (
+            "eventwire.client._clients",
+            "from eventwire.store import open_store",
+            "client may not import store",
+        ),
+        ("eventwire.client._clients", "import psycopg", "client must not need psycopg"),
+        ("eventwire.ingest.pipeline", "import grpc", "ingest must not need grpc"),
+        (
+            "eventwire.frontends.grpc.servicers",
+            "from eventwire.frontends.http import app",
+            "frontends.grpc may not import frontends.http",
+        ),
+        (
+            "eventwire.observability.logs",
+            "from eventwire.client import Tracker",
+            "observability may not import client",
+        ),
+        ("eventwire.store.sqlite", "from ..ingest import service", "store may not import ingest"),
+    ],
+)
+def test_a_bad_import_is_caught(module: str, source: str, fragment: str) -> None:
+    sources = package_sources()
+    is_package = sources[module][1]
+    sources[module] = (sources[module][0] + "\n" + source + "\n", is_package)
+    assert any(fragment in v for v in violations(sources)), violations(sources)
+
+
+def test_a_cycle_is_caught() -> None:
+    graph = unit_graph(package_sources())
+    graph.setdefault("store", set()).add("ingest")
+    assert cycle_in(graph) is not None
