@@ -1,12 +1,14 @@
 """eventwire: move analytics events and device alerts between services over gRPC.
 
 The names most programs need are here; the rest of the client is in
-:mod:`eventwire.client`, the generated API in :mod:`eventwire.api`, the server
-in :mod:`eventwire.server`, test helpers in :mod:`eventwire.testing`.
+:mod:`eventwire.client`, the generated API in :mod:`eventwire.api`, test helpers
+in :mod:`eventwire.testing`. The server (``pip install 'eventwire[server]'``)
+is run by ``eventwire serve`` (:mod:`eventwire.runtime`).
 """
 
 from __future__ import annotations
 
+from eventwire._version import __version__
 from eventwire.client import (
     AnalyticsClient,
     CircuitBreakerPolicy,
@@ -24,8 +26,6 @@ from eventwire.client import (
     TrackerConfig,
     targets,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AnalyticsClient",

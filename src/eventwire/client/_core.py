@@ -36,7 +36,7 @@ from eventwire.client._policy import (
     ThrottlePolicy,
 )
 from eventwire.client._throttle import RetryThrottle
-from eventwire.observability.tracing import TRACER_NAME, inject
+from eventwire.observability.propagation import TRACER_NAME, inject
 
 __all__ = ["CallPlan", "HedgeState", "Resilience", "RetryEvent"]
 

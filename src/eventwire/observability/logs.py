@@ -15,7 +15,7 @@ from typing import Any, Final, TextIO
 
 import orjson
 
-from eventwire.observability.tracing import current_trace_id
+from eventwire.observability.propagation import current_trace_id
 
 # Attributes every LogRecord has; anything else on a record came from ``extra``.
 _STANDARD: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {

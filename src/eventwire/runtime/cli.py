@@ -254,6 +254,20 @@ def _bench(argv: Sequence[str]) -> int:
     return subprocess.call([sys.executable, str(script), *argv])  # noqa: S603 - our own script
 
 
+def _missing_server_dependency() -> str:
+    """The first package of the ``server`` extra that is not installed, or ""."""
+    import importlib.util
+
+    for module in ("uvicorn", "psycopg", "orjson", "grpc_health", "opentelemetry.sdk", "rich"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # a missing parent package (opentelemetry.sdk)
+            found = False
+        if not found:
+            return module
+    return ""
+
+
 # One return per command is the clearest dispatch.
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:  # noqa: PLR0911
     env = os.environ if env is None else env
@@ -262,6 +276,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if arguments[:1] == ["bench"]:
         return _bench(arguments[1:])
     args = build_parser(env).parse_args(argv)
+    if args.command in ("serve", "top") and (missing := _missing_server_dependency()):
+        print(
+            f"eventwire {args.command} needs the server's dependencies ({missing} is not "
+            "installed): pip install 'eventwire[server]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.command == "serve":
         from eventwire import config
         from eventwire.observability import logs
@@ -277,7 +298,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if args.command == "hash-token":
         return _hash_token(args)
     if args.command == "top":
-        from eventwire.observability import top
+        from eventwire.runtime import top
 
         try:
             return top.run(args.target, args.interval, args.iterations)

@@ -18,10 +18,11 @@ from eventwire.frontends.grpc._handlers import rebuild
 from eventwire.frontends.grpc.status import grpc_code
 from eventwire.security.auth import CALLER, READ, WRITE, Authenticator, Caller
 
-_READS: Final = frozenset({"CountEvents", "GetAlert"})
+READ_METHODS: Final = frozenset({"CountEvents", "GetAlert"})
+"""The RPCs that read; the read scope allows them, and only them."""
 
 METHOD_SCOPES: Final[Mapping[str, str]] = {
-    path: READ if name in _READS else WRITE
+    path: READ if name in READ_METHODS else WRITE
     for table in (ANALYTICS_METHODS, TELEMETRY_METHODS)
     for name, path in table.items()
 }

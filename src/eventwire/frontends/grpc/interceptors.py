@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from eventwire.frontends.grpc._handlers import HandlerCache, kind_of, rebuild
 from eventwire.observability.logs import REQUEST_ID, new_request_id
 from eventwire.observability.metrics import ServerMetrics
-from eventwire.observability.tracing import extract
+from eventwire.observability.propagation import extract
 
 # Per the OpenTelemetry RPC conventions, these codes mark a server span as failed;
 # the others (INVALID_ARGUMENT, NOT_FOUND, ...) are the caller's problem.

@@ -30,7 +30,7 @@ from eventwire.frontends.http.openapi import openapi_document
 from eventwire.ingest.service import IngestService
 from eventwire.observability.logs import REQUEST_ID, new_request_id
 from eventwire.observability.metrics import ServerMetrics
-from eventwire.observability.tracing import extract
+from eventwire.observability.propagation import extract
 from eventwire.security.auth import (
     CALLER,
     DEFAULT_TENANT,

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from eventwire import __version__ as _version
+from eventwire._version import __version__ as _version
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.ingest.service import MAX_BATCH_EVENTS
 from eventwire.ingest.validation import DEFAULT_LIMITS, MIN_TIMESTAMP_MS
