@@ -1,0 +1,162 @@
+"""The wire contract: the seeds' definitions are kept exactly, and our code is fresh."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import grpc
+from google.protobuf import descriptor_pb2
+
+from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
+from eventwire.runtime.server import Server
+from tests.support.paths import ROOT, SEEDS
+
+
+def compile_seeds(out: Path) -> descriptor_pb2.FileDescriptorSet:
+    descriptor_set = out / "seeds.pb"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{SEEDS}",
+            f"--descriptor_set_out={descriptor_set}",
+            f"--python_out={out}",
+            f"--grpc_python_out={out}",
+            "analytics.proto",
+            "telemetry.proto",
+        ],
+        check=True,
+    )
+    return descriptor_pb2.FileDescriptorSet.FromString(descriptor_set.read_bytes())
+
+
+def ours(name: str) -> descriptor_pb2.FileDescriptorProto:
+    proto = descriptor_pb2.FileDescriptorProto()
+    module = {"analytics.proto": analytics_pb2, "telemetry.proto": telemetry_pb2}[name]
+    module.DESCRIPTOR.CopyToProto(proto)
+    return proto
+
+
+def field_signature(f: descriptor_pb2.FieldDescriptorProto) -> tuple[object, ...]:
+    # json_name is derived from the name, and CopyToProto leaves it out.
+    return (f.name, f.number, f.type, f.label, f.type_name)
+
+
+def test_generated_code_is_fresh() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "gen_proto.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_every_seed_element_is_unchanged(tmp_path: Path) -> None:
+    seeds = compile_seeds(tmp_path)
+    checked = 0
+    for seed in seeds.file:
+        current = ours(seed.name)
+        assert current.package == seed.package
+        assert current.options.go_package == seed.options.go_package
+        messages = {m.name: m for m in current.message_type}
+        for seed_message in seed.message_type:
+            assert seed_message.name in messages, f"message {seed_message.name} was removed"
+            fields = {f.number: f for f in messages[seed_message.name].field}
+            for seed_field in seed_message.field:
+                assert seed_field.number in fields, f"{seed_message.name}.{seed_field.name} gone"
+                assert field_signature(fields[seed_field.number]) == field_signature(seed_field)
+                checked += 1
+            # Nested types (the map's entry) must match too.
+            nested = {n.name: n for n in messages[seed_message.name].nested_type}
+            for seed_nested in seed_message.nested_type:
+                entry = nested[seed_nested.name]
+                assert entry.options.map_entry == seed_nested.options.map_entry
+                assert [field_signature(f) for f in entry.field] == [
+                    field_signature(f) for f in seed_nested.field
+                ]
+        services = {s.name: s for s in current.service}
+        for seed_service in seed.service:
+            methods = {m.name: m for m in services[seed_service.name].method}
+            for seed_method in seed_service.method:
+                method = methods[seed_method.name]
+                assert (
+                    method.input_type,
+                    method.output_type,
+                    method.client_streaming,
+                    method.server_streaming,
+                ) == (
+                    seed_method.input_type,
+                    seed_method.output_type,
+                    seed_method.client_streaming,
+                    seed_method.server_streaming,
+                )
+                checked += 1
+    assert checked == 4 + 2 + 2 + 3 + 2 + 1  # every seed field and method was compared
+
+
+SEED_CLIENT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import grpc
+    import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
+
+    with grpc.insecure_channel(sys.argv[2]) as channel:
+        analytics = analytics_pb2_grpc.AnalyticsServiceStub(channel)
+        reply = analytics.TrackEvent(
+            analytics_pb2.TrackEventRequest(
+                event_name="seed-signup", user_id="u1", properties={"plan": "pro"}
+            ),
+            timeout=5,
+        )
+        assert reply.success and reply.error_message == "", reply
+        events = [analytics_pb2.TrackEventRequest(event_name="seed-view") for _ in range(3)]
+        reply = analytics.StreamEvents(iter(events), timeout=5)
+        assert reply.success, reply
+        telemetry = telemetry_pb2_grpc.TelemetryServiceStub(channel)
+        ack = telemetry.ReportAlert(
+            telemetry_pb2.AlertRequest(device_id="dev-9", alert_type="smoke"), timeout=5
+        )
+        assert ack.acknowledged and ack.tracking_id, ack
+        print(ack.tracking_id)
+    """
+)
+
+
+async def test_a_client_generated_from_the_seeds_works_unchanged(
+    tmp_path: Path, server: Server
+) -> None:
+    compile_seeds(tmp_path)
+    # A separate process: the seeds' modules would clash with ours in one descriptor pool.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        SEED_CLIENT,
+        str(tmp_path),
+        server.address,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    tracking_id = out.decode().strip()
+
+    async with grpc.aio.insecure_channel(server.address) as ch:
+        analytics = analytics_pb2_grpc.AnalyticsServiceStub(ch)
+        signup = await analytics.CountEvents(
+            analytics_pb2.CountEventsRequest(event_name="seed-signup")
+        )
+        views = await analytics.CountEvents(
+            analytics_pb2.CountEventsRequest(event_name="seed-view")
+        )
+        alert = await telemetry_pb2_grpc.TelemetryServiceStub(ch).GetAlert(
+            telemetry_pb2.GetAlertRequest(tracking_id=tracking_id)
+        )
+    assert (signup.count, views.count) == (1, 3)
+    assert (alert.device_id, alert.alert_type) == ("dev-9", "smoke")

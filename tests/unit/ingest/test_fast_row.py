@@ -1,0 +1,114 @@
+"""The batch fast path must accept exactly what the validator accepts, and build the same row."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from google.protobuf import json_format
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eventwire.api import analytics_pb2
+from eventwire.ingest.service import _fast_row
+from eventwire.ingest.validation import DEFAULT_LIMITS, MIN_TIMESTAMP_MS, Limits, validate_event
+from tests.support.bad_inputs import CASES, NOW_MS
+
+TRICKY: list[dict[str, object]] = [
+    {"event_name": "signup"},
+    {"event_name": "signup", "user_id": "u-1", "event_id": "0190-abc", "timestamp": NOW_MS},
+    {"event_name": "név ✓", "user_id": "ユーザー", "properties": {"ключ": "значение 😀"}},
+    {"event_name": "a\u200bb"},  # not printable, yet no control character: still valid
+    {"event_name": "x", "properties": {"k": "line\nbreak\ttab"}},
+    {"event_name": "x", "properties": {"k": ""}},
+    {"event_name": "x", "properties": {"": "v"}},
+    {"event_name": "x", "properties": {"k\x01": "v"}},
+    {"event_name": "x", "properties": {"k": "a\x00b"}},
+    {"event_name": "x", "properties": {"k" * 256: "v"}},
+    {"event_name": "x", "properties": {"k" * 257: "v"}},
+    {"event_name": "x", "properties": {"a" * 200: "v", "b" * 200: "w"}},
+    {"event_name": "x", "properties": {"k": "v" * 8192}},
+    {"event_name": "x", "properties": {"k": "v" * 8193}},
+    {"event_name": "x", "properties": {"a": "v" * 5000, "b": "w" * 5000}},
+    {"event_name": "x", "properties": {f"k{i}": "v" for i in range(255)}},
+    {"event_name": "x", "properties": {f"k{i}": "v" for i in range(256)}},
+    {"event_name": "x", "properties": {f"k{i}": "v" * 8000 for i in range(5)}},
+    {"event_name": "x", "properties": {f"k{i}": "é" * 2000 for i in range(4)}},
+    {"event_name": "x", "event_id": "has space"},
+    {"event_name": "x", "event_id": "ünïcode"},
+    {"event_name": "x", "event_id": "i" * 128},
+    {"event_name": "x", "event_id": "i" * 129},
+    {"event_name": " padded "},
+    {"event_name": "x", "user_id": " "},
+    {"event_name": "x", "timestamp": NOW_MS + 24 * 3600 * 1000},
+    {"event_name": "x", "timestamp": NOW_MS + 24 * 3600 * 1000 + 1},
+    *(case.request for case in CASES if case.method == "TrackEvent"),
+]
+
+
+@pytest.mark.parametrize("fields", TRICKY, ids=range(len(TRICKY)))
+@pytest.mark.parametrize("limits", [DEFAULT_LIMITS, Limits(max_event_bytes=1024)])
+def test_fast_path_agrees_with_the_validator(fields: dict[str, object], limits: Limits) -> None:
+    req = json_format.ParseDict(fields, analytics_pb2.TrackEventRequest())
+    row = _fast_row(req, "t", NOW_MS, limits)
+    valid = not validate_event(req, NOW_MS, limits)
+    if row is None:
+        return  # the full validator decides; nothing to compare
+    assert valid, "fast path accepted an event the validator rejects"
+    assert row.tenant == "t"
+    assert row.event_name == req.event_name
+    assert row.user_id == req.user_id
+    assert row.timestamp == (req.timestamp or NOW_MS)
+    assert row.received_at == NOW_MS
+    assert orjson.loads(row.properties) == dict(req.properties)
+    if req.event_id:
+        assert row.event_id == req.event_id
+
+
+def test_fast_path_takes_the_common_event() -> None:
+    req = analytics_pb2.TrackEventRequest(
+        event_name="page_view", user_id="u-1", event_id="e-1", properties={"plan": "pro"}
+    )
+    assert _fast_row(req, "", NOW_MS, DEFAULT_LIMITS) is not None
+
+
+# Mostly plausible text, sometimes text that crosses a rule (spaces, controls,
+# NUL, non-ASCII, wide characters), so that many events pass the fast path.
+_TRICKY = st.text(
+    alphabet=st.sampled_from(["a", " ", "\t", "\n", "\x00", "\x7f", "é", "😀", "\u3000", "~"]),
+    max_size=10,
+)
+_PLAIN = st.text(alphabet="abcXYZ019-_.é😀", min_size=1, max_size=7)
+_TEXT = st.one_of(_PLAIN, _PLAIN, _PLAIN, _TRICKY)
+_OPTIONAL = st.one_of(st.just(""), _TEXT)
+_SMALL = Limits(
+    max_name_chars=6,
+    max_alert_type_chars=6,
+    max_id_chars=6,
+    max_value_chars=8,
+    max_properties=3,
+    max_event_bytes=80,
+)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=_TEXT,
+    user=_OPTIONAL,
+    event_id=st.one_of(st.just(""), st.text(alphabet="abc019-~", max_size=8), _TRICKY),
+    timestamp=st.sampled_from(
+        [0, -1, MIN_TIMESTAMP_MS - 1, MIN_TIMESTAMP_MS, NOW_MS, NOW_MS + _SMALL.max_future_ms + 1]
+    ),
+    properties=st.dictionaries(_TEXT, _OPTIONAL, max_size=4),
+)
+def test_fast_path_never_accepts_what_the_validator_refuses(
+    name: str, user: str, event_id: str, timestamp: int, properties: dict[str, str]
+) -> None:
+    req = analytics_pb2.TrackEventRequest(
+        event_name=name, user_id=user, event_id=event_id, timestamp=timestamp, properties=properties
+    )
+    row = _fast_row(req, "t", NOW_MS, _SMALL)
+    if row is None:
+        return
+    assert validate_event(req, NOW_MS, _SMALL) == []
+    assert (row.event_name, row.user_id, row.timestamp) == (name, user, timestamp or NOW_MS)
+    assert orjson.loads(row.properties) == properties
