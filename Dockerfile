@@ -10,8 +10,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1
 WORKDIR /src
 COPY pyproject.toml requirements.lock README.md ./
 COPY deploy/runtime_requirements.py deploy/
-# The lock also pins the dev tools; only the runtime part goes into the image,
-# and hatchling (hashed too) only into a throwaway build venv.
+# The lock also pins the dev tools; only the server part (the package and its
+# server extra) goes into the image, and hatchling (hashed too) only into a
+# throwaway build venv.
 RUN python deploy/runtime_requirements.py > /tmp/runtime.lock \
  && python deploy/runtime_requirements.py hatchling > /tmp/build.lock \
  && python -m venv /opt/eventwire \
@@ -20,7 +21,7 @@ RUN python deploy/runtime_requirements.py > /tmp/runtime.lock \
  && /opt/build/bin/pip install --require-hashes --no-deps -r /tmp/build.lock
 COPY src ./src
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/dist . \
- && /opt/eventwire/bin/pip install --no-deps /tmp/dist/eventwire-*.whl \
+ && /opt/eventwire/bin/pip install --no-deps "$(ls /tmp/dist/eventwire-*.whl)[server]" \
  && /opt/eventwire/bin/eventwire serve --help > /dev/null
 
 # -- runtime --------------------------------------------------------------------------

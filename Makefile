@@ -5,22 +5,35 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest gen lock bench clean
+.PHONY: run test test-unit test-integration test-chaos lint typecheck pytest gen lock bench clean
 
+# The lock pins the server extra and the dev tools with hashes; the package
+# itself goes in editable, with the server extra it runs as.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e '.[server]'
 	touch $@
 
 run: $(STAMP)
 	$(BIN)/eventwire serve
 
+# Everything CI runs: lint, types, and all three test tiers.
 test: lint typecheck pytest
 
+# The fast tier alone: pure logic, no sockets or processes, a few seconds.
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: $(STAMP)
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test-chaos: $(STAMP)
+	$(BIN)/pytest tests/chaos $(PYTEST_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench tools
-	$(BIN)/ruff format --check src tests bench tools
+	$(BIN)/ruff check src tests bench tools deploy
+	$(BIN)/ruff format --check src tests bench tools deploy
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -32,10 +45,11 @@ pytest: $(STAMP)
 gen: $(STAMP)
 	$(BIN)/python tools/gen_proto.py
 
-# Re-resolve every dependency to the newest allowed versions, with hashes.
+# Re-resolve every dependency (keeping the pins it can), with hashes. uv is
+# fetched into .venv-lock/ on first use; it is never committed.
 lock:
 	test -x $(VENV)-lock/bin/uv || ($(PYTHON) -m venv $(VENV)-lock && $(VENV)-lock/bin/pip install --quiet uv)
-	$(VENV)-lock/bin/uv pip compile --python-version 3.11 --generate-hashes --extra dev pyproject.toml -o requirements.lock
+	$(VENV)-lock/bin/uv pip compile --python-version 3.11 --generate-hashes --extra server --extra dev pyproject.toml -o requirements.lock
 
 # eventwire vs bare grpcio, FastAPI, Starlette and raw ASGI; installs h2load and wrk
 # when missing. BENCH_ARGS=--quick for ~5 minutes. Writes bench/results/bench.*

@@ -2,12 +2,15 @@
 
 The lock covers the ``dev`` extra too (mypy, pytest, ruff...), which has no
 place in a production image. This keeps every locked entry reachable from the
-runtime dependencies, following uv's ``# via`` annotations, so the image still
-installs with ``pip install --require-hashes --no-deps`` from exactly the
-pinned, hashed files. Extra root packages (``hatchling`` for the build stage)
-can be named on the command line; then only their closure is printed.
+server's dependencies (the package's own plus its ``server`` extra), following
+uv's ``# via`` annotations, so the image still installs with
+``pip install --require-hashes --no-deps`` from exactly the pinned, hashed
+files. ``--client`` gives the client's alone (``pip install eventwire``, no
+extra). Other root packages (``hatchling`` for the build stage) can be named
+on the command line; then only their closure is printed.
 
     python deploy/runtime_requirements.py > runtime.lock
+    python deploy/runtime_requirements.py --client > client.lock
     python deploy/runtime_requirements.py hatchling > build.lock
 
 Standard library only: it runs in the bare build image before anything is installed.
@@ -61,16 +64,26 @@ def parse_lock(text: str) -> dict[str, tuple[list[str], set[str]]]:
     return entries
 
 
-def closure(lock: str, pyproject: str, roots: list[str] | None = None) -> list[str]:
-    """Names of the locked packages needed by ``roots`` (default: the runtime)."""
+def _with_extras(spec: str) -> set[str]:
+    """``psycopg[binary]>=3.2`` -> {psycopg, psycopg-binary}: uv locks extras as packages."""
+    name = requirement_name(spec)
+    match = re.match(r"\s*[A-Za-z0-9._-]+\[([^\]]+)\]", spec)
+    extras = match.group(1).split(",") if match else []
+    return {name} | {normalize(f"{name}-{extra.strip()}") for extra in extras}
+
+
+def closure(
+    lock: str, pyproject: str, roots: list[str] | None = None, *, client: bool = False
+) -> list[str]:
+    """Names of the locked packages needed by ``roots`` (default: the server, or the client)."""
     entries = parse_lock(lock)
     project = tomllib.loads(pyproject)["project"]
-    dev = {requirement_name(s) for s in project.get("optional-dependencies", {}).get("dev", [])}
     if roots is None:
-        # Direct dependencies minus the dev extra; this also catches extras of
-        # runtime dependencies (psycopg[binary] -> psycopg-binary).
-        wanted = {name for name, (_, via) in entries.items() if _SELF in via} - dev
-        wanted |= {requirement_name(s) for s in project["dependencies"]}
+        specs = list(project["dependencies"])
+        if not client:
+            specs += project.get("optional-dependencies", {}).get("server", [])
+        wanted: set[str] = set().union(*(_with_extras(spec) for spec in specs))
+        wanted &= entries.keys() | {requirement_name(spec) for spec in specs}
     else:
         wanted = {normalize(r) for r in roots}
     missing = wanted - entries.keys()
@@ -87,8 +100,10 @@ def closure(lock: str, pyproject: str, roots: list[str] | None = None) -> list[s
 
 
 def main(argv: list[str]) -> int:
+    client = "--client" in argv
+    roots = [arg for arg in argv if arg != "--client"]
     lock = (ROOT / "requirements.lock").read_text()
-    names = closure(lock, (ROOT / "pyproject.toml").read_text(), argv or None)
+    names = closure(lock, (ROOT / "pyproject.toml").read_text(), roots or None, client=client)
     entries = parse_lock(lock)
     for name in names:
         print("\n".join(entries[name][0]))
