@@ -1,3 +1,5 @@
+"""Configuration: defaults, EVENTWIRE_* over defaults, flags over both, bad values refused."""
+
 from __future__ import annotations
 
 import pytest

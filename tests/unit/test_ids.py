@@ -1,3 +1,5 @@
+"""Ids: UUIDv7s carry version, variant and time, sort by creation and never repeat."""
+
 from __future__ import annotations
 
 import time
