@@ -12,16 +12,18 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 from typing import Final
 
 import grpc
-from grpc_health.v1 import health, health_pb2
+from grpc_health.v1 import health_pb2
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import make_asgi_app
 
 from eventwire._rpc import SERVICE_NAMES
 from eventwire.config import ServerConfig
+from eventwire.frontends.grpc.health import HealthServicer
 from eventwire.frontends.grpc.server import build_grpc_server
 from eventwire.frontends.http import GatewayApp, HttpGateway, uvicorn_tls_options
 from eventwire.ingest.pipeline import IngestPipeline
@@ -70,7 +72,7 @@ class Server:
         self._gateway: HttpGateway | None = None
         self._metrics_listener: HttpGateway | None = None
         self._serving = False
-        self._health = health.aio.HealthServicer()
+        self._health = HealthServicer()
         self._pipeline = IngestPipeline(
             self.store,
             max_batch=config.max_batch_events,
@@ -163,6 +165,7 @@ class Server:
                 "store": _redact(self.config.store),
                 "tls": "mtls" if self.config.tls_client_ca else "on" if self._tls else "off",
                 "auth_tokens": len(self.auth) if self.auth is not None else "off",
+                "pid": os.getpid(),
             },
         )
 

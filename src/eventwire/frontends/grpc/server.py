@@ -10,12 +10,12 @@ from typing import Final
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from opentelemetry.trace import Tracer
 
 from eventwire._rpc import SERVICE_NAMES
 from eventwire.api import analytics_pb2_grpc, telemetry_pb2_grpc
 from eventwire.config import ServerConfig
+from eventwire.frontends.grpc import reflection
 from eventwire.frontends.grpc.auth import AuthInterceptor
 from eventwire.frontends.grpc.guard import RequestGuard
 from eventwire.frontends.grpc.interceptors import ObservabilityInterceptor
@@ -119,9 +119,7 @@ def build_grpc_server(
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(TelemetryServicer(service), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if config.reflection:
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
+        reflection.enable(server, (*SERVICE_NAMES, health.SERVICE_NAME))
     if tls is None:
         port = server.add_insecure_port(config.address)
     else:
