@@ -123,6 +123,12 @@ class ServerMetrics:
         self.store_up = Gauge(
             "eventwire_store_up", "1 while storage accepts writes, else 0.", registry=r
         )
+        self.store_lost = Counter(
+            "eventwire_store_lost",
+            "Times storage was found deleted, replaced or dropped while serving "
+            "(writes stay refused until a restart).",
+            registry=r,
+        )
         self.draining = Gauge(
             "eventwire_draining", "1 while the server drains for shutdown.", registry=r
         )

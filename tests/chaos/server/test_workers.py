@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
+from eventwire.security.auth import hash_token
 from eventwire.testing._process import ServerProcess
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux only")
@@ -150,7 +151,7 @@ def test_workers_do_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
 
 def test_sighup_reaches_every_worker(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
-    tokens.write_text("")
+    tokens.write_text(f"{hash_token('secret')}  acme  write\n")
     server = ServerProcess(
         "--workers",
         "2",
