@@ -123,6 +123,11 @@ class ServerMetrics:
         self.store_up = Gauge(
             "eventwire_store_up", "1 while storage accepts writes, else 0.", registry=r
         )
+        self.inflight_bytes = Gauge(
+            "eventwire_inflight_bytes",
+            "Request bytes held by calls and streams now (the --max-inflight-bytes budget).",
+            registry=r,
+        )
         self.store_lost = Counter(
             "eventwire_store_lost",
             "Times storage was found deleted, replaced or dropped while serving "
@@ -136,3 +141,6 @@ class ServerMetrics:
 
     def watch_queue(self, pending: Callable[[], int]) -> None:
         self.queue_rows.set_function(lambda: float(pending()))
+
+    def watch_inflight(self, held: Callable[[], int]) -> None:
+        self.inflight_bytes.set_function(lambda: float(held()))

@@ -31,7 +31,7 @@ from eventwire.ingest.service import IngestService
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import TRACER_NAME, tracer_provider
 from eventwire.security.auth import Authenticator
-from eventwire.security.limits import RateLimiter
+from eventwire.security.limits import ByteBudget, RateLimiter
 from eventwire.security.tls import ServerTls
 from eventwire.store import Store, StoreError, StoreGone, StoreUnavailable, open_store
 from eventwire.store.sqlite import DatabaseLock
@@ -73,6 +73,8 @@ class Server:
         self._limiter = (
             RateLimiter(config.rate_limit, config.rate_burst) if config.rate_limit else None
         )
+        self.budget = ByteBudget(config.max_inflight_bytes)
+        self.metrics.watch_inflight(lambda: self.budget.held)
         self._traces = traces or tracer_provider(config.trace_exporter)
         self._tracer = None if self._traces is None else self._traces.get_tracer(TRACER_NAME)
         self._gateway: HttpGateway | None = None
@@ -142,6 +144,7 @@ class Server:
             auth=self.auth,
             limiter=self._limiter,
             tls=self._tls,
+            budget=self.budget,
         )
         await server.start()
         self._grpc = server

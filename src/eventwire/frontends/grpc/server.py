@@ -23,7 +23,7 @@ from eventwire.frontends.grpc.servicers import AnalyticsServicer, TelemetryServi
 from eventwire.ingest.service import IngestService
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.security.auth import Authenticator
-from eventwire.security.limits import RateLimiter
+from eventwire.security.limits import ByteBudget, RateLimiter
 from eventwire.security.tls import ServerTls
 
 _INT32_MAX: Final = 2**31 - 1
@@ -90,6 +90,7 @@ def build_grpc_server(
     auth: Authenticator | None,
     limiter: RateLimiter | None,
     tls: ServerTls | None,
+    budget: ByteBudget | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """The server with every service registered and its port bound, not yet started."""
     interceptors: list[grpc.aio.ServerInterceptor] = [
@@ -102,7 +103,7 @@ def build_grpc_server(
                 auth, protected_services=SERVICE_NAMES, open_services=(health.SERVICE_NAME,)
             )
         )
-    interceptors.append(RequestGuard(limiter, SERVICE_NAMES))
+    interceptors.append(RequestGuard(limiter, SERVICE_NAMES, budget))
     server = grpc.aio.server(
         interceptors=interceptors,
         options=grpc_options(config),
@@ -113,6 +114,7 @@ def build_grpc_server(
             service,
             max_stream_events=config.max_stream_events,
             max_stream_bytes=config.max_stream_bytes,
+            budget=budget,
         ),
         server,
     )
