@@ -17,7 +17,7 @@ import pytest
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.testing._process import ServerProcess
-from tests.conftest import ADMIN_URL, CHANNEL_OPTIONS, with_database
+from tests.conftest import ADMIN_URL, CHANNEL_OPTIONS, fill_disk, with_database
 from tests.support.probes import NOT_SERVING, SERVING, health, poll
 
 
@@ -209,6 +209,86 @@ async def test_a_dropped_postgres_database_is_lost_not_acknowledged(doomed_datab
         assert len(lost) == 1
         assert doomed_database in lost[0]
         assert scrape(proc, "eventwire_store_lost_total") == 1
+        proc.terminate()
+        assert await asyncio.to_thread(proc.wait) == 0
+    finally:
+        proc.kill()
+
+
+@pytest.fixture
+def failing_disk(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A filesystem whose block device fails writes with EIO on demand, as root.
+
+    An ext2 filesystem on a loop device whose backing file is sparse and lives
+    on a 24 MiB tmpfs: fill that tmpfs (the second path: a ballast file to
+    write) and the loop device fails every write of a block not yet backed,
+    which the filesystem reports as EIO; delete the ballast and it heals.
+    (There is no device-mapper "error" target in this kernel.)
+    """
+    back, mount = tmp_path / "back", tmp_path / "disk"
+    back.mkdir()
+    mount.mkdir()
+    undo: list[list[str]] = []
+
+    def run(*argv: str) -> str:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"SKIPPED LOUDLY: {' '.join(argv)} failed here: {done.stderr}")
+        return done.stdout.strip()
+
+    try:
+        run("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(back))
+        undo.append(["umount", "-l", str(back)])
+        image = back / "disk.img"
+        run("truncate", "-s", "128M", str(image))
+        device = run("losetup", "--find", "--show", str(image))
+        undo.append(["losetup", "-d", device])
+        run("mkfs.ext2", "-q", "-N", "2048", device)
+        run("mount", device, str(mount))
+        undo.append(["umount", "-l", str(mount)])
+        yield mount, back / "ballast"
+    finally:
+        for argv in reversed(undo):
+            subprocess.run(argv, capture_output=True, check=False)
+
+
+async def test_eio_from_the_disk_is_unavailable_then_recovers(
+    failing_disk: tuple[Path, Path],
+) -> None:
+    mount, ballast = failing_disk
+    db = mount / "events.db"
+    proc = ServerProcess(
+        "--store", f"sqlite:///{db}", "--store-probe-interval", "0.1", http_address=""
+    ).start()
+    try:
+        async with grpc.aio.insecure_channel(proc.address, options=CHANNEL_OPTIONS) as ch:
+            stub = analytics_pb2_grpc.AnalyticsServiceStub(ch)
+            acknowledged = 0
+            for _ in range(5):
+                assert (await stub.TrackEvent(event("before"))).success
+                acknowledged += 1
+            await asyncio.to_thread(fill_disk, ballast)
+            big = analytics_pb2.TrackEventRequest(
+                event_name="big", properties={f"k{j}": "x" * 7000 for j in range(4)}
+            )
+            refusal: grpc.aio.AioRpcError | None = None
+            for _ in range(2000):  # every commit grows the WAL into unbacked blocks
+                try:
+                    await stub.TrackEvent(big, timeout=10)
+                except grpc.aio.AioRpcError as exc:
+                    refusal = exc
+                    break
+                acknowledged += 1
+            assert refusal is not None
+            assert refusal.code() == grpc.StatusCode.UNAVAILABLE
+            await poll(lambda: _is(health(ch), NOT_SERVING), "health NOT_SERVING")
+            assert any("I/O error" in str(line.get("msg")) for line in list(proc.logs))
+
+            ballast.unlink()
+            await poll(lambda: _is(health(ch), SERVING), "health SERVING again")
+            assert (await stub.TrackEvent(event("after"))).success
+            counted = await stub.CountEvents(analytics_pb2.CountEventsRequest(), timeout=10)
+            assert counted.count == acknowledged + 1  # every acknowledged event, no more
         proc.terminate()
         assert await asyncio.to_thread(proc.wait) == 0
     finally:
