@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import sqlite3
@@ -17,7 +18,7 @@ import pytest
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.testing._process import ServerProcess
-from tests.conftest import ADMIN_URL, CHANNEL_OPTIONS, fill_disk, with_database
+from tests.conftest import ADMIN_URL, CHANNEL_OPTIONS, fill_disk, tmpfs, with_database
 from tests.support.probes import NOT_SERVING, SERVING, health, poll
 
 
@@ -225,10 +226,8 @@ def failing_disk(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     which the filesystem reports as EIO; delete the ballast and it heals.
     (There is no device-mapper "error" target in this kernel.)
     """
-    back, mount = tmp_path / "back", tmp_path / "disk"
-    back.mkdir()
+    mount = tmp_path / "disk"
     mount.mkdir()
-    undo: list[list[str]] = []
 
     def run(*argv: str) -> str:
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -236,20 +235,16 @@ def failing_disk(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
             pytest.skip(f"SKIPPED LOUDLY: {' '.join(argv)} failed here: {done.stderr}")
         return done.stdout.strip()
 
-    try:
-        run("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(back))
-        undo.append(["umount", "-l", str(back)])
+    with contextlib.ExitStack() as stack:
+        back = stack.enter_context(tmpfs(tmp_path / "back", "size=24m"))
         image = back / "disk.img"
         run("truncate", "-s", "128M", str(image))
         device = run("losetup", "--find", "--show", str(image))
-        undo.append(["losetup", "-d", device])
+        stack.callback(subprocess.run, ["losetup", "-d", device], check=False)
         run("mkfs.ext2", "-q", "-N", "2048", device)
         run("mount", device, str(mount))
-        undo.append(["umount", "-l", str(mount)])
+        stack.callback(subprocess.run, ["umount", "-l", str(mount)], check=False)
         yield mount, back / "ballast"
-    finally:
-        for argv in reversed(undo):
-            subprocess.run(argv, capture_output=True, check=False)
 
 
 async def test_eio_from_the_disk_is_unavailable_then_recovers(

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from eventwire.testing._process import ServerProcess, log_line
+from tests.conftest import tmpfs
 
 
 def serve(*args: str, timeout: float = 30) -> tuple[int, list[dict[str, object]], str]:
@@ -101,19 +102,8 @@ def test_a_missing_tls_file_is_refused(tmp_path: Path) -> None:
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     """A real read-only filesystem (root ignores permission bits, not a read-only mount)."""
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)],  # noqa: S607
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"SKIPPED LOUDLY: cannot mount a read-only tmpfs: {done.stderr.decode()}")
-    try:
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)  # noqa: S607
 
 
 def test_a_read_only_directory_is_refused(read_only_dir: Path) -> None:
