@@ -341,6 +341,10 @@ async def serve(config: ServerConfig) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     await server.stop()
+    if getattr(server.store, "must_exit_at_once", False):
+        # Finalizing what the store had to leave open would crash the process.
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

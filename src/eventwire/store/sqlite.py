@@ -61,6 +61,9 @@ from eventwire.store.migrations import MIGRATIONS
 
 log = logging.getLogger("eventwire.store")
 
+_LEFT_OPEN: list[sqlite3.Connection | None] = []
+"""Connections :meth:`SQLiteStore.close` could not close safely (kept from the GC)."""
+
 SYNCHRONOUS_LEVELS: Final = ("off", "normal", "full", "extra")
 
 # <linux/fs.h>: _IOR('f', 1, long); the kernel reads and writes an int through it.
@@ -158,6 +161,9 @@ class SQLiteStore:
         """Why the file is no longer ours; set once, never cleared."""
         self._frozen = ""
         """Why the files cannot be written now (immutable); cleared when they can."""
+        self.must_exit_at_once = False
+        """Closed while its WAL index was immutable: the process must end with
+        ``os._exit``, since finalizing the connections left open would SIGBUS."""
         # One thread per connection: sqlite3 connections are not shared across threads.
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="eventwire-sqlite-writer")
         self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="eventwire-sqlite-reader")
@@ -195,6 +201,20 @@ class SQLiteStore:
     async def close(self) -> None:
         writer, reader = self._writer, self._reader
         self._writer = self._reader = None
+        if writer is not None and _frozen(self._shm_fd, ""):
+            # The last connection to close checkpoints, which writes the mapped
+            # WAL index: a SIGBUS while it is immutable. Every commit is in the
+            # WAL already (SQLite replays it at the next open), so the
+            # connections stay open and the process must end without
+            # finalizing them (see must_exit_at_once).
+            log.error(
+                "%s-shm is still immutable: leaving the database unclosed; its WAL holds "
+                "every commit and is replayed at the next start",
+                self.path,
+            )
+            self.must_exit_at_once = True
+            _LEFT_OPEN.extend((writer, reader))
+            writer = reader = None
         if writer is not None:
             await self._on(self._write_thread, writer.close)
         if reader is not None:

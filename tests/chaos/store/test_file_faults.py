@@ -288,3 +288,28 @@ async def test_eio_from_the_disk_is_unavailable_then_recovers(
         assert await asyncio.to_thread(proc.wait) == 0
     finally:
         proc.kill()
+
+
+async def test_stopping_while_immutable_exits_zero_and_loses_nothing(
+    tmp_path: Path, chattr: list[Path]
+) -> None:
+    db = tmp_path / "events.db"
+    chattr += [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
+    proc = ServerProcess("--store", f"sqlite:///{db}", http_address="").start()
+    try:
+        async with grpc.aio.insecure_channel(proc.address, options=CHANNEL_OPTIONS) as ch:
+            stub = analytics_pb2_grpc.AnalyticsServiceStub(ch)
+            for i in range(5):
+                assert (await stub.TrackEvent(event(f"kept-{i}"))).success
+        await set_attribute("+i", chattr)
+        os.sync()
+        # Closing SQLite checkpoints into the mapped WAL index: that would be
+        # the SIGBUS now, so the store is left unclosed and the process ends.
+        proc.terminate()
+        assert await asyncio.to_thread(proc.wait) == 0
+        assert any("still immutable" in str(line.get("msg")) for line in proc.logs)
+    finally:
+        proc.kill()
+    await set_attribute("-i", chattr)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 5
