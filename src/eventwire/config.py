@@ -76,7 +76,9 @@ class ServerConfig:
         5.0, "shortest keepalive ping interval accepted from clients, in seconds"
     )
     store_probe_interval: float = _opt(
-        1.0, "seconds between storage probes while storage is unavailable"
+        1.0,
+        "seconds between storage probes while storage is unavailable, and between checks "
+        "that the database is still there and writable while it is up",
     )
     metrics_address: str = _opt(
         "0.0.0.0:9464",
