@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sqlite3
@@ -114,22 +115,29 @@ def telemetry(channel: grpc.aio.Channel) -> telemetry_pb2_grpc.TelemetryServiceA
 # -- a real full disk -----------------------------------------------------------------
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 2 MiB filesystem (tmpfs), so that storage really runs out of space."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
+@contextlib.contextmanager
+def tmpfs(mount: Path, options: str) -> Iterator[Path]:
+    """A real tmpfs mounted at ``mount`` with ``options``; the test is skipped, loudly,
+    where mounting is not allowed."""
+    mount.mkdir(exist_ok=True)
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],  # noqa: S607
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],  # noqa: S607
         capture_output=True,
         check=False,
     )
     if done.returncode != 0:
-        pytest.skip(f"SKIPPED LOUDLY: cannot mount a small tmpfs here: {done.stderr.decode()}")
+        pytest.skip(f"SKIPPED LOUDLY: cannot mount a tmpfs ({options}): {done.stderr.decode()}")
     try:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)  # noqa: S607
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB filesystem (tmpfs), so that storage really runs out of space."""
+    with tmpfs(tmp_path / "disk", "size=2m") as mount:
+        yield mount
 
 
 def fill_disk(ballast: Path) -> None:

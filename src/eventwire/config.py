@@ -56,6 +56,12 @@ class ServerConfig:
     max_stream_events: int = _opt(100_000, "most events one StreamEvents call may carry")
     max_stream_bytes: int = _opt(64 << 20, "most encoded bytes one StreamEvents call may carry")
     max_receive_message_bytes: int = _opt(4 << 20, "largest request message accepted, in bytes")
+    max_inflight_bytes: int = _opt(
+        128 << 20,
+        "request bytes all calls and streams together may hold at once (each event a stream "
+        "holds counts 320 bytes more, its decoded cost); beyond it RESOURCE_EXHAUSTED "
+        "(0: no limit; see docs/limits.md)",
+    )
     max_concurrent_rpcs: int = _opt(
         0, "RPCs served at once before new ones get RESOURCE_EXHAUSTED (0: no limit)"
     )
@@ -70,7 +76,9 @@ class ServerConfig:
         5.0, "shortest keepalive ping interval accepted from clients, in seconds"
     )
     store_probe_interval: float = _opt(
-        1.0, "seconds between storage probes while storage is unavailable"
+        1.0,
+        "seconds between storage probes while storage is unavailable, and between checks "
+        "that the database is still there and writable while it is up",
     )
     metrics_address: str = _opt(
         "0.0.0.0:9464",

@@ -33,7 +33,9 @@ def store_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
 def make_store(kind: str, store_url: str) -> StoreFactory:
     """New, unopened store instances on the same storage (think: replicas)."""
     if kind == "sqlite":
-        return lambda: open_store(store_url)
+        # Several stores share the file, as --workers processes do (whose
+        # supervisor holds the one-server lock), so none takes it here.
+        return lambda: open_store(store_url, exclusive=False)
     method: WriteMethod = "copy" if kind == "postgres-copy" else "insert"
     return lambda: PostgresStore(store_url, write_method=method)
 

@@ -24,7 +24,14 @@ from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, Tra
 
 from eventwire._errors import Overloaded, ServiceError, Unavailable
 from eventwire.observability.metrics import ServerMetrics
-from eventwire.store.base import AlertRow, CommitResult, EventRow, Store, StoreUnavailable
+from eventwire.store.base import (
+    AlertRow,
+    CommitResult,
+    EventRow,
+    Store,
+    StoreGone,
+    StoreUnavailable,
+)
 
 log = logging.getLogger("eventwire.pipeline")
 
@@ -63,7 +70,7 @@ class IngestPipeline:
         *,
         max_batch: int = 10_000,
         max_pending: int = 200_000,
-        on_store_health: Callable[[bool], None] | None = None,
+        on_store_health: Callable[[bool, StoreUnavailable | None], None] | None = None,
         metrics: ServerMetrics | None = None,
         tracer: Tracer | None = None,
     ) -> None:
@@ -223,9 +230,11 @@ class IngestPipeline:
         try:
             result = await self._store_commit(event_items, alert_items, span)
         except StoreUnavailable as exc:
-            self._set_health(ok=False)
+            self._set_health(ok=False, error=exc)
             log.warning("commit of %d requests failed: storage unavailable: %s", len(batch), exc)
-            self._fail(batch, Unavailable("storage is unavailable; retry later"))
+            # A lost database is for the operator to fix: the reply says which.
+            reason = f": {exc}" if isinstance(exc, StoreGone) else "; retry later"
+            self._fail(batch, Unavailable(f"storage is unavailable{reason}"))
             if metrics is not None:
                 metrics.commits.labels("unavailable").inc()
             return
@@ -296,8 +305,8 @@ class IngestPipeline:
             if not item.future.done():
                 item.future.set_exception(error)
 
-    def _set_health(self, *, ok: bool) -> None:
-        if ok != self._healthy:
+    def _set_health(self, *, ok: bool, error: StoreUnavailable | None = None) -> None:
+        if ok != self._healthy or isinstance(error, StoreGone):
             self._healthy = ok
             if self._on_store_health is not None:
-                self._on_store_health(ok)
+                self._on_store_health(ok, error)

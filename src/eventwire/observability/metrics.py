@@ -1,7 +1,11 @@
 """Prometheus metrics, one registry per server (no process-global state).
 
 Names follow the conventions dashboards already know: ``grpc_server_*`` as in
-go-grpc-prometheus / grpc-ecosystem, ``eventwire_*`` for the ingest path.
+go-grpc-prometheus / grpc-ecosystem, ``eventwire_*`` for the ingest path, and
+the client library's standard ``process_*`` (RSS, CPU, open descriptors) and
+``python_*`` (GC, version) collectors. Each registry belongs to one process, so
+with ``--workers`` every worker's /metrics describes that worker alone; they
+read /proc and the GC's counters at scrape time and cost nothing per request.
 """
 
 from __future__ import annotations
@@ -9,7 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 # RPC latencies on the seeds' scale: a 200 ms analytics deadline, 2 s telemetry.
 _LATENCY_BUCKETS: Final = (
@@ -34,8 +46,12 @@ class ServerMetrics:
     """Every metric one eventwire server exports, registered in :attr:`registry`."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry(auto_describe=True)
-        r = self.registry
+        r = self.registry = registry or CollectorRegistry(auto_describe=True)
+        if registry is None:
+            # A registry passed in (the global one, say) may have them already.
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+            GCCollector(registry=r)
         rpc = ("grpc_service", "grpc_method", "grpc_type")
         self.rpc_started = Counter(
             "grpc_server_started", "RPCs started on the server.", rpc, registry=r
@@ -107,6 +123,17 @@ class ServerMetrics:
         self.store_up = Gauge(
             "eventwire_store_up", "1 while storage accepts writes, else 0.", registry=r
         )
+        self.inflight_bytes = Gauge(
+            "eventwire_inflight_bytes",
+            "Request bytes held by calls and streams now (the --max-inflight-bytes budget).",
+            registry=r,
+        )
+        self.store_lost = Counter(
+            "eventwire_store_lost",
+            "Times storage was found deleted, replaced or dropped while serving "
+            "(writes stay refused until a restart).",
+            registry=r,
+        )
         self.draining = Gauge(
             "eventwire_draining", "1 while the server drains for shutdown.", registry=r
         )
@@ -114,3 +141,6 @@ class ServerMetrics:
 
     def watch_queue(self, pending: Callable[[], int]) -> None:
         self.queue_rows.set_function(lambda: float(pending()))
+
+    def watch_inflight(self, held: Callable[[], int]) -> None:
+        self.inflight_bytes.set_function(lambda: float(held()))

@@ -12,16 +12,18 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 from typing import Final
 
 import grpc
-from grpc_health.v1 import health, health_pb2
+from grpc_health.v1 import health_pb2
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import make_asgi_app
 
 from eventwire._rpc import SERVICE_NAMES
 from eventwire.config import ServerConfig
+from eventwire.frontends.grpc.health import HealthServicer
 from eventwire.frontends.grpc.server import build_grpc_server
 from eventwire.frontends.http import GatewayApp, HttpGateway, uvicorn_tls_options
 from eventwire.ingest.pipeline import IngestPipeline
@@ -29,9 +31,10 @@ from eventwire.ingest.service import IngestService
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import TRACER_NAME, tracer_provider
 from eventwire.security.auth import Authenticator
-from eventwire.security.limits import RateLimiter
+from eventwire.security.limits import ByteBudget, RateLimiter
 from eventwire.security.tls import ServerTls
-from eventwire.store import Store, StoreUnavailable, open_store
+from eventwire.store import Store, StoreError, StoreGone, StoreUnavailable, open_store
+from eventwire.store.sqlite import DatabaseLock
 
 log = logging.getLogger("eventwire.server")
 
@@ -52,7 +55,12 @@ class Server:
     ) -> None:
         """``traces`` replaces the provider built from ``config.trace_exporter``."""
         self.config = config
-        self.store = store or open_store(config.store, sqlite_synchronous=config.sqlite_synchronous)
+        # With --workers the supervisor holds the one-server-per-file lock for all.
+        self.store = store or open_store(
+            config.store,
+            sqlite_synchronous=config.sqlite_synchronous,
+            exclusive=config.workers <= 1,
+        )
         self.port = 0
         self.http_port = 0
         """The JSON/HTTP gateway's bound port; 0 while it is not started or disabled."""
@@ -65,12 +73,14 @@ class Server:
         self._limiter = (
             RateLimiter(config.rate_limit, config.rate_burst) if config.rate_limit else None
         )
+        self.budget = ByteBudget(config.max_inflight_bytes)
+        self.metrics.watch_inflight(lambda: self.budget.held)
         self._traces = traces or tracer_provider(config.trace_exporter)
         self._tracer = None if self._traces is None else self._traces.get_tracer(TRACER_NAME)
         self._gateway: HttpGateway | None = None
         self._metrics_listener: HttpGateway | None = None
         self._serving = False
-        self._health = health.aio.HealthServicer()
+        self._health = HealthServicer()
         self._pipeline = IngestPipeline(
             self.store,
             max_batch=config.max_batch_events,
@@ -81,6 +91,8 @@ class Server:
         )
         self._grpc: grpc.aio.Server | None = None
         self._probe: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._lost = False
         self._draining = False
         self._stopped = asyncio.Event()
 
@@ -132,6 +144,7 @@ class Server:
             auth=self.auth,
             limiter=self._limiter,
             tls=self._tls,
+            budget=self.budget,
         )
         await server.start()
         self._grpc = server
@@ -150,6 +163,9 @@ class Server:
         if self._metrics_listener is not None:
             await self._metrics_listener.start(make_asgi_app(self.metrics.registry))
         await self._set_serving(serving=True)
+        self._watchdog = asyncio.get_running_loop().create_task(
+            self._watch_store(), name="eventwire-store-watchdog"
+        )
         log.info(
             "serving",
             extra={
@@ -163,6 +179,7 @@ class Server:
                 "store": _redact(self.config.store),
                 "tls": "mtls" if self.config.tls_client_ca else "on" if self._tls else "off",
                 "auth_tokens": len(self.auth) if self.auth is not None else "off",
+                "pid": os.getpid(),
             },
         )
 
@@ -189,8 +206,9 @@ class Server:
         grace = self.config.grace if grace is None else grace
         log.info("draining", extra={"grace_s": grace})
         await self._health.enter_graceful_shutdown()
-        if self._probe is not None:
-            self._probe.cancel()
+        for task in (self._probe, self._watchdog):
+            if task is not None:
+                task.cancel()
         # Both front doors drain at once: each refuses new work and lets what is
         # in flight finish, then the pipeline commits everything they queued.
         drains = []
@@ -224,8 +242,10 @@ class Server:
         if serving:
             await self._health.set(LIVENESS, status)
 
-    def _on_store_health(self, ok: bool) -> None:
+    def _on_store_health(self, ok: bool, error: StoreUnavailable | None = None) -> None:
         self.metrics.store_up.set(1 if ok else 0)
+        if error is not None:
+            self._note_fault(error)
         if self._draining:
             return
         loop = asyncio.get_running_loop()
@@ -233,15 +253,35 @@ class Server:
         if ok:
             log.info("storage recovered")
         elif self._probe is None or self._probe.done():
-            log.error("storage unavailable; probing until it recovers")
+            log.error("storage unavailable (%s); probing until it recovers", error or "unknown")
             self._probe = loop.create_task(self._probe_store(), name="eventwire-store-probe")
+
+    def _note_fault(self, error: StoreUnavailable) -> None:
+        if isinstance(error, StoreGone) and not self._lost:
+            self._lost = True
+            self.metrics.store_lost.inc()
+            log.critical("storage lost: %s", error)
+
+    async def _watch_store(self) -> None:
+        """Notice a fault while no write comes to find it (a deleted file, chattr +i)."""
+        while True:
+            await asyncio.sleep(self.config.store_probe_interval)
+            if not self._serving:
+                continue  # the probe is on it
+            try:
+                await self.store.verify()
+            except StoreUnavailable as exc:
+                self._on_store_health(False, exc)
+            except Exception:
+                log.exception("storage watchdog failed")
 
     async def _probe_store(self) -> None:
         while True:
             await asyncio.sleep(self.config.store_probe_interval)
             try:
                 await self.store.check()
-            except StoreUnavailable:
+            except StoreUnavailable as exc:
+                self._note_fault(exc)
                 continue
             except Exception:
                 log.exception("storage probe failed")
@@ -288,7 +328,7 @@ async def serve(config: ServerConfig) -> int:
     try:
         try:
             await server.start()
-        except StoreUnavailable as exc:
+        except StoreError as exc:  # the message names the file or database, and what to do
             log.critical("cannot open storage: %s", exc)
             return 1
         except RuntimeError as exc:  # an address that cannot be bound; exc names it
@@ -301,6 +341,10 @@ async def serve(config: ServerConfig) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     await server.stop()
+    if getattr(server.store, "must_exit_at_once", False):
+        # Finalizing what the store had to leave open would crash the process.
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 
@@ -321,9 +365,21 @@ def run(config: ServerConfig) -> int:
     from eventwire.runtime import supervisor
 
     count = supervisor.worker_count(config)
-    if count > 1:
+    if count <= 1:
+        return run_one(config)
+    # The workers share one SQLite file on purpose; the supervisor holds the
+    # one-server-per-file lock for them, for as long as they run.
+    lock = DatabaseLock(config.store.removeprefix("sqlite:///"))
+    if config.store.startswith("sqlite:///"):
+        try:
+            lock.acquire()
+        except StoreError as exc:
+            log.critical("cannot open storage: %s", exc)
+            return 1
+    try:
         return supervisor.supervise(config, count, run_one, prepare=migrate_once)
-    return run_one(config)
+    finally:
+        lock.release()
 
 
 def run_one(config: ServerConfig) -> int:
@@ -340,7 +396,9 @@ def run_one(config: ServerConfig) -> int:
 def migrate_once(config: ServerConfig) -> int:
     """Open the store once (applying migrations); 0, or the exit code a lone server gives."""
     try:
-        store = open_store(config.store, sqlite_synchronous=config.sqlite_synchronous)
+        store = open_store(
+            config.store, sqlite_synchronous=config.sqlite_synchronous, exclusive=False
+        )
     except ValueError as exc:
         log.critical("invalid configuration: %s", exc)
         return 2
@@ -351,7 +409,7 @@ def migrate_once(config: ServerConfig) -> int:
 
     try:
         asyncio.run(once())
-    except StoreUnavailable as exc:
+    except StoreError as exc:
         log.critical("cannot open storage: %s", exc)
         return 1
     return 0

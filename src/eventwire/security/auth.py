@@ -106,11 +106,20 @@ class TokenTable:
 
     @classmethod
     def load(cls, path: str | Path) -> TokenTable:
+        """The table in ``path``; :class:`ValueError` if unreadable, malformed or empty."""
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"cannot read token file {path}: {exc}") from None
-        return cls.parse(text, str(path))
+        table = cls.parse(text, str(path))
+        if not table.entries:
+            # Serving with it would refuse every client: surely not what was meant.
+            raise ValueError(
+                f"token file {path} holds no token, so every call would be refused; add "
+                "lines made by 'eventwire hash-token --generate --tenant NAME', or drop "
+                "--auth-tokens to serve without authentication"
+            )
+        return table
 
     def lookup(self, token: str) -> Caller | None:
         presented = hashlib.sha256(token.encode()).digest()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import Final
 
 from eventwire._errors import Overloaded
 from eventwire.api import analytics_pb2
@@ -53,3 +54,45 @@ def cost_of(message: object) -> int:
     if isinstance(message, analytics_pb2.EventBatch):
         return max(1, len(message.events))
     return 1
+
+
+HELD_EVENT_OVERHEAD: Final = 320
+"""Bytes a decoded event costs beyond its encoded size while a stream holds it
+(the row tuple and its strings: ~310 measured for a small event)."""
+
+_BUDGET_PUSHBACK_MS: Final = 250
+
+
+class ByteBudget:
+    """One budget for the request bytes held at once, across every call and stream.
+
+    Without it memory grows with what clients send: each stream may hold up
+    to its own limit, and there is no limit on streams. Every message is
+    charged on arrival with :meth:`take` (its encoded size, plus
+    :data:`HELD_EVENT_OVERHEAD` per event a stream keeps decoded) and
+    :meth:`release`\\ d once the call is done with it. Past ``limit``, new
+    messages are refused with :class:`Overloaded`; a message arriving while
+    nothing at all is held is admitted whatever its size, so that every
+    request small enough for the other limits can eventually get through.
+    Two integer operations per message, no lock: it runs on the event loop.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        self.limit = limit
+        self.held = 0
+
+    def take(self, size: int) -> None:
+        """Charge ``size`` bytes or raise :class:`Overloaded` (0 limit: never)."""
+        held = self.held + size
+        if self.limit and held > self.limit and self.held:
+            raise Overloaded(
+                f"the server holds {self.held} bytes of requests, its limit is {self.limit} "
+                "(--max-inflight-bytes); retry later",
+                _BUDGET_PUSHBACK_MS,
+            )
+        self.held = held
+
+    def release(self, size: int) -> None:
+        self.held -= size

@@ -9,6 +9,7 @@ from eventwire.store.base import (
     EventRow,
     Store,
     StoreError,
+    StoreGone,
     StoreUnavailable,
 )
 
@@ -19,16 +20,19 @@ __all__ = [
     "EventRow",
     "Store",
     "StoreError",
+    "StoreGone",
     "StoreUnavailable",
     "open_store",
 ]
 
 
-def open_store(url: str, *, sqlite_synchronous: str = "full") -> Store:
+def open_store(url: str, *, sqlite_synchronous: str = "full", exclusive: bool = True) -> Store:
     """The store for ``url``, not yet opened.
 
     ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` follow the
     SQLAlchemy convention; ``postgresql://user@host:port/db`` selects PostgreSQL.
+    ``exclusive=False`` skips SQLite's one-server-per-file lock, for processes
+    whose parent holds it (``--workers``).
     """
     if url.startswith("sqlite:///"):
         from eventwire.store.sqlite import SQLiteStore
@@ -36,7 +40,7 @@ def open_store(url: str, *, sqlite_synchronous: str = "full") -> Store:
         path = url.removeprefix("sqlite:///")
         if not path:
             raise ValueError("sqlite URL needs a path: sqlite:///eventwire.db")
-        return SQLiteStore(path, synchronous=sqlite_synchronous)
+        return SQLiteStore(path, synchronous=sqlite_synchronous, exclusive=exclusive)
     if url.startswith(("postgresql://", "postgres://")):
         from eventwire.store.postgres import PostgresStore
 

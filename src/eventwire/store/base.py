@@ -65,6 +65,14 @@ class StoreUnavailable(StoreError):
     """Storage cannot serve right now (down, unreachable, disk full); retrying later may work."""
 
 
+class StoreGone(StoreUnavailable):
+    """The database is no longer the one this server opened: its file was deleted or
+    replaced, or the database was dropped. Writing on would acknowledge data into
+    nothing, so the store refuses every write until the server is restarted on a
+    good store; the message names the file or database, for the operator.
+    """
+
+
 class Store(Protocol):
     """Durable storage for events and alerts. All methods are safe to call concurrently."""
 
@@ -90,3 +98,10 @@ class Store(Protocol):
 
     async def check(self) -> None:
         """Raise :class:`StoreUnavailable` unless storage can serve reads and writes."""
+
+    async def verify(self) -> None:
+        """Raise :class:`StoreUnavailable` if storage is known to be unusable, cheaply.
+
+        Called every second or so while serving, so it must cost next to nothing:
+        no transaction, no round trip (SQLite: three metadata syscalls).
+        """

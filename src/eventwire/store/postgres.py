@@ -60,6 +60,7 @@ from eventwire.store.base import (
     EventQuery,
     EventRow,
     StoreError,
+    StoreGone,
     StoreUnavailable,
 )
 from eventwire.store.migrations import MIGRATIONS
@@ -80,6 +81,10 @@ _MIGRATION_LOCK: Final = 0x6576_656E_7477_6972  # "eventwir"
 _OUR_PARAMS: Final = frozenset(
     {"command_timeout", "pool_min_size", "pool_max_size", "write_method"}
 )
+
+# libpq's text for a connection to a database that does not exist (SQLSTATE
+# 3D000, which psycopg does not expose for a failed connection).
+_NO_DATABASE: Final = re.compile(r'database "[^"]*" does not exist')
 
 _EVENT_COLUMNS: Final = "tenant, event_id, event_name, user_id, ts, received_at, properties"
 _STAGING: Final = "eventwire_staging"
@@ -201,6 +206,9 @@ class PostgresStore:
             )
         )
         self._conninfo = psycopg.conninfo.make_conninfo("", **params)
+        self._database = str(params.get("dbname") or params.get("user") or "")
+        self._gone = ""
+        """Why the database is no longer ours (dropped); set once, never cleared."""
         self._pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             self._conninfo,
             kwargs={"autocommit": True},
@@ -267,6 +275,13 @@ class PostgresStore:
             cur = await conn.execute("SELECT coalesce(max(version), 0) FROM eventwire_schema")
             row = await cur.fetchone()
             current = int(row[0]) if row else 0
+            newest = MIGRATIONS[-1].version
+            if current > newest:
+                raise StoreError(
+                    f"postgresql: the schema has version {current} (eventwire_schema), newer "
+                    f"than this eventwire's ({newest}): a newer eventwire migrated it; run that "
+                    "version, or point --store at another database or schema"
+                )
             pending = [m for m in MIGRATIONS if m.version > current]
             if not pending:
                 return False
@@ -282,6 +297,8 @@ class PostgresStore:
     async def commit(
         self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
     ) -> CommitResult:
+        if self._gone:
+            raise StoreGone(self._gone)
         if not any(events) and not alerts:
             return CommitResult([0] * len(events), [])
         for attempt in range(_DEADLOCK_RETRIES + 1):
@@ -435,7 +452,41 @@ class PostgresStore:
             if row is None or row[0]:
                 raise StoreUnavailable("postgresql: the database is read-only (in recovery)")
 
-        await self._bounded(run)
+        if self._gone:
+            raise StoreGone(self._gone)
+        try:
+            await self._bounded(run)
+        except StoreUnavailable:
+            await self._raise_if_dropped()
+            raise
+
+    async def verify(self) -> None:
+        # Anything more would be a round trip; a dropped database is found by
+        # the first write that fails and the probe that follows it (check).
+        if self._gone:
+            raise StoreGone(self._gone)
+
+    async def _raise_if_dropped(self) -> None:
+        """Raise :class:`StoreGone` if a fresh connection says the database does not exist.
+
+        The pool only reports that it timed out; a connection of our own tells
+        a dropped database from a server that is merely down or unreachable.
+        """
+        try:
+            conn = await asyncio.wait_for(
+                psycopg.AsyncConnection.connect(self._conninfo, autocommit=True),
+                self.command_timeout + _CLIENT_GRACE,
+            )
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            if not _NO_DATABASE.search(str(exc)):
+                return
+            self._gone = (
+                f"postgresql: the database {self._database!r} no longer exists (dropped while "
+                "the server was using it); recreate it and restart the server, or point "
+                "--store at another database"
+            )
+            raise StoreGone(self._gone) from None
+        await conn.close()
 
     # -- plumbing ------------------------------------------------------------------
 

@@ -12,12 +12,37 @@ Durability is the ``synchronous`` pragma, a documented trade-off:
 * ``normal``: a commit survives a crash of the process, but the last commits may
   roll back on power loss or an OS crash (WAL is fsynced only at checkpoints).
 * ``off``: for benchmarks and throwaway data only.
+
+One server per file: :meth:`SQLiteStore.open` takes an exclusive ``flock`` on
+``<file>.lock`` (holding the owner's pid) for the store's life, so a second
+server on the same file is refused at start instead of writing beside the
+first. ``--workers`` processes share a file on purpose: their supervisor holds
+the lock (:class:`DatabaseLock`) and each worker opens with ``exclusive=False``.
+
+Faults while serving. Before a commit group is acknowledged the file's
+identity is checked (``stat`` of the path against ``fstat`` of the file opened,
+and its link count): a file deleted or replaced under the server makes every
+later write fail with :class:`StoreGone`, since rows committed into an unlinked
+file are lost. Before each commit the ``-shm`` file's attributes are read
+(``FS_IOC_GETFLAGS``): SQLite keeps the WAL index in that file memory-mapped,
+and writing to a mapped page of an immutable file (``chattr +i``) is a SIGBUS
+that kills the process, so an immutable file is refused as unavailable before
+SQLite touches it, and served again once the attribute is cleared. Three
+metadata syscalls per group commit (a few microseconds, against a commit's
+fsync of milliseconds), none per request. ``mmap_size`` stays 0 (SQLite's
+default, pinned here against builds that change it): memory-mapped reads would
+turn every I/O error on the database file into a SIGBUS too, and measured they
+buy nothing for this workload (see docs/limits.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import logging
+import os
 import sqlite3
+import struct
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,11 +54,35 @@ from eventwire.store.base import (
     EventQuery,
     EventRow,
     StoreError,
+    StoreGone,
     StoreUnavailable,
 )
 from eventwire.store.migrations import MIGRATIONS
 
+log = logging.getLogger("eventwire.store")
+
+_LEFT_OPEN: list[sqlite3.Connection | None] = []
+"""Connections :meth:`SQLiteStore.close` could not close safely (kept from the GC)."""
+
 SYNCHRONOUS_LEVELS: Final = ("off", "normal", "full", "extra")
+
+# <linux/fs.h>: _IOR('f', 1, long); the kernel reads and writes an int through it.
+_FS_IOC_GETFLAGS: Final = 0x80086601
+_FS_APPEND_FL: Final = 0x20
+_FS_IMMUTABLE_FL: Final = 0x10
+_FROZEN: Final = _FS_IMMUTABLE_FL | _FS_APPEND_FL
+
+# What to do about the errors sqlite3 reports when a file cannot be opened.
+_OPEN_HINTS: Final = (
+    (
+        "file is not a database",
+        "it is not an SQLite database: point --store at an eventwire "
+        "database, or at a path where a new one may be created",
+    ),
+    ("unable to open", "check that its directory exists and is writable"),
+    ("readonly", "the file or its directory is read-only: make them writable"),
+    ("locked", "another program holds a lock on it: stop that program"),
+)
 
 _INSERT_EVENT: Final = (
     "INSERT INTO events (tenant, event_id, event_name, user_id, ts, received_at, properties)"
@@ -52,14 +101,69 @@ _ALERT_BY_ID: Final = (
 T = TypeVar("T")
 
 
+class DatabaseLock:
+    """An exclusive ``flock`` on ``<database>.lock``: one eventwire server per file.
+
+    The file holds the owner's pid, for the refusal message of the next one.
+    It is never deleted (deleting a lock file races with the next locker); the
+    kernel releases the lock when the owner exits, however it exits.
+    """
+
+    def __init__(self, database: str | Path) -> None:
+        self.database = Path(database)
+        self.path = self.database.with_name(self.database.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock; :class:`StoreError` naming the holder if another process has it."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the lock file {self.path}: {exc.strerror}; "
+                "its directory must exist and be writable"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreError(
+                f"{self.database} is in use by another eventwire server (pid {holder}, "
+                f"holding {self.path.name}); stop it, or give this server another --store"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the last descriptor releases the flock
+            self._fd = None
+
+
 class SQLiteStore:
-    def __init__(self, path: str | Path, *, synchronous: str = "full") -> None:
+    def __init__(
+        self, path: str | Path, *, synchronous: str = "full", exclusive: bool = True
+    ) -> None:
         if synchronous not in SYNCHRONOUS_LEVELS:
             raise ValueError(
                 f"synchronous must be one of {SYNCHRONOUS_LEVELS}, not {synchronous!r}"
             )
         self.path = Path(path)
         self.synchronous = synchronous
+        self._lock = DatabaseLock(self.path) if exclusive else None
+        # The database and WAL-index files as opened, to tell whether the path
+        # still leads to them and whether they became immutable (see above).
+        self._db_fd: int | None = None
+        self._shm_fd: int | None = None
+        self._gone = ""
+        """Why the file is no longer ours; set once, never cleared."""
+        self._frozen = ""
+        """Why the files cannot be written now (immutable); cleared when they can."""
+        self.must_exit_at_once = False
+        """Closed while its WAL index was immutable: the process must end with
+        ``os._exit``, since finalizing the connections left open would SIGBUS."""
         # One thread per connection: sqlite3 connections are not shared across threads.
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="eventwire-sqlite-writer")
         self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="eventwire-sqlite-reader")
@@ -72,18 +176,57 @@ class SQLiteStore:
     # -- lifecycle -----------------------------------------------------------------
 
     async def open(self) -> None:
-        self._writer = await self._on(self._write_thread, self._open_writer)
-        self._reader = await self._on(self._read_thread, self._open_reader)
+        try:
+            self._prepare()
+            self._writer = await self._on(self._write_thread, self._open_writer)
+            self._reader = await self._on(self._read_thread, self._open_reader)
+        except StoreError as exc:
+            await self.close()
+            if str(exc).startswith(str(self.path)):
+                raise
+            raise type(exc)(_open_message(self.path, exc)) from None
+
+    def _prepare(self) -> None:
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory; --store needs a file's path")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the directory {self.path.parent}: {exc.strerror}"
+            ) from None
+        if self._lock is not None:
+            self._lock.acquire()
 
     async def close(self) -> None:
         writer, reader = self._writer, self._reader
         self._writer = self._reader = None
+        if writer is not None and _frozen(self._shm_fd, ""):
+            # The last connection to close checkpoints, which writes the mapped
+            # WAL index: a SIGBUS while it is immutable. Every commit is in the
+            # WAL already (SQLite replays it at the next open), so the
+            # connections stay open and the process must end without
+            # finalizing them (see must_exit_at_once).
+            log.error(
+                "%s-shm is still immutable: leaving the database unclosed; its WAL holds "
+                "every commit and is replayed at the next start",
+                self.path,
+            )
+            self.must_exit_at_once = True
+            _LEFT_OPEN.extend((writer, reader))
+            writer = reader = None
         if writer is not None:
             await self._on(self._write_thread, writer.close)
         if reader is not None:
             await self._on(self._read_thread, reader.close)
         self._write_thread.shutdown(wait=True)
         self._read_thread.shutdown(wait=True)
+        for fd in (self._db_fd, self._shm_fd):
+            if fd is not None:
+                os.close(fd)
+        self._db_fd = self._shm_fd = None
+        if self._lock is not None:
+            self._lock.release()
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: transactions are begun and committed explicitly.
@@ -92,24 +235,39 @@ class SQLiteStore:
         return conn
 
     def _open_writer(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
+        try:
+            self._use_wal(conn)
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute("PRAGMA mmap_size = 0")
+            self._migrate(conn)
+            # The WAL index exists once a WAL database has been read.
+            self._db_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            self._shm_fd = os.open(f"{self.path}-shm", os.O_RDONLY | os.O_CLOEXEC)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode != "wal":
-            conn.close()
             raise StoreError(f"{self.path}: cannot switch to WAL journal mode (got {mode!r})")
-        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-        self._migrate(conn)
-        return conn
 
     def _open_reader(self) -> sqlite3.Connection:
         conn = self._connect()
         conn.execute("PRAGMA query_only = 1")
         return conn
 
-    @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
+    def _migrate(self, conn: sqlite3.Connection) -> None:
         current = conn.execute("PRAGMA user_version").fetchone()[0]
+        newest = MIGRATIONS[-1].version
+        if current > newest:
+            raise StoreError(
+                f"{self.path} has schema version {current}, newer than this eventwire's "
+                f"({newest}): a newer eventwire wrote it; run that version, or point "
+                "--store at another file"
+            )
         for migration in MIGRATIONS:
             if migration.version <= current:
                 continue
@@ -130,6 +288,8 @@ class SQLiteStore:
         self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
     ) -> CommitResult:
         conn = self._require(self._writer)
+        self._refuse_if_faulted()
+        self._check_wal_index()
         inserted: list[int] = []
         tracking_ids: list[str] = []
         conn.execute("BEGIN IMMEDIATE")
@@ -146,6 +306,8 @@ class SQLiteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        # Committed, but into the file the path leads to? Only then acknowledged.
+        self._check_identity()
         return CommitResult(inserted, tracking_ids)
 
     # -- reads ---------------------------------------------------------------------
@@ -154,6 +316,7 @@ class SQLiteStore:
         return await self._on(self._read_thread, self._get_alert, tenant, tracking_id)
 
     def _get_alert(self, tenant: str, tracking_id: str) -> AlertRow | None:
+        self._refuse_if_faulted()
         row = self._require(self._reader).execute(_ALERT_BY_ID, (tenant, tracking_id)).fetchone()
         return None if row is None else AlertRow(*row)
 
@@ -161,6 +324,7 @@ class SQLiteStore:
         return await self._on(self._read_thread, self._count_events, tenant, query)
 
     def _count_events(self, tenant: str, query: EventQuery) -> int:
+        self._refuse_if_faulted()
         sql = ["SELECT count(*) FROM events WHERE tenant = ?"]
         params: list[str | int] = [tenant]
         if query.event_name:
@@ -181,12 +345,62 @@ class SQLiteStore:
     async def check(self) -> None:
         await self._on(self._write_thread, self._check)
 
+    async def verify(self) -> None:
+        await self._on(self._write_thread, self._verify)
+
+    def _verify(self) -> None:
+        self._require(self._writer)
+        self._check_identity()
+        self._check_attributes()
+
     def _check(self) -> None:
         conn = self._require(self._writer)
+        self._verify()
         # A write probe: a read would succeed on a full disk or a read-only file.
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("PRAGMA user_version = " + str(MIGRATIONS[-1].version))
         conn.execute("COMMIT")
+
+    # -- faults --------------------------------------------------------------------
+
+    def _refuse_if_faulted(self) -> None:
+        if self._gone:
+            raise StoreGone(self._gone)
+        if self._frozen:
+            raise StoreUnavailable(self._frozen)
+
+    def _check_identity(self) -> None:
+        """Raise :class:`StoreGone` unless the path still leads to the file opened."""
+        if self._db_fd is None or self._gone:
+            self._refuse_if_faulted()
+            return
+        held = os.fstat(self._db_fd)
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            same = False
+        else:
+            same = (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+        if held.st_nlink == 0 or not same:
+            self._gone = (
+                f"{self.path} was deleted or replaced while the server was using it; what "
+                "it committed since is not in the file at that path. Restore the file or "
+                "restart the server"
+            )
+            raise StoreGone(self._gone)
+
+    def _check_wal_index(self) -> None:
+        """Refuse to write while the memory-mapped WAL index cannot be (see above)."""
+        self._frozen = _frozen(self._shm_fd, f"{self.path}-shm")
+        if self._frozen:
+            raise StoreUnavailable(self._frozen)
+
+    def _check_attributes(self) -> None:
+        self._frozen = _frozen(self._shm_fd, f"{self.path}-shm") or _frozen(
+            self._db_fd, str(self.path)
+        )
+        if self._frozen:
+            raise StoreUnavailable(self._frozen)
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -205,5 +419,27 @@ class SQLiteStore:
             raise StoreUnavailable(f"sqlite: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"sqlite: {exc}") from exc
+        except OSError as exc:  # our own metadata syscalls (fstat, ioctl...)
+            raise StoreUnavailable(f"sqlite: {exc}") from exc
         except RuntimeError as exc:  # executor shut down
             raise StoreUnavailable("store is closed") from exc
+
+
+def _frozen(fd: int | None, name: str) -> str:
+    """Why the file open as ``fd`` cannot be written (immutable, append-only), or ""."""
+    if fd is None:
+        return ""
+    try:
+        flags = struct.unpack_from("=i", fcntl.ioctl(fd, _FS_IOC_GETFLAGS, bytes(8)))[0]
+    except OSError:  # a filesystem without attributes (tmpfs before 6.0...): none to check
+        return ""
+    if not flags & _FROZEN:
+        return ""
+    kind = "immutable" if flags & _FS_IMMUTABLE_FL else "append-only"
+    return f"{name} is {kind} (chattr +i/+a): writes are refused until 'chattr -i -a {name}'"
+
+
+def _open_message(path: Path, exc: StoreError) -> str:
+    text = str(exc).removeprefix("sqlite: ")
+    hint = next((h for key, h in _OPEN_HINTS if key in text.lower()), "")
+    return f"cannot open {path}: {text}" + (f"; {hint}" if hint else "")

@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
+from eventwire.security.auth import hash_token
 from eventwire.testing._process import ServerProcess
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux only")
@@ -34,9 +35,14 @@ def _supervisor_line(server: ServerProcess) -> dict[str, object]:
     return next(line for line in list(server.logs) if line.get("msg") == "supervising")
 
 
-def _handled_ok(metrics_address: str) -> float:
+def _scrape(metrics_address: str) -> str:
     with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
+        text: str = reply.read().decode()
+    return text
+
+
+def _handled_ok(metrics_address: str) -> float:
+    text = _scrape(metrics_address)
     total = 0.0
     for line in text.splitlines():
         if line.startswith("grpc_server_handled_total{") and all(
@@ -76,6 +82,16 @@ def test_two_workers_share_the_port_and_drain_on_sigterm(tmp_path: Path) -> None
         per_worker = [_handled_ok(str(line["metrics_address"])) for line in lines]
         assert sum(per_worker) == 40
         assert all(n > 0 for n in per_worker), f"one worker took every call: {per_worker}"
+        # Each worker's process collector describes that worker, not the supervisor.
+        for line in lines:
+            rss = next(
+                float(sample.split()[1])
+                for sample in _scrape(str(line["metrics_address"])).splitlines()
+                if sample.startswith("process_resident_memory_bytes ")
+            )
+            with open(f"/proc/{line['pid']}/statm") as statm:
+                actual = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            assert 0.8 * actual < rss < 1.25 * actual
 
         server.terminate()
         assert server.wait(60) == 0
@@ -135,7 +151,7 @@ def test_workers_do_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
 
 def test_sighup_reaches_every_worker(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
-    tokens.write_text("")
+    tokens.write_text(f"{hash_token('secret')}  acme  write\n")
     server = ServerProcess(
         "--workers",
         "2",

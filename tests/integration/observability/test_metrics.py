@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import grpc
@@ -90,3 +91,21 @@ async def test_metrics_count_a_known_workload_exactly(tmp_path: Path) -> None:
 async def test_metrics_listener_can_be_switched_off(tmp_path: Path) -> None:
     async with running_server(store=f"sqlite:///{tmp_path / 'e.db'}", metrics_address="") as srv:
         assert srv.metrics_port == 0
+
+
+async def test_process_and_python_collectors_describe_this_process(tmp_path: Path) -> None:
+    async with (
+        running_server(store=f"sqlite:///{tmp_path / 'e.db'}") as srv,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{srv.metrics_port}") as http,
+    ):
+        m = samples((await http.get("/metrics")).text)
+    statm = await asyncio.to_thread(Path("/proc/self/statm").read_text)
+    rss = int(statm.split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    # The server runs in this process: its RSS is ours, give or take the scrape.
+    assert 0.5 * rss < value(m, "process_resident_memory_bytes") < 2 * rss
+    assert value(m, "process_open_fds") > 0
+    assert value(m, "process_cpu_seconds_total") > 0
+    assert value(m, "process_max_fds") > 0
+    assert value(m, "python_gc_collections_total", generation="0") > 0
+    version = {labels for name, labels in m if name == "python_info"}
+    assert len(version) == 1

@@ -13,7 +13,9 @@ import httpx
 import pytest
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
+from eventwire.testing import running_server
 from eventwire.testing._abuse import RawH2
+from tests.support.probes import poll
 from tests.support.security import ACME, GLOBEX, Leaks, bearer, traced_server
 
 SLOW = os.environ.get("EVENTWIRE_SLOW_TESTS") == "1"
@@ -154,3 +156,37 @@ async def test_keepalive_enforcement_accepts_pings_at_twice_the_minimum_interval
         assert rude.seen.goaway is not None
         assert rude.seen.goaway.additional_data == b"too_many_pings"
         rude.close()
+
+
+async def test_one_byte_budget_spans_streams_batches_and_unary_calls(tmp_path: Path) -> None:
+    blob = {f"k{j}": "x" * 7000 for j in range(4)}  # ~28 KB per event
+    big = analytics_pb2.TrackEventRequest(event_name="big", properties=blob)
+    async with (
+        running_server(store=f"sqlite:///{tmp_path / 'e.db'}", max_inflight_bytes=160_000) as srv,
+        grpc.aio.insecure_channel(srv.address) as ch,
+    ):
+        stub = analytics_pb2_grpc.AnalyticsServiceStub(ch)
+        holding = stub.StreamEvents()
+        for _ in range(5):  # ~140 KB held by an open stream
+            await holding.write(big)
+
+        async def holds() -> bool:
+            return srv.budget.held >= 140_000
+
+        await poll(holds, "the stream's events held")
+        for refused in (
+            stub.TrackEvent(big),
+            stub.TrackEvents(analytics_pb2.EventBatch(events=[big, big])),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await refused
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "max-inflight-bytes" in (info.value.details() or "")
+            trailers = dict(info.value.trailing_metadata() or ())
+            assert int(str(trailers["grpc-retry-pushback-ms"])) > 0
+        small = await stub.TrackEvent(analytics_pb2.TrackEventRequest(event_name="small"))
+        assert small.success  # what fits still goes through
+        await holding.done_writing()
+        assert (await holding).accepted == 5
+        assert srv.budget.held == 0  # everything released once the calls ended
+        assert (await stub.TrackEvent(big)).success

@@ -1,10 +1,14 @@
-"""Request decoding that cannot crash a call, and rate limits charged on the way in.
+"""Request decoding that cannot crash a call, and limits charged on the way in.
 
 grpcio decodes request messages itself and reports a body that does not parse
 as ``UNKNOWN``, with the parser's exception text. :class:`RequestGuard` takes
 decoding over for every service, so garbage gets ``INVALID_ARGUMENT`` and a
 fixed message instead, and charges each decoded message to its tenant's
-:class:`~eventwire.security.limits.RateLimiter` bucket on the way in.
+:class:`~eventwire.security.limits.RateLimiter` bucket on the way in. The bytes
+of a unary request of our services are charged to the server's
+:class:`~eventwire.security.limits.ByteBudget` until its call ends (streams
+charge what they hold themselves, in the servicers, since only they know when
+they let a message go).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from eventwire._errors import FieldViolation, InvalidArgument, ServiceError
 from eventwire.frontends.grpc._handlers import HandlerCache, rebuild
 from eventwire.frontends.grpc.status import abort
 from eventwire.security.auth import current_tenant
-from eventwire.security.limits import RateLimiter, cost_of
+from eventwire.security.limits import ByteBudget, RateLimiter, cost_of
 
 TReq = TypeVar("TReq")
 TResp = TypeVar("TResp")
@@ -35,9 +39,15 @@ def _type_name(decode: Callable[[bytes], Any]) -> str:
 class RequestGuard(grpc.aio.ServerInterceptor):
     """Decodes requests of every service; rate-limits those of ``limited_services``."""
 
-    def __init__(self, limiter: RateLimiter | None, limited_services: Collection[str]) -> None:
+    def __init__(
+        self,
+        limiter: RateLimiter | None,
+        limited_services: Collection[str],
+        budget: ByteBudget | None = None,
+    ) -> None:
         self._limiter = limiter
         self._limited = frozenset(limited_services)
+        self._budget = budget
         self._handlers = HandlerCache()
 
     async def intercept_service(
@@ -55,7 +65,9 @@ class RequestGuard(grpc.aio.ServerInterceptor):
 
         def build() -> grpc.RpcMethodHandler[TReq, TResp]:
             ours = method[1:].rpartition("/")[0] in self._limited
-            entry = _Entry(decode, self._limiter if ours else None, ours)
+            entry = _Entry(
+                decode, self._limiter if ours else None, ours, self._budget if ours else None
+            )
             wrap = entry.streaming if handler.request_streaming else entry.unary
             return rebuild(handler, wrap, decode=False)  # raw bytes reach us; we decode
 
@@ -66,11 +78,16 @@ class _Entry:
     """Turns the raw request bytes of one method into admitted, decoded messages."""
 
     def __init__(
-        self, decode: Callable[[bytes], Any], limiter: RateLimiter | None, ours: bool
+        self,
+        decode: Callable[[bytes], Any],
+        limiter: RateLimiter | None,
+        ours: bool,
+        budget: ByteBudget | None = None,
     ) -> None:
         self._decode = decode
         self._limiter = limiter
         self._ours = ours
+        self._budget = budget
         self._invalid = f"is not a valid {_type_name(decode)} message"
 
     def admit(self, raw: bytes) -> Any:
@@ -110,10 +127,26 @@ class _Entry:
 
             return streaming_reply
 
-        async def call(raw: bytes, context: Context) -> Any:
-            return await behavior(await self.admit_or_abort(raw, context), context)
+        budget = self._budget
+        if budget is None:
 
-        return call
+            async def call(raw: bytes, context: Context) -> Any:
+                return await behavior(await self.admit_or_abort(raw, context), context)
+
+            return call
+
+        async def budgeted(raw: bytes, context: Context) -> Any:
+            size = len(raw)
+            try:
+                budget.take(size)
+            except ServiceError as err:
+                await abort(context, err)
+            try:
+                return await behavior(await self.admit_or_abort(raw, context), context)
+            finally:
+                budget.release(size)
+
+        return budgeted
 
     def streaming(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.isasyncgenfunction(behavior):

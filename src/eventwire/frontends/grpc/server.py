@@ -10,12 +10,12 @@ from typing import Final
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from opentelemetry.trace import Tracer
 
 from eventwire._rpc import SERVICE_NAMES
 from eventwire.api import analytics_pb2_grpc, telemetry_pb2_grpc
 from eventwire.config import ServerConfig
+from eventwire.frontends.grpc import reflection
 from eventwire.frontends.grpc.auth import AuthInterceptor
 from eventwire.frontends.grpc.guard import RequestGuard
 from eventwire.frontends.grpc.interceptors import ObservabilityInterceptor
@@ -23,7 +23,7 @@ from eventwire.frontends.grpc.servicers import AnalyticsServicer, TelemetryServi
 from eventwire.ingest.service import IngestService
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.security.auth import Authenticator
-from eventwire.security.limits import RateLimiter
+from eventwire.security.limits import ByteBudget, RateLimiter
 from eventwire.security.tls import ServerTls
 
 _INT32_MAX: Final = 2**31 - 1
@@ -90,6 +90,7 @@ def build_grpc_server(
     auth: Authenticator | None,
     limiter: RateLimiter | None,
     tls: ServerTls | None,
+    budget: ByteBudget | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """The server with every service registered and its port bound, not yet started."""
     interceptors: list[grpc.aio.ServerInterceptor] = [
@@ -102,7 +103,7 @@ def build_grpc_server(
                 auth, protected_services=SERVICE_NAMES, open_services=(health.SERVICE_NAME,)
             )
         )
-    interceptors.append(RequestGuard(limiter, SERVICE_NAMES))
+    interceptors.append(RequestGuard(limiter, SERVICE_NAMES, budget))
     server = grpc.aio.server(
         interceptors=interceptors,
         options=grpc_options(config),
@@ -113,15 +114,14 @@ def build_grpc_server(
             service,
             max_stream_events=config.max_stream_events,
             max_stream_bytes=config.max_stream_bytes,
+            budget=budget,
         ),
         server,
     )
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(TelemetryServicer(service), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if config.reflection:
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
+        reflection.enable(server, (*SERVICE_NAMES, health.SERVICE_NAME))
     if tls is None:
         port = server.add_insecure_port(config.address)
     else:

@@ -12,6 +12,7 @@ from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, tele
 from eventwire.frontends.grpc.status import guarded
 from eventwire.ingest.service import IngestService
 from eventwire.security.auth import current_tenant
+from eventwire.security.limits import HELD_EVENT_OVERHEAD, ByteBudget
 from eventwire.store.base import EventRow
 
 
@@ -51,8 +52,10 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         max_stream_events: int,
         max_stream_bytes: int,
         max_batches_in_flight: int = 8,
+        budget: ByteBudget | None = None,
     ):
         self._service = service
+        self._budget = budget or ByteBudget(0)
         self._max_events = max_stream_events
         self._max_bytes = max_stream_bytes
         self._max_in_flight = max_batches_in_flight
@@ -77,26 +80,35 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> analytics_pb2.TrackEventResponse:
         # Everything is held until the client half-closes, then committed in one
-        # transaction: a stream that breaks or is cancelled stores nothing.
+        # transaction: a stream that breaks or is cancelled stores nothing. What
+        # it holds is charged to the server's byte budget until then.
         rows: list[EventRow] = []
         size = 0
+        held = 0
+        budget = self._budget
         tenant = current_tenant()
-        async for req in requests:
-            index = len(rows)
-            size += req.ByteSize()
-            if index >= self._max_events or size > self._max_bytes:
-                raise InvalidArgument(
-                    [
-                        FieldViolation(
-                            "stream",
-                            f"a stream may carry at most {self._max_events} events and "
-                            f"{self._max_bytes} bytes; split it into several streams",
-                        )
-                    ]
-                )
-            rows.append(self._service.event_row(req, tenant, prefix=f"stream[{index}]."))
-        await _confirm_peer(context)
-        return await self._service.add_stream(rows)
+        try:
+            async for req in requests:
+                index = len(rows)
+                encoded = req.ByteSize()
+                size += encoded
+                if index >= self._max_events or size > self._max_bytes:
+                    raise InvalidArgument(
+                        [
+                            FieldViolation(
+                                "stream",
+                                f"a stream may carry at most {self._max_events} events and "
+                                f"{self._max_bytes} bytes; split it into several streams",
+                            )
+                        ]
+                    )
+                budget.take(encoded + HELD_EVENT_OVERHEAD)
+                held += encoded + HELD_EVENT_OVERHEAD
+                rows.append(self._service.event_row(req, tenant, prefix=f"stream[{index}]."))
+            await _confirm_peer(context)
+            return await self._service.add_stream(rows)
+        finally:
+            budget.release(held)
 
     async def TrackEvents(
         self,
@@ -129,7 +141,9 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         writing = asyncio.Lock()  # grpc.aio allows one write at a time per call
         sending: set[asyncio.Future[None]] = set()
 
-        async def one(batch: analytics_pb2.EventBatch) -> None:
+        budget = self._budget
+
+        async def one(batch: analytics_pb2.EventBatch, cost: int) -> None:
             try:
                 ack = await self._batch(batch)
                 async with writing:
@@ -140,13 +154,20 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                     write.add_done_callback(sending.discard)
                     await asyncio.shield(write)
             finally:
+                budget.release(cost)
                 window.release()
 
         try:
             async with asyncio.TaskGroup() as group:
                 async for batch in batches:
                     await window.acquire()
-                    group.create_task(one(batch))
+                    cost = batch.ByteSize() + HELD_EVENT_OVERHEAD * len(batch.events)
+                    try:
+                        budget.take(cost)
+                    except BaseException:
+                        window.release()
+                        raise
+                    group.create_task(one(batch, cost))
         except BaseExceptionGroup as failed:
             # The first failure ends the stream with its status; batches not yet
             # acked are for the client to resend.
