@@ -11,6 +11,7 @@ def test_public_names_are_pinned_and_sorted() -> None:
     assert eventwire.__all__ == [
         "AnalyticsClient",
         "CircuitBreakerPolicy",
+        "ClientConfig",
         "ClientMetrics",
         "EventwireError",
         "HedgingPolicy",

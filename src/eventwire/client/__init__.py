@@ -4,8 +4,9 @@ Async first (:class:`AnalyticsClient`, :class:`TelemetryClient`) with blocking
 twins (:class:`SyncAnalyticsClient`, :class:`SyncTelemetryClient`) that share
 the same policies and state machines. :class:`Tracker` (and :class:`SyncTracker`)
 deliver events in the background, buffered, acknowledged and spooled to disk.
-The same policies work on any stub through :func:`resilient_channel`. See the
-README's Resilience and Delivery sections.
+One frozen :class:`ClientConfig` carries a client's options; the same policies
+work on any stub through :func:`resilient_channel`. See the README's Resilience
+and Delivery sections.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from eventwire.client._clients import (
     SyncTelemetryClient,
     TelemetryClient,
 )
-from eventwire.client._core import RetryEvent
+from eventwire.client._config import ClientConfig
 from eventwire.client._credentials import (
     call_credentials,
     channel_credentials,
@@ -61,6 +62,7 @@ from eventwire.client._policy import (
     DEFAULT_TELEMETRY_TIMEOUT,
     CircuitBreakerPolicy,
     HedgingPolicy,
+    RetryEvent,
     RetryPolicy,
     ThrottlePolicy,
 )
@@ -85,6 +87,7 @@ __all__ = [
     "CircuitBreakerPolicy",
     "CircuitOpenError",
     "ClientClosedError",
+    "ClientConfig",
     "ClientMetrics",
     "Deadline",
     "DeadlineExceededError",

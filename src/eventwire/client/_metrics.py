@@ -7,6 +7,7 @@ application's other metrics, or a registry of your own.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Final, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -73,8 +74,13 @@ class ClientMetrics:
         )
         self._trackers = _TrackerCollector()
         r.register(self._trackers)
+        self._breakers: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
 
     def watch_breaker(self, breaker: CircuitBreaker) -> None:
+        """Export ``breaker``'s state and transitions (once, however many clients share it)."""
+        if breaker in self._breakers:
+            return
+        self._breakers.add(breaker)
         name = breaker.name or "default"
         self.breaker_state.labels(name).set(_STATE_VALUE[breaker.state.value])
 

@@ -52,7 +52,8 @@ from eventwire._ids import uuid7
 from eventwire.api import analytics_pb2
 from eventwire.client._backoff import backoff
 from eventwire.client._breaker import CircuitBreaker
-from eventwire.client._channel import ChannelOptions, resilient_channel
+from eventwire.client._channel import resilient_channel
+from eventwire.client._config import ChannelOptions
 from eventwire.client._credentials import token_metadata
 from eventwire.client._exceptions import (
     CircuitOpenError,
