@@ -34,7 +34,7 @@ transports.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Protocol
 
@@ -46,6 +46,7 @@ __all__ = [
     "CircuitOpenError",
     "ClientClosedError",
     "DeadlineExceededError",
+    "EventRejectedError",
     "EventwireError",
     "InternalError",
     "InvalidArgumentError",
@@ -53,6 +54,8 @@ __all__ = [
     "PermissionDeniedError",
     "ResourceExhaustedError",
     "RpcError",
+    "SpoolError",
+    "SpoolFullError",
     "UnauthenticatedError",
     "UnavailableError",
     "code_of",
@@ -70,6 +73,25 @@ class EventwireError(Exception):
 
 class ClientClosedError(EventwireError):
     """The client was closed; make a new one."""
+
+
+class EventRejectedError(EventwireError):
+    """The server (or the tracker, for oversize events) refused one event; it is never retried."""
+
+    def __init__(self, event_id: str, violations: Sequence[tuple[str, str]]) -> None:
+        self.event_id = event_id
+        self.violations = list(violations)
+        """``(field, description)`` pairs."""
+        text = "; ".join(f"{f}: {d}" for f, d in self.violations)
+        super().__init__(f"event {event_id or '(no id)'} rejected: {text}")
+
+
+class SpoolError(EventwireError):
+    """The spool could not take or give back events; ``__cause__`` is the OSError, if any."""
+
+
+class SpoolFullError(SpoolError):
+    """The spool reached ``max_spool_bytes``, or its filesystem ran out of space."""
 
 
 class RpcError(EventwireError, AioRpcError):

@@ -17,6 +17,7 @@ from eventwire.client import CircuitBreaker, ClientConfig, ClientMetrics, RetryP
 from eventwire.client._config import BARE, configure
 from eventwire.client._core import Resilience
 from eventwire.client._exceptions import rpc_errors
+from eventwire.client.tracker.config import STREAM_BREAKER, STREAM_CLIENT, stream_client
 
 S = grpc.StatusCode
 TOKEN = "s3cret"  # noqa: S105 - a test token, checked not to leak
@@ -104,6 +105,20 @@ def test_resilience_is_built_from_the_config() -> None:
         "eventwire_client_breaker_transitions_total", {"breaker": "shared", "state": "open"}
     )
     assert transitions == 1
+
+
+def test_the_tracker_stream_config() -> None:
+    assert stream_client({}) is STREAM_CLIENT
+    assert STREAM_CLIENT.breaker is STREAM_BREAKER
+    assert S.RESOURCE_EXHAUSTED not in STREAM_BREAKER.failure_codes
+    chosen = ClientConfig(token=TOKEN)
+    assert stream_client({"client": chosen}) is chosen
+    laid = stream_client({"client": chosen, "token": OTHER, "channel_options": [("k", 1)]})
+    assert (laid.token, laid.options) == (OTHER, (("k", 1),))
+    with pytest.raises(TypeError, match="ClientConfig"):
+        stream_client({"client": "x"})  # type: ignore[typeddict-item]
+    with pytest.raises(TypeError, match="on_dorp"):
+        stream_client({"on_dorp": print})  # type: ignore[typeddict-unknown-key]
 
 
 def raw(code: grpc.StatusCode, message: str = "m") -> AioRpcError:
