@@ -137,7 +137,7 @@ async def test_sigkill_at_random_points_loses_at_most_the_memory_bound(
     everything = [i for ids in stored.values() for i in ids]
     assert len(everything) == len(set(everything)), "an event was stored twice"
     losses: list[int] = []
-    drops_seen = 0
+    drops_seen = checks = 0
     for run in runs:
         assert run.killed, f"run {run.run} was not killed"
         run_dir = out / f"run-{run.run:03d}"
@@ -155,6 +155,7 @@ async def test_sigkill_at_random_points_loses_at_most_the_memory_bound(
         )
         for check in map(json.loads, lines(run_dir / "checks")):
             assert check["dropped"] == check["hooked"] == check["metric"], check
+            checks += 1
         drops_seen += len(dropped)
     summary = {
         "seed": seed,
@@ -164,7 +165,14 @@ async def test_sigkill_at_random_points_loses_at_most_the_memory_bound(
         "loss_median": statistics.median(losses),
         "loss_max": max(losses),
         "loss_over_bound_max": max(lost / r.bound for lost, r in zip(losses, runs, strict=True)),
+        "loss_median_by_scenario": {
+            s: statistics.median(x for x, r in zip(losses, runs, strict=True) if r.scenario == s)
+            for s in targets
+            if any(r.scenario == s for r in runs)
+        },
+        "returned_by_track": sum(len(lines(out / f"run-{r.run:03d}" / "ids")) for r in runs),
         "dropped_reported": drops_seen,
+        "drop_checks_agreeing": checks,
         "stored": len(everything),
     }
     print("kill points:", json.dumps(summary))
