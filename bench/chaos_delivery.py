@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eventwire.client._tracker import Tracker, TrackerConfig
+from eventwire.client import Tracker, TrackerConfig
 from eventwire.testing._process import ServerProcess
 
 RESULTS = Path(__file__).parent / "results"

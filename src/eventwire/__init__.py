@@ -12,6 +12,7 @@ from eventwire._version import __version__
 from eventwire.client import (
     AnalyticsClient,
     CircuitBreakerPolicy,
+    ClientConfig,
     ClientMetrics,
     EventwireError,
     HedgingPolicy,
@@ -30,6 +31,7 @@ from eventwire.client import (
 __all__ = [
     "AnalyticsClient",
     "CircuitBreakerPolicy",
+    "ClientConfig",
     "ClientMetrics",
     "EventwireError",
     "HedgingPolicy",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventwire.client._spool import Spool
+from eventwire.client.tracker.spool import Spool
 
 
 def payloads(n: int, start: int = 0, size: int = 100) -> list[bytes]:

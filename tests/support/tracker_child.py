@@ -3,19 +3,26 @@
 Run as ``python -m tests.support.tracker_child MODE TARGET SPOOL_DIR N OUT``; it reports on
 stdout, one JSON object per line. A fresh interpreter matters: gRPC cannot be
 used after fork() in a process that already started it, and the test runner has.
+
+``kill-points`` is a fork server: it imports eventwire once, never starts gRPC,
+and for every command read from stdin forks a worker that tracks events until
+the fork server SIGKILLs it at the moment the command names. Each worker writes
+every id ``track()`` returned, and every drop its ``on_drop`` saw, to files
+with one ``write()`` each: the kernel keeps them when the process is killed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from eventwire.client._tracker import SyncTracker, TrackerConfig
+from eventwire.client import ClientMetrics, DroppedEvent, SyncTracker, TrackerConfig
 
 
 def say(**fields: Any) -> None:
@@ -130,11 +137,88 @@ def fork_before_use(target: str, spool: str, n: int, out: Path) -> None:
     say(event="done", status=status, parent=stats(tracker))
 
 
+def _append(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+
+
+def _dropped_metric(metrics: ClientMetrics, target: str) -> float:
+    return (
+        metrics.registry.get_sample_value("eventwire_tracker_dropped_total", {"target": target})
+        or 0.0
+    )
+
+
+def kill_point_worker(
+    spool: str, n: int, run_dir: Path, cmd: dict[str, Any], ready: int
+) -> NoReturn:
+    """Track up to ``n`` events in bursts until SIGKILLed; every fact goes to a file at once."""
+    ids = _append(run_dir / "ids")
+    drops = _append(run_dir / "drops")
+    checks = _append(run_dir / "checks")
+    hooked = 0
+
+    def on_drop(drop: DroppedEvent) -> None:
+        nonlocal hooked
+        hooked += 1
+        os.write(drops, f"{drop.event_id} {drop.reason}\n".encode())
+
+    target = cmd["target"]
+    metrics = ClientMetrics()
+    tracker = SyncTracker(target, TrackerConfig(spool_dir=spool, **cmd["config"]), on_drop=on_drop)
+    metrics.watch_tracker(tracker)
+    tracker.start()
+    os.write(ready, b"r")
+    user = f"run{cmd['run']}"
+    burst, pause = cmd["burst"], cmd["pause"]
+    for i in range(n):
+        event_id = tracker.track("killed", user_id=user, properties={"i": str(i)})
+        os.write(ids, event_id.encode() + b"\n")
+        if i % burst == burst - 1:
+            # Drops happen on this thread (track() refuses the new event), so
+            # between two calls the counter, the metric and the hook agree exactly.
+            stats = tracker.stats
+            seen = {"dropped": stats.dropped, "metric": _dropped_metric(metrics, target)}
+            os.write(checks, json.dumps({**seen, "hooked": hooked}).encode() + b"\n")
+            time.sleep(pause)
+    time.sleep(3600)  # until SIGKILL
+    os._exit(0)
+
+
+def kill_points(target: str, spool: str, n: int, out: Path) -> None:
+    """Fork a worker per command on stdin and SIGKILL it ``delay`` seconds after it started."""
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        run_dir = out / f"run-{cmd['run']:03d}"
+        run_dir.mkdir(parents=True)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            try:
+                kill_point_worker(spool, n, run_dir, cmd, write_end)
+            except BaseException:  # noqa: BLE001 - the worker must never return into the loop
+                traceback.print_exc()
+            os._exit(1)
+        os.close(write_end)
+        started = os.read(read_end, 1) == b"r"
+        os.close(read_end)
+        if started:
+            time.sleep(cmd["delay"])
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        say(
+            run=cmd["run"],
+            started=started,
+            killed=os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL,
+        )
+
+
 MODES = {
     "spool": spool_then_wait,
     "exit": exit_without_close,
     "fork": fork_after_use,
     "fork-lazy": fork_before_use,
+    "kill-points": kill_points,
 }
 
 if __name__ == "__main__":

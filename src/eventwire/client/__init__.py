@@ -3,9 +3,10 @@
 Async first (:class:`AnalyticsClient`, :class:`TelemetryClient`) with blocking
 twins (:class:`SyncAnalyticsClient`, :class:`SyncTelemetryClient`) that share
 the same policies and state machines. :class:`Tracker` (and :class:`SyncTracker`)
-deliver events in the background, buffered, acknowledged and spooled to disk.
-The same policies work on any stub through :func:`resilient_channel`. See the
-README's Resilience and Delivery sections.
+deliver events in the background, buffered, acknowledged and spooled to disk
+(:mod:`eventwire.client.tracker`). One frozen :class:`ClientConfig` carries a
+client's options; the same policies work on any stub through
+:func:`resilient_channel`. ``__all__`` is pinned by a test.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from eventwire.client._clients import (
     SyncTelemetryClient,
     TelemetryClient,
 )
-from eventwire.client._core import RetryEvent
+from eventwire.client._config import ClientConfig
 from eventwire.client._credentials import (
     call_credentials,
     channel_credentials,
@@ -43,6 +44,7 @@ from eventwire.client._exceptions import (
     CircuitOpenError,
     ClientClosedError,
     DeadlineExceededError,
+    EventRejectedError,
     EventwireError,
     InternalError,
     InvalidArgumentError,
@@ -50,29 +52,30 @@ from eventwire.client._exceptions import (
     PermissionDeniedError,
     ResourceExhaustedError,
     RpcError,
+    SpoolError,
+    SpoolFullError,
     UnauthenticatedError,
     UnavailableError,
     map_rpc_error,
 )
 from eventwire.client._metrics import ClientMetrics
-from eventwire.client._pipeline import TrackerStats
 from eventwire.client._policy import (
     DEFAULT_ANALYTICS_TIMEOUT,
     DEFAULT_TELEMETRY_TIMEOUT,
     CircuitBreakerPolicy,
     HedgingPolicy,
+    RetryEvent,
     RetryPolicy,
     ThrottlePolicy,
 )
-from eventwire.client._spool import SpoolError, SpoolFullError
 from eventwire.client._throttle import RetryThrottle
-from eventwire.client._tracker import (
+from eventwire.client.tracker import (
     DroppedEvent,
     DropReason,
-    EventRejectedError,
     SyncTracker,
     Tracker,
     TrackerConfig,
+    TrackerStats,
 )
 
 __all__ = [
@@ -85,6 +88,7 @@ __all__ = [
     "CircuitBreakerPolicy",
     "CircuitOpenError",
     "ClientClosedError",
+    "ClientConfig",
     "ClientMetrics",
     "Deadline",
     "DeadlineExceededError",

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import json
-import random
-import time
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 import grpc
-from opentelemetry.trace import TracerProvider
 
-from eventwire.client._breaker import CircuitBreaker
-from eventwire.client._core import Resilience, RetryEvent
+from eventwire.client._config import BARE, ChannelOptions, ClientConfig, ClientOptions, configure
+from eventwire.client._core import Resilience
 from eventwire.client._interceptors import aio_interceptors, sync_interceptors
-from eventwire.client._metrics import ClientMetrics
-from eventwire.client._policy import (
-    CircuitBreakerPolicy,
-    HedgingPolicy,
-    RetryPolicy,
-    ThrottlePolicy,
-)
-from eventwire.client._throttle import RetryThrottle
 
 __all__ = ["channel_options", "resilient_channel", "resilient_sync_channel", "targets"]
-
-ChannelOptions = Sequence[tuple[str, Any]]
 
 _FORCED: Final = (
     # One retry layer only: grpcio's service-config retries would multiply
@@ -93,92 +80,33 @@ def channel_options(options: ChannelOptions = (), target: str = "") -> list[tupl
     return list(merged.items())
 
 
-def _resilience(
-    target: str,
-    *,
-    timeout: float | None,
-    retry: RetryPolicy | None,
-    breaker: CircuitBreakerPolicy | CircuitBreaker | None,
-    throttle: ThrottlePolicy | RetryThrottle | None,
-    hedging: HedgingPolicy | None,
-    idempotent: Callable[[str], bool] | Collection[str] | bool,
-    on_retry: Callable[[RetryEvent], None] | None,
-    rng: random.Random | None,
-    clock: Callable[[], float] = time.monotonic,
-    tracer_provider: TracerProvider | None = None,
-    metrics: ClientMetrics | None = None,
-) -> Resilience:
-    return Resilience(
-        target,
-        timeout=timeout,
-        retry=retry,
-        breaker=breaker,
-        throttle=throttle,
-        hedging=hedging,
-        idempotent=idempotent,
-        on_retry=on_retry,
-        rng=rng,
-        clock=clock,
-        tracer_provider=tracer_provider,
-        metrics=metrics,
-    )
-
-
 def resilient_channel(
     target: str,
+    config: ClientConfig | None = None,
     *,
-    timeout: float | None = None,
-    retry: RetryPolicy | None = None,
-    breaker: CircuitBreakerPolicy | CircuitBreaker | None = None,
-    throttle: ThrottlePolicy | RetryThrottle | None = None,
-    hedging: HedgingPolicy | None = None,
     idempotent: Callable[[str], bool] | Collection[str] | bool = True,
-    on_retry: Callable[[RetryEvent], None] | None = None,
-    credentials: grpc.ChannelCredentials | None = None,
-    options: ChannelOptions = (),
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
-    rng: random.Random | None = None,
-    tracer_provider: TracerProvider | None = None,
-    metrics: ClientMetrics | None = None,
+    **options: Unpack[ClientOptions],
 ) -> grpc.aio.Channel:
     """A ``grpc.aio`` channel whose calls get eventwire's deadlines, retries, breaker and hedging.
 
-    Every policy is opt-in here (the eventwire clients turn them on by default).
-    ``idempotent`` says which full method names (``/pkg.Service/Method``) are
-    safe to retry or hedge: True for all, a collection of names, or a
-    predicate. ``timeout`` is the default deadline for calls that set none.
-    ``interceptors`` run inside ours, once per attempt. Share a
-    :class:`CircuitBreaker` or :class:`RetryThrottle` between channels to the
-    same backend by passing the same object to each.
+    ``config`` (a :class:`ClientConfig`, or its fields as keyword arguments)
+    says which; here every policy is opt-in: the default is :data:`BARE`
+    (the eventwire clients turn them on by default). ``idempotent`` says which
+    full method names (``/pkg.Service/Method``) are safe to retry or hedge:
+    True for all, a collection of names, or a predicate. ``config.timeout`` is
+    the default deadline for calls that set none. ``interceptors`` run inside
+    ours, once per attempt. Share a :class:`CircuitBreaker` or
+    :class:`RetryThrottle` between channels to the same backend by passing the
+    same object to each.
     """
-    res = _resilience(
-        target,
-        timeout=timeout,
-        retry=retry,
-        breaker=breaker,
-        throttle=throttle,
-        hedging=hedging,
-        idempotent=idempotent,
-        on_retry=on_retry,
-        rng=rng,
-        tracer_provider=tracer_provider,
-        metrics=metrics,
-    )
-    return _aio_channel(target, res, credentials, options, interceptors)
-
-
-def _aio_channel(
-    target: str,
-    res: Resilience,
-    credentials: grpc.ChannelCredentials | None,
-    options: ChannelOptions,
-    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
-) -> grpc.aio.Channel:
+    cfg = configure(config, options, base=BARE)
+    res = Resilience(target, cfg, idempotent=idempotent)
     chain = [*aio_interceptors(res), *interceptors]
-    return _plain_aio_channel(target, credentials, options, chain)
+    return plain_aio_channel(target, cfg.credentials, cfg.options, chain)
 
 
-def _plain_aio_channel(
+def plain_aio_channel(
     target: str,
     credentials: grpc.ChannelCredentials | None,
     options: ChannelOptions,
@@ -192,48 +120,22 @@ def _plain_aio_channel(
 
 def resilient_sync_channel(
     target: str,
+    config: ClientConfig | None = None,
     *,
-    timeout: float | None = None,
-    retry: RetryPolicy | None = None,
-    breaker: CircuitBreakerPolicy | CircuitBreaker | None = None,
-    throttle: ThrottlePolicy | RetryThrottle | None = None,
     idempotent: Callable[[str], bool] | Collection[str] | bool = True,
-    on_retry: Callable[[RetryEvent], None] | None = None,
-    credentials: grpc.ChannelCredentials | None = None,
-    options: ChannelOptions = (),
-    rng: random.Random | None = None,
-    tracer_provider: TracerProvider | None = None,
-    metrics: ClientMetrics | None = None,
+    **options: Unpack[ClientOptions],
 ) -> grpc.Channel:
-    """The blocking twin of :func:`resilient_channel` (no hedging; unary responses only)."""
-    res = _resilience(
-        target,
-        timeout=timeout,
-        retry=retry,
-        breaker=breaker,
-        throttle=throttle,
-        hedging=None,
-        idempotent=idempotent,
-        on_retry=on_retry,
-        rng=rng,
-        tracer_provider=tracer_provider,
-        metrics=metrics,
-    )
-    return _sync_channel(target, res, credentials, options)
-
-
-def _sync_channel(
-    target: str,
-    res: Resilience,
-    credentials: grpc.ChannelCredentials | None,
-    options: ChannelOptions,
-) -> grpc.Channel:
+    """The blocking twin of :func:`resilient_channel` (every call shape; no hedging)."""
+    cfg = configure(config, options, base=BARE)
+    if cfg.hedging is not None:
+        raise ValueError("hedging needs the async channel (resilient_channel) or a sync client")
+    res = Resilience(target, cfg, idempotent=idempotent)
     return grpc.intercept_channel(
-        _plain_sync_channel(target, credentials, options), *sync_interceptors(res)
+        plain_sync_channel(target, cfg.credentials, cfg.options), *sync_interceptors(res)
     )
 
 
-def _plain_sync_channel(
+def plain_sync_channel(
     target: str, credentials: grpc.ChannelCredentials | None, options: ChannelOptions
 ) -> grpc.Channel:
     opts = channel_options(options, target)

@@ -1,116 +1,86 @@
 """AnalyticsClient and TelemetryClient, async first, with blocking twins.
 
-The twins share everything that is not I/O: the policy objects, the breaker
-and throttle state machines (through :class:`~eventwire.client._core.Resilience`)
-and the request building below. Only the waiting differs.
+The twins share everything that is not I/O, as httpx's clients share their
+``BaseClient``: the :class:`~eventwire.client.ClientConfig` and the policies
+built from it (:class:`~eventwire.client._core.Resilience`), the request
+building (each RPC becomes an :class:`_Rpc`, described once below), and the
+error mapping (:func:`~eventwire.client._exceptions.rpc_errors`, in the policy
+layer). A public method is its RPC's signature and one line handing the
+shared ``_Rpc`` to the async or the blocking policy driver: only the waiting differs.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Generic, Self, TypeVar, Unpack
 
 import grpc
-from opentelemetry.trace import TracerProvider
 
 from eventwire._ids import uuid7
+from eventwire._rpc import ANALYTICS_METHODS, TELEMETRY_METHODS
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
 from eventwire.client._breaker import CircuitBreaker
-from eventwire.client._channel import (
-    ChannelOptions,
-    _plain_aio_channel,
-    _plain_sync_channel,
-    _resilience,
-)
-from eventwire.client._core import Resilience, RetryEvent
-from eventwire.client._exceptions import ClientClosedError, RpcError, map_rpc_error
+from eventwire.client._channel import plain_aio_channel, plain_sync_channel
+from eventwire.client._config import ClientConfig, ClientOptions, configure
+from eventwire.client._core import Resilience
+from eventwire.client._exceptions import ClientClosedError, rpc_errors
 from eventwire.client._interceptors import (
     AioStreamStreamInterceptor,
     AioStreamUnaryInterceptor,
     AioUnaryUnaryInterceptor,
+    SyncStreamStreamInterceptor,
     SyncStreamUnaryInterceptor,
     SyncUnaryUnaryInterceptor,
 )
-from eventwire.client._metrics import ClientMetrics
-from eventwire.client._policy import (
-    DEFAULT_ANALYTICS_TIMEOUT,
-    DEFAULT_TELEMETRY_TIMEOUT,
-    CircuitBreakerPolicy,
-    HedgingPolicy,
-    RetryPolicy,
-    ThrottlePolicy,
-)
+from eventwire.client._policy import DEFAULT_ANALYTICS_TIMEOUT, DEFAULT_TELEMETRY_TIMEOUT
 from eventwire.client._throttle import RetryThrottle
 
 __all__ = ["AnalyticsClient", "SyncAnalyticsClient", "SyncTelemetryClient", "TelemetryClient"]
 
-_DEFAULT = object()
-_TRACK = "/analytics.AnalyticsService/TrackEvent"
-_STREAM = "/analytics.AnalyticsService/StreamEvents"
-_COUNT = "/analytics.AnalyticsService/CountEvents"
-_REPORT = "/telemetry.TelemetryService/ReportAlert"
-_GET = "/telemetry.TelemetryService/GetAlert"
-_TRACK_BATCH = "/analytics.AnalyticsService/TrackEvents"
-_INGEST = "/analytics.AnalyticsService/IngestEvents"
+Resp = TypeVar("Resp")
+Event = analytics_pb2.TrackEventRequest | Mapping[str, Any]
+Events = analytics_pb2.EventBatch | Iterable[Event]
 
 
-class _Base:
-    """Configuration and request building shared by all four clients; no I/O."""
+@dataclass(frozen=True, slots=True)
+class _Rpc(Generic[Resp]):
+    """One call, decided without I/O: the method, what to send, how long it may take."""
 
-    default_timeout: float
+    name: str
+    """The method's name in its service (``TrackEvent``): the stub's attribute."""
+    method: str
+    """Its full name, from the generated descriptors."""
+    request: Any
+    timeout: float | None
+
+
+class _Client:
+    """Configuration and policies shared by all four clients; no I/O."""
+
+    default_timeout: ClassVar[float]
+    _methods: ClassVar[Mapping[str, str]]
+    _stub_class: ClassVar[type[Any]]
 
     def __init__(
-        self,
-        target: str,
-        *,
-        timeout: float | None = None,
-        retry: RetryPolicy | Any | None = _DEFAULT,
-        breaker: CircuitBreakerPolicy | CircuitBreaker | Any | None = _DEFAULT,
-        throttle: ThrottlePolicy | RetryThrottle | Any | None = _DEFAULT,
-        hedging: HedgingPolicy | None = None,
-        on_retry: Callable[[RetryEvent], None] | None = None,
-        credentials: grpc.ChannelCredentials | None = None,
-        options: ChannelOptions = (),
-        rng: random.Random | None = None,
-        token: str | None = None,
-        tracer_provider: TracerProvider | None = None,
-        metrics: ClientMetrics | None = None,
+        self, target: str, config: ClientConfig | None = None, **options: Unpack[ClientOptions]
     ) -> None:
         self.target = target
-        # Sent with every call when the server checks tokens (--auth-tokens).
-        self._metadata: tuple[tuple[str, str | bytes], ...] | None = (
-            (("authorization", f"Bearer {token}"),) if token else None
+        self.config = configure(config, options)
+        # Every method is idempotent through these clients: they give each
+        # event an event_id and each alert an idempotency_key before the
+        # first attempt, so a retried write is stored once.
+        self.resilience = Resilience(
+            target, self.config, default_timeout=self.default_timeout, idempotent=True
         )
-        self.resilience: Resilience = _resilience(
-            target,
-            timeout=self.default_timeout if timeout is None else timeout,
-            retry=RetryPolicy() if retry is _DEFAULT else retry,
-            breaker=CircuitBreakerPolicy() if breaker is _DEFAULT else breaker,
-            throttle=ThrottlePolicy() if throttle is _DEFAULT else throttle,
-            hedging=hedging,
-            # Every method is idempotent through these clients: they give each
-            # event an event_id and each alert an idempotency_key before the
-            # first attempt, so a retried write is stored once.
-            idempotent=True,
-            on_retry=on_retry,
-            rng=rng,
-            tracer_provider=tracer_provider,
-            metrics=metrics,
-        )
-        self._credentials = credentials
-        self._options = options
         self._closed = False
-        self._open_channel(target, credentials, options)
-        self._bind_stub()
+        self._connect()
+        self._stub = self._stub_class(self.channel)
 
-    def _open_channel(
-        self, target: str, credentials: grpc.ChannelCredentials | None, options: ChannelOptions
-    ) -> None:
-        raise NotImplementedError
+    channel: Any
 
-    def _bind_stub(self) -> None:
+    def _connect(self) -> None:
         raise NotImplementedError
 
     @property
@@ -121,9 +91,10 @@ class _Base:
     def throttle(self) -> RetryThrottle | None:
         return self.resilience.throttle
 
-    def _check_open(self) -> None:
+    def _rpc(self, name: str, request: Any, timeout: float | None) -> _Rpc[Any]:
         if self._closed:
             raise ClientClosedError(f"client for {self.target} is closed")
+        return _Rpc(name, self._methods[name], request, timeout)
 
 
 def _new_id() -> str:
@@ -131,21 +102,7 @@ def _new_id() -> str:
     return uuid7()
 
 
-async def _with_ids(
-    batches: AsyncIterable[analytics_pb2.EventBatch] | Iterable[analytics_pb2.EventBatch],
-    fill: Callable[[analytics_pb2.EventBatch], analytics_pb2.EventBatch],
-) -> AsyncIterator[analytics_pb2.EventBatch]:
-    if isinstance(batches, AsyncIterable):
-        async for batch in batches:
-            yield fill(batch)
-    else:
-        for batch in batches:
-            yield fill(batch)
-
-
-def _event(
-    event: analytics_pb2.TrackEventRequest | Mapping[str, Any],
-) -> analytics_pb2.TrackEventRequest:
+def _event(event: Event) -> analytics_pb2.TrackEventRequest:
     if isinstance(event, Mapping):
         event = analytics_pb2.TrackEventRequest(**event)
     if not event.event_id:
@@ -157,84 +114,136 @@ def _event(
     return event
 
 
-class _AnalyticsBase(_Base):
-    default_timeout = DEFAULT_ANALYTICS_TIMEOUT
+def _batch(batch: Events, sequence: int = 0) -> analytics_pb2.EventBatch:
+    """An EventBatch whose every event has an event_id, so resending it is safe."""
+    events: Iterable[Event]
+    if isinstance(batch, analytics_pb2.EventBatch):
+        sequence, events = batch.sequence, batch.events
+    else:
+        events = batch
+    return analytics_pb2.EventBatch(sequence=sequence, events=[_event(e) for e in events])
 
-    @staticmethod
-    def _track_request(
+
+async def _with_ids(
+    batches: AsyncIterable[analytics_pb2.EventBatch] | Iterable[analytics_pb2.EventBatch],
+) -> AsyncIterator[analytics_pb2.EventBatch]:
+    if isinstance(batches, AsyncIterable):
+        async for batch in batches:
+            yield _batch(batch)
+    else:
+        for batch in batches:
+            yield _batch(batch)
+
+
+class _Analytics(_Client):
+    """The requests of ``analytics.AnalyticsService``, built once for both twins."""
+
+    default_timeout = DEFAULT_ANALYTICS_TIMEOUT
+    _methods = ANALYTICS_METHODS
+    _stub_class = analytics_pb2_grpc.AnalyticsServiceStub
+
+    def _track(
+        self,
         event_name: str,
         user_id: str,
+        *,
         properties: Mapping[str, str] | None,
         timestamp: int,
         event_id: str | None,
-    ) -> analytics_pb2.TrackEventRequest:
-        return analytics_pb2.TrackEventRequest(
+        timeout: float | None,
+    ) -> _Rpc[analytics_pb2.TrackEventResponse]:
+        request = analytics_pb2.TrackEventRequest(
             event_name=event_name,
             user_id=user_id,
             timestamp=timestamp,
             properties=dict(properties or {}),
             event_id=event_id or _new_id(),
         )
+        return self._rpc("TrackEvent", request, timeout)
 
-    @staticmethod
-    def _stream_requests(
-        events: Iterable[analytics_pb2.TrackEventRequest | Mapping[str, Any]],
-    ) -> list[analytics_pb2.TrackEventRequest]:
+    def _stream(
+        self, events: Iterable[Event], timeout: float | None
+    ) -> _Rpc[analytics_pb2.TrackEventResponse]:
         # A list, not a generator: a retried stream must send the same events again.
-        return [_event(e) for e in events]
+        return self._rpc("StreamEvents", [_event(e) for e in events], timeout)
 
-    @classmethod
-    def _batch(
-        cls,
-        batch: analytics_pb2.EventBatch
-        | Iterable[analytics_pb2.TrackEventRequest | Mapping[str, Any]],
-        sequence: int = 0,
-    ) -> analytics_pb2.EventBatch:
-        """An EventBatch whose every event has an event_id, so resending it is safe."""
-        events: list[analytics_pb2.TrackEventRequest | Mapping[str, Any]]
-        if isinstance(batch, analytics_pb2.EventBatch):
-            sequence, events = batch.sequence, list(batch.events)
-        else:
-            events = list(batch)
-        return analytics_pb2.EventBatch(sequence=sequence, events=cls._stream_requests(events))
-
-    @staticmethod
-    def _count_request(
-        event_name: str, user_id: str, start: int, end: int
-    ) -> analytics_pb2.CountEventsRequest:
-        return analytics_pb2.CountEventsRequest(
+    def _count(
+        self, event_name: str, user_id: str, start: int, end: int, timeout: float | None
+    ) -> _Rpc[analytics_pb2.CountEventsResponse]:
+        request = analytics_pb2.CountEventsRequest(
             event_name=event_name, user_id=user_id, start=start, end=end
         )
+        return self._rpc("CountEvents", request, timeout)
+
+    def _track_batch(
+        self, events: Events, sequence: int, timeout: float | None
+    ) -> _Rpc[analytics_pb2.IngestAck]:
+        return self._rpc("TrackEvents", _batch(events, sequence), timeout)
+
+    def _ingest(self, batches: Any, timeout: float | None) -> _Rpc[analytics_pb2.IngestAck]:
+        return self._rpc("IngestEvents", batches, timeout)
 
 
-class _TelemetryBase(_Base):
+class _Telemetry(_Client):
+    """The requests of ``telemetry.TelemetryService``, built once for both twins."""
+
     default_timeout = DEFAULT_TELEMETRY_TIMEOUT
+    _methods = TELEMETRY_METHODS
+    _stub_class = telemetry_pb2_grpc.TelemetryServiceStub
 
-    @staticmethod
-    def _alert_request(
-        device_id: str, alert_type: str, timestamp: int, idempotency_key: str | None
-    ) -> telemetry_pb2.AlertRequest:
-        return telemetry_pb2.AlertRequest(
+    def _report(
+        self,
+        device_id: str,
+        alert_type: str,
+        timestamp: int,
+        idempotency_key: str | None,
+        timeout: float | None,
+    ) -> _Rpc[telemetry_pb2.AlertResponse]:
+        request = telemetry_pb2.AlertRequest(
             device_id=device_id,
             alert_type=alert_type,
             timestamp=timestamp,
             idempotency_key=idempotency_key or _new_id(),
         )
+        return self._rpc("ReportAlert", request, timeout)
+
+    def _get(self, tracking_id: str, timeout: float | None) -> _Rpc[telemetry_pb2.Alert]:
+        return self._rpc(
+            "GetAlert", telemetry_pb2.GetAlertRequest(tracking_id=tracking_id), timeout
+        )
 
 
-class _AsyncChannel(_Base):
-    """A grpc.aio channel without interceptors: the clients drive the same policy code
-    the interceptors run, minus grpcio's per-call interceptor task."""
+class _Async(_Client):
+    """The async policy drivers on a grpc.aio channel without interceptors: the same
+    policy code the interceptors run, minus grpcio's per-call interceptor task."""
 
     channel: grpc.aio.Channel
 
-    def _open_channel(
-        self, target: str, credentials: grpc.ChannelCredentials | None, options: ChannelOptions
-    ) -> None:
-        self.channel = _plain_aio_channel(target, credentials, options)
+    def _connect(self) -> None:
+        self.channel = plain_aio_channel(self.target, self.config.credentials, self.config.options)
         self._unary = AioUnaryUnaryInterceptor(self.resilience)
-        self._stream = AioStreamUnaryInterceptor(self.resilience)
-        self._ingest = AioStreamStreamInterceptor(self.resilience)
+        self._client_stream = AioStreamUnaryInterceptor(self.resilience)
+        self._bidi = AioStreamStreamInterceptor(self.resilience)
+
+    async def _call(self, rpc: _Rpc[Resp]) -> Resp:
+        callable_ = getattr(self._stub, rpc.name)
+        return await self._unary.invoke(rpc.method, callable_, rpc.request, rpc.timeout)
+
+    async def _send(self, rpc: _Rpc[Resp]) -> Resp:
+        # The requests are a list on purpose (the stubs' types ask for an
+        # iterator): the driver retries only streams it can send again.
+        callable_ = getattr(self._stub, rpc.name)
+        return await self._client_stream.invoke(rpc.method, callable_, rpc.request, rpc.timeout)
+
+    async def _exchange(self, rpc: _Rpc[Resp]) -> AsyncIterator[Resp]:
+        call = self._bidi.open(rpc.method, getattr(self._stub, rpc.name), rpc.request, rpc.timeout)
+        try:
+            with rpc_errors():
+                async for reply in call:
+                    yield reply
+        finally:
+            # Leaving early (break, error, aclose) must not leave the stream open.
+            call.cancel()
 
     async def close(self, grace: float | None = None) -> None:
         """Close the channel; calls in flight are cancelled after ``grace`` seconds."""
@@ -254,17 +263,34 @@ class _AsyncChannel(_Base):
         await self.close()
 
 
-class _SyncChannel(_Base):
-    """The blocking twin of :class:`_AsyncChannel`."""
+class _Sync(_Client):
+    """The blocking twin of :class:`_Async`."""
 
     channel: grpc.Channel
 
-    def _open_channel(
-        self, target: str, credentials: grpc.ChannelCredentials | None, options: ChannelOptions
-    ) -> None:
-        self.channel = _plain_sync_channel(target, credentials, options)
+    def _connect(self) -> None:
+        self.channel = plain_sync_channel(self.target, self.config.credentials, self.config.options)
         self._unary = SyncUnaryUnaryInterceptor(self.resilience)
-        self._stream = SyncStreamUnaryInterceptor(self.resilience)
+        self._client_stream = SyncStreamUnaryInterceptor(self.resilience)
+        self._bidi = SyncStreamStreamInterceptor(self.resilience)
+
+    def _call(self, rpc: _Rpc[Resp]) -> Resp:
+        callable_ = getattr(self._stub, rpc.name)
+        reply: Resp = self._unary.invoke(rpc.method, callable_, rpc.request, rpc.timeout)
+        return reply
+
+    def _send(self, rpc: _Rpc[Resp]) -> Resp:
+        callable_ = getattr(self._stub, rpc.name)
+        reply: Resp = self._client_stream.invoke(rpc.method, callable_, rpc.request, rpc.timeout)
+        return reply
+
+    def _exchange(self, rpc: _Rpc[Resp]) -> Iterator[Resp]:
+        call = self._bidi.open(rpc.method, getattr(self._stub, rpc.name), rpc.request, rpc.timeout)
+        try:
+            with rpc_errors():
+                yield from call
+        finally:
+            call.cancel()
 
     def close(self) -> None:
         if not self._closed:
@@ -284,6 +310,8 @@ class _SyncChannel(_Base):
 
 
 _INIT_DOC = """
+    ``config`` is a :class:`ClientConfig`; its fields may also be given as
+    keyword arguments, laid over it (``AnalyticsClient(target, timeout=5)``).
     Policies default to :class:`RetryPolicy`, :class:`CircuitBreakerPolicy`
     and :class:`ThrottlePolicy` with their defaults; pass None to turn one
     off, or a :class:`CircuitBreaker` / :class:`RetryThrottle` object to share
@@ -293,13 +321,10 @@ _INIT_DOC = """
 """
 
 
-class AnalyticsClient(_AnalyticsBase, _AsyncChannel):
+class AnalyticsClient(_Analytics, _Async):
     """Async client of ``analytics.AnalyticsService``; use ``async with``."""
 
     __doc__ = (__doc__ or "") + _INIT_DOC
-
-    def _bind_stub(self) -> None:
-        self._stub = analytics_pb2_grpc.AnalyticsServiceStub(self.channel)
 
     async def track_event(
         self,
@@ -312,36 +337,22 @@ class AnalyticsClient(_AnalyticsBase, _AsyncChannel):
         timeout: float | None = None,
     ) -> analytics_pb2.TrackEventResponse:
         """Store one event (once, however often it is retried). ``timestamp`` 0 means now."""
-        self._check_open()
-        request = self._track_request(event_name, user_id, properties, timestamp, event_id)
-        try:
-            return await self._unary.invoke(
-                _TRACK, self._stub.TrackEvent, request, timeout, self._metadata
+        return await self._call(
+            self._track(
+                event_name,
+                user_id,
+                properties=properties,
+                timestamp=timestamp,
+                event_id=event_id,
+                timeout=timeout,
             )
-        except RpcError:
-            raise
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc) from exc
+        )
 
     async def stream_events(
-        self,
-        events: Iterable[analytics_pb2.TrackEventRequest | Mapping[str, Any]],
-        *,
-        timeout: float | None = None,
+        self, events: Iterable[Event], *, timeout: float | None = None
     ) -> analytics_pb2.TrackEventResponse:
         """Store a batch of events atomically in one client stream; retried as a whole."""
-        self._check_open()
-        requests = self._stream_requests(events)
-        try:
-            # A list on purpose (the stubs' types ask for an iterator): the
-            # interceptor retries only streams it can send again.
-            return await self._stream.invoke(
-                _STREAM, self._stub.StreamEvents, requests, timeout, self._metadata
-            )
-        except RpcError:
-            raise
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc) from exc
+        return await self._send(self._stream(events, timeout))
 
     async def count_events(
         self,
@@ -352,39 +363,15 @@ class AnalyticsClient(_AnalyticsBase, _AsyncChannel):
         end: int = 0,
         timeout: float | None = None,
     ) -> int:
-        self._check_open()
-        request = self._count_request(event_name, user_id, start, end)
-        try:
-            reply = await self._unary.invoke(
-                _COUNT, self._stub.CountEvents, request, timeout, self._metadata
-            )
-        except RpcError:
-            raise
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc) from exc
-        return reply.count
+        return (await self._call(self._count(event_name, user_id, start, end, timeout))).count
 
     async def track_events(
-        self,
-        events: analytics_pb2.EventBatch
-        | Iterable[analytics_pb2.TrackEventRequest | Mapping[str, Any]],
-        *,
-        sequence: int = 0,
-        timeout: float | None = None,
+        self, events: Events, *, sequence: int = 0, timeout: float | None = None
     ) -> analytics_pb2.IngestAck:
         """Store a batch, acknowledged once committed; invalid events come back as rejections."""
-        self._check_open()
-        batch = self._batch(events, sequence)
-        try:
-            return await self._unary.invoke(
-                _TRACK_BATCH, self._stub.TrackEvents, batch, timeout, self._metadata
-            )
-        except RpcError:
-            raise
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc) from exc
+        return await self._call(self._track_batch(events, sequence, timeout))
 
-    async def ingest_events(
+    def ingest_events(
         self,
         batches: AsyncIterable[analytics_pb2.EventBatch] | Iterable[analytics_pb2.EventBatch],
         *,
@@ -396,33 +383,13 @@ class AnalyticsClient(_AnalyticsBase, _AsyncChannel):
         retries (resend every batch not acked, as the contract says); the
         breaker still guards it. Events get an event_id if they have none.
         """
-        self._check_open()
-        call = self._ingest.open(
-            _INGEST,
-            self._stub.IngestEvents,
-            _with_ids(batches, self._batch),
-            timeout,
-            self._metadata,
-        )
-        try:
-            async for ack in call:
-                yield ack
-        except RpcError:
-            raise
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc) from exc
-        finally:
-            # Leaving early (break, error, aclose) must not leave the stream open.
-            call.cancel()
+        return self._exchange(self._ingest(_with_ids(batches), timeout))
 
 
-class SyncAnalyticsClient(_AnalyticsBase, _SyncChannel):
+class SyncAnalyticsClient(_Analytics, _Sync):
     """Blocking twin of :class:`AnalyticsClient`; use ``with``. Safe to share between threads."""
 
     __doc__ = (__doc__ or "") + _INIT_DOC
-
-    def _bind_stub(self) -> None:
-        self._stub = analytics_pb2_grpc.AnalyticsServiceStub(self.channel)
 
     def track_event(
         self,
@@ -434,34 +401,21 @@ class SyncAnalyticsClient(_AnalyticsBase, _SyncChannel):
         event_id: str | None = None,
         timeout: float | None = None,
     ) -> analytics_pb2.TrackEventResponse:
-        self._check_open()
-        request = self._track_request(event_name, user_id, properties, timestamp, event_id)
-        try:
-            return self._unary.invoke(
-                _TRACK, self._stub.TrackEvent, request, timeout, self._metadata
+        return self._call(
+            self._track(
+                event_name,
+                user_id,
+                properties=properties,
+                timestamp=timestamp,
+                event_id=event_id,
+                timeout=timeout,
             )
-        except RpcError:
-            raise
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc) from exc
+        )
 
     def stream_events(
-        self,
-        events: Iterable[analytics_pb2.TrackEventRequest | Mapping[str, Any]],
-        *,
-        timeout: float | None = None,
+        self, events: Iterable[Event], *, timeout: float | None = None
     ) -> analytics_pb2.TrackEventResponse:
-        self._check_open()
-        requests = self._stream_requests(events)
-        try:
-            # A list on purpose, see AnalyticsClient.stream_events.
-            return self._stream.invoke_stream(
-                _STREAM, self._stub.StreamEvents, requests, timeout, self._metadata
-            )
-        except RpcError:
-            raise
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc) from exc
+        return self._send(self._stream(events, timeout))
 
     def count_events(
         self,
@@ -472,62 +426,24 @@ class SyncAnalyticsClient(_AnalyticsBase, _SyncChannel):
         end: int = 0,
         timeout: float | None = None,
     ) -> int:
-        self._check_open()
-        request = self._count_request(event_name, user_id, start, end)
-        try:
-            reply = self._unary.invoke(
-                _COUNT, self._stub.CountEvents, request, timeout, self._metadata
-            )
-        except RpcError:
-            raise
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc) from exc
-        return reply.count
+        return self._call(self._count(event_name, user_id, start, end, timeout)).count
 
     def track_events(
-        self,
-        events: analytics_pb2.EventBatch
-        | Iterable[analytics_pb2.TrackEventRequest | Mapping[str, Any]],
-        *,
-        sequence: int = 0,
-        timeout: float | None = None,
+        self, events: Events, *, sequence: int = 0, timeout: float | None = None
     ) -> analytics_pb2.IngestAck:
-        self._check_open()
-        batch = self._batch(events, sequence)
-        try:
-            return self._unary.invoke(
-                _TRACK_BATCH, self._stub.TrackEvents, batch, timeout, self._metadata
-            )
-        except RpcError:
-            raise
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc) from exc
+        return self._call(self._track_batch(events, sequence, timeout))
 
     def ingest_events(
         self, batches: Iterable[analytics_pb2.EventBatch], *, timeout: float | None = None
     ) -> Iterator[analytics_pb2.IngestAck]:
-        """Blocking twin of :meth:`AnalyticsClient.ingest_events` (no breaker on this path)."""
-        self._check_open()
-        call = self._stub.IngestEvents(
-            (self._batch(b) for b in batches), timeout=timeout, metadata=self._metadata
-        )
-        try:
-            yield from call
-        except RpcError:
-            raise
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc) from exc
-        finally:
-            call.cancel()
+        """Blocking twin of :meth:`AnalyticsClient.ingest_events`, breaker included."""
+        return self._exchange(self._ingest((_batch(b) for b in batches), timeout))
 
 
-class TelemetryClient(_TelemetryBase, _AsyncChannel):
+class TelemetryClient(_Telemetry, _Async):
     """Async client of ``telemetry.TelemetryService``; use ``async with``."""
 
     __doc__ = (__doc__ or "") + _INIT_DOC
-
-    def _bind_stub(self) -> None:
-        self._stub = telemetry_pb2_grpc.TelemetryServiceStub(self.channel)
 
     async def report_alert(
         self,
@@ -539,39 +455,20 @@ class TelemetryClient(_TelemetryBase, _AsyncChannel):
         timeout: float | None = None,
     ) -> telemetry_pb2.AlertResponse:
         """Report an alert; retries reuse the idempotency key, so one tracking id comes back."""
-        self._check_open()
-        request = self._alert_request(device_id, alert_type, timestamp, idempotency_key)
-        try:
-            return await self._unary.invoke(
-                _REPORT, self._stub.ReportAlert, request, timeout, self._metadata
-            )
-        except RpcError:
-            raise
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc) from exc
+        return await self._call(
+            self._report(device_id, alert_type, timestamp, idempotency_key, timeout)
+        )
 
     async def get_alert(
         self, tracking_id: str, *, timeout: float | None = None
     ) -> telemetry_pb2.Alert:
-        self._check_open()
-        request = telemetry_pb2.GetAlertRequest(tracking_id=tracking_id)
-        try:
-            return await self._unary.invoke(
-                _GET, self._stub.GetAlert, request, timeout, self._metadata
-            )
-        except RpcError:
-            raise
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc) from exc
+        return await self._call(self._get(tracking_id, timeout))
 
 
-class SyncTelemetryClient(_TelemetryBase, _SyncChannel):
+class SyncTelemetryClient(_Telemetry, _Sync):
     """Blocking twin of :class:`TelemetryClient`; use ``with``. Safe to share between threads."""
 
     __doc__ = (__doc__ or "") + _INIT_DOC
-
-    def _bind_stub(self) -> None:
-        self._stub = telemetry_pb2_grpc.TelemetryServiceStub(self.channel)
 
     def report_alert(
         self,
@@ -582,23 +479,7 @@ class SyncTelemetryClient(_TelemetryBase, _SyncChannel):
         idempotency_key: str | None = None,
         timeout: float | None = None,
     ) -> telemetry_pb2.AlertResponse:
-        self._check_open()
-        request = self._alert_request(device_id, alert_type, timestamp, idempotency_key)
-        try:
-            return self._unary.invoke(
-                _REPORT, self._stub.ReportAlert, request, timeout, self._metadata
-            )
-        except RpcError:
-            raise
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc) from exc
+        return self._call(self._report(device_id, alert_type, timestamp, idempotency_key, timeout))
 
     def get_alert(self, tracking_id: str, *, timeout: float | None = None) -> telemetry_pb2.Alert:
-        self._check_open()
-        request = telemetry_pb2.GetAlertRequest(tracking_id=tracking_id)
-        try:
-            return self._unary.invoke(_GET, self._stub.GetAlert, request, timeout, self._metadata)
-        except RpcError:
-            raise
-        except grpc.RpcError as exc:
-            raise map_rpc_error(exc) from exc
+        return self._call(self._get(tracking_id, timeout))

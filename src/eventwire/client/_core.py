@@ -1,9 +1,10 @@
 """What one call does next, decided without I/O: the logic the async and sync paths share.
 
 :class:`Resilience` holds one channel's policies and shared state (breaker,
-throttle bucket); :class:`CallPlan` walks one call through its attempts. The
-interceptors in :mod:`eventwire.client._interceptors` only do the waiting and
-the network; every "retry or not, how long, with what timeout" is here.
+throttle bucket), built from a :class:`~eventwire.client.ClientConfig`;
+:class:`CallPlan` walks one call through its attempts. The interceptors in
+:mod:`eventwire.client._interceptors` only do the waiting and the network; every
+"retry or not, how long, with what timeout" is here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Collection, Hashable
-from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, TypeVar
 
 import grpc
@@ -21,42 +21,21 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from eventwire.client._backoff import backoff
 from eventwire.client._breaker import CircuitBreaker, Permit
+from eventwire.client._config import ClientConfig, Metadata
 from eventwire.client._deadline import Deadline, current_deadline
 from eventwire.client._exceptions import (
     DeadlineExceededError,
-    RpcError,
-    map_rpc_error,
+    code_of,
     parse_pushback,
+    trailers_of,
 )
-from eventwire.client._metrics import ClientMetrics
-from eventwire.client._policy import (
-    CircuitBreakerPolicy,
-    HedgingPolicy,
-    RetryPolicy,
-    ThrottlePolicy,
-)
+from eventwire.client._policy import CircuitBreakerPolicy, RetryEvent, ThrottlePolicy
 from eventwire.client._throttle import RetryThrottle
 from eventwire.observability.propagation import TRACER_NAME, inject
 
-__all__ = ["CallPlan", "HedgeState", "Resilience", "RetryEvent"]
+__all__ = ["CallPlan", "HedgeState", "Idempotent", "Resilience"]
 
 log = logging.getLogger("eventwire.client")
-
-
-@dataclass(frozen=True, slots=True)
-class RetryEvent:
-    """Passed to ``on_retry`` hooks just before a retry's sleep."""
-
-    method: str
-    retry: int
-    """1 for the first retry (the second attempt)."""
-    code: grpc.StatusCode
-    """Status of the attempt that failed."""
-    delay: float
-    """Seconds the client waits before the retry."""
-    pushback: bool
-    """True when ``delay`` came from the server's ``grpc-retry-pushback-ms``."""
-
 
 Idempotent = Callable[[str], bool]
 
@@ -76,65 +55,73 @@ class Resilience:
     def __init__(
         self,
         target: str,
+        config: ClientConfig,
         *,
-        timeout: float | None = None,
-        retry: RetryPolicy | None = None,
-        breaker: CircuitBreakerPolicy | CircuitBreaker | None = None,
-        throttle: ThrottlePolicy | RetryThrottle | None = None,
-        hedging: HedgingPolicy | None = None,
+        default_timeout: float | None = None,
         idempotent: Idempotent | Collection[str] | bool = True,
-        on_retry: Callable[[RetryEvent], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None,
-        tracer_provider: trace.TracerProvider | None = None,
-        metrics: ClientMetrics | None = None,
     ) -> None:
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
         self.target = target
-        self.timeout = timeout
-        self.retry = retry
-        self.hedging = hedging
+        self.config = config
+        self.timeout = default_timeout if config.timeout is None else config.timeout
+        self.retry = config.retry
+        self.hedging = config.hedging
+        breaker = config.breaker
         if isinstance(breaker, CircuitBreakerPolicy):
             breaker = CircuitBreaker(breaker, name=target, clock=clock)
-        self.breaker = breaker
+        self.breaker: CircuitBreaker | None = breaker
+        throttle = config.throttle
         if isinstance(throttle, ThrottlePolicy):
             throttle = RetryThrottle(throttle)
-        self.throttle = throttle
+        self.throttle: RetryThrottle | None = throttle
         self.is_idempotent = _idempotent(idempotent)
-        self.on_retry = on_retry
+        self.on_retry = config.on_retry
+        self.metadata: Metadata | None = config.metadata
         self.clock = clock
         # Jitter, not cryptography.
-        self.rng = rng or random.Random()  # noqa: S311
+        self.rng = config.rng or random.Random()  # noqa: S311
         # None when tracing is off: then no span work happens at all.
-        self.tracer: Tracer | None = (
-            None if tracer_provider is None else tracer_provider.get_tracer(TRACER_NAME)
-        )
-        self.metrics = metrics
-        if metrics is not None and self.breaker is not None:
-            metrics.watch_breaker(self.breaker)
+        provider = config.tracer_provider
+        self.tracer: Tracer | None = None if provider is None else provider.get_tracer(TRACER_NAME)
+        self.metrics = config.metrics
+        if self.metrics is not None and self.breaker is not None:
+            self.metrics.watch_breaker(self.breaker)
 
     def plan(
-        self, method: str | bytes, timeout: float | None, *, default_timeout: bool = True
+        self,
+        method: str | bytes,
+        timeout: float | None,
+        *,
+        retries: bool = True,
+        default_timeout: bool = True,
     ) -> CallPlan:
-        """A plan for one call; ``default_timeout=False`` for long-lived streams."""
+        """A plan for one call. ``retries=False`` for calls that are never retried or hedged
+        (streamed responses); ``default_timeout=False`` also for long-lived streams."""
         name = method.decode() if isinstance(method, bytes) else method
-        return CallPlan(self, name, timeout, default_timeout)
+        return CallPlan(self, name, timeout, retries=retries, default_timeout=default_timeout)
 
 
 class CallPlan:
     """One call's progress through its attempts."""
 
     def __init__(
-        self, res: Resilience, method: str, timeout: float | None, default_timeout: bool = True
+        self,
+        res: Resilience,
+        method: str,
+        timeout: float | None,
+        *,
+        retries: bool = True,
+        default_timeout: bool = True,
     ) -> None:
         self.res = res
         self.method = method
         self.attempts = 0
         self._previous_delay: float | None = None
-        idempotent = res.is_idempotent(method)
+        idempotent = retries and res.is_idempotent(method)
         self.retry = res.retry if idempotent else None
         self.hedging = res.hedging if idempotent else None
+        # A call that is not retried still tells the throttle how the backend is doing.
+        self._failing_codes = res.retry.retryable_codes if res.retry is not None else frozenset()
         # One deadline for all attempts: the caller's timeout (else the channel's
         # default), the retry policy's total budget, and any deadline inherited
         # from an RPC being served (deadline_from), whichever ends first.
@@ -174,7 +161,7 @@ class CallPlan:
             if self._span is not None:
                 self._span.add_event("attempt refused", {"reason": type(exc).__name__})
                 if self.hedging is None:
-                    self.end(_status(exc))
+                    self.end(code_of(exc))
             raise
         if self._span is not None:
             assert self.res.tracer is not None  # noqa: S101 - a span means a tracer
@@ -188,8 +175,12 @@ class CallPlan:
             self._last_attempt = attempt
         return permit, timeout
 
-    def metadata(self, base: Any) -> Any:
-        """``base`` call metadata plus the current attempt's W3C trace context, if traced."""
+    def metadata(self, base: Any = None) -> Any:
+        """``base`` call metadata plus the channel's token and the current attempt's W3C
+        trace context, if traced."""
+        token = self.res.metadata
+        if token is not None:
+            base = (*(base or ()), *token)
         if self._last_attempt is None:
             return base
         return (*(base or ()), *inject(trace.set_span_in_context(self._last_attempt)))
@@ -252,6 +243,15 @@ class CallPlan:
         if self.hedging is None:
             self.end(grpc.StatusCode.CANCELLED)
 
+    def finished(self, permit: Permit | None, code: grpc.StatusCode, trailing: Any) -> None:
+        """A call that is never retried (a streamed response) ended with ``code``."""
+        if code == grpc.StatusCode.OK:
+            self.succeeded(permit)
+        elif code == grpc.StatusCode.CANCELLED:
+            self.cancelled(permit)
+        else:
+            self.failed(permit, code, trailing)
+
     def failed(self, permit: Permit | None, code: grpc.StatusCode, trailing: Any) -> float | None:
         """Record a failed attempt; seconds to wait before retrying, or None to give up."""
         delay = self._retry_delay(permit, code, trailing)
@@ -275,12 +275,16 @@ class CallPlan:
         if permit is not None and res.breaker is not None:
             res.breaker.record(permit, code)
         retry = self.retry
-        retryable = retry is not None and code in retry.retryable_codes
         if res.throttle is not None and (
-            retryable or (self.hedging is not None and code in self.hedging.non_fatal_codes)
+            code in self._failing_codes
+            or (self.hedging is not None and code in self.hedging.non_fatal_codes)
         ):
             res.throttle.on_failure()
-        if retry is None or not retryable or self.attempts >= retry.max_attempts:
+        if (
+            retry is None
+            or code not in retry.retryable_codes
+            or self.attempts >= retry.max_attempts
+        ):
             return None
         pushback_ms = parse_pushback(trailing)
         if pushback_ms == -1:
@@ -305,9 +309,6 @@ class CallPlan:
                 # An instrumentation bug must not change what the call does.
                 log.exception("on_retry hook %r failed", res.on_retry)
         return delay
-
-    def error(self, exc: grpc.RpcError) -> RpcError:
-        return map_rpc_error(exc, attempts=self.attempts)
 
 
 H = TypeVar("H", bound=Hashable)
@@ -347,7 +348,8 @@ class HedgeState(Generic[H]):
             return None
 
     def settle(self, handle: H, error: BaseException | None) -> bool:
-        """True if ``handle`` won; raises if its failure ends the call."""
+        """True if ``handle`` won; raises (unmapped: the caller runs in ``rpc_errors``)
+        if its failure ends the call."""
         permit = self.running.pop(handle)
         if error is None:
             self.plan.succeeded(permit)
@@ -355,22 +357,20 @@ class HedgeState(Generic[H]):
         if not isinstance(error, grpc.RpcError):
             self.plan.cancelled(permit)
             raise error
-        code = _status(error)
-        self.plan.failed(permit, code, _trailers(error))
+        code = code_of(error)
+        self.plan.failed(permit, code, trailers_of(error))
         self.last_error = error
         if code not in self.policy.non_fatal_codes:
             self.plan.end(code)
-            raise self.plan.error(error) from error
+            raise error
         return False
 
     def give_up(self) -> NoReturn:
         """Nothing in flight and nothing more to send: the call's final error."""
-        if self.last_error is not None:
-            self.plan.end(_status(self.last_error))
-            raise self.plan.error(self.last_error) from self.last_error
-        assert self.stop_error is not None  # noqa: S101 - the first launch failed
-        self.plan.end(_status(self.stop_error))
-        raise self.stop_error
+        error = self.last_error or self.stop_error
+        assert error is not None  # noqa: S101 - the first launch failed, or one attempt did
+        self.plan.end(code_of(error))
+        raise error
 
     def abandon(self) -> list[H]:
         """Hand back the permits of attempts still in flight; the caller cancels them."""
@@ -379,14 +379,3 @@ class HedgeState(Generic[H]):
             self.plan.cancelled(permit)
         self.running.clear()
         return losers
-
-
-def _status(exc: grpc.RpcError) -> grpc.StatusCode:
-    code = getattr(exc, "code", None)
-    value = code() if callable(code) else None
-    return value if isinstance(value, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
-
-
-def _trailers(exc: grpc.RpcError) -> Any:
-    trailing = getattr(exc, "trailing_metadata", None)
-    return trailing() if callable(trailing) else None

@@ -22,14 +22,21 @@
 ``RpcError`` subclasses :class:`grpc.aio.AioRpcError` (hence :class:`grpc.RpcError`),
 so code written against plain grpcio keeps working: ``.code()``, ``.details()``
 and ``.trailing_metadata()`` answer as usual, also on stubs a user builds over
-:func:`eventwire.client.resilient_channel`. Errors from grpcio are turned into
-this tree in exactly one place, :func:`map_rpc_error`, always with ``raise ... from``.
+:func:`eventwire.client.resilient_channel`.
+
+Errors from grpcio are turned into this tree in exactly one place, the
+:func:`rpc_errors` context manager (``raise map_rpc_error(exc) from exc``),
+which every call shape of every client runs inside, sync and async, streams
+and generators included, as httpx's ``map_httpcore_exceptions`` does for its
+transports.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Final
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final, Protocol
 
 import grpc
 from grpc.aio import AioRpcError, Metadata
@@ -39,6 +46,7 @@ __all__ = [
     "CircuitOpenError",
     "ClientClosedError",
     "DeadlineExceededError",
+    "EventRejectedError",
     "EventwireError",
     "InternalError",
     "InvalidArgumentError",
@@ -46,9 +54,14 @@ __all__ = [
     "PermissionDeniedError",
     "ResourceExhaustedError",
     "RpcError",
+    "SpoolError",
+    "SpoolFullError",
     "UnauthenticatedError",
     "UnavailableError",
+    "code_of",
     "map_rpc_error",
+    "rpc_errors",
+    "trailers_of",
 ]
 
 PUSHBACK_KEY: Final = "grpc-retry-pushback-ms"
@@ -60,6 +73,25 @@ class EventwireError(Exception):
 
 class ClientClosedError(EventwireError):
     """The client was closed; make a new one."""
+
+
+class EventRejectedError(EventwireError):
+    """The server (or the tracker, for oversize events) refused one event; it is never retried."""
+
+    def __init__(self, event_id: str, violations: Sequence[tuple[str, str]]) -> None:
+        self.event_id = event_id
+        self.violations = list(violations)
+        """``(field, description)`` pairs."""
+        text = "; ".join(f"{f}: {d}" for f, d in self.violations)
+        super().__init__(f"event {event_id or '(no id)'} rejected: {text}")
+
+
+class SpoolError(EventwireError):
+    """The spool could not take or give back events; ``__cause__`` is the OSError, if any."""
+
+
+class SpoolFullError(SpoolError):
+    """The spool reached ``max_spool_bytes``, or its filesystem ran out of space."""
 
 
 class RpcError(EventwireError, AioRpcError):
@@ -198,7 +230,7 @@ def error_for(
 
 
 def map_rpc_error(exc: grpc.RpcError, *, attempts: int = 1) -> RpcError:
-    """The one place a grpcio error becomes an eventwire one (callers ``raise ... from exc``)."""
+    """The tree's exception for a grpcio error (an eventwire one is returned as it is)."""
     if isinstance(exc, RpcError):
         return exc
     code = _call(exc, "code") or grpc.StatusCode.UNKNOWN
@@ -214,7 +246,40 @@ def map_rpc_error(exc: grpc.RpcError, *, attempts: int = 1) -> RpcError:
     )
 
 
-def _call(exc: grpc.RpcError, name: str) -> Any:
+class _Attempts(Protocol):
+    @property
+    def attempts(self) -> int: ...
+
+
+@contextmanager
+def rpc_errors(plan: _Attempts | None = None) -> Iterator[None]:
+    """Inside this block a grpcio error leaves as the tree's, ``from`` the original.
+
+    The one place errors are mapped: every call of every client (unary, client
+    stream, bidirectional stream and the generators that read one), and every
+    policy interceptor, raises through it. ``plan`` supplies the attempt count
+    of a call that made several.
+    """
+    try:
+        yield
+    except RpcError:
+        raise
+    except grpc.RpcError as exc:
+        raise map_rpc_error(exc, attempts=1 if plan is None else plan.attempts) from exc
+
+
+def code_of(exc: grpc.RpcError | grpc.Call | Any) -> grpc.StatusCode:
+    """The status code of a grpcio error or finished call; UNKNOWN if it carries none."""
+    value = _call(exc, "code")
+    return value if isinstance(value, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+
+
+def trailers_of(exc: grpc.RpcError | grpc.Call | Any) -> Any:
+    """Trailing metadata of a grpcio error or finished call, if it has any."""
+    return _call(exc, "trailing_metadata")
+
+
+def _call(exc: grpc.RpcError | Any, name: str) -> Any:
     # Sync grpcio errors are also grpc.Call objects; a bare grpc.RpcError has none of these.
     method = getattr(exc, name, None)
     return method() if callable(method) else None

@@ -12,10 +12,12 @@ They work on any stub, eventwire's or a user's. Rules they keep:
   :class:`~eventwire.client._core.CallPlan`, shared with the sync interceptors.
 
 Unary responses (unary-unary, stream-unary) get deadlines, retries, the
-breaker, throttling and, for unary-unary, hedging. A stream-unary call is only
-retried when its requests are a sequence (list/tuple) that can be sent again.
-Streamed responses (unary-stream, stream-stream) get deadlines and the breaker;
-they are not retried, as a caller may already have consumed part of the stream.
+breaker, throttling and, for async unary-unary, hedging. A stream-unary call is
+only retried when its requests are a sequence (list/tuple) that can be sent
+again. Streamed responses (unary-stream, stream-stream) get deadlines and the
+breaker, async and sync alike; they are not retried, as a caller may already
+have consumed part of the stream. Every error leaves through
+:func:`~eventwire.client._exceptions.rpc_errors`, as the client's exception tree.
 """
 
 from __future__ import annotations
@@ -32,13 +34,16 @@ from grpc.aio import ClientCallDetails
 from eventwire.client._backoff import is_testing
 from eventwire.client._breaker import Permit
 from eventwire.client._core import CallPlan, HedgeState, Resilience
+from eventwire.client._exceptions import code_of, rpc_errors, trailers_of
 
 __all__ = [
     "AioStreamStreamInterceptor",
     "AioStreamUnaryInterceptor",
     "AioUnaryStreamInterceptor",
     "AioUnaryUnaryInterceptor",
+    "SyncStreamStreamInterceptor",
     "SyncStreamUnaryInterceptor",
+    "SyncUnaryStreamInterceptor",
     "SyncUnaryUnaryInterceptor",
     "aio_interceptors",
     "sync_interceptors",
@@ -67,8 +72,8 @@ class _AioBase:
             wait_for_ready=details.wait_for_ready,
         )
 
-    def _plan(self, details: grpc.aio.ClientCallDetails) -> CallPlan:
-        return self.resilience.plan(details.method, details.timeout)
+    def _plan(self, details: grpc.aio.ClientCallDetails, *, retries: bool = True) -> CallPlan:
+        return self.resilience.plan(details.method, details.timeout, retries=retries)
 
     @staticmethod
     async def _sleep(delay: float) -> None:
@@ -88,33 +93,46 @@ class _AioBase:
         ``start(timeout)`` begins an attempt: it returns the call, or with
         ``awaits`` an awaitable of it (an interceptor's continuation).
         """
-        while True:
+        with rpc_errors(plan):
+            while True:
+                permit, timeout = plan.start_attempt()
+                call: Any = None
+                try:
+                    call = start(timeout)
+                    if awaits:
+                        call = await call
+                    await call
+                except asyncio.CancelledError:
+                    plan.cancelled(permit)
+                    if call is not None:
+                        call.cancel()
+                    raise
+                except grpc.RpcError as exc:
+                    delay = plan.failed(permit, code_of(exc), trailers_of(exc))
+                    if delay is None or not replayable:
+                        plan.end(code_of(exc))
+                        raise
+                    await self._sleep(delay)
+                    continue
+                except BaseException:
+                    plan.cancelled(permit)
+                    raise
+                plan.succeeded(permit)
+                # The finished call itself, not just its response, so the caller can
+                # still read its metadata and status.
+                return call
+
+    async def _open(self, plan: CallPlan, start: Callable[[float | None], Any]) -> Any:
+        """One attempt at a call with a streamed response, watched to its end, never retried."""
+        with rpc_errors(plan):
             permit, timeout = plan.start_attempt()
-            call: Any = None
             try:
-                call = start(timeout)
-                if awaits:
-                    call = await call
-                await call
-            except asyncio.CancelledError:
-                plan.cancelled(permit)
-                if call is not None:
-                    call.cancel()
-                raise
-            except grpc.RpcError as exc:
-                delay = plan.failed(permit, _code(exc), _trailing(exc))
-                if delay is None or not replayable:
-                    plan.end(_code(exc))
-                    raise plan.error(exc) from exc
-                await self._sleep(delay)
-                continue
+                call = await start(timeout)
             except BaseException:
                 plan.cancelled(permit)
                 raise
-            plan.succeeded(permit)
-            # The finished call itself, not just its response, so the caller can
-            # still read its metadata and status.
-            return call
+        self._watch(plan, permit, call)
+        return call
 
     def _watch(self, plan: CallPlan, permit: Permit | None, call: Any) -> None:
         """Record a streaming call's outcome once it is done, without awaiting it."""
@@ -134,12 +152,8 @@ class _AioBase:
     @staticmethod
     async def _settle(plan: CallPlan, permit: Permit | None, call: Any) -> None:
         code = await call.code()
-        if code == grpc.StatusCode.OK:
-            plan.succeeded(permit)
-        elif code == grpc.StatusCode.CANCELLED:
-            plan.cancelled(permit)
-        else:
-            plan.failed(permit, code, await call.trailing_metadata())
+        trailing = None if code == grpc.StatusCode.OK else await call.trailing_metadata()
+        plan.finished(permit, code, trailing)
 
 
 class AioUnaryUnaryInterceptor(_AioBase, grpc.aio.UnaryUnaryClientInterceptor):
@@ -164,7 +178,6 @@ class AioUnaryUnaryInterceptor(_AioBase, grpc.aio.UnaryUnaryClientInterceptor):
         multicallable: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
         request: Req,
         timeout: float | None,
-        metadata: tuple[tuple[str, str | bytes], ...] | None = None,
     ) -> Resp:
         """The same policies, driven directly rather than from inside grpc's interceptor chain.
 
@@ -177,13 +190,13 @@ class AioUnaryUnaryInterceptor(_AioBase, grpc.aio.UnaryUnaryClientInterceptor):
         if plan.hedging is None:
             call = await self._with_retries(
                 plan,
-                lambda t: multicallable(request, timeout=t, metadata=plan.metadata(metadata)),
+                lambda t: multicallable(request, timeout=t, metadata=plan.metadata()),
                 awaits=False,
             )
             return await call  # type: ignore[no-any-return]
 
         async def direct(details: grpc.aio.ClientCallDetails, req: Req) -> Any:
-            return multicallable(req, timeout=details.timeout, metadata=plan.metadata(metadata))
+            return multicallable(req, timeout=details.timeout, metadata=plan.metadata())
 
         details = ClientCallDetails(method, timeout, None, None, None)
         call = await self._hedge(plan, details, direct, request)
@@ -198,7 +211,8 @@ class AioUnaryUnaryInterceptor(_AioBase, grpc.aio.UnaryUnaryClientInterceptor):
     ) -> Any:
         hedge = _Hedge(self, plan, details, continuation, request)
         try:
-            return await hedge.run()
+            with rpc_errors(plan):
+                return await hedge.run()
         finally:
             await hedge.cancel_losers()
 
@@ -285,7 +299,6 @@ class AioStreamUnaryInterceptor(_AioBase, grpc.aio.StreamUnaryClientInterceptor)
         multicallable: grpc.aio.StreamUnaryMultiCallable[Req, Resp],
         requests: list[Req],
         timeout: float | None,
-        metadata: tuple[tuple[str, str | bytes], ...] | None = None,
     ) -> Resp:
         """Like :meth:`AioUnaryUnaryInterceptor.invoke`, for a stream that can be resent."""
         plan = self.resilience.plan(method, timeout)
@@ -294,7 +307,7 @@ class AioStreamUnaryInterceptor(_AioBase, grpc.aio.StreamUnaryClientInterceptor)
         replayable: Any = requests
         call = await self._with_retries(
             plan,
-            lambda t: multicallable(replayable, timeout=t, metadata=plan.metadata(metadata)),
+            lambda t: multicallable(replayable, timeout=t, metadata=plan.metadata()),
             awaits=False,
         )
         return await call  # type: ignore[no-any-return]
@@ -309,15 +322,10 @@ class AioUnaryStreamInterceptor(_AioBase, grpc.aio.UnaryStreamClientInterceptor)
         client_call_details: grpc.aio.ClientCallDetails,
         request: Req,
     ) -> AsyncIterator[Resp] | grpc.aio.UnaryStreamCall[Req, Resp]:
-        plan = self._plan(client_call_details)
-        permit, timeout = plan.start_attempt()
-        try:
-            call = await continuation(self._details(client_call_details, timeout, plan), request)
-        except BaseException:
-            plan.cancelled(permit)
-            raise
-        self._watch(plan, permit, call)
-        return call
+        plan = self._plan(client_call_details, retries=False)
+        return await self._open(  # type: ignore[no-any-return]
+            plan, lambda t: continuation(self._details(client_call_details, t, plan), request)
+        )
 
 
 class AioStreamStreamInterceptor(_AioBase, grpc.aio.StreamStreamClientInterceptor):
@@ -330,17 +338,11 @@ class AioStreamStreamInterceptor(_AioBase, grpc.aio.StreamStreamClientIntercepto
         client_call_details: grpc.aio.ClientCallDetails,
         request_iterator: AsyncIterable[Req] | Iterable[Req],
     ) -> AsyncIterator[Resp] | grpc.aio.StreamStreamCall[Req, Resp]:
-        plan = self._plan(client_call_details)
-        permit, timeout = plan.start_attempt()
-        try:
-            call = await continuation(
-                self._details(client_call_details, timeout, plan), request_iterator
-            )
-        except BaseException:
-            plan.cancelled(permit)
-            raise
-        self._watch(plan, permit, call)
-        return call
+        plan = self._plan(client_call_details, retries=False)
+        return await self._open(  # type: ignore[no-any-return]
+            plan,
+            lambda t: continuation(self._details(client_call_details, t, plan), request_iterator),
+        )
 
     def open(
         self,
@@ -348,16 +350,21 @@ class AioStreamStreamInterceptor(_AioBase, grpc.aio.StreamStreamClientIntercepto
         multicallable: grpc.aio.StreamStreamMultiCallable[Req, Resp],
         requests: AsyncIterable[Req] | Iterable[Req],
         timeout: float | None,
-        metadata: tuple[tuple[str, str | bytes], ...] | None = None,
     ) -> grpc.aio.StreamStreamCall[Req, Resp]:
-        """Start a long-lived stream directly: breaker and (only if given) a deadline."""
-        plan = self.resilience.plan(method, timeout, default_timeout=False)
-        permit, attempt_timeout = plan.start_attempt()
+        """Start a long-lived stream directly: breaker and (only if given) a deadline.
+
+        Raises :class:`~eventwire.client.CircuitOpenError` at once while the
+        circuit is open; errors of the stream itself come from reading it
+        (read it inside :func:`~eventwire.client._exceptions.rpc_errors`).
+        """
+        plan = self.resilience.plan(method, timeout, retries=False, default_timeout=False)
+        with rpc_errors(plan):
+            permit, attempt_timeout = plan.start_attempt()
         try:
             call = multicallable(
                 requests,  # type: ignore[arg-type]
                 timeout=attempt_timeout,
-                metadata=plan.metadata(metadata),
+                metadata=plan.metadata(),
             )
         except BaseException:
             plan.cancelled(permit)
@@ -421,96 +428,87 @@ class _SyncBase:
         ``start(timeout)`` returns a grpc outcome: a finished call from an
         interceptor continuation, or a future whose ``exception()`` waits.
         """
-        while True:
-            permit, timeout = plan.start_attempt()
-            outcome = None
-            try:
-                outcome = start(timeout)
-                exc = outcome.exception()
-            except BaseException:
-                # KeyboardInterrupt and friends: nothing is known about the backend.
-                plan.cancelled(permit)
-                if outcome is not None:
-                    outcome.cancel()
-                raise
-            if exc is None:
-                plan.succeeded(permit)
-                return outcome
-            if not isinstance(exc, grpc.RpcError):
-                plan.cancelled(permit)
-                raise exc
-            delay = plan.failed(permit, _code(exc), _trailing(exc))
-            if delay is None or not replayable:
-                plan.end(_code(exc))
-                raise plan.error(exc) from exc
-            if delay > 0 and not is_testing():
-                time.sleep(delay)
+        with rpc_errors(plan):
+            while True:
+                permit, timeout = plan.start_attempt()
+                outcome = None
+                try:
+                    outcome = start(timeout)
+                    exc = outcome.exception()
+                except BaseException:
+                    # KeyboardInterrupt and friends: nothing is known about the backend.
+                    plan.cancelled(permit)
+                    if outcome is not None:
+                        outcome.cancel()
+                    raise
+                if exc is None:
+                    plan.succeeded(permit)
+                    return outcome
+                if not isinstance(exc, grpc.RpcError):
+                    plan.cancelled(permit)
+                    raise exc
+                delay = plan.failed(permit, code_of(exc), trailers_of(exc))
+                if delay is None or not replayable:
+                    plan.end(code_of(exc))
+                    raise exc
+                if delay > 0 and not is_testing():
+                    time.sleep(delay)
 
     def _hedge(self, plan: CallPlan, start: Callable[[float | None], grpc.Future[Any]]) -> Any:
         """Hedged attempts as grpc futures; the same HedgeState as the async path."""
         state: HedgeState[grpc.Future[Any]] = HedgeState(plan)
         finished: queue.SimpleQueue[grpc.Future[Any]] = queue.SimpleQueue()
         try:
-            launch = True
-            while True:
-                if launch and state.may_launch() and (started := state.begin()) is not None:
-                    permit, timeout = started
-                    try:
-                        future = start(timeout)
-                    except BaseException:
-                        plan.cancelled(permit)
-                        raise
-                    state.running[future] = permit
-                    future.add_done_callback(finished.put)
-                if not state.running:
-                    state.give_up()
-                try:
-                    done = finished.get(timeout=state.policy.delay if state.may_launch() else None)
-                except queue.Empty:
-                    launch = True  # nothing finished within the hedging delay
-                    continue
-                if state.settle(done, None if done.cancelled() else done.exception()):
-                    return done.result()
+            with rpc_errors(plan):
                 launch = True
+                while True:
+                    if launch and state.may_launch() and (started := state.begin()) is not None:
+                        permit, timeout = started
+                        try:
+                            future = start(timeout)
+                        except BaseException:
+                            plan.cancelled(permit)
+                            raise
+                        state.running[future] = permit
+                        future.add_done_callback(finished.put)
+                    if not state.running:
+                        state.give_up()
+                    delay = state.policy.delay if state.may_launch() else None
+                    try:
+                        done = finished.get(timeout=delay)
+                    except queue.Empty:
+                        launch = True  # nothing finished within the hedging delay
+                        continue
+                    if state.settle(done, None if done.cancelled() else done.exception()):
+                        return done.result()
+                    launch = True
         finally:
             for loser in state.abandon():
                 loser.cancel()
 
-    def invoke(
-        self,
-        method: str,
-        multicallable: grpc.UnaryUnaryMultiCallable[Req, Resp],
-        request: Req,
-        timeout: float | None,
-        metadata: tuple[tuple[str, str | bytes], ...] | None = None,
-    ) -> Resp:
-        """The policies driven directly on a channel without interceptors, hedging included."""
-        plan = self.resilience.plan(method, timeout)
+    @staticmethod
+    def _open(plan: CallPlan, start: Callable[[float | None], Any]) -> Any:
+        """One attempt at a call with a streamed response, watched to its end, never retried.
 
-        def start(t: float | None) -> grpc.Future[Any]:
-            return multicallable.future(request, timeout=t, metadata=plan.metadata(metadata))
+        The blocking twin of :meth:`_AioBase._open`: grpc calls the callback
+        from its own thread once the call is over, with the same CallPlan verdict.
+        """
+        with rpc_errors(plan):
+            permit, timeout = plan.start_attempt()
+            try:
+                call = start(timeout)
+            except BaseException:
+                plan.cancelled(permit)
+                raise
 
-        if plan.hedging is not None:
-            return self._hedge(plan, start)  # type: ignore[no-any-return]
-        return self._with_retries(plan, start).result()  # type: ignore[no-any-return]
+        def done(finished: Any) -> None:
+            code = code_of(finished)
+            plan.finished(
+                permit, code, None if code == grpc.StatusCode.OK else trailers_of(finished)
+            )
 
-    def invoke_stream(
-        self,
-        method: str,
-        multicallable: grpc.StreamUnaryMultiCallable[Req, Resp],
-        requests: list[Req],
-        timeout: float | None,
-        metadata: tuple[tuple[str, str | bytes], ...] | None = None,
-    ) -> Resp:
-        """Like :meth:`invoke`, for a client stream sent again whole on each attempt."""
-        plan = self.resilience.plan(method, timeout)
-        result = self._with_retries(
-            plan,
-            lambda t: multicallable.future(
-                iter(requests), timeout=t, metadata=plan.metadata(metadata)
-            ),
-        )
-        return result.result()  # type: ignore[no-any-return]
+        call.add_done_callback(done)
+        return call
 
 
 class SyncUnaryUnaryInterceptor(_SyncBase, grpc.UnaryUnaryClientInterceptor):
@@ -525,6 +523,23 @@ class SyncUnaryUnaryInterceptor(_SyncBase, grpc.UnaryUnaryClientInterceptor):
         return self._with_retries(
             plan, lambda t: continuation(self._details(details, t, plan), request)
         )
+
+    def invoke(
+        self,
+        method: str,
+        multicallable: grpc.UnaryUnaryMultiCallable[Req, Resp],
+        request: Req,
+        timeout: float | None,
+    ) -> Resp:
+        """The policies driven directly on a channel without interceptors, hedging included."""
+        plan = self.resilience.plan(method, timeout)
+
+        def start(t: float | None) -> grpc.Future[Any]:
+            return multicallable.future(request, timeout=t, metadata=plan.metadata())
+
+        if plan.hedging is not None:
+            return self._hedge(plan, start)  # type: ignore[no-any-return]
+        return self._with_retries(plan, start).result()  # type: ignore[no-any-return]
 
 
 class SyncStreamUnaryInterceptor(_SyncBase, grpc.StreamUnaryClientInterceptor):
@@ -547,17 +562,68 @@ class SyncStreamUnaryInterceptor(_SyncBase, grpc.StreamUnaryClientInterceptor):
             replayable=False,
         )
 
+    def invoke(
+        self,
+        method: str,
+        multicallable: grpc.StreamUnaryMultiCallable[Req, Resp],
+        requests: list[Req],
+        timeout: float | None,
+    ) -> Resp:
+        """Like :meth:`SyncUnaryUnaryInterceptor.invoke`, for a client stream sent again
+        whole on each attempt."""
+        plan = self.resilience.plan(method, timeout)
+        result = self._with_retries(
+            plan,
+            lambda t: multicallable.future(iter(requests), timeout=t, metadata=plan.metadata()),
+        )
+        return result.result()  # type: ignore[no-any-return]
+
+
+class SyncUnaryStreamInterceptor(_SyncBase, grpc.UnaryStreamClientInterceptor):
+    def intercept_unary_stream(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, Req], Any],
+        client_call_details: grpc.ClientCallDetails,
+        request: Req,
+    ) -> Any:
+        details = client_call_details
+        plan = self.resilience.plan(details.method, details.timeout, retries=False)
+        return self._open(plan, lambda t: continuation(self._details(details, t, plan), request))
+
+
+class SyncStreamStreamInterceptor(_SyncBase, grpc.StreamStreamClientInterceptor):
+    def intercept_stream_stream(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, Iterator[Req]], Any],
+        client_call_details: grpc.ClientCallDetails,
+        request_iterator: Iterator[Req],
+    ) -> Any:
+        details = client_call_details
+        plan = self.resilience.plan(details.method, details.timeout, retries=False)
+        return self._open(
+            plan, lambda t: continuation(self._details(details, t, plan), request_iterator)
+        )
+
+    def open(
+        self,
+        method: str,
+        multicallable: grpc.StreamStreamMultiCallable[Req, Resp],
+        requests: Iterator[Req],
+        timeout: float | None,
+    ) -> Any:
+        """The blocking twin of :meth:`AioStreamStreamInterceptor.open`: breaker, and a
+        deadline only if given."""
+        plan = self.resilience.plan(method, timeout, retries=False, default_timeout=False)
+        return self._open(
+            plan, lambda t: multicallable(requests, timeout=t, metadata=plan.metadata())
+        )
+
 
 def sync_interceptors(resilience: Resilience) -> list[Any]:
-    return [SyncUnaryUnaryInterceptor(resilience), SyncStreamUnaryInterceptor(resilience)]
-
-
-def _code(exc: grpc.RpcError) -> grpc.StatusCode:
-    code = getattr(exc, "code", None)
-    value = code() if callable(code) else None
-    return value if isinstance(value, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
-
-
-def _trailing(exc: grpc.RpcError) -> Any:
-    trailing = getattr(exc, "trailing_metadata", None)
-    return trailing() if callable(trailing) else None
+    """One interceptor per call shape, all over the same policies and state."""
+    return [
+        SyncUnaryUnaryInterceptor(resilience),
+        SyncStreamUnaryInterceptor(resilience),
+        SyncUnaryStreamInterceptor(resilience),
+        SyncStreamStreamInterceptor(resilience),
+    ]

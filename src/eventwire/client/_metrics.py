@@ -7,6 +7,7 @@ application's other metrics, or a registry of your own.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Final, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from eventwire.client._breaker import CircuitBreaker, Transition
-    from eventwire.client._pipeline import TrackerStats
+    from eventwire.client.tracker.stats import TrackerStats
 
 _STATE_VALUE: Final = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -26,6 +27,7 @@ _TRACKER_COUNTERS: Final = (
     "recovered",
     "queued",
     "spooled",
+    "spilled",
     "sent",
     "acked",
     "accepted",
@@ -33,11 +35,18 @@ _TRACKER_COUNTERS: Final = (
     "rejected",
     "dropped",
 )
-_TRACKER_GAUGES: Final = ("outstanding", "memory_events", "spool_events", "spool_bytes")
+_TRACKER_GAUGES: Final = (
+    "outstanding",
+    "memory_events",
+    "memory_bytes",
+    "spool_events",
+    "spool_bytes",
+)
 
 
 class _HasStats(Protocol):
-    target: str
+    @property
+    def target(self) -> str: ...
 
     @property
     def stats(self) -> TrackerStats: ...
@@ -73,8 +82,13 @@ class ClientMetrics:
         )
         self._trackers = _TrackerCollector()
         r.register(self._trackers)
+        self._breakers: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
 
     def watch_breaker(self, breaker: CircuitBreaker) -> None:
+        """Export ``breaker``'s state and transitions (once, however many clients share it)."""
+        if breaker in self._breakers:
+            return
+        self._breakers.add(breaker)
         name = breaker.name or "default"
         self.breaker_state.labels(name).set(_STATE_VALUE[breaker.state.value])
 
@@ -85,8 +99,12 @@ class ClientMetrics:
         breaker.add_hook(record)
 
     def watch_tracker(self, tracker: _HasStats) -> None:
-        """Export ``tracker.stats`` (read at scrape time, so it costs nothing in between)."""
-        self._trackers.trackers.append(tracker)
+        """Export ``tracker.stats`` (read at scrape time, so it costs nothing in between).
+
+        Trackers given ``ClientConfig(metrics=...)`` are watched from the start.
+        """
+        if all(t is not tracker for t in self._trackers.trackers):
+            self._trackers.trackers.append(tracker)
 
 
 class _TrackerCollector(Collector):
@@ -109,11 +127,19 @@ class _TrackerCollector(Collector):
             )
             for name in _TRACKER_GAUGES
         }
+        drops = CounterMetricFamily(
+            "eventwire_tracker_dropped_by_reason",
+            "Tracker events dropped, by reason (they sum to eventwire_tracker_dropped).",
+            labels=["target", "reason"],
+        )
         for tracker in self.trackers:
             stats = tracker.stats
             for name, family in counters.items():
                 family.add_metric([tracker.target], getattr(stats, name))
             for name, gauge in gauges.items():
                 gauge.add_metric([tracker.target], getattr(stats, name))
+            for reason, n in stats.drops.items():
+                drops.add_metric([tracker.target, reason], n)
         yield from counters.values()
+        yield drops
         yield from gauges.values()

@@ -20,6 +20,7 @@ __all__ = [
     "CircuitBreakerPolicy",
     "HedgingPolicy",
     "Jitter",
+    "RetryEvent",
     "RetryPolicy",
     "ThrottlePolicy",
 ]
@@ -107,6 +108,21 @@ class RetryPolicy:
         object.__setattr__(self, "retryable_codes", codes)
         if self.total_timeout is not None:
             _finite("total_timeout", self.total_timeout, positive=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryEvent:
+    """Passed to ``on_retry`` hooks just before a retry's sleep."""
+
+    method: str
+    retry: int
+    """1 for the first retry (the second attempt)."""
+    code: grpc.StatusCode
+    """Status of the attempt that failed."""
+    delay: float
+    """Seconds the client waits before the retry."""
+    pushback: bool
+    """True when ``delay`` came from the server's ``grpc-retry-pushback-ms``."""
 
 
 _DEFAULT_FAILURES: Final = frozenset(

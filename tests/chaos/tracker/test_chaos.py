@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from eventwire.client._tracker import Tracker, TrackerConfig
+from eventwire.client import Tracker, TrackerConfig
 from eventwire.testing import FaultProxy, running_server
 from eventwire.testing._process import ServerProcess
 from tests.support.paths import ROOT

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eventwire.client._exceptions import EventwireError
-from eventwire.client._spool import SpoolFullError
-from eventwire.client._tracker import DroppedEvent, DropReason, Tracker, TrackerConfig
+from eventwire.client import (
+    DroppedEvent,
+    DropReason,
+    EventwireError,
+    SpoolFullError,
+    Tracker,
+    TrackerConfig,
+)
 from eventwire.testing import FaultProxy, running_server
 from tests.support.tracker import stored_ids, until
 

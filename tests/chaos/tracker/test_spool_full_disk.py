@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from eventwire.client._spool import Spool, SpoolFullError
+from eventwire.client import SpoolFullError
+from eventwire.client.tracker.spool import Spool
 from tests.support.spool import crash, drain, labels, payloads
 
 

@@ -6,7 +6,9 @@ Each test runs with the async client and with its sync twin (``mode``).
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from functools import partial
 from typing import Any
 
 import grpc
@@ -324,3 +326,75 @@ async def test_a_call_the_server_cancelled_is_retried(
     assert reply.success
     first, second = scripted.script.calls("TrackEvent")
     assert first.request.event_id == second.request.event_id  # the same event, stored once
+
+
+def open_on_unimplemented(calls: int) -> tuple[ec.CircuitBreaker, threading.Event]:
+    """A breaker that opens once half of ``calls`` calls failed, and an event set when it does.
+
+    Streams the scripted server does not serve end UNIMPLEMENTED: failures for
+    this policy. A stream's outcome reaches the breaker from its done callback
+    (on a grpc thread for the sync twin), just after the caller saw the error.
+    """
+    policy = ec.CircuitBreakerPolicy(
+        window_size=calls, minimum_calls=calls, failure_codes={S.UNIMPLEMENTED}, open_duration=60
+    )
+    opened = threading.Event()
+    hook = partial(_set_if_open, opened)
+    return ec.CircuitBreaker(policy, on_transition=hook), opened
+
+
+def _set_if_open(opened: threading.Event, transition: ec.Transition) -> None:
+    if transition.after is ec.BreakerState.OPEN:
+        opened.set()
+
+
+async def test_ingest_events_is_guarded_by_the_breaker(
+    scripted: ScriptedServer, analytics_client: Factory
+) -> None:
+    breaker, opened = open_on_unimplemented(2)
+    client = analytics_client(scripted.address, breaker=breaker)
+    raw = client.client  # streams are used as they are, not through the facade
+
+    async def ingest() -> list[analytics_pb2.IngestAck]:
+        event = analytics_pb2.TrackEventRequest(event_name="e")
+        batches = [analytics_pb2.EventBatch(sequence=1, events=[event])]
+        if client.sync:
+            return await asyncio.to_thread(lambda: list(raw.ingest_events(batches)))
+        return [ack async for ack in raw.ingest_events(batches)]
+
+    for _ in range(2):
+        with pytest.raises(ec.InternalError) as info:  # the tree's, from the generator too
+            await ingest()
+        assert info.value.code() is S.UNIMPLEMENTED
+    assert await asyncio.to_thread(opened.wait, 5)
+    with pytest.raises(ec.CircuitOpenError) as refused:
+        await ingest()
+    assert refused.value.attempts == 0  # failed fast: no stream was opened
+
+
+def test_sync_resilient_channel_watches_streams_and_sends_the_token() -> None:
+    token = "s3cret"  # noqa: S105 - a test token for a scripted server
+
+    async def serve_and_call() -> list[Any]:
+        async with scripted_server() as srv:
+            breaker, opened = open_on_unimplemented(3)
+
+            def call() -> None:
+                channel = ec.resilient_sync_channel(srv.address, breaker=breaker, token=token)
+                with channel:
+                    stub = analytics_pb2_grpc.AnalyticsServiceStub(channel)
+                    assert stub.CountEvents(analytics_pb2.CountEventsRequest()).count == 7
+                    for _ in range(2):
+                        with pytest.raises(grpc.RpcError) as info:
+                            list(stub.IngestEvents(iter([analytics_pb2.EventBatch()])))
+                        assert info.value.code() is S.UNIMPLEMENTED
+                    assert opened.wait(5)
+                    # grpcio hands an interceptor's error over when the stream is read.
+                    with pytest.raises(ec.CircuitOpenError):
+                        list(stub.IngestEvents(iter([analytics_pb2.EventBatch()])))
+
+            await asyncio.to_thread(call)
+            return srv.script.calls()
+
+    (seen,) = asyncio.run(serve_and_call())
+    assert seen.metadata.get("authorization") == f"Bearer {token}"

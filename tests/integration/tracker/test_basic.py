@@ -11,11 +11,16 @@ import uuid
 from functools import partial
 from pathlib import Path
 
-from eventwire.client._exceptions import EventwireError, ResourceExhaustedError, RpcError
-from eventwire.client._tracker import (
+from eventwire.client import (
+    AnalyticsClient,
+    ClientConfig,
+    ClientMetrics,
     DroppedEvent,
     DropReason,
     EventRejectedError,
+    EventwireError,
+    ResourceExhaustedError,
+    RpcError,
     SyncTracker,
     Tracker,
     TrackerConfig,
@@ -267,3 +272,32 @@ async def test_a_token_is_sent_and_picks_the_tenant(tmp_path: Path, db: Path, db
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT tenant, event_id FROM events").fetchall()
     assert sorted(rows) == sorted(("acme", i) for i in ids)
+
+
+async def test_the_channel_takes_one_client_config(tmp_path: Path, db: Path, db_url: str) -> None:
+    secret = secrets.token_urlsafe(24)
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{hash_token(secret)} acme write,read\n")
+    metrics = ClientMetrics()
+    # The same config an AnalyticsClient would take: the tracker uses its token,
+    # breaker and metrics for its one stream (and no deadline, no retries).
+    config = ClientConfig(token=secret, metrics=metrics, timeout=0.001)
+    async with running_server(store=db_url, auth_tokens=str(tokens)) as srv:
+        async with AnalyticsClient(srv.address, config, timeout=5) as client:
+            await client.track_event("direct", event_id="direct-1")
+
+        def track() -> tuple[list[str], bool]:
+            with SyncTracker(srv.address, TrackerConfig(flush_interval=0.02), client=config) as t:
+                assert t.client is config
+                ids = [t.track("tracked") for _ in range(30)]
+                return ids, t.flush(timeout=10)
+
+        ids, flushed = await asyncio.to_thread(track)
+    assert flushed
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT tenant, event_id FROM events").fetchall()
+    assert sorted(rows) == sorted(("acme", i) for i in [*ids, "direct-1"])
+    sample = metrics.registry.get_sample_value
+    # Watched from the start, under its target, though nobody called watch_tracker().
+    assert sample("eventwire_tracker_acked_total", {"target": srv.address}) == 30
+    assert sample("eventwire_client_breaker_state", {"breaker": srv.address}) == 0

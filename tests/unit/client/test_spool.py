@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from eventwire.client._spool import MAGIC, Spool, SpoolFullError
+from eventwire.client import SpoolFullError
+from eventwire.client.tracker.records import MAGIC
+from eventwire.client.tracker.spool import Spool
 from tests.support.spool import crash, drain, labels, payloads
 
 

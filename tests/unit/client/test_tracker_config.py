@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eventwire.client._tracker import (
-    TrackerConfig,
-)
+from eventwire.client import TrackerConfig
 
 
 def test_config_is_validated() -> None:
