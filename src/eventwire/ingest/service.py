@@ -22,6 +22,8 @@ from eventwire.ingest.validation import (
     DEFAULT_LIMITS,
     MIN_TIMESTAMP_MS,
     Limits,
+    latest_timestamp_ms,
+    timestamp_ms,
     validate_alert,
     validate_count,
     validate_event,
@@ -104,10 +106,11 @@ class IngestService:
         """
         received = self._clock()
         limits = self.limits
+        latest = latest_timestamp_ms(received, limits.max_future_ms)
         rows: list[EventRow] = []
         rejections: list[Rejection] = []
         for index, req in enumerate(reqs):
-            row = _fast_row(req, tenant, received, limits)
+            row = _fast_row(req, tenant, received, limits, latest)
             if row is None:
                 violations = validate_event(req, received, limits, f"{prefix}[{index}].")
                 if violations:
@@ -189,7 +192,12 @@ class IngestService:
         violations = validate_count(req)
         if violations:
             raise InvalidArgument(violations)
-        query = EventQuery(req.event_name, req.user_id, req.start, req.end)
+        query = EventQuery(
+            req.event_name,
+            req.user_id,
+            timestamp_ms(req.start) if req.start else 0,
+            timestamp_ms(req.end) if req.end else 0,
+        )
         count = await _read(self._store.count_events(tenant, query))
         return analytics_pb2.CountEventsResponse(count=count)
 
@@ -207,7 +215,7 @@ class IngestService:
             tenant,
             req.device_id,
             req.alert_type,
-            req.timestamp or received,
+            timestamp_ms(req.timestamp) if req.timestamp else received,
             received,
             req.idempotency_key or None,
         )
@@ -240,21 +248,29 @@ def _row(
         req.event_id or uuid7(),
         req.event_name,
         req.user_id,
-        req.timestamp or received,
+        timestamp_ms(req.timestamp) if req.timestamp else received,
         received,
         orjson.dumps(props).decode() if props else "{}",
     )
 
 
 def _fast_row(
-    req: analytics_pb2.TrackEventRequest, tenant: str, received: int, limits: Limits
+    req: analytics_pb2.TrackEventRequest,
+    tenant: str,
+    received: int,
+    limits: Limits,
+    latest: int = 0,
 ) -> EventRow | None:
     """The row of an event that is certainly valid, else None (ask the validator).
 
+    ``latest``: :func:`latest_timestamp_ms` of ``received``, when the caller
+    computed it once for a whole batch.
+
     Conservative by construction: every test here is at least as strict as
-    :func:`validate_event`'s (``isprintable`` rejects a superset of the control
-    characters; the size bound over-estimates the encoding), so a row returned
-    here is one the validator accepts. The point is the properties map: reading
+    :func:`validate_event`'s (``isprintable`` rejects a superset of the
+    invisible characters; the size bound over-estimates the encoding), so a row
+    returned here is one the validator accepts. The timestamp is normalised by
+    the same :func:`timestamp_ms` as everywhere else. The point is the properties map: reading
     a protobuf map costs about 1 µs per event, and this reads it once, for the
     checks and the JSON together, where validate-then-convert read it twice.
     """
@@ -262,6 +278,14 @@ def _fast_row(
     user = req.user_id
     event_id = req.event_id
     timestamp = req.timestamp
+    if timestamp:
+        latest = latest or latest_timestamp_ms(received, limits.max_future_ms)
+        if not MIN_TIMESTAMP_MS <= timestamp <= latest:  # milliseconds need no normalising
+            timestamp = timestamp_ms(timestamp)
+            if not MIN_TIMESTAMP_MS <= timestamp <= latest:
+                return None
+    else:
+        timestamp = received
     max_name = limits.max_name_chars
     if not (
         name
@@ -278,7 +302,6 @@ def _fast_row(
                 and " " not in event_id
             )
         )
-        and (not timestamp or MIN_TIMESTAMP_MS <= timestamp <= received + limits.max_future_ms)
     ):
         return None
     chars = len(name) + len(user) + len(event_id)
@@ -311,7 +334,7 @@ def _fast_row(
         event_id or uuid7(),
         name,
         user,
-        timestamp or received,
+        timestamp,
         received,
         orjson.dumps(props).decode() if props else "{}",
     )
