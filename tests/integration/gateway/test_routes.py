@@ -104,7 +104,9 @@ class Unusable(NamedTuple):
             (b"", JSON, 400, "empty"),
             (b'["eventName"]', JSON, 400, "JSON object"),
             (b'"just a string"', JSON, 400, "JSON object"),
-            (b'{"eventName": "\xff\xfe"}', JSON, 400, "not valid JSON"),
+            (b'{"eventName": "\xff\xfe"}', JSON, 400, "not valid UTF-8"),
+            (b'{"eventName": "x", "timestamp": NaN}', JSON, 400, "NaN is not JSON"),
+            (b'{"eventName": "\\ud800x"}', JSON, 400, "unpaired surrogate"),
             (b'{"eventName": "x", "colour": "red"}', JSON, 400, "colour"),
             (b'{"eventName": 5}', JSON, 400, "eventName"),
             (b'{"eventName": "x", "timestamp": 1.5}', JSON, 400, "timestamp"),
@@ -128,6 +130,8 @@ class Unusable(NamedTuple):
         "array",
         "string",
         "invalid-utf8",
+        "nan",
+        "lone-surrogate",
         "unknown-field",
         "wrong-type",
         "fractional-int64",
@@ -147,6 +151,44 @@ async def test_unusable_bodies_are_4xx_with_a_clear_message(
     body = status_of(r, case.http_status, 3)
     assert case.fragment in body["message"]
     assert rows(db_url, "SELECT count(*) FROM events") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/events", '{"eventName": "a", "eventName": "b"}', "eventName"),
+        ("/v1/events", '{"eventName": "a", "event_name": "b"}', "event_name"),  # one field twice
+        (
+            "/v1/events",
+            '{"eventName": "a", "properties": {"plan": "pro", "plan": "free"}}',
+            "properties.plan",
+        ),
+        ("/v1/alerts", '{"deviceId": "d", "alertType": "t", "deviceId": "e"}', "deviceId"),
+        (
+            "/v1/events:batch",
+            '{"events": [{"eventName": "a"}, {"eventName": "b", "userId": "u", "userId": "v"}]}',
+            "events[1].userId",
+        ),
+        ("/v1/events:batch", '{"events": [], "events": [{"eventName": "a"}]}', "events"),
+    ],
+    ids=["top", "proto-and-json-name", "nested", "alert", "in-batch", "batch-envelope"],
+)
+async def test_a_repeated_json_key_is_400_naming_it(
+    http: httpx.AsyncClient, db_url: str, path: str, body: str, field: str
+) -> None:
+    r = await http.post(path, content=body.encode(), headers=JSON)
+    status = status_of(r, 400, 3)
+    assert violations_of(status) == [(field, "duplicate key")]
+    assert repr(field.rpartition(".")[2]) in status["message"]
+    assert rows(db_url, "SELECT count(*) FROM events") == [(0,)]
+
+
+async def test_escapes_and_escaped_backslashes_are_still_json(http: httpx.AsyncClient) -> None:
+    # A surrogate pair (what json.dumps writes for an emoji) and a literal "\ud800".
+    r = await http.post(
+        "/v1/events", content=b'{"eventName": "\\ud83d\\ude00 \\\\ud800"}', headers=JSON
+    )
+    assert r.status_code == 200, r.text
 
 
 async def test_invalid_event_lists_every_violation(http: httpx.AsyncClient, db_url: str) -> None:

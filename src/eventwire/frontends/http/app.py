@@ -12,6 +12,7 @@ eight fixed routes, a dict lookup is all the routing needed.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -98,6 +99,22 @@ def _to_json(msg: Message) -> bytes:
 def _parse_into(obj: object, msg: M, what: str) -> M:
     if not isinstance(obj, dict):
         raise HttpError(400, f"{what} must be a JSON object")
+    # proto3 JSON names each field twice (event_name, eventName); json_format
+    # takes both and keeps one, which is the duplicate-key ambiguity again.
+    fields = msg.DESCRIPTOR.fields_by_name
+    seen: dict[str, str] = {}
+    for key in obj:
+        field = fields.get(key) or msg.DESCRIPTOR.fields_by_camelcase_name.get(key)
+        if field is None:
+            continue
+        if field.name in seen:
+            prefix = "" if what in ("request body", "body") else f"{what}."
+            raise HttpError(
+                400,
+                f"{what} sets {field.name} twice, as {seen[field.name]!r} and {key!r}",
+                violations=[FieldViolation(prefix + key, "duplicate key")],
+            )
+        seen[field.name] = key
     try:
         json_format.ParseDict(obj, msg, ignore_unknown_fields=False)
     except (json_format.ParseError, TypeError, ValueError) as exc:
@@ -337,10 +354,7 @@ class GatewayApp:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if not body:
             raise HttpError(400, "request body is empty; send a JSON object")
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise HttpError(400, f"request body is not valid JSON: {exc}") from None
+        return parse_json(body)
 
     # -- routes ----------------------------------------------------------------------
 
@@ -439,6 +453,101 @@ class GatewayApp:
 
     async def _openapi_json(self, scope: Scope, receive: Receive) -> _Reply:
         return _Reply(200, self._openapi)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+class _Pairs(list[tuple[str, object]]):
+    """A JSON object as parsed, repeated keys kept (to locate a duplicate)."""
+
+
+def _unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _DuplicateKey
+    return obj
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER: Final = json.JSONDecoder(object_pairs_hook=_unique, parse_constant=_no_constant)
+
+
+def parse_json(body: bytes) -> object:
+    """``body`` as JSON, refusing what parsers disagree on: a key repeated in one
+    object (RFC 8259 leaves its meaning open; most parsers keep the last, some
+    the first), NaN and Infinity, and bytes that are not UTF-8.
+
+    The standard library's C parser with a pairs hook: ~1.4x orjson's time on a
+    10,000-event batch, where counting keys beside orjson cost ~2.8x.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HttpError(
+            400, f"request body is not valid UTF-8: {exc.reason} at byte {exc.start}"
+        ) from None
+    # UTF-8 cannot encode a surrogate, but a \\u escape can name one.
+    if ("\\ud" in text or "\\uD" in text) and _lone_surrogate(text):
+        raise HttpError(400, "request body is not valid JSON: an unpaired surrogate escape")
+    try:
+        return _DECODER.decode(text)
+    except _DuplicateKey:
+        path, key = _first_duplicate(json.loads(text, object_pairs_hook=_Pairs), "")
+        where = f" in {path}" if path else ""
+        raise HttpError(
+            400,
+            f"duplicate key {key!r}{where}: a JSON object must not repeat a key",
+            violations=[FieldViolation(f"{path}.{key}" if path else key, "duplicate key")],
+        ) from None
+    except ValueError as exc:  # json.JSONDecodeError, or a NaN/Infinity constant
+        raise HttpError(400, f"request body is not valid JSON: {exc}") from None
+
+
+# Every escape, in order (a backslash outside a string is not JSON anyway);
+# group 1 holds the hex digits of one naming a surrogate (U+D800 to U+DFFF).
+_ESCAPE: Final = re.compile(r"\\(?:u([dD][0-9a-fA-F]{3})|u[0-9a-fA-F]{4}|.)")
+
+
+def _lone_surrogate(text: str) -> bool:
+    """Whether ``text`` escapes a surrogate that is not half of a high-low pair."""
+    high_ends_at = -1
+    for match in _ESCAPE.finditer(text):
+        digits = match.group(1)
+        low = digits is not None and digits[1] in "cdefCDEF"
+        if high_ends_at >= 0:
+            if match.start() != high_ends_at or not low:
+                return True
+            high_ends_at = -1
+        elif low:
+            return True
+        elif digits is not None:
+            high_ends_at = match.end()
+    return high_ends_at >= 0
+
+
+def _first_duplicate(value: object, path: str) -> tuple[str, str]:
+    """The path of the first object (in document order) repeating a key, and the key."""
+    if isinstance(value, _Pairs):
+        seen: set[str] = set()
+        for key, _ in value:
+            if key in seen:
+                return path, key
+            seen.add(key)
+        for key, item in value:
+            found = _first_duplicate(item, f"{path}.{key}" if path else key)
+            if found[1]:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _first_duplicate(item, f"{path}[{index}]")
+            if found[1]:
+                return found
+    return path, ""
 
 
 def _check_content_type(value: bytes) -> None:
