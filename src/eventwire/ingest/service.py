@@ -3,19 +3,25 @@
 Both front doors (the gRPC servicers and the HTTP gateway) call this class with
 decoded protobuf requests and get protobuf replies or a :class:`ServiceError`.
 The tenant always comes from the caller's credentials, never from the request.
+
+A front door may run on an event loop of its own (the HTTP gateway does, on
+its own thread): validation and row building then run there, and only the
+awaits on the pipeline and the store hop to the loop those live on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 
 from eventwire._errors import FieldViolation, InvalidArgument, NotFound, Unavailable
 from eventwire._ids import random_id, uuid7
+from eventwire._loops import run_on
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.ingest.pipeline import IngestPipeline
 from eventwire.ingest.validation import (
@@ -75,6 +81,13 @@ class IngestService:
         self.limits = limits
         self._clock = clock
 
+    def _core(self, coro: Coroutine[Any, Any, T]) -> Awaitable[T]:
+        """``coro``, to be awaited on the pipeline's loop whichever loop awaits it."""
+        loop = self._pipeline.loop
+        if loop is None or loop is asyncio.get_running_loop():
+            return coro
+        return run_on(loop, coro)
+
     # -- analytics -----------------------------------------------------------------
 
     def event_row(
@@ -126,14 +139,14 @@ class IngestService:
         self, req: analytics_pb2.TrackEventRequest, tenant: str
     ) -> analytics_pb2.TrackEventResponse:
         row = self.event_row(req, tenant)
-        inserted = await self._pipeline.add_events((row,))
+        inserted = await self._core(self._pipeline.add_events((row,)))
         return analytics_pb2.TrackEventResponse(
             success=True, event_id=row.event_id, duplicate=inserted == 0
         )
 
     async def add_stream(self, rows: Sequence[EventRow]) -> analytics_pb2.TrackEventResponse:
         """Store a whole stream's rows in one transaction (all or nothing)."""
-        inserted = await self._pipeline.add_events(rows) if rows else 0
+        inserted = await self._core(self._pipeline.add_events(rows)) if rows else 0
         return analytics_pb2.TrackEventResponse(
             success=True, accepted=inserted, duplicates=len(rows) - inserted
         )
@@ -160,7 +173,7 @@ class IngestService:
                 ]
             )
         rows, rejections = self.event_rows(reqs, tenant, prefix)
-        inserted = await self._pipeline.add_events(rows) if rows else 0
+        inserted = await self._core(self._pipeline.add_events(rows)) if rows else 0
         return BatchResult(inserted, len(rows) - inserted, rejections)
 
     async def track_batch(
@@ -198,7 +211,7 @@ class IngestService:
             timestamp_ms(req.start) if req.start else 0,
             timestamp_ms(req.end) if req.end else 0,
         )
-        count = await _read(self._store.count_events(tenant, query))
+        count = await self._core(_read(self._store.count_events(tenant, query)))
         return analytics_pb2.CountEventsResponse(count=count)
 
     # -- telemetry -----------------------------------------------------------------
@@ -219,7 +232,7 @@ class IngestService:
             received,
             req.idempotency_key or None,
         )
-        tracking_id = await self._pipeline.add_alert(row)
+        tracking_id = await self._core(self._pipeline.add_alert(row))
         return telemetry_pb2.AlertResponse(acknowledged=True, tracking_id=tracking_id)
 
     async def get_alert(
@@ -228,7 +241,7 @@ class IngestService:
         violations = validate_tracking_id(req.tracking_id)
         if violations:
             raise InvalidArgument(violations)
-        row = await _read(self._store.get_alert(tenant, req.tracking_id))
+        row = await self._core(_read(self._store.get_alert(tenant, req.tracking_id)))
         if row is None:
             raise NotFound(f"no alert with tracking_id {req.tracking_id!r}")
         return telemetry_pb2.Alert(

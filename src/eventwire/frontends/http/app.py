@@ -26,7 +26,13 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from eventwire._errors import Code, FieldViolation, ServiceError
 from eventwire.api import analytics_pb2, telemetry_pb2
-from eventwire.frontends.http.errors import HTTP_STATUS, HttpError, from_service_error, status_body
+from eventwire.frontends.http.errors import (
+    HTTP_ONLY,
+    HTTP_STATUS,
+    HttpError,
+    from_service_error,
+    status_body,
+)
 from eventwire.frontends.http.openapi import openapi_document
 from eventwire.ingest.service import IngestService
 from eventwire.observability.logs import REQUEST_ID, new_request_id
@@ -272,14 +278,14 @@ class GatewayApp:
             if path.startswith(_ALERTS) and "/" not in path[len(_ALERTS) :]:
                 methods = self._alert_route
             else:
-                raise HttpError(404, f"no route for {path}", code=Code.NOT_FOUND)
+                raise HttpError(404, f"no route for {path}", code=HTTP_ONLY[404])
         handler = methods.get(scope["method"])
         if handler is None:
             allowed = ", ".join(sorted(methods))
             raise HttpError(
                 405,
                 f"{path} supports {allowed}, not {scope['method']}",
-                code=Code.UNIMPLEMENTED,
+                code=HTTP_ONLY[405],
                 headers=[(b"allow", allowed.encode())],
             )
         if path in _OPEN:
@@ -563,11 +569,18 @@ def _check_content_type(value: bytes) -> None:
                 ok = False
     if not ok:
         shown = value.decode("latin-1") or "none"
-        raise HttpError(415, f"content-type must be application/json (UTF-8), got {shown}")
+        raise HttpError(
+            415, f"content-type must be application/json (UTF-8), got {shown}", code=HTTP_ONLY[415]
+        )
 
 
 def _too_large(limit: int) -> HttpError:
-    return HttpError(413, f"request body exceeds {limit} bytes; split it into smaller requests")
+    return HttpError(
+        413,
+        f"request body exceeds {limit} bytes; split it into smaller requests",
+        code=HTTP_ONLY[413],
+        headers=[(b"connection", b"close")],
+    )
 
 
 def _request_id(scope: Scope) -> str:
