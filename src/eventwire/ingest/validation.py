@@ -167,21 +167,42 @@ def invisible_char(value: str) -> tuple[int, str] | None:
 
 
 @cache
-def invisible_chars() -> str:
-    """Every character of :data:`INVISIBLE_CATEGORIES`, as regex class ranges (``a-b``).
+def _category_ranges() -> dict[str, str]:
+    """Characters by category group, as regex class ranges (``a-b``): "invisible"
+    (:data:`INVISIBLE_CATEGORIES`) and "space" (Zs), from one scan of Unicode.
 
     Literal characters rather than escapes: ECMA-262, Rust's regex and Python's
     ``re`` read them alike, which they do not for escapes above U+FFFF. Built
     from this interpreter's Unicode tables, the same ones the validator uses.
     """
-    ranges: list[list[int]] = []
+    groups: dict[str, list[list[int]]] = {"invisible": [], "space": []}
     for code in range(0x110000):
-        if unicodedata.category(chr(code)) in INVISIBLE_CATEGORIES:
-            if ranges and ranges[-1][1] == code - 1:
-                ranges[-1][1] = code
-            else:
-                ranges.append([code, code])
-    return "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges)
+        category = unicodedata.category(chr(code))
+        group = (
+            "invisible" if category in INVISIBLE_CATEGORIES else "space" if category == "Zs" else ""
+        )
+        if not group:
+            continue
+        ranges = groups[group]
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return {
+        group: "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges)
+        for group, ranges in groups.items()
+    }
+
+
+def invisible_chars() -> str:
+    """Every character of :data:`INVISIBLE_CATEGORIES`, as regex class ranges."""
+    return _category_ranges()["invisible"]
+
+
+def blank_pattern() -> str:
+    """A regular expression for the non-empty names ``str.strip()`` empties that
+    :func:`name_pattern` allows: spaces (Zs) only."""
+    return f"^[{_category_ranges()['space']}]+$"
 
 
 @cache
@@ -190,7 +211,7 @@ def name_pattern() -> str:
     visible characters and whole emoji tag sequences, joined by at most one joiner."""
     visible = f"[^{invisible_chars()}]"
     token = f"(?:{TAG_BASE}[{TAG_FIRST}-{TAG_LAST}]+{TAG_END}|{visible})"
-    return f"^(?:{token}+(?:[{JOINERS}]{token}+)*)?$"
+    return f"^(?:{token}(?:[{JOINERS}]?{token})*)?$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +394,17 @@ def validate_count(req: analytics_pb2.CountEventsRequest) -> list[FieldViolation
             out.append(
                 FieldViolation(field, f"must be a Unix epoch time >= 0 (0: unbounded), got {value}")
             )
+    # Filters are names: what no stored name can hold is a mistake, not a miss.
+    for field, name in (("event_name", req.event_name), ("user_id", req.user_id)):
+        if len(name) > DEFAULT_LIMITS.max_name_chars:
+            out.append(
+                FieldViolation(
+                    field,
+                    f"must be at most {DEFAULT_LIMITS.max_name_chars} characters, got {len(name)}",
+                )
+            )
+        elif found := _invisible_violation(name):
+            out.append(FieldViolation(field, found))
     return out
 
 

@@ -9,11 +9,12 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
 
+from eventwire.frontends.http.errors import HTTP_ONLY
 from eventwire.ingest.service import MAX_BATCH_EVENTS
 from eventwire.testing import running_server
 from tests.conftest import refuse_inserts
@@ -442,7 +443,44 @@ async def test_unknown_route_is_404_and_wrong_method_is_405(http: httpx.AsyncCli
     assert r.headers["allow"] == "POST"
     r = await http.delete(f"/v1/alerts/{uuid.uuid4()}")
     status_of(r, 405, 12)
-    assert r.headers["allow"] == "GET"
+    assert r.headers["allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize(
+    "path", ["/healthz", "/readyz", "/openapi.json", "/v1/events:count?event_name=x"]
+)
+async def test_head_answers_every_get_route_with_its_headers_and_no_body(
+    http: httpx.AsyncClient, path: str
+) -> None:
+    got, head = await http.get(path), await http.head(path)
+    assert head.status_code == got.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["content-length"] == str(len(got.content))
+
+
+async def test_head_of_an_unknown_alert_is_its_404(http: httpx.AsyncClient) -> None:
+    r = await http.head(f"/v1/alerts/{uuid.uuid4()}")
+    assert (r.status_code, r.content) == (404, b"")
+
+
+CSV = {"content-type": "text/csv"}
+
+
+@pytest.mark.parametrize(
+    ("send", "http_status", "code"),
+    [
+        (lambda c: c.put("/v1/events", content=b"{}"), 405, 12),  # UNIMPLEMENTED
+        (lambda c: c.post("/v1/events", content=b"{}", headers=CSV), 415, 3),
+        (lambda c: c.post("/nowhere"), 404, 5),  # NOT_FOUND
+    ],
+    ids=["405", "415", "404"],
+)
+async def test_http_only_errors_carry_the_code_of_the_one_table(
+    http: httpx.AsyncClient, send: Any, http_status: int, code: int
+) -> None:
+    assert HTTP_ONLY[http_status] == code
+    status_of(await send(http), http_status, code)
 
 
 # -- limits and failures ---------------------------------------------------------------

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
@@ -34,7 +35,8 @@ from eventwire.frontends.http.errors import (
     status_body,
 )
 from eventwire.frontends.http.openapi import openapi_document
-from eventwire.ingest.service import IngestService
+from eventwire.ingest.service import IngestService, now_ms
+from eventwire.ingest.validation import latest_timestamp_ms
 from eventwire.observability.logs import REQUEST_ID, new_request_id
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.propagation import extract
@@ -62,6 +64,17 @@ _JSON: Final = (b"content-type", b"application/json")
 _ALERTS: Final = "/v1/alerts/"
 _REQUEST_ID: Final = re.compile(r"[\x21-\x7e]{1,64}")
 _INT64: Final = re.compile(r"-?[0-9]{1,19}")
+_DECIMAL: Final = re.compile(r"-?(?:0|[1-9][0-9]{0,18})")
+"""An int64 as a JSON string: canonical decimal, as the API document states it."""
+_INT64_TYPES: Final = frozenset(
+    {
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_SINT64,
+        FieldDescriptor.TYPE_SFIXED64,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_FIXED64,
+    }
+)
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 
@@ -108,19 +121,30 @@ def _parse_into(obj: object, msg: M, what: str) -> M:
     # proto3 JSON names each field twice (event_name, eventName); json_format
     # takes both and keeps one, which is the duplicate-key ambiguity again.
     fields = msg.DESCRIPTOR.fields_by_name
+    prefix = "" if what in ("request body", "body") else f"{what}."
     seen: dict[str, str] = {}
     for key in obj:
         field = fields.get(key) or msg.DESCRIPTOR.fields_by_camelcase_name.get(key)
         if field is None:
             continue
         if field.name in seen:
-            prefix = "" if what in ("request body", "body") else f"{what}."
             raise HttpError(
                 400,
                 f"{what} sets {field.name} twice, as {seen[field.name]!r} and {key!r}",
                 violations=[FieldViolation(prefix + key, "duplicate key")],
             )
         seen[field.name] = key
+        if field.type in _INT64_TYPES:
+            value = obj[key]
+            if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+                # json_format would take int()'s liberties: "+5", " 5", "1_000", "٣".
+                raise HttpError(
+                    400,
+                    f"{what}: {key} must be an integer or a decimal string, got {value!r}",
+                    violations=[
+                        FieldViolation(prefix + key, "must be an integer or a decimal string")
+                    ],
+                )
     try:
         json_format.ParseDict(obj, msg, ignore_unknown_fields=False)
     except (json_format.ParseError, TypeError, ValueError) as exc:
@@ -202,7 +226,8 @@ class GatewayApp:
         """The caller of every request when ``auth`` is None."""
         self._auth = auth
         self._limiter = limiter
-        self._openapi = orjson.dumps(openapi_document())
+        self._openapi = (0, b"")
+        """The document and the latest timestamp it states (it changes once an hour)."""
         Handler = Callable[[Scope, Receive], Awaitable[_Reply]]
         self._routes: dict[str, dict[str, Handler]] = {
             "/v1/events": {"POST": self._track_event},
@@ -279,9 +304,11 @@ class GatewayApp:
                 methods = self._alert_route
             else:
                 raise HttpError(404, f"no route for {path}", code=HTTP_ONLY[404])
-        handler = methods.get(scope["method"])
+        method = scope["method"]
+        # HEAD is GET without the body (uvicorn leaves the body out).
+        handler = methods.get("GET" if method == "HEAD" else method)
         if handler is None:
-            allowed = ", ".join(sorted(methods))
+            allowed = ", ".join(sorted({*methods, *(("HEAD",) if "GET" in methods else ())}))
             raise HttpError(
                 405,
                 f"{path} supports {allowed}, not {scope['method']}",
@@ -303,7 +330,8 @@ class GatewayApp:
         # Two authorization headers are ambiguous; refusing is the only safe reading.
         authorization = values[0].decode("latin-1") if len(values) == 1 else "" if values else None
         try:
-            return self._auth.authorize(authorization, READ if scope["method"] == "GET" else WRITE)
+            scope_needed = READ if scope["method"] in ("GET", "HEAD") else WRITE
+            return self._auth.authorize(authorization, scope_needed)
         except ServiceError as err:
             unauthenticated = err.code == Code.UNAUTHENTICATED
             raise HttpError(
@@ -458,7 +486,11 @@ class GatewayApp:
         return _Reply(503, b'{"status":"NOT_SERVING"}')
 
     async def _openapi_json(self, scope: Scope, receive: Receive) -> _Reply:
-        return _Reply(200, self._openapi)
+        limits = self._service.limits
+        latest = latest_timestamp_ms(now_ms(), limits.max_future_ms)
+        if self._openapi[0] != latest:
+            self._openapi = (latest, orjson.dumps(openapi_document(limits)))
+        return _Reply(200, self._openapi[1])
 
 
 class _DuplicateKey(Exception):
