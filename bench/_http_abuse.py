@@ -27,8 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from eventwire.testing._abuse import HealthProber
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -126,42 +125,6 @@ PHASES: dict[str, tuple[Any, int]] = {
 }
 
 
-class _Prober:
-    def __init__(self, address: str) -> None:
-        self.channel = grpc.insecure_channel(address)
-        self.stub: Any = health_pb2_grpc.HealthStub(self.channel)
-        self.stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
-        self.latencies: list[float] = []
-        self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            began = time.perf_counter()
-            try:
-                self.stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
-            except grpc.RpcError:
-                self.errors += 1
-                continue
-            self.latencies.append(time.perf_counter() - began)
-            self._stop.wait(0.005)
-
-    def __enter__(self) -> _Prober:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-        self.channel.close()
-
-
-def _quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
-
-
 def http_abuse(
     grpc_address: str, http_address: str, pid: int, seconds: float
 ) -> dict[str, dict[str, Any]]:
@@ -171,16 +134,16 @@ def http_abuse(
         attacker.apply(time.sleep, (0,))
         for name, (attack, size) in PHASES.items():
             cpu = _cpu_seconds(pid)
-            with _Prober(grpc_address) as probe:
+            with HealthProber(grpc_address, pause=0.005) as probe:
                 began = time.perf_counter()
                 result = attacker.apply(attack, (http_address, seconds, size))
                 elapsed = time.perf_counter() - began
             out[name] = {
                 **result,
                 "health_calls": len(probe.latencies),
-                "health_errors": probe.errors,
-                "p50_ms": round(_quantile(probe.latencies, 0.5) * 1000, 2),
-                "p99_ms": round(_quantile(probe.latencies, 0.99) * 1000, 2),
+                "health_errors": len(probe.errors),
+                "p50_ms": round(probe.quantile(0.5) * 1000, 2),
+                "p99_ms": round(probe.quantile(0.99) * 1000, 2),
                 "max_ms": round(max(probe.latencies, default=float("nan")) * 1000, 2),
                 "server_cpu_s": round(_cpu_seconds(pid) - cpu, 2),
                 "seconds": round(elapsed, 2),

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
 import h2.config
 import h2.connection
@@ -280,6 +280,57 @@ class LegitClient:
         if not ordered:
             return float("inf")
         return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+class HealthProber:
+    """``grpc.health.v1.Health/Check`` in a loop in a thread, on a channel opened
+    (and checked once) before it starts: what a load balancer sees during an attack."""
+
+    def __init__(self, address: str, *, pause: float = 0.002) -> None:
+        import threading
+
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        self._request = health_pb2.HealthCheckRequest()
+        self._channel = grpc.insecure_channel(address)
+        stub: Any = health_pb2_grpc.HealthStub(self._channel)  # its stubs lack method types
+        stub.Check(self._request, timeout=10)
+        self._stub = stub
+        self._pause = pause
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+
+    def _run(self) -> None:
+        import grpc
+
+        while not self._stop.is_set():
+            began = time.perf_counter()
+            try:
+                self._stub.Check(self._request, timeout=10)
+            except grpc.RpcError as err:
+                self.errors.append(str(err.code()))
+                continue
+            self.latencies.append(time.perf_counter() - began)
+            self._stop.wait(self._pause)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        self._channel.close()
+
+    def quantile(self, q: float) -> float:
+        """The ``q`` quantile of the latencies, in seconds (NaN when there are none)."""
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 @dataclass

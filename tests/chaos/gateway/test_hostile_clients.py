@@ -23,6 +23,7 @@ import orjson
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from eventwire.testing._abuse import HealthProber
 from eventwire.testing._process import ServerProcess
 
 HEADER_TIMEOUT = 1.0
@@ -205,41 +206,6 @@ def test_connections_beyond_the_cap_get_503_and_it_recovers(target: ServerProces
     assert _until(served)
 
 
-class _Prober:
-    """gRPC health checks in a loop on a channel opened before the attack."""
-
-    def __init__(self, address: str) -> None:
-        self._channel = grpc.insecure_channel(address)
-        # grpcio-health-checking's stubs lack their methods' types.
-        stub: Any = health_pb2_grpc.HealthStub(self._channel)
-        stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
-        self._stub = stub
-        self._stop = threading.Event()
-        self.latencies: list[float] = []
-        self.errors: list[str] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            began = time.perf_counter()
-            try:
-                self._stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
-            except grpc.RpcError as err:
-                self.errors.append(str(err.code()))
-                continue
-            self.latencies.append(time.perf_counter() - began)
-            self._stop.wait(0.002)
-
-    def __enter__(self) -> _Prober:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-        self._channel.close()
-
-
 def _big_heads(address: str, stop: threading.Event) -> None:
     while not stop.is_set():
         with contextlib.suppress(OSError), _connect(address) as sock:
@@ -254,7 +220,7 @@ def test_grpc_is_not_stalled_by_an_http_attack(target: ServerProcess) -> None:
         threading.Thread(target=_big_heads, args=(target.http_address, stop)) for _ in range(4)
     ]
     slow: list[socket.socket] = []
-    with _Prober(target.address) as probe:
+    with HealthProber(target.address) as probe:
         for thread in attackers:
             thread.start()
         try:
@@ -280,7 +246,7 @@ def test_exhausted_descriptors_refuse_new_connections_and_recover(tmp_path: Path
     proc = _spawn(tmp_path, launcher=("prlimit", "--nofile=256:256", "--"))
     try:
         with (
-            _Prober(proc.address) as probe,
+            HealthProber(proc.address) as probe,
             httpx.Client(base_url=f"http://{proc.http_address}", timeout=10) as kept,
         ):
             assert kept.get("/healthz").status_code == 200  # a connection held from before

@@ -129,15 +129,14 @@ SEED_CLIENT = textwrap.dedent(
 )
 
 
-async def test_a_client_generated_from_the_seeds_works_unchanged(
-    tmp_path: Path, server: Server
-) -> None:
+async def run_seed_client(script: str, tmp_path: Path, server: Server) -> str:
+    """Run ``script`` with the seeds' generated modules importable; its stdout."""
     compile_seeds(tmp_path)
     # A separate process: the seeds' modules would clash with ours in one descriptor pool.
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        SEED_CLIENT,
+        script,
         str(tmp_path),
         server.address,
         stdout=subprocess.PIPE,
@@ -145,7 +144,13 @@ async def test_a_client_generated_from_the_seeds_works_unchanged(
     )
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
-    tracking_id = out.decode().strip()
+    return out.decode()
+
+
+async def test_a_client_generated_from_the_seeds_works_unchanged(
+    tmp_path: Path, server: Server
+) -> None:
+    tracking_id = (await run_seed_client(SEED_CLIENT, tmp_path, server)).strip()
 
     async with grpc.aio.insecure_channel(server.address) as ch:
         analytics = analytics_pb2_grpc.AnalyticsServiceStub(ch)
@@ -200,19 +205,7 @@ SEED_CLIENT_CLOCKS = textwrap.dedent(
 async def test_a_seed_client_using_seconds_or_nanoseconds_is_served(
     tmp_path: Path, server: Server
 ) -> None:
-    compile_seeds(tmp_path)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        SEED_CLIENT_CLOCKS,
-        str(tmp_path),
-        server.address,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    *tracking_ids, sent_ms = out.decode().split()
+    *tracking_ids, sent_ms = (await run_seed_client(SEED_CLIENT_CLOCKS, tmp_path, server)).split()
     now_ms = int(sent_ms)
 
     async with grpc.aio.insecure_channel(server.address) as ch:
