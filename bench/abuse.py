@@ -1,13 +1,21 @@
-"""Abuse figures for the README's Security section: ping flood, Rapid Reset, connection flood.
+"""Abuse figures for the README's Security section: gRPC floods, then HTTP attacks.
 
-Starts ``eventwire serve`` (SQLite, synchronous=normal), measures a
+gRPC: starts ``eventwire serve`` (SQLite, synchronous=normal), measures a
 well-behaved client's TrackEvent p99 alone, then again while a raw HTTP/2
 client (``eventwire.testing._abuse``) floods the server with PINGs, opens and
 resets streams as fast as the socket takes them (CVE-2023-44487's pattern),
 and holds hundreds of idle connections. Records the server's RSS before, at
 its peak and after, and how each attack ended.
 
+HTTP (``bench/_http_abuse.py``): gRPC health latency while the gateway takes
+64 MiB heads, slowloris connections and a flood of 10,000-event batches, side
+by side for the HTTP listeners on their own thread and loop (the default) and
+on the gRPC loop (``--no-http-thread``); ``--before DIR`` adds a server run
+from another source tree (``git archive BASE src | tar -x -C DIR``) as it
+was. The server is pinned to core 0, the attackers and the prober to core 1.
+
     .venv/bin/python bench/abuse.py            # writes bench/results/abuse.{json,md}
+    .venv/bin/python bench/abuse.py --only http --before /tmp/base
 """
 
 from __future__ import annotations
@@ -20,8 +28,10 @@ import platform
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import grpc
+from _http_abuse import PHASES, http_abuse  # bench/ is on sys.path: this script's folder
 
 from eventwire.testing._abuse import abuse
 from eventwire.testing._process import ServerProcess
@@ -37,7 +47,92 @@ def main() -> int:
     parser.add_argument("--resets", type=int, default=200_000)
     parser.add_argument("--flood-connections", type=int, default=2000)
     parser.add_argument("--hold", type=float, default=3.0)
+    parser.add_argument("--http-seconds", type=float, default=4.0, help="per HTTP attack")
+    parser.add_argument("--only", choices=("all", "grpc", "http"), default="all")
+    parser.add_argument("--before", help="also run the server from this source tree's src/")
     args = parser.parse_args()
+    # A partial run (--only) keeps the other half of the last results.
+    previous = RESULTS / "abuse.json"
+    result: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() else {}
+    alive = True
+    if args.only in ("all", "grpc"):
+        floods, alive = grpc_floods(args)
+        result.update(floods)
+    command = "python bench/abuse.py " + " ".join(sys.argv[1:])
+    if args.only in ("all", "http"):
+        result["http"] = http_attacks(args)
+        result["http_command"] = command
+    result["machine"] = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, grpcio {grpc.__version__}"
+    )
+    if args.only in ("all", "grpc"):
+        result["command"] = command
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "abuse.json").write_text(json.dumps(result, indent=2) + "\n")
+    text = (table(result) if "ping_flood" in result else "") + http_table(result)
+    (RESULTS / "abuse.md").write_text(text)
+    print(text)
+    return 0 if alive else 1
+
+
+def http_attacks(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`http_abuse` on each way of running the HTTP side."""
+    modes: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+        "own thread": (("--http-thread",), {}),
+        "gRPC loop": (("--no-http-thread",), {}),
+    }
+    if args.before:
+        env = {"PYTHONPATH": str(Path(args.before) / "src")}
+        modes["before"] = ((), env)
+    os.sched_setaffinity(0, {1})  # the prober and (inherited) the attackers
+    out: dict[str, Any] = {}
+    for mode, (flags, env) in modes.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            server = ServerProcess(
+                *("--store", f"sqlite:///{tmp}/abuse.db", "--sqlite-synchronous", "normal"),
+                *flags,
+                env={**os.environ, **env},
+                launcher=("taskset", "-c", "0"),
+            ).start()
+            try:
+                out[mode] = http_abuse(
+                    server.address, server.http_address, server.pid, args.http_seconds
+                )
+            finally:
+                server.terminate()
+                server.wait()
+    return out
+
+
+def http_table(r: dict[str, Any]) -> str:
+    http: dict[str, dict[str, dict[str, Any]]] = r.get("http", {})
+    if not http:
+        return ""
+    lines = [
+        "",
+        "gRPC health while the HTTP gateway is attacked (Check in a loop on an open channel):",
+        "",
+        "| HTTP side | phase | health p50 | p99 | max | health calls | server CPU | attack |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for mode, phases in http.items():
+        for phase in PHASES:
+            m = phases[phase]
+            detail = ", ".join(
+                f"{k} {v:,}" for k, v in m.items() if k in ("bytes_sent", "connections", "events")
+            )
+            if "events" in m and m["seconds"]:
+                detail += f" ({m['events'] / m['seconds']:,.0f} events/s)"
+            lines.append(
+                f"| {mode} | {phase} | {m['p50_ms']} ms | {m['p99_ms']} ms | {m['max_ms']} ms | "
+                f"{m['health_calls']:,} | {m['server_cpu_s']} s / {m['seconds']} s | {detail} |"
+            )
+    lines += ["", f"{r['machine']}. `{r['http_command']}`", ""]
+    return "\n".join(lines)
+
+
+def grpc_floods(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     with tempfile.TemporaryDirectory() as tmp:
         server = ServerProcess(
             "--store", f"sqlite:///{tmp}/abuse.db", "--sqlite-synchronous", "normal"
@@ -57,18 +152,7 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait()
-    result = {
-        **dataclasses.asdict(report),
-        "server_alive": alive,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, grpcio {grpc.__version__}",
-        "command": "python bench/abuse.py " + " ".join(sys.argv[1:]),
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "abuse.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "abuse.md").write_text(table(result))
-    print(table(result))
-    return 0 if alive else 1
+    return {**dataclasses.asdict(report), "server_alive": alive}, alive
 
 
 def table(r: dict[str, object]) -> str:
@@ -106,8 +190,6 @@ def table(r: dict[str, object]) -> str:
         f"| {mib(r['rss_before'])} | {mib(r['rss_peak'])} | {mib(r['rss_after'])} | "
         f"{ms(r['p99_before'])} | {ms(r['p99_during'])} | {r['legit_calls_during']} | "
         f"{len(r['legit_errors'])} |",  # type: ignore[arg-type]
-        "",
-        f"{r['machine']}. `{r['command']}`",
         "",
     ]
     return "\n".join(lines)

@@ -31,8 +31,35 @@ class ServerConfig:
         "0.0.0.0:8080",
         "JSON/HTTP gateway listen address, HOST:PORT (port 0 picks a free one; empty disables it)",
     )
+    # -- HTTP listeners (gateway and /metrics): see docs/limits-http.md ------------
     http_max_body_bytes: int = _opt(
-        4 << 20, "largest JSON/HTTP request body accepted, in bytes (larger ones get 413)"
+        4 << 20,
+        "largest JSON/HTTP request body accepted, in bytes (a larger declared Content-Length "
+        "gets 413 before the body is read)",
+    )
+    http_max_header_bytes: int = _opt(
+        16 << 10, "largest HTTP request line plus headers, in bytes (larger ones get 431)"
+    )
+    http_header_timeout: float = _opt(
+        10.0, "seconds an HTTP client gets to send a whole request head (then 408)"
+    )
+    http_body_timeout: float = _opt(
+        30.0, "seconds an incomplete HTTP request body may go without data (then 408)"
+    )
+    http_idle_timeout: float = _opt(
+        75.0,
+        "seconds an HTTP connection may sit idle before the server closes it (longer than "
+        "common load balancers' 60, so they close first)",
+    )
+    http_max_connections: int = _opt(
+        1000,
+        "open connections the gateway accepts at once, beyond which new ones get 503 (never "
+        "more than half of the process's descriptor limit, ulimit -n)",
+    )
+    http_thread: bool = _opt(
+        True,
+        "serve HTTP (gateway and /metrics) on a thread and event loop of its own, so that "
+        "HTTP clients never delay gRPC; off serves it on the gRPC loop",
     )
     store: str = _opt(
         "sqlite:///eventwire.db",
@@ -144,6 +171,11 @@ class ServerConfig:
             raise ValueError("tls_cert and tls_key go together: set both or neither")
         if self.tls_client_ca and not self.tls_cert:
             raise ValueError("tls_client_ca (mTLS) needs tls_cert and tls_key")
+        if self.http_max_header_bytes < 1024 or self.http_max_connections < 1:
+            raise ValueError("need http_max_header_bytes >= 1024 and http_max_connections >= 1")
+        for name in ("http_header_timeout", "http_body_timeout", "http_idle_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
         if self.max_concurrent_streams < 1 or self.max_metadata_bytes < 1024:
             raise ValueError("need max_concurrent_streams >= 1 and max_metadata_bytes >= 1024")
 

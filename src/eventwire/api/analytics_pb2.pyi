@@ -51,14 +51,27 @@ class TrackEventRequest(_message.Message):
     PROPERTIES_FIELD_NUMBER: _builtins.int
     EVENT_ID_FIELD_NUMBER: _builtins.int
     event_name: _builtins.str
-    """Required. 1 to 256 characters, not blank."""
+    """Required. 1 to 256 characters, not blank. Names (this, user_id and the
+    property keys) may hold any letter, digit, symbol, emoji or space, but no
+    invisible character: Unicode categories Cc (controls), Cf (format, e.g.
+    U+200B), Zl and Zp (U+2028, U+2029); except ZERO WIDTH (NON-)JOINER
+    between two visible characters and whole emoji tag sequences (flags).
+    """
     user_id: _builtins.str
-    """Optional. At most 256 characters."""
+    """Optional. At most 256 characters; the rules of event_name."""
     timestamp: _builtins.int
-    """When the event happened, in Unix epoch MILLISECONDS (not seconds).
-    0 means "now": the server's receive time is used. Any other value must lie
-    between 2000-01-01T00:00:00Z (946684800000) and 24 hours after the
-    server's clock; anything else is rejected with INVALID_ARGUMENT.
+    """When the event happened, as a Unix epoch time in SECONDS, MILLISECONDS,
+    MICROSECONDS or NANOSECONDS: the unit is told apart by magnitude and the
+    value is stored as milliseconds (fractions dropped).
+      below 1e11          seconds       (Go: time.Now().Unix())
+      1e11 to below 1e14  milliseconds  (Java: System.currentTimeMillis())
+      1e14 to below 1e17  microseconds
+      1e17 and above      nanoseconds   (Go: time.Now().UnixNano())
+    0 means "now": the server's receive time is used. Any other value must lie,
+    once in milliseconds, between 2000-01-01T00:00:00Z (946684800000) and 24
+    hours after the server's clock, rounded up to the next whole hour; for
+    seconds that is 946684800 to about now + 86400. Anything else is rejected
+    with INVALID_ARGUMENT, whose BadRequest says how the value was read.
     """
     event_id: _builtins.str
     """Additive. Idempotency key chosen by the client (at most 128 printable
@@ -147,9 +160,14 @@ class CountEventsRequest(_message.Message):
     event_name: _builtins.str
     user_id: _builtins.str
     start: _builtins.int
-    """Inclusive lower bound on the event timestamp, epoch milliseconds; 0 = none."""
+    """Inclusive lower bound on the event timestamp; 0 = none. Seconds,
+    milliseconds, microseconds or nanoseconds, told apart by magnitude as in
+    TrackEventRequest.timestamp. Negative values are INVALID_ARGUMENT.
+    """
     end: _builtins.int
-    """Exclusive upper bound on the event timestamp, epoch milliseconds; 0 = none."""
+    """Exclusive upper bound on the event timestamp; 0 = none; units as start.
+    An end at or before start is an empty range: the count is 0.
+    """
     def __init__(
         self,
         *,

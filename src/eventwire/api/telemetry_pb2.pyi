@@ -28,14 +28,24 @@ class AlertRequest(_message.Message):
     TIMESTAMP_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     device_id: _builtins.str
-    """Required. 1 to 256 characters, not blank."""
+    """Required. 1 to 256 characters, not blank, no invisible character
+    (the rules of analytics.TrackEventRequest.event_name).
+    """
     alert_type: _builtins.str
-    """Required. 1 to 128 characters, not blank."""
+    """Required. 1 to 128 characters; the rules of device_id."""
     timestamp: _builtins.int
-    """When the alert was raised, in Unix epoch MILLISECONDS (not seconds).
-    0 means "now" (the server's receive time). Any other value must lie
-    between 2000-01-01T00:00:00Z (946684800000) and 24 hours after the
-    server's clock.
+    """When the alert was raised, as a Unix epoch time in SECONDS, MILLISECONDS,
+    MICROSECONDS or NANOSECONDS: the unit is told apart by magnitude and the
+    value is stored as milliseconds (fractions dropped).
+      below 1e11          seconds       (Go: time.Now().Unix())
+      1e11 to below 1e14  milliseconds  (Java: System.currentTimeMillis())
+      1e14 to below 1e17  microseconds
+      1e17 and above      nanoseconds   (Go: time.Now().UnixNano())
+    0 means "now": the server's receive time is used. Any other value must lie,
+    once in milliseconds, between 2000-01-01T00:00:00Z (946684800000) and 24
+    hours after the server's clock, rounded up to the next whole hour; for
+    seconds that is 946684800 to about now + 86400. Anything else is rejected
+    with INVALID_ARGUMENT, whose BadRequest says how the value was read.
     """
     idempotency_key: _builtins.str
     """Additive. Optional idempotency key (at most 128 printable ASCII
@@ -118,7 +128,9 @@ class Alert(_message.Message):
     device_id: _builtins.str
     alert_type: _builtins.str
     timestamp: _builtins.int
-    """Epoch milliseconds, as reported (or the receive time when 0 was sent)."""
+    """Epoch milliseconds: as reported, normalised to milliseconds (or the
+    receive time when 0 was sent).
+    """
     received_at: _builtins.int
     """Epoch milliseconds at which the server received the alert."""
     def __init__(

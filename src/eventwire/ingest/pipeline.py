@@ -84,6 +84,9 @@ class IngestPipeline:
         self._pending = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The event loop the writer runs on (set by :meth:`start`); the pipeline's
+        methods must be awaited there (see ``IngestService._core``)."""
         self._closing = False
         self._healthy = True
         # Smoothed commit throughput (rows per ms) for the pushback hint.
@@ -99,9 +102,8 @@ class IngestPipeline:
         return self._pending
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(
-            self._run(), name="eventwire-ingest-writer"
-        )
+        self.loop = asyncio.get_running_loop()
+        self._task = self.loop.create_task(self._run(), name="eventwire-ingest-writer")
 
     async def add_events(self, rows: Sequence[EventRow]) -> int:
         """Commit ``rows`` (with other requests' rows); return how many were new."""

@@ -3,25 +3,33 @@
 Both front doors (the gRPC servicers and the HTTP gateway) call this class with
 decoded protobuf requests and get protobuf replies or a :class:`ServiceError`.
 The tenant always comes from the caller's credentials, never from the request.
+
+A front door may run on an event loop of its own (the HTTP gateway does, on
+its own thread): validation and row building then run there, and only the
+awaits on the pipeline and the store hop to the loop those live on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 
 from eventwire._errors import FieldViolation, InvalidArgument, NotFound, Unavailable
 from eventwire._ids import random_id, uuid7
+from eventwire._loops import run_on
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.ingest.pipeline import IngestPipeline
 from eventwire.ingest.validation import (
     DEFAULT_LIMITS,
     MIN_TIMESTAMP_MS,
     Limits,
+    latest_timestamp_ms,
+    timestamp_ms,
     validate_alert,
     validate_count,
     validate_event,
@@ -73,6 +81,13 @@ class IngestService:
         self.limits = limits
         self._clock = clock
 
+    def _core(self, coro: Coroutine[Any, Any, T]) -> Awaitable[T]:
+        """``coro``, to be awaited on the pipeline's loop whichever loop awaits it."""
+        loop = self._pipeline.loop
+        if loop is None or loop is asyncio.get_running_loop():
+            return coro
+        return run_on(loop, coro)
+
     # -- analytics -----------------------------------------------------------------
 
     def event_row(
@@ -104,10 +119,11 @@ class IngestService:
         """
         received = self._clock()
         limits = self.limits
+        latest = latest_timestamp_ms(received, limits.max_future_ms)
         rows: list[EventRow] = []
         rejections: list[Rejection] = []
         for index, req in enumerate(reqs):
-            row = _fast_row(req, tenant, received, limits)
+            row = _fast_row(req, tenant, received, limits, latest)
             if row is None:
                 violations = validate_event(req, received, limits, f"{prefix}[{index}].")
                 if violations:
@@ -123,14 +139,14 @@ class IngestService:
         self, req: analytics_pb2.TrackEventRequest, tenant: str
     ) -> analytics_pb2.TrackEventResponse:
         row = self.event_row(req, tenant)
-        inserted = await self._pipeline.add_events((row,))
+        inserted = await self._core(self._pipeline.add_events((row,)))
         return analytics_pb2.TrackEventResponse(
             success=True, event_id=row.event_id, duplicate=inserted == 0
         )
 
     async def add_stream(self, rows: Sequence[EventRow]) -> analytics_pb2.TrackEventResponse:
         """Store a whole stream's rows in one transaction (all or nothing)."""
-        inserted = await self._pipeline.add_events(rows) if rows else 0
+        inserted = await self._core(self._pipeline.add_events(rows)) if rows else 0
         return analytics_pb2.TrackEventResponse(
             success=True, accepted=inserted, duplicates=len(rows) - inserted
         )
@@ -157,7 +173,7 @@ class IngestService:
                 ]
             )
         rows, rejections = self.event_rows(reqs, tenant, prefix)
-        inserted = await self._pipeline.add_events(rows) if rows else 0
+        inserted = await self._core(self._pipeline.add_events(rows)) if rows else 0
         return BatchResult(inserted, len(rows) - inserted, rejections)
 
     async def track_batch(
@@ -189,8 +205,13 @@ class IngestService:
         violations = validate_count(req)
         if violations:
             raise InvalidArgument(violations)
-        query = EventQuery(req.event_name, req.user_id, req.start, req.end)
-        count = await _read(self._store.count_events(tenant, query))
+        query = EventQuery(
+            req.event_name,
+            req.user_id,
+            timestamp_ms(req.start) if req.start else 0,
+            timestamp_ms(req.end) if req.end else 0,
+        )
+        count = await self._core(_read(self._store.count_events(tenant, query)))
         return analytics_pb2.CountEventsResponse(count=count)
 
     # -- telemetry -----------------------------------------------------------------
@@ -207,11 +228,11 @@ class IngestService:
             tenant,
             req.device_id,
             req.alert_type,
-            req.timestamp or received,
+            timestamp_ms(req.timestamp) if req.timestamp else received,
             received,
             req.idempotency_key or None,
         )
-        tracking_id = await self._pipeline.add_alert(row)
+        tracking_id = await self._core(self._pipeline.add_alert(row))
         return telemetry_pb2.AlertResponse(acknowledged=True, tracking_id=tracking_id)
 
     async def get_alert(
@@ -220,7 +241,7 @@ class IngestService:
         violations = validate_tracking_id(req.tracking_id)
         if violations:
             raise InvalidArgument(violations)
-        row = await _read(self._store.get_alert(tenant, req.tracking_id))
+        row = await self._core(_read(self._store.get_alert(tenant, req.tracking_id)))
         if row is None:
             raise NotFound(f"no alert with tracking_id {req.tracking_id!r}")
         return telemetry_pb2.Alert(
@@ -240,21 +261,29 @@ def _row(
         req.event_id or uuid7(),
         req.event_name,
         req.user_id,
-        req.timestamp or received,
+        timestamp_ms(req.timestamp) if req.timestamp else received,
         received,
         orjson.dumps(props).decode() if props else "{}",
     )
 
 
 def _fast_row(
-    req: analytics_pb2.TrackEventRequest, tenant: str, received: int, limits: Limits
+    req: analytics_pb2.TrackEventRequest,
+    tenant: str,
+    received: int,
+    limits: Limits,
+    latest: int = 0,
 ) -> EventRow | None:
     """The row of an event that is certainly valid, else None (ask the validator).
 
+    ``latest``: :func:`latest_timestamp_ms` of ``received``, when the caller
+    computed it once for a whole batch.
+
     Conservative by construction: every test here is at least as strict as
-    :func:`validate_event`'s (``isprintable`` rejects a superset of the control
-    characters; the size bound over-estimates the encoding), so a row returned
-    here is one the validator accepts. The point is the properties map: reading
+    :func:`validate_event`'s (``isprintable`` rejects a superset of the
+    invisible characters; the size bound over-estimates the encoding), so a row
+    returned here is one the validator accepts. The timestamp is normalised by
+    the same :func:`timestamp_ms` as everywhere else. The point is the properties map: reading
     a protobuf map costs about 1 µs per event, and this reads it once, for the
     checks and the JSON together, where validate-then-convert read it twice.
     """
@@ -262,6 +291,14 @@ def _fast_row(
     user = req.user_id
     event_id = req.event_id
     timestamp = req.timestamp
+    if timestamp:
+        latest = latest or latest_timestamp_ms(received, limits.max_future_ms)
+        if not MIN_TIMESTAMP_MS <= timestamp <= latest:  # milliseconds need no normalising
+            timestamp = timestamp_ms(timestamp)
+            if not MIN_TIMESTAMP_MS <= timestamp <= latest:
+                return None
+    else:
+        timestamp = received
     max_name = limits.max_name_chars
     if not (
         name
@@ -278,7 +315,6 @@ def _fast_row(
                 and " " not in event_id
             )
         )
-        and (not timestamp or MIN_TIMESTAMP_MS <= timestamp <= received + limits.max_future_ms)
     ):
         return None
     chars = len(name) + len(user) + len(event_id)
@@ -311,7 +347,7 @@ def _fast_row(
         event_id or uuid7(),
         name,
         user,
-        timestamp or received,
+        timestamp,
         received,
         orjson.dumps(props).decode() if props else "{}",
     )

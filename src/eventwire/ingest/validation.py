@@ -4,22 +4,214 @@ The limits follow what established analytics pipelines accept, so events that
 work elsewhere work here (Segment: 32 KB per event; Mixpanel: fewer than 255
 properties; GA4: names of at most 40 characters, which we relax to 256 because
 server-side event names are often namespaced).
+
+Two rules are about what clients actually send rather than sizes:
+
+* Names (event names, user and device ids, alert types, property keys) may hold
+  any letter, digit, symbol, emoji or inner space, but no invisible character
+  that changes how text is split or shown: Unicode categories Cc (controls:
+  NUL, newline, U+0085 ...), Cf (format: U+200B zero-width space, U+FEFF,
+  bidirectional overrides ...), Zl and Zp (U+2028, U+2029). Two names that
+  look identical would otherwise be stored as different names.
+* ``timestamp`` has no unit in the seeds' contract, and clients fill it with
+  whatever their language's clock gives (Go: ``time.Now().Unix()``, seconds).
+  Seconds, milliseconds, microseconds and nanoseconds are told apart by
+  magnitude (:func:`timestamp_ms`): their ranges of plausible values are
+  disjoint by a factor of ~500, so no value is ambiguous.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
-from typing import Final
+from functools import cache
+from typing import Final, NamedTuple
 
 from eventwire._errors import FieldViolation
 from eventwire.api import analytics_pb2, telemetry_pb2
 
 MIN_TIMESTAMP_MS: Final = 946_684_800_000
-"""2000-01-01T00:00:00Z in epoch milliseconds: anything earlier is taken for a unit mistake."""
+"""2000-01-01T00:00:00Z in epoch milliseconds: anything earlier is taken for a mistake."""
 
+WINDOW_STEP_MS: Final = 3_600_000
+"""The latest accepted timestamp moves in whole hours (see :func:`latest_timestamp_ms`)."""
+
+INVISIBLE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp"})
+"""Unicode categories no name may contain (see the module docstring)."""
+
+_CATEGORY_NAMES: Final = {
+    "Cc": "a control character",
+    "Cf": "an invisible format character",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
 _PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# Upper bounds of each unit's magnitude band, read left to right: below 1e11
+# is seconds (1e11 s is the year 5138), then milliseconds, microseconds, and
+# nanoseconds up to int64's end (the year 2262).
+_SECONDS_BELOW: Final = 100_000_000_000
+_MILLIS_BELOW: Final = 100_000_000_000_000
+_MICROS_BELOW: Final = 100_000_000_000_000_000
+
+
+def timestamp_ms(value: int) -> int:
+    """``value`` (seconds, ms, µs or ns since the epoch, told apart by magnitude) in ms.
+
+    The one normalisation every path uses (validators, row builders, count
+    bounds). Fractions of a millisecond are dropped (floor), so a nanosecond
+    timestamp and its millisecond truncation name the same instant.
+    """
+    if value < _SECONDS_BELOW:
+        return value * 1000
+    if value < _MILLIS_BELOW:
+        return value
+    if value < _MICROS_BELOW:
+        return value // 1000
+    return value // 1_000_000
+
+
+def timestamp_unit(value: int) -> str:
+    """The unit :func:`timestamp_ms` reads ``value`` in."""
+    if value < _SECONDS_BELOW:
+        return "seconds"
+    if value < _MILLIS_BELOW:
+        return "milliseconds"
+    if value < _MICROS_BELOW:
+        return "microseconds"
+    return "nanoseconds"
+
+
+def latest_timestamp_ms(now_ms: int, max_future_ms: int) -> int:
+    """The latest timestamp accepted at ``now_ms``: ``max_future_ms`` ahead, rounded up
+    to the next whole hour (UTC).
+
+    Rounding makes the bound a step function that changes once an hour, so the
+    API document can state it as a number that stays exact while a client
+    uses it (a bound moving every millisecond would be wrong by the time the
+    document is read). The allowance is therefore between ``max_future_ms``
+    and one hour more.
+    """
+    return -(-(now_ms + max_future_ms) // WINDOW_STEP_MS) * WINDOW_STEP_MS
+
+
+class TimestampRange(NamedTuple):
+    unit: str
+    low: int
+    high: int
+    """Inclusive bounds of the raw values accepted in ``unit``."""
+
+
+def timestamp_ranges(now_ms: int, max_future_ms: int) -> list[TimestampRange]:
+    """The raw values :func:`timestamp_ms` maps into the accepted window, per unit."""
+    high = latest_timestamp_ms(now_ms, max_future_ms)
+    return [
+        TimestampRange("seconds", -(-MIN_TIMESTAMP_MS // 1000), high // 1000),
+        TimestampRange("milliseconds", MIN_TIMESTAMP_MS, high),
+        TimestampRange("microseconds", MIN_TIMESTAMP_MS * 1000, high * 1000 + 999),
+        TimestampRange("nanoseconds", MIN_TIMESTAMP_MS * 1_000_000, high * 1_000_000 + 999_999),
+    ]
+
+
+def describe_char(char: str) -> str:
+    """``U+200B ZERO WIDTH SPACE``: a character named the way Unicode charts do."""
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X} {name}" if name else f"U+{ord(char):04X}"
+
+
+JOINERS: Final = "\u200c\u200d"
+"""ZERO WIDTH NON-JOINER and JOINER: format characters, yet part of ordinary text
+(Persian and Indic words, emoji such as 👩‍💻); allowed between two visible characters."""
+TAG_BASE: Final = "\U0001f3f4"
+TAG_FIRST: Final = "\U000e0020"
+TAG_LAST: Final = "\U000e007e"
+TAG_END: Final = "\U000e007f"
+"""An emoji tag sequence (UTS #51; the flags of England, Scotland, Wales) is the
+black flag, tag characters, then CANCEL TAG: allowed as a whole."""
+
+
+def invisible_char(value: str) -> tuple[int, str] | None:
+    """The index and character of the first invisible character of ``value`` that is
+    not part of ordinary text (see :data:`JOINERS`, :data:`TAG_BASE`), or None.
+
+    :func:`name_pattern` states the same rule as a regular expression.
+    """
+    if value.isprintable():  # C: no invisible character is printable; most text stops here
+        return None
+    index, size = 0, len(value)
+    after_visible = False
+    while index < size:
+        char = value[index]
+        if unicodedata.category(char) not in INVISIBLE_CATEGORIES:
+            if char == TAG_BASE:
+                end = index + 1
+                while end < size and TAG_FIRST <= value[end] <= TAG_LAST:
+                    end += 1
+                if end > index + 1 and end < size and value[end] == TAG_END:
+                    index = end
+            index += 1
+            after_visible = True
+            continue
+        if (
+            char in JOINERS
+            and after_visible
+            and index + 1 < size
+            and unicodedata.category(value[index + 1]) not in INVISIBLE_CATEGORIES
+        ):
+            index += 1
+            after_visible = False
+            continue
+        return index, char
+    return None
+
+
+@cache
+def _category_ranges() -> dict[str, str]:
+    """Characters by category group, as regex class ranges (``a-b``): "invisible"
+    (:data:`INVISIBLE_CATEGORIES`) and "space" (Zs), from one scan of Unicode.
+
+    Literal characters rather than escapes: ECMA-262, Rust's regex and Python's
+    ``re`` read them alike, which they do not for escapes above U+FFFF. Built
+    from this interpreter's Unicode tables, the same ones the validator uses.
+    """
+    groups: dict[str, list[list[int]]] = {"invisible": [], "space": []}
+    for code in range(0x110000):
+        category = unicodedata.category(chr(code))
+        group = (
+            "invisible" if category in INVISIBLE_CATEGORIES else "space" if category == "Zs" else ""
+        )
+        if not group:
+            continue
+        ranges = groups[group]
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return {
+        group: "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges)
+        for group, ranges in groups.items()
+    }
+
+
+def invisible_chars() -> str:
+    """Every character of :data:`INVISIBLE_CATEGORIES`, as regex class ranges."""
+    return _category_ranges()["invisible"]
+
+
+def blank_pattern() -> str:
+    """A regular expression for the non-empty names ``str.strip()`` empties that
+    :func:`name_pattern` allows: spaces (Zs) only."""
+    return f"^[{_category_ranges()['space']}]+$"
+
+
+@cache
+def name_pattern() -> str:
+    """:func:`invisible_char`'s rule as a regular expression (for the API document):
+    visible characters and whole emoji tag sequences, joined by at most one joiner."""
+    visible = f"[^{invisible_chars()}]"
+    token = f"(?:{TAG_BASE}[{TAG_FIRST}-{TAG_LAST}]+{TAG_END}|{visible})"
+    return f"^(?:{token}(?:[{JOINERS}]?{token})*)?$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,20 +244,18 @@ def _check_timestamp(
 ) -> None:
     if value == 0:
         return
-    high = now_ms + limits.max_future_ms
-    if MIN_TIMESTAMP_MS <= value <= high:
+    high = latest_timestamp_ms(now_ms, limits.max_future_ms)
+    if MIN_TIMESTAMP_MS <= timestamp_ms(value) <= high:
         return
-    hint = ""
-    if MIN_TIMESTAMP_MS // 1000 <= value <= high // 1000:
-        hint = " (this looks like seconds; multiply by 1000)"
-    elif value > high and MIN_TIMESTAMP_MS * 1000 <= value <= high * 1000:
-        hint = " (this looks like microseconds; divide by 1000)"
+    unit = timestamp_unit(value)
+    when = "before 2000-01-01" if timestamp_ms(value) < MIN_TIMESTAMP_MS else "too far ahead"
     out.append(
         FieldViolation(
             field,
-            f"must be Unix epoch milliseconds between {MIN_TIMESTAMP_MS} (2000-01-01) and "
-            f"{limits.max_future_ms // 3_600_000} hours past the server's clock, or 0 for now; "
-            f"got {value}{hint}",
+            f"must be Unix epoch seconds, milliseconds, microseconds or nanoseconds (told "
+            f"apart by magnitude) from 2000-01-01 to {high} ms ("
+            f"{limits.max_future_ms // 3_600_000} hours past the server's clock, rounded up to "
+            f"the hour), or 0 for now; got {value}, as {unit} {when}",
         )
     )
 
@@ -83,8 +273,18 @@ def _check_name(
         out.append(
             FieldViolation(field, f"must be at most {max_chars} characters, got {len(value)}")
         )
-    if _CONTROL.search(value):
-        out.append(FieldViolation(field, "must not contain control characters"))
+    found = _invisible_violation(value)
+    if found:
+        out.append(FieldViolation(field, found))
+
+
+def _invisible_violation(value: str, what: str = "must") -> str:
+    found = invisible_char(value)
+    if found is None:
+        return ""
+    index, char = found
+    category = _CATEGORY_NAMES[unicodedata.category(char)]
+    return f"{what} not contain {describe_char(char)} ({category}), found at index {index}"
 
 
 def _check_id(out: list[FieldViolation], field: str, value: str, limits: Limits) -> None:
@@ -97,7 +297,14 @@ def _check_id(out: list[FieldViolation], field: str, value: str, limits: Limits)
             )
         )
     elif not _PRINTABLE_ASCII.fullmatch(value):
-        out.append(FieldViolation(field, "must be printable ASCII without spaces"))
+        index = next(i for i, c in enumerate(value) if not "\x21" <= c <= "\x7e")
+        out.append(
+            FieldViolation(
+                field,
+                f"must be printable ASCII without spaces; got {describe_char(value[index])} "
+                f"at index {index}",
+            )
+        )
 
 
 def _key_path(key: str) -> str:
@@ -134,12 +341,8 @@ def validate_event(
                         f"key must be 1 to {limits.max_name_chars} characters, got {len(key)}",
                     )
                 )
-            elif _CONTROL.search(key):
-                out.append(
-                    FieldViolation(
-                        prefix + _key_path(key), "key must not contain control characters"
-                    )
-                )
+            elif found := _invisible_violation(key, "key must"):
+                out.append(FieldViolation(prefix + _key_path(key), found))
             # Values may hold newlines and tabs, but not NUL: PostgreSQL's JSONB
             # (and many consumers downstream) cannot store U+0000.
             if "\x00" in value:
@@ -179,21 +382,35 @@ def validate_alert(
 
 
 def validate_count(req: analytics_pb2.CountEventsRequest) -> list[FieldViolation]:
+    """Bounds are timestamps like any other (:func:`timestamp_ms`), 0 meaning unbounded.
+
+    ``end`` at or before ``start`` is an empty range, not an error: the count is
+    0, as for any range holding no event. (Refusing it would be a rule between
+    two parameters, which no API schema language can state.)
+    """
     out: list[FieldViolation] = []
-    if req.start < 0:
-        out.append(FieldViolation("start", f"must be epoch milliseconds >= 0, got {req.start}"))
-    if req.end < 0:
-        out.append(FieldViolation("end", f"must be epoch milliseconds >= 0, got {req.end}"))
-    if req.start and req.end and req.end <= req.start:
-        out.append(
-            FieldViolation("end", f"must be greater than start ({req.start}), got {req.end}")
-        )
+    for field, value in (("start", req.start), ("end", req.end)):
+        if value < 0:
+            out.append(
+                FieldViolation(field, f"must be a Unix epoch time >= 0 (0: unbounded), got {value}")
+            )
+    # Filters are names: what no stored name can hold is a mistake, not a miss.
+    for field, name in (("event_name", req.event_name), ("user_id", req.user_id)):
+        if len(name) > DEFAULT_LIMITS.max_name_chars:
+            out.append(
+                FieldViolation(
+                    field,
+                    f"must be at most {DEFAULT_LIMITS.max_name_chars} characters, got {len(name)}",
+                )
+            )
+        elif found := _invisible_violation(name):
+            out.append(FieldViolation(field, found))
     return out
 
 
 def validate_tracking_id(tracking_id: str) -> list[FieldViolation]:
     if not tracking_id:
         return [FieldViolation("tracking_id", "must not be empty")]
-    if len(tracking_id) > 128:
-        return [FieldViolation("tracking_id", "must be at most 128 characters")]
-    return []
+    out: list[FieldViolation] = []
+    _check_id(out, "tracking_id", tracking_id, DEFAULT_LIMITS)
+    return out

@@ -2,6 +2,13 @@
 
 Call sites pass fields with ``extra={...}``; the text format renders them as
 ``key=value`` pairs and the JSON format as keys of one object per line.
+
+:func:`configure` installs the one handler on the root logger, so that every
+line the process writes has the one format: eventwire's own, and uvicorn's,
+grpcio's, asyncio's (its "Task exception was never retrieved"), warnings,
+and uncaught exceptions in any thread. Libraries log at WARNING and above;
+eventwire at the configured level. (grpc's C core writes its own lines to
+stderr, bypassing Python; at its default verbosity it writes only errors.)
 """
 
 from __future__ import annotations
@@ -9,8 +16,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from contextvars import ContextVar
+from types import TracebackType
 from typing import Any, Final, TextIO
 
 import orjson
@@ -74,12 +83,46 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(doc, default=str).decode()
 
 
+LIBRARY_LEVEL: Final = logging.WARNING
+"""Other loggers (uvicorn, grpc, asyncio, ...) below this are dropped, unless the
+configured level is debug: their INFO lines are chatter ("Started server process")."""
+
+
 def configure(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     formatter = JsonFormatter() if fmt == "json" else TextFormatter()
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
-    root = logging.getLogger("eventwire")
+    root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    numeric = logging.getLevelName(level.upper())
+    root.setLevel(numeric if numeric <= logging.DEBUG else max(numeric, LIBRARY_LEVEL))
+    ours = logging.getLogger("eventwire")
+    ours.handlers.clear()
+    ours.setLevel(numeric)
+    ours.propagate = True
+    # Loggers that set levels or handlers of their own would bypass the root's.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "asyncio", "grpc"):
+        library = logging.getLogger(name)
+        library.handlers.clear()
+        library.setLevel(logging.NOTSET)
+        library.propagate = True
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(
+    kind: type[BaseException], value: BaseException, tb: TracebackType | None
+) -> None:
+    logging.getLogger("eventwire").critical("uncaught exception", exc_info=(kind, value, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    logging.getLogger("eventwire").error(
+        "uncaught exception in thread %s",
+        args.thread.name if args.thread is not None else "?",
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )

@@ -78,6 +78,13 @@ class ServerMetrics:
             ("route", "code"),
             registry=r,
         )
+        self.http_refused = Counter(
+            "eventwire_http_refused",
+            "HTTP connections refused by a limit (gateway and /metrics), by reason: "
+            "connections, header_bytes, header_timeout, body_timeout, body_bytes.",
+            ("listener", "reason"),
+            registry=r,
+        )
         self.queue_rows = Gauge(
             "eventwire_ingest_queue_rows",
             "Rows waiting for, or in, a group commit.",

@@ -76,13 +76,14 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     track.add_argument(
         "-p", "--property", type=_property, action="append", default=[], metavar="KEY=VALUE"
     )
-    track.add_argument("--timestamp", type=int, default=0, help="epoch milliseconds; 0 = now")
+    when = "Unix epoch seconds, ms, µs or ns (told apart by magnitude); 0 = now"
+    track.add_argument("--timestamp", type=int, default=0, help=when)
     track.add_argument("--event-id", default="", help="idempotency key")
 
     alert = sub.add_parser("alert", parents=[client], help="report a device alert")
     alert.add_argument("device_id", metavar="DEVICE")
     alert.add_argument("alert_type", metavar="TYPE")
-    alert.add_argument("--timestamp", type=int, default=0, help="epoch milliseconds; 0 = now")
+    alert.add_argument("--timestamp", type=int, default=0, help=when)
     alert.add_argument("--idempotency-key", default="")
 
     get_alert = sub.add_parser("get-alert", parents=[client], help="show a stored alert")

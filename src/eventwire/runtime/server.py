@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import signal
+from collections.abc import Callable
 from typing import Final
 
 import grpc
@@ -25,7 +26,13 @@ from eventwire._rpc import SERVICE_NAMES
 from eventwire.config import ServerConfig
 from eventwire.frontends.grpc.health import HealthServicer
 from eventwire.frontends.grpc.server import build_grpc_server
-from eventwire.frontends.http import GatewayApp, HttpGateway, uvicorn_tls_options
+from eventwire.frontends.http import (
+    GatewayApp,
+    HttpGateway,
+    HttpLimits,
+    HttpThread,
+    uvicorn_tls_options,
+)
 from eventwire.ingest.pipeline import IngestPipeline
 from eventwire.ingest.service import IngestService
 from eventwire.observability.metrics import ServerMetrics
@@ -79,6 +86,7 @@ class Server:
         self._tracer = None if self._traces is None else self._traces.get_tracer(TRACER_NAME)
         self._gateway: HttpGateway | None = None
         self._metrics_listener: HttpGateway | None = None
+        self._http_thread = HttpThread() if config.http_thread else None
         self._serving = False
         self._health = HealthServicer()
         self._pipeline = IngestPipeline(
@@ -110,26 +118,45 @@ class Server:
         # Claim every port before anything starts that would then need undoing.
         listeners: list[HttpGateway] = []
         try:
-            if self.config.http_address:
+            config = self.config
+            if config.http_address:
                 self._gateway = HttpGateway(
-                    self.config.http_address,
-                    grace=self.config.grace,
+                    config.http_address,
+                    grace=config.grace,
                     tls=None if self._tls is None else uvicorn_tls_options(self._tls),
+                    limits=HttpLimits.from_config(config),
+                    thread=self._http_thread,
+                    refused=self._count_refusal("gateway"),
                 )
                 listeners.append(self._gateway)
-                self._gateway.reuse_port = self.config.workers > 1
-                self.http_port = _bind(self._gateway, self.config.http_address)
-            if self.config.metrics_address:
+                self._gateway.reuse_port = config.workers > 1
+                self.http_port = _bind(self._gateway, config.http_address)
+            if config.metrics_address:
                 self._metrics_listener = HttpGateway(
-                    self.config.metrics_address, grace=0.5, name="metrics"
+                    config.metrics_address,
+                    grace=0.5,
+                    name="metrics",
+                    limits=HttpLimits.for_metrics(),
+                    thread=self._http_thread,
+                    refused=self._count_refusal("metrics"),
                 )
                 listeners.append(self._metrics_listener)
-                self.metrics_port = _bind(self._metrics_listener, self.config.metrics_address)
+                self.metrics_port = _bind(self._metrics_listener, config.metrics_address)
             await self._start()
         except BaseException:
             for listener in listeners:
                 await listener.stop()
+            if self._http_thread is not None:
+                self._http_thread.stop()
             raise
+
+    def _count_refusal(self, listener: str) -> Callable[[str], None]:
+        counter = self.metrics.http_refused
+
+        def count(reason: str) -> None:
+            counter.labels(listener, reason).inc()
+
+        return count
 
     async def _start(self) -> None:
         await self.store.open()
@@ -221,6 +248,8 @@ class Server:
         await self.store.close()
         if self._metrics_listener is not None:
             await self._metrics_listener.stop()
+        if self._http_thread is not None:
+            self._http_thread.stop()
         if self._traces is not None:
             # Spans still batched for export would be lost with the process.
             await asyncio.to_thread(self._traces.shutdown)

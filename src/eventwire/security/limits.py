@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from typing import Final
@@ -31,9 +32,16 @@ class RateLimiter:
         self.burst = burst or max(1.0, rate)
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
+        # The front doors charge from their own threads (the HTTP gateway runs
+        # on one of its own): a bucket's read-modify-write must not interleave.
+        self._lock = threading.Lock()
 
     def charge(self, tenant: str, cost: int) -> None:
         """Take ``cost`` from ``tenant``'s bucket or raise :class:`Overloaded`."""
+        with self._lock:
+            self._charge(tenant, cost)
+
+    def _charge(self, tenant: str, cost: int) -> None:
         now = self._clock()
         level, at = self._buckets.get(tenant, (self.burst, now))
         level = min(self.burst, level + (now - at) * self.rate)

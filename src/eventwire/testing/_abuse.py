@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
 import h2.config
 import h2.connection
@@ -236,36 +236,36 @@ def rapid_reset(address: str, streams: int, *, method: str, chunk: int = 5000) -
         return sent, outcome
 
 
-class LegitClient:
-    """A well-behaved client in a thread: TrackEvent in a loop, latencies recorded."""
+class _CallLoop:
+    """One call in a loop in a thread, with its latencies and errors recorded."""
 
-    def __init__(self, address: str, *, timeout: float = 5.0) -> None:
+    def __init__(self, pause: float) -> None:
         import threading
 
-        self._address = address
-        self._timeout = timeout
+        self._pause = pause
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.latencies: list[float] = []
         self.errors: list[str] = []
 
+    def _call(self) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass
+
     def _run(self) -> None:
         import grpc
 
-        from eventwire.api import analytics_pb2, analytics_pb2_grpc
-
-        with grpc.insecure_channel(self._address) as channel:
-            stub = analytics_pb2_grpc.AnalyticsServiceStub(channel)
-            event = analytics_pb2.TrackEventRequest(event_name="legit")
-            while not self._stop.is_set():
-                began = time.perf_counter()
-                try:
-                    stub.TrackEvent(event, timeout=self._timeout)
-                except grpc.RpcError as err:
-                    self.errors.append(f"{err.code()}: {err.details()}")
-                    continue
-                self.latencies.append(time.perf_counter() - began)
-                self._stop.wait(0.005)
+        while not self._stop.is_set():
+            began = time.perf_counter()
+            try:
+                self._call()
+            except grpc.RpcError as err:
+                self.errors.append(f"{err.code()}: {err.details()}")
+                continue
+            self.latencies.append(time.perf_counter() - began)
+            self._stop.wait(self._pause)
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -274,12 +274,60 @@ class LegitClient:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(30)
+        self._close()
 
-    def p99(self) -> float:
+    def quantile(self, q: float) -> float:
+        """The ``q`` quantile of the latencies in seconds; infinite when there are none."""
         ordered = sorted(self.latencies)
         if not ordered:
             return float("inf")
-        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+    def p99(self) -> float:
+        return self.quantile(0.99)
+
+
+class LegitClient(_CallLoop):
+    """A well-behaved client in a thread: TrackEvent in a loop, latencies recorded."""
+
+    def __init__(self, address: str, *, timeout: float = 5.0) -> None:
+        import grpc
+
+        from eventwire.api import analytics_pb2, analytics_pb2_grpc
+
+        super().__init__(pause=0.005)
+        self._timeout = timeout
+        self._channel = grpc.insecure_channel(address)
+        self._stub = analytics_pb2_grpc.AnalyticsServiceStub(self._channel)
+        self._event = analytics_pb2.TrackEventRequest(event_name="legit")
+
+    def _call(self) -> None:
+        self._stub.TrackEvent(self._event, timeout=self._timeout)
+
+    def _close(self) -> None:
+        self._channel.close()
+
+
+class HealthProber(_CallLoop):
+    """``grpc.health.v1.Health/Check`` in a loop in a thread, on a channel opened
+    (and checked once) before it starts: what a load balancer sees during an attack."""
+
+    def __init__(self, address: str, *, pause: float = 0.002) -> None:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        super().__init__(pause)
+        self._request = health_pb2.HealthCheckRequest()
+        self._channel = grpc.insecure_channel(address)
+        stub: Any = health_pb2_grpc.HealthStub(self._channel)  # its stubs lack method types
+        stub.Check(self._request, timeout=10)
+        self._stub = stub
+
+    def _call(self) -> None:
+        self._stub.Check(self._request, timeout=10)
+
+    def _close(self) -> None:
+        self._channel.close()
 
 
 @dataclass

@@ -129,15 +129,14 @@ SEED_CLIENT = textwrap.dedent(
 )
 
 
-async def test_a_client_generated_from_the_seeds_works_unchanged(
-    tmp_path: Path, server: Server
-) -> None:
+async def run_seed_client(script: str, tmp_path: Path, server: Server) -> str:
+    """Run ``script`` with the seeds' generated modules importable; its stdout."""
     compile_seeds(tmp_path)
     # A separate process: the seeds' modules would clash with ours in one descriptor pool.
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        SEED_CLIENT,
+        script,
         str(tmp_path),
         server.address,
         stdout=subprocess.PIPE,
@@ -145,7 +144,13 @@ async def test_a_client_generated_from_the_seeds_works_unchanged(
     )
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
-    tracking_id = out.decode().strip()
+    return out.decode()
+
+
+async def test_a_client_generated_from_the_seeds_works_unchanged(
+    tmp_path: Path, server: Server
+) -> None:
+    tracking_id = (await run_seed_client(SEED_CLIENT, tmp_path, server)).strip()
 
     async with grpc.aio.insecure_channel(server.address) as ch:
         analytics = analytics_pb2_grpc.AnalyticsServiceStub(ch)
@@ -160,3 +165,63 @@ async def test_a_client_generated_from_the_seeds_works_unchanged(
         )
     assert (signup.count, views.count) == (1, 3)
     assert (alert.device_id, alert.alert_type) == ("dev-9", "smoke")
+
+
+SEED_CLIENT_CLOCKS = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, sys.argv[1])
+    import grpc
+    import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
+
+    # What clients in other languages put into the unitless int64: Go's
+    # time.Now().Unix() (seconds), UnixMilli, UnixMicro and UnixNano.
+    now_ns = time.time_ns()
+    stamps = [now_ns // 10**9, now_ns // 10**6, now_ns // 10**3, now_ns]
+    with grpc.insecure_channel(sys.argv[2]) as channel:
+        analytics = analytics_pb2_grpc.AnalyticsServiceStub(channel)
+        for stamp in stamps:
+            reply = analytics.TrackEvent(
+                analytics_pb2.TrackEventRequest(event_name="clock-unary", timestamp=stamp),
+                timeout=5,
+            )
+            assert reply.success, reply
+        events = [analytics_pb2.TrackEventRequest(event_name="clock-stream", timestamp=s)
+                  for s in stamps]
+        assert analytics.StreamEvents(iter(events), timeout=5).success
+        telemetry = telemetry_pb2_grpc.TelemetryServiceStub(channel)
+        for stamp in stamps:
+            ack = telemetry.ReportAlert(
+                telemetry_pb2.AlertRequest(device_id="dev", alert_type="t", timestamp=stamp),
+                timeout=5,
+            )
+            assert ack.acknowledged, ack
+            print(ack.tracking_id)
+        print(now_ns // 10**6)
+    """
+)
+
+
+async def test_a_seed_client_using_seconds_or_nanoseconds_is_served(
+    tmp_path: Path, server: Server
+) -> None:
+    *tracking_ids, sent_ms = (await run_seed_client(SEED_CLIENT_CLOCKS, tmp_path, server)).split()
+    now_ms = int(sent_ms)
+
+    async with grpc.aio.insecure_channel(server.address) as ch:
+        analytics = analytics_pb2_grpc.AnalyticsServiceStub(ch)
+        telemetry = telemetry_pb2_grpc.TelemetryServiceStub(ch)
+        # Count bounds in seconds too: every event lies in the second it was sent.
+        for name in ("clock-unary", "clock-stream"):
+            reply = await analytics.CountEvents(
+                analytics_pb2.CountEventsRequest(
+                    event_name=name, start=now_ms // 1000, end=now_ms // 1000 + 1
+                )
+            )
+            assert reply.count == 4, name
+        stored = [
+            (await telemetry.GetAlert(telemetry_pb2.GetAlertRequest(tracking_id=t))).timestamp
+            for t in tracking_ids
+        ]
+    # Stored in milliseconds: the seconds value loses its fraction, the others agree.
+    assert stored == [now_ms // 1000 * 1000, now_ms, now_ms, now_ms]

@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,18 +20,23 @@ from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.observability import logs
 from eventwire.observability.tracing import inject, tracer_provider
 from eventwire.testing import running_server
+from eventwire.testing._process import ServerProcess
 from tests.conftest import refuse_inserts
 
 
 @pytest.fixture
 def json_log() -> Iterator[io.StringIO]:
     stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # pytest's own
+    hooks = sys.excepthook, threading.excepthook
     logs.configure("info", "json", stream)
     yield stream
-    root = logging.getLogger("eventwire")
-    root.handlers.clear()
-    root.propagate = True
-    root.setLevel(logging.NOTSET)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    sys.excepthook, threading.excepthook = hooks
+    logging.captureWarnings(False)
+    logging.getLogger("eventwire").setLevel(logging.NOTSET)
 
 
 async def test_error_lines_carry_request_and_trace_ids(
@@ -60,3 +68,21 @@ async def test_error_lines_carry_request_and_trace_ids(
     (serving,) = [line for line in lines if line["msg"] == "serving"]
     assert "request_id" not in serving
     assert "trace_id" not in serving
+
+
+def test_every_line_of_the_process_has_the_one_json_format(tmp_path: Path) -> None:
+    with ServerProcess("--store", f"sqlite:///{tmp_path / 'e.db'}") as proc:
+        # uvicorn logs a refused WebSocket upgrade itself, on its own logger.
+        host, _, port = proc.http_address.rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                b"Upgrade: websocket\r\n\r\n"
+            )
+            sock.recv(4096)
+        proc.terminate()
+        assert proc.wait() == 0
+    lines = proc.logs
+    assert any(str(line.get("logger")).startswith("uvicorn") for line in lines), lines
+    for line in lines:
+        assert {"ts", "level", "logger", "msg"} <= set(line), line

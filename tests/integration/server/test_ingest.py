@@ -37,7 +37,7 @@ async def test_track_events_stores_valid_events_and_reports_the_rest(
 ) -> None:
     req = batch(7, 4)
     req.events[1].event_name = ""
-    req.events[3].timestamp = 1_700_000_000  # seconds, not milliseconds
+    req.events[3].timestamp = 946_684_799  # seconds, before 2000
     ack = await analytics.TrackEvents(req)
     assert (ack.sequence, ack.accepted, ack.duplicates, ack.rejected) == (7, 2, 0, 2)
     assert [(r.index, r.event_id) for r in ack.rejections] == [(1, "b-7-1"), (3, "b-7-3")]

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.ingest.validation import (
     DEFAULT_LIMITS,
     MIN_TIMESTAMP_MS,
     Limits,
+    invisible_char,
+    latest_timestamp_ms,
+    name_pattern,
+    timestamp_ms,
+    timestamp_ranges,
     validate_alert,
+    validate_count,
     validate_event,
 )
 
@@ -83,3 +93,112 @@ def test_limits_must_be_positive() -> None:
 def test_property_values_may_hold_newlines_and_tabs() -> None:
     req = analytics_pb2.TrackEventRequest(event_name="e", properties={"note": "a\nb\tc"})
     assert validate_event(req, NOW) == []
+
+
+DAY = 86_400_000
+
+
+@pytest.mark.parametrize(
+    ("raw", "ms"),
+    [
+        (1_800_000_000, 1_800_000_000_000),  # seconds: Go's time.Now().Unix()
+        (1_800_000_000_123, 1_800_000_000_123),
+        (1_800_000_000_123_456, 1_800_000_000_123),  # microseconds, floored
+        (1_800_000_000_123_456_789, 1_800_000_000_123),  # nanoseconds: time.Now().UnixNano()
+        (946_684_800, MIN_TIMESTAMP_MS),
+        (-5, -5000),  # negative: read as seconds, refused as before 2000
+    ],
+)
+def test_every_unit_is_normalised_to_milliseconds(raw: int, ms: int) -> None:
+    assert timestamp_ms(raw) == ms
+
+
+def test_the_latest_timestamp_moves_in_whole_hours() -> None:
+    hour = 3_600_000
+    assert latest_timestamp_ms(NOW, DAY) == NOW + DAY  # NOW is on the hour
+    assert latest_timestamp_ms(NOW + 1, DAY) == NOW + DAY + hour
+    assert latest_timestamp_ms(NOW + hour, DAY) == NOW + DAY + hour
+
+
+@pytest.mark.parametrize("unit", ["seconds", "milliseconds", "microseconds", "nanoseconds"])
+def test_each_unit_is_accepted_exactly_within_its_documented_range(unit: str) -> None:
+    (low, high) = next((r.low, r.high) for r in timestamp_ranges(NOW, DAY) if r.unit == unit)
+    for value, ok in ((low, True), (high, True), (low - 1, False), (high + 1, False)):
+        event = analytics_pb2.TrackEventRequest(event_name="e", timestamp=value)
+        alert = telemetry_pb2.AlertRequest(device_id="d", alert_type="t", timestamp=value)
+        assert (validate_event(event, NOW) == []) is ok, (unit, value)
+        assert (validate_alert(alert, NOW) == []) is ok, (unit, value)
+
+
+def test_a_refused_timestamp_says_how_it_was_read() -> None:
+    req = analytics_pb2.TrackEventRequest(event_name="e", timestamp=(NOW + 2 * DAY) // 1000)
+    (violation,) = validate_event(req, NOW)
+    assert violation.field == "timestamp"
+    assert "as seconds too far ahead" in violation.description
+    assert str(NOW + DAY) in violation.description
+
+
+def test_count_bounds_are_timestamps_and_an_empty_range_is_no_error() -> None:
+    assert validate_count(analytics_pb2.CountEventsRequest(start=1_800_000_000, end=5)) == []
+    (violation,) = validate_count(analytics_pb2.CountEventsRequest(end=-1))
+    assert violation.field == "end"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "signup",
+        "név ✓ 123",
+        "ユーザー登録",
+        "party 🎉",
+        "👩\u200d💻",  # an emoji ZWJ sequence
+        "👨\u200d👩\u200d👧",
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian with a zero-width non-joiner
+        "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",  # flag of Scotland
+        "inner  spaces",
+        "\u00a0non-breaking\u3000ideographic",
+        "private \ue000 use",
+    ],
+)
+def test_ordinary_text_is_a_valid_name(name: str) -> None:
+    req = analytics_pb2.TrackEventRequest(event_name=name, user_id=name, properties={name: "v"})
+    assert validate_event(req, NOW) == []
+    alert = telemetry_pb2.AlertRequest(device_id=name, alert_type=name[:128])
+    assert validate_alert(alert, NOW) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "index", "code"),
+    [
+        ("a\u200bb", 1, "U+200B"),  # Cf
+        ("a\x85", 1, "U+0085"),  # Cc
+        ("\x00a", 0, "U+0000"),
+        ("ab\u2028", 2, "U+2028"),  # Zl
+        ("a\u2029", 1, "U+2029"),  # Zp
+        ("\ufeffa", 0, "U+FEFF"),
+        ("a\u200d", 1, "U+200D"),  # a joiner with nothing after it
+        ("a\u200d\u200db", 1, "U+200D"),  # a joiner before a joiner
+        ("🏴\U000e0067x", 1, "U+E0067"),  # a tag sequence without its CANCEL TAG
+    ],
+)
+def test_invisible_characters_are_named_with_their_position(
+    name: str, index: int, code: str
+) -> None:
+    req = analytics_pb2.TrackEventRequest(event_name=name)
+    (violation,) = validate_event(req, NOW)
+    assert violation.field == "event_name"
+    assert code in violation.description
+    assert f"found at index {index}" in violation.description
+
+
+_CHARS = st.sampled_from(
+    [
+        *("a", " ", "é", "😀", "🏴", "\U000e0067", "\U000e007f", "\u200c", "\u200d", "\u200b"),
+        *("\n", "\x85", "\u2028", "\u00a0", "\ufeff", "\U000e0001"),
+    ]
+)
+
+
+@given(st.lists(_CHARS, max_size=8).map("".join))
+def test_the_documented_pattern_states_the_validators_rule(name: str) -> None:
+    assert (re.fullmatch(name_pattern(), name) is not None) == (invisible_char(name) is None)

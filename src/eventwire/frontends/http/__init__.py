@@ -7,6 +7,15 @@ from __future__ import annotations
 
 from eventwire.frontends.http.app import GatewayApp
 from eventwire.frontends.http.openapi import openapi_document
-from eventwire.frontends.http.server import HttpGateway, uvicorn_tls_options
+from eventwire.frontends.http.protocol import HttpLimits, connection_cap
+from eventwire.frontends.http.server import HttpGateway, HttpThread, uvicorn_tls_options
 
-__all__ = ["GatewayApp", "HttpGateway", "openapi_document", "uvicorn_tls_options"]
+__all__ = [
+    "GatewayApp",
+    "HttpGateway",
+    "HttpLimits",
+    "HttpThread",
+    "connection_cap",
+    "openapi_document",
+    "uvicorn_tls_options",
+]

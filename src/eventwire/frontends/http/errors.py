@@ -41,6 +41,18 @@ HTTP_STATUS: Final[dict[Code, int]] = {
     Code.DATA_LOSS: 500,
 }
 
+HTTP_ONLY: Final[dict[int, Code]] = {
+    404: Code.NOT_FOUND,
+    405: Code.UNIMPLEMENTED,  # gRPC: an unknown method
+    408: Code.DEADLINE_EXCEEDED,  # the request did not arrive in time
+    413: Code.RESOURCE_EXHAUSTED,  # gRPC: a message above the size limit
+    415: Code.INVALID_ARGUMENT,  # gRPC: a request that cannot be decoded
+    431: Code.RESOURCE_EXHAUSTED,  # gRPC: metadata above the size limit
+    503: Code.UNAVAILABLE,  # connection cap: retry later
+}
+"""The ``code`` of errors only HTTP has, chosen as the gRPC door answers the same
+condition, so that one table of codes serves both doors."""
+
 BAD_REQUEST_TYPE: Final = "type.googleapis.com/google.rpc.BadRequest"
 RETRY_INFO_TYPE: Final = "type.googleapis.com/google.rpc.RetryInfo"
 

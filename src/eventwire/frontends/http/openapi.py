@@ -3,9 +3,12 @@
 Message schemas are derived from the protobuf descriptors, so they cannot drift
 from the contract: proto3 JSON names (lowerCamelCase), 64-bit integers as
 strings in replies (and string or number in requests), every field printed in
-replies. The static part of the validation limits is written into the request
-schemas; the server remains the authority (timestamps, for instance, are
-checked against its clock).
+replies. Every rule the server enforces that a schema can state is stated
+exactly, generated from the validator's own definitions: lengths, the name
+pattern (no invisible characters), int64 ranges, and the timestamp window per
+unit, as numbers (the window's end moves once an hour, so the document is
+rebuilt when it does; see ``latest_timestamp_ms``). What no schema can state
+(the 32 KiB encoded-event limit, the body limit) is in the descriptions.
 """
 
 from __future__ import annotations
@@ -16,8 +19,15 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from eventwire._version import __version__ as _version
 from eventwire.api import analytics_pb2, telemetry_pb2
-from eventwire.ingest.service import MAX_BATCH_EVENTS
-from eventwire.ingest.validation import DEFAULT_LIMITS, MIN_TIMESTAMP_MS
+from eventwire.frontends.http.errors import HTTP_ONLY, HTTP_STATUS
+from eventwire.ingest.service import MAX_BATCH_EVENTS, now_ms
+from eventwire.ingest.validation import (
+    DEFAULT_LIMITS,
+    Limits,
+    blank_pattern,
+    name_pattern,
+    timestamp_ranges,
+)
 
 _INT64_TYPES: Final = frozenset(
     {
@@ -28,33 +38,101 @@ _INT64_TYPES: Final = frozenset(
         FieldDescriptor.TYPE_SFIXED64,
     }
 )
-_INT64_IN: Final = {
-    "oneOf": [
-        # No int64 bounds here: JSON parsers (orjson included) round integers
-        # beyond 64 bits to floats, so the bound could not be enforced exactly;
-        # each field's own range is checked by validation instead.
-        {"type": "integer"},
-        {"type": "string", "pattern": "^-?[0-9]{1,19}$"},
-    ],
-    "description": "64-bit integer: a JSON number or a decimal string",
-}
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+
+
+def decimal_pattern(low: int, high: int) -> str:
+    """A regular expression matching exactly the canonical decimals (no sign but a
+    leading minus, no leading zero) of the integers ``low`` to ``high``."""
+    alternatives: list[str] = []
+    if low < 0:
+        alternatives += [f"-{a}" for a in _nonnegative(max(1, -high), -low)]
+    if high >= 0:
+        alternatives += _nonnegative(max(0, low), high)
+    return "^(?:" + "|".join(alternatives) + ")$"
+
+
+def _nonnegative(low: int, high: int) -> list[str]:
+    out: list[str] = []
+    for digits in range(len(str(low)), len(str(high)) + 1):
+        a = max(low, 10 ** (digits - 1) if digits > 1 else 0)
+        b = min(high, 10**digits - 1)
+        if a <= b:
+            out += _same_length(str(a), str(b))
+    return out
+
+
+def _same_length(a: str, b: str) -> list[str]:
+    """Alternatives matching the digit strings from ``a`` to ``b`` (same length)."""
+    if a == b:
+        return [a]
+    common = 0
+    while a[common] == b[common]:
+        common += 1
+    prefix, a, b = a[:common], a[common:], b[common:]
+    rest = len(a) - 1
+    tail = f"[0-9]{{{rest}}}" if rest > 1 else "[0-9]" if rest == 1 else ""
+    if not rest:
+        return [f"{prefix}[{a}-{b}]"]
+    out: list[str] = []
+    first, last = int(a[0]), int(b[0])
+    if a[1:] == "0" * rest:
+        first -= 1  # a's whole block joins the middle
+    else:
+        out += [prefix + a[0] + x for x in _same_length(a[1:], "9" * rest)]
+    full_last = b[1:] == "9" * rest
+    middle_end = last if full_last else last - 1
+    if first + 1 <= middle_end:
+        digit = str(first + 1) if first + 1 == middle_end else f"[{first + 1}-{middle_end}]"
+        out.append(prefix + digit + tail)
+    if not full_last:
+        out += [prefix + b[0] + x for x in _same_length("0" * rest, b[1:])]
+    return out
+
+
+def _int64(low: int = INT64_MIN, high: int = INT64_MAX) -> dict[str, Any]:
+    return {
+        "anyOf": [
+            {"type": "integer", "minimum": low, "maximum": high},
+            {"type": "string", "pattern": decimal_pattern(low, high)},
+        ],
+        "description": "64-bit integer: a JSON number or a decimal string",
+    }
+
+
 _INT64_OUT: Final = {
     "type": "string",
     "pattern": "^-?[0-9]+$",
     "description": "64-bit integer, written as a decimal string (proto3 JSON mapping)",
 }
-_TIMESTAMP_DOC: Final = (
-    f"Unix epoch MILLISECONDS; 0 means now (server receive time). Otherwise between "
-    f"{MIN_TIMESTAMP_MS} (2000-01-01) and {DEFAULT_LIMITS.max_future_ms // 3_600_000} hours "
-    f"after the server's clock."
-)
+
+
+def _timestamp(limits: Limits, at_ms: int) -> dict[str, Any]:
+    ranges = timestamp_ranges(at_ms, limits.max_future_ms)
+    forms: list[dict[str, Any]] = [{"const": 0}, {"const": "0"}]
+    for r in ranges:
+        forms.append({"type": "integer", "minimum": r.low, "maximum": r.high})
+        forms.append({"type": "string", "pattern": decimal_pattern(r.low, r.high)})
+    latest = ranges[1].high
+    table = "; ".join(f"{r.unit} {r.low} to {r.high}" for r in ranges)
+    return {
+        "anyOf": forms,
+        "description": (
+            "Unix epoch time in seconds, milliseconds, microseconds or nanoseconds, told apart "
+            "by magnitude and stored as milliseconds; 0 means now (server receive time). "
+            f"Accepted: {table}: 2000-01-01 to {latest} ms, that is "
+            f"{limits.max_future_ms // 3_600_000} hours past the server's clock rounded up to "
+            "the hour (the bound moves once an hour; this document states it as it stands)."
+        ),
+    }
 
 
 def _field_schema(field: FieldDescriptor, *, request: bool) -> dict[str, Any]:
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
         return {"type": "object", "additionalProperties": {"type": "string"}}
     if field.type in _INT64_TYPES:
-        return dict(_INT64_IN if request else _INT64_OUT)
+        return _int64() if request else dict(_INT64_OUT)
     if field.type == FieldDescriptor.TYPE_BOOL:
         return {"type": "boolean"}
     if field.type == FieldDescriptor.TYPE_STRING:
@@ -96,19 +174,24 @@ def _message_schema(
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     """proto3 JSON reads ``null`` as the field's default value."""
-    if "oneOf" in schema:
-        return {**schema, "oneOf": [*schema["oneOf"], {"type": "null"}]}
+    if "anyOf" in schema:
+        return {**schema, "anyOf": [*schema["anyOf"], {"type": "null"}]}
     return {**schema, "type": [schema["type"], "null"]}
 
 
-_LIMITS = DEFAULT_LIMITS
-# Not blank (some non-space character) and no control characters.
-_TEXT = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
-_NAME = {"minLength": 1, "maxLength": _LIMITS.max_name_chars, "pattern": _TEXT}
-_ID = {"maxLength": _LIMITS.max_id_chars, "pattern": "^[\\x21-\\x7e]*$"}
+_NAME_DOC: Final = (
+    "a name: not blank, no invisible character (Unicode Cc, Cf, Zl, Zp: controls, "
+    "U+200B, U+2028 ...) but zero-width joiners between visible characters and emoji "
+    "tag sequences"
+)
 
 
-def _schemas() -> dict[str, Any]:
+def _schemas(limits: Limits, at_ms: int) -> dict[str, Any]:
+    # "not" a string of spaces only: null (an absent optional field) stays valid.
+    text = {"pattern": name_pattern(), "not": {"type": "string", "pattern": blank_pattern()}}
+    name = {"minLength": 1, "maxLength": limits.max_name_chars, **text}
+    ident = {"maxLength": limits.max_id_chars, "pattern": "^[\\x21-\\x7e]*$"}
+    timestamp = _timestamp(limits, at_ms)
     fv = {
         "type": "object",
         "required": ["field", "description"],
@@ -120,25 +203,30 @@ def _schemas() -> dict[str, Any]:
             request=True,
             required=("event_name",),
             extra={
-                "event_name": {**_NAME, "description": "required, not blank"},
+                "event_name": {**name, "description": _NAME_DOC},
                 "user_id": {
-                    "maxLength": _LIMITS.max_name_chars,
-                    "pattern": f"^$|{_TEXT}",
-                    "description": "empty, or not blank",
+                    "maxLength": limits.max_name_chars,
+                    **text,
+                    "description": "empty, or a name as eventName",
                 },
-                "timestamp": {"description": _TIMESTAMP_DOC},
+                "timestamp": timestamp,
                 "properties": {
-                    "maxProperties": _LIMITS.max_properties,
-                    "propertyNames": {"minLength": 1, "maxLength": _LIMITS.max_name_chars},
+                    "maxProperties": limits.max_properties,
+                    "propertyNames": {
+                        "minLength": 1,
+                        "maxLength": limits.max_name_chars,
+                        "pattern": name_pattern(),
+                    },
                     "additionalProperties": {
                         "type": "string",
-                        "maxLength": _LIMITS.max_value_chars,
+                        "maxLength": limits.max_value_chars,
+                        "pattern": "^[^\\x00]*$",
                     },
                     "description": f"string to string; the encoded event may be at most "
-                    f"{_LIMITS.max_event_bytes} bytes",
+                    f"{limits.max_event_bytes} bytes",
                 },
                 "event_id": {
-                    **_ID,
+                    **ident,
                     "description": "idempotency key; assigned (UUIDv7) when empty",
                 },
             },
@@ -155,7 +243,7 @@ def _schemas() -> dict[str, Any]:
             "description": "analytics.EventBatch in proto3 JSON",
             "properties": {
                 "sequence": {
-                    **_nullable(dict(_INT64_IN)),
+                    **_nullable(_int64()),
                     "description": "chosen by the client; echoed in the reply",
                 },
                 "events": {
@@ -204,11 +292,11 @@ def _schemas() -> dict[str, Any]:
             request=True,
             required=("device_id", "alert_type"),
             extra={
-                "device_id": _NAME,
-                "alert_type": {**_NAME, "maxLength": _LIMITS.max_alert_type_chars},
-                "timestamp": {"description": _TIMESTAMP_DOC},
+                "device_id": {**name, "description": _NAME_DOC},
+                "alert_type": {**name, "maxLength": limits.max_alert_type_chars},
+                "timestamp": timestamp,
                 "idempotency_key": {
-                    **_ID,
+                    **ident,
                     "description": "a retry with the same key gets the first trackingId",
                 },
             },
@@ -256,13 +344,21 @@ def _errors(*statuses: str) -> dict[str, Any]:
     meaning = {
         "400": "invalid request (google.rpc.BadRequest details name the fields)",
         "404": "not found",
-        "413": "request body too large",
+        "405": "method not allowed (the Allow header lists the methods)",
+        "408": "request head or body not received in time",
+        "413": "request body too large (declared or sent)",
         "415": "content type is not application/json",
-        "429": "ingest queue full; retry after Retry-After seconds",
+        "429": "ingest queue full or rate limit reached; retry after Retry-After seconds",
+        "431": "request line and headers too large",
         "500": "internal error; the message carries a request id",
-        "503": "storage unavailable or server shutting down",
+        "503": "storage unavailable, server shutting down, or too many connections",
     }
-    out = {code: _json("Status", meaning[code]) for code in statuses}
+    out: dict[str, Any] = {}
+    for status in statuses:
+        code = HTTP_ONLY.get(int(status)) or next(
+            c for c, http in HTTP_STATUS.items() if http == int(status)
+        )
+        out[status] = _json("Status", f"{meaning[status]}; code {int(code)} ({code.name})")
     if "429" in out:
         out["429"]["headers"] = {
             "Retry-After": {"schema": {"type": "string"}, "description": "whole seconds"}
@@ -271,13 +367,43 @@ def _errors(*statuses: str) -> dict[str, Any]:
     return out
 
 
-_WRITE_ERRORS: Final = ("400", "413", "415", "429", "500", "503")
+# Every operation may meet these: the HTTP layer answers them before any route.
+_ANY: Final = ("408", "413", "431", "503")
+_WRITE_ERRORS: Final = ("400", "415", "429", "500", *_ANY)
+_HEAD: Final = {"description": "the headers GET would send, no body"}
 
 
-def openapi_document() -> dict[str, Any]:
+def _get(operation: dict[str, Any]) -> dict[str, Any]:
+    """A GET operation and its HEAD twin (the same headers, no body)."""
+    head = {
+        **{k: v for k, v in operation.items() if k != "responses"},
+        "operationId": operation["operationId"] + "Head",
+        "summary": "Headers of: " + operation["summary"],
+        "responses": {status: _HEAD for status in operation["responses"]},
+    }
+    return {"get": operation, "head": head}
+
+
+def openapi_document(limits: Limits = DEFAULT_LIMITS, at_ms: int | None = None) -> dict[str, Any]:
+    """The document as of ``at_ms`` (default: now), which fixes the timestamp window."""
+    at_ms = now_ms() if at_ms is None else at_ms
+
     def body(ref: str) -> dict[str, Any]:
         return {"required": True, **_json(ref)}
 
+    tracking_id = {
+        "name": "tracking_id",
+        "in": "path",
+        "required": True,
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": limits.max_id_chars,
+            "pattern": "^[\\x21-\\x7e]+$",
+        },
+    }
+    bound = {"type": "integer", "minimum": 0, "maximum": INT64_MAX}
+    filter_name = {"type": "string", "maxLength": limits.max_name_chars, "pattern": name_pattern()}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -285,7 +411,11 @@ def openapi_document() -> dict[str, Any]:
             "version": _version,
             "description": "The gRPC API of eventwire over JSON/HTTP (proto3 JSON mapping). "
             "Errors are google.rpc.Status objects on the HTTP status of the standard "
-            "gRPC mapping.",
+            "gRPC mapping; errors only HTTP has carry the code gRPC gives the same "
+            "condition (413 and 431: RESOURCE_EXHAUSTED). Request bodies are JSON objects "
+            "in UTF-8 without repeated keys, at most "
+            "the server's --http-max-body-bytes (4 MiB by default); one encoded event at "
+            f"most {limits.max_event_bytes} bytes.",
         },
         "paths": {
             "/v1/events": {
@@ -310,30 +440,32 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
-            "/v1/events:count": {
-                "get": {
+            "/v1/events:count": _get(
+                {
                     "operationId": "countEvents",
                     "summary": "Count stored events (AnalyticsService.CountEvents)",
                     "parameters": [
-                        _query("event_name", {"type": "string"}, "exact event name"),
-                        _query("user_id", {"type": "string"}, "exact user id"),
+                        _query("event_name", filter_name, "exact event name"),
+                        _query("user_id", filter_name, "exact user id"),
                         _query(
                             "start",
-                            {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
-                            "inclusive lower bound on timestamp (ms); 0 = none",
+                            bound,
+                            "inclusive lower bound on timestamp, in any unit a timestamp "
+                            "takes; 0 = none",
                         ),
                         _query(
                             "end",
-                            {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
-                            "exclusive upper bound on timestamp (ms); 0 = none",
+                            bound,
+                            "exclusive upper bound on timestamp, in any unit a timestamp "
+                            "takes; 0 = none. An end at or before start counts 0.",
                         ),
                     ],
                     "responses": {
                         "200": _json("CountEventsResponse"),
-                        **_errors("400", "500", "503"),
+                        **_errors("400", "429", "500", *_ANY),
                     },
                 }
-            },
+            ),
             "/v1/alerts": {
                 "post": {
                     "operationId": "reportAlert",
@@ -345,56 +477,51 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
-            "/v1/alerts/{tracking_id}": {
-                "get": {
+            "/v1/alerts/{tracking_id}": _get(
+                {
                     "operationId": "getAlert",
                     "summary": "Read one alert (TelemetryService.GetAlert)",
-                    "parameters": [
-                        {
-                            "name": "tracking_id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string", "minLength": 1, "maxLength": 128},
-                        }
-                    ],
+                    "parameters": [tracking_id],
                     "responses": {
                         "200": _json("Alert"),
-                        **_errors("400", "404", "500", "503"),
+                        **_errors("400", "404", "429", "500", *_ANY),
                     },
                 }
-            },
-            "/healthz": {
-                "get": {
+            ),
+            "/healthz": _get(
+                {
                     "operationId": "liveness",
                     "summary": "Liveness: 200 while the process serves HTTP",
-                    "responses": {"200": _json("Health")},
+                    "responses": {"200": _json("Health"), **_errors(*_ANY)},
                 }
-            },
-            "/readyz": {
-                "get": {
+            ),
+            "/readyz": _get(
+                {
                     "operationId": "readiness",
                     "summary": "Readiness, mirroring grpc.health.v1 (503 while storage is down "
                     "or the server drains)",
                     "responses": {
                         "200": _json("Health", "serving"),
                         "503": _json("Health", "not serving"),
+                        **{k: v for k, v in _errors(*_ANY).items() if k != "503"},
                     },
                 }
-            },
-            "/openapi.json": {
-                "get": {
+            ),
+            "/openapi.json": _get(
+                {
                     "operationId": "openapi",
                     "summary": "This document",
                     "responses": {
                         "200": {
                             "description": "OpenAPI 3.1 document",
                             "content": {"application/json": {"schema": {"type": "object"}}},
-                        }
+                        },
+                        **_errors(*_ANY),
                     },
                 }
-            },
+            ),
         },
-        "components": {"schemas": _schemas()},
+        "components": {"schemas": _schemas(limits, at_ms)},
     }
 
 

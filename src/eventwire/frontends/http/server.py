@@ -1,26 +1,41 @@
-"""Runs the gateway's ASGI app on uvicorn inside the gRPC server's event loop.
+"""Runs the gateway's ASGI app (and /metrics) on uvicorn, embedded in the server.
 
 uvicorn normally owns the process: it installs SIGINT/SIGTERM handlers and
 exits the process when it cannot bind. Embedded here, the composition root owns
 both, so the listening socket is bound by us (a bind failure is an ordinary
 exception, raised before anything else starts) and uvicorn's signal capture is
 switched off (the root drains gRPC and HTTP together on one signal).
+
+By default the HTTP listeners run on an :class:`HttpThread`: their own thread
+and event loop, so that whatever HTTP clients make the server do (parse a
+4 MiB batch, answer thousands of connections) never holds the gRPC loop. They
+share the interpreter, so this isolates only as well as the longest step that
+holds the GIL is short; :class:`~eventwire.frontends.http.protocol.HttpLimits`
+keeps every step short (no unbounded header, no unbounded body), and the
+interpreter hands the GIL over every 5 ms (``sys.getswitchinterval()``).
+``bench/abuse.py`` measures gRPC latency during HTTP attacks both ways.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import socket
 import ssl
-from collections.abc import Iterator, Mapping
-from typing import Any
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from typing import Any, TypeVar
 
 import uvicorn
 
+from eventwire._loops import run_on
+from eventwire.frontends.http.protocol import GuardedHttpProtocol, HttpLimits, Refusals
 from eventwire.security.tls import ServerTls
+
+T = TypeVar("T")
 
 log = logging.getLogger("eventwire.gateway")
 
@@ -63,6 +78,44 @@ def bind(address: str, *, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
+class HttpThread:
+    """A thread running an event loop of its own (uvloop when installed) for HTTP."""
+
+    def __init__(self, name: str = "eventwire-http") -> None:
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        try:
+            import uvloop
+
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        except ImportError:
+            loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name=self._name, daemon=True)
+        self._thread.start()
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` on this thread's loop."""
+        if self._loop is None:
+            self.start()
+        assert self._loop is not None  # noqa: S101 - started above
+        return await run_on(self._loop, coro)
+
+    def stop(self) -> None:
+        """Stop the loop and join the thread (after every listener on it has stopped)."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        if not thread.is_alive():
+            loop.close()
+        self._loop = self._thread = None
+
+
 class HttpGateway:
     """The gateway's listener: :meth:`bind`, then :meth:`start`, eventually :meth:`stop`.
 
@@ -77,18 +130,30 @@ class HttpGateway:
         grace: float,
         name: str = "http gateway",
         tls: Mapping[str, Any] | None = None,
+        limits: HttpLimits | None = None,
+        thread: HttpThread | None = None,
+        refused: Callable[[str], None] | None = None,
     ) -> None:
-        """``tls``: uvicorn's ``ssl_*`` options; None serves plain HTTP."""
+        """``tls``: uvicorn's ``ssl_*`` options; None serves plain HTTP. ``thread``:
+        where to serve; None serves on the caller's event loop. ``refused`` is
+        called with the reason of each connection refused by ``limits``."""
         self._name = name
         self._tls = dict(tls or {})
         self._address = address
         self._grace = grace
+        self._limits = limits or HttpLimits()
+        self._thread = thread
+        self._refused = refused
         self._sock: socket.socket | None = None
         self.reuse_port = False
         """Set before :meth:`bind` to share the port with other workers (SO_REUSEPORT)."""
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
         self.port = 0
+
+    @property
+    def limits(self) -> HttpLimits:
+        return self._limits
 
     def bind(self) -> int:
         """Bind the listening socket; raise :class:`OSError` if the address is taken."""
@@ -98,11 +163,23 @@ class HttpGateway:
 
     async def start(self, app: Any) -> None:
         """Serve ``app`` (any ASGI 3 application) on the bound socket."""
+        if self._thread is None:
+            await self._start(app)
+        else:
+            await self._thread.run(self._start(app))
+
+    async def _start(self, app: Any) -> None:
         if self._sock is None:
             self.bind()
+        limits = self._limits
         config = uvicorn.Config(
             app,
-            http="httptools",
+            http=functools.partial(  # type: ignore[arg-type]
+                GuardedHttpProtocol,
+                limits=limits,
+                refusals=Refusals(limits.max_connections),
+                refused=self._refused,
+            ),
             lifespan="off",
             interface="asgi3",
             log_config=None,
@@ -126,7 +203,14 @@ class HttpGateway:
             await self._task  # re-raises why uvicorn could not start
             raise RuntimeError("HTTP gateway stopped during startup")
         host = self._address.rpartition(":")[0]
-        log.info(f"{self._name} listening", extra={"http_address": f"{host}:{self.port}"})
+        log.info(
+            f"{self._name} listening",
+            extra={
+                "http_address": f"{host}:{self.port}",
+                "max_connections": limits.max_connections,
+                "own_thread": self._thread is not None,
+            },
+        )
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let in-flight requests finish within ``grace`` seconds."""
@@ -134,6 +218,13 @@ class HttpGateway:
             if self._sock is not None:
                 self._sock.close()
             return
+        if self._thread is None:
+            await self._stop(grace)
+        else:
+            await self._thread.run(self._stop(grace))
+
+    async def _stop(self, grace: float | None) -> None:
+        assert self._server is not None and self._task is not None  # noqa: S101, PT018
         if grace is not None:
             self._server.config.timeout_graceful_shutdown = max(1, math.ceil(grace))
         self._server.should_exit = True

@@ -1,0 +1,392 @@
+"""uvicorn's httptools protocol with the limits a server facing hostile clients needs.
+
+uvicorn bounds none of these with httptools: the request head may grow without
+limit (and httptools joins a header's pieces by concatenation, so a 64 MiB
+header costs quadratic time with the event loop held), a connection that sends
+nothing or half a head is kept forever (slowloris), there is no cap on open
+connections, and a response sent before the request body was read is followed
+by a close that the kernel turns into a TCP reset (the client often never sees
+the response). Here each connection moves through four states::
+
+    IDLE --first byte--> HEAD --head complete--> BODY --body complete--> BUSY
+      ^                                                                   |
+      +-------------------------- response sent --------------------------+
+
+and each state but BUSY (the application's turn) has a clock: ``idle_timeout``
+in IDLE (closed quietly: nothing was asked), ``header_timeout`` for the whole
+head, ``body_timeout`` of silence while a body is incomplete (both answered
+``408``). A head above ``max_header_bytes`` is answered ``431``, a declared
+body above ``max_body_bytes`` ``413`` before any of it is read, a connection
+beyond ``max_connections`` ``503``: JSON ``google.rpc.Status`` bodies like
+every other error of the gateway, then a lingering close (half-close, read
+and discard for a moment, then close) so the client reads the answer instead
+of a reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import resource
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Self
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from eventwire.config import ServerConfig
+from eventwire.frontends.http.errors import HTTP_ONLY, status_body
+
+log = logging.getLogger("eventwire.gateway")
+
+_IDLE: Final = 0
+_HEAD: Final = 1
+_BODY: Final = 2
+_BUSY: Final = 3
+
+LINGER_QUIET: Final = 2.0
+"""Lingering close ends after this many seconds without data from the client..."""
+LINGER_MAX: Final = 10.0
+"""...or this many seconds after it began (nginx: 5 s and 30 s)...
+"""
+LINGER_BYTES: Final = 1 << 20
+"""...or once this much was dropped; for a 413, once the declared body was (at most
+:data:`LINGER_BODY_BYTES`), so that a client that sends it all before reading
+reads the 413 rather than a reset."""
+LINGER_BODY_BYTES: Final = 64 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """The limits of one HTTP listener; see the module docstring."""
+
+    max_header_bytes: int = 16 * 1024
+    """Request line and headers together."""
+    header_timeout: float = 10.0
+    idle_timeout: float = 30.0
+    body_timeout: float = 30.0
+    max_connections: int = 1000
+    max_body_bytes: int = 4 << 20
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"HttpLimits.{name} must be positive")
+
+    @classmethod
+    def from_config(cls, config: ServerConfig) -> Self:
+        """The gateway's limits: the ``http_*`` flags, the cap lowered by :func:`connection_cap`."""
+        return cls(
+            max_header_bytes=config.http_max_header_bytes,
+            header_timeout=config.http_header_timeout,
+            idle_timeout=config.http_idle_timeout,
+            body_timeout=config.http_body_timeout,
+            max_connections=connection_cap(config.http_max_connections),
+            max_body_bytes=config.http_max_body_bytes,
+        )
+
+    @classmethod
+    def for_metrics(cls) -> Self:
+        """/metrics serves scrapers: a few connections, small heads, no request body."""
+        return cls(max_header_bytes=8192, max_connections=64, max_body_bytes=1024)
+
+
+def connection_cap(requested: int) -> int:
+    """``requested``, lowered to half the process's descriptor limit (``ulimit -n``):
+    the other half stays for gRPC, storage and the listeners themselves."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return requested
+    return max(1, min(requested, soft // 2))
+
+
+class Refusals:
+    """Per listener: connections refused at the cap that are still lingering.
+
+    Those hold a descriptor each outside the cap, so their number is bounded
+    too: beyond :attr:`budget`, a refusal is written and the connection closed
+    at once (the client may then see a reset instead of the 503, but the
+    process keeps descriptors for the connections it serves).
+    """
+
+    def __init__(self, max_connections: int) -> None:
+        self.budget = max(8, max_connections // 8)
+        self.lingering = 0
+
+
+class _Refused(Exception):
+    """Raised in a parser callback to stop parsing a request that was refused."""
+
+
+class _Transport:
+    """The connection's transport for uvicorn: every call passes through, but
+    ``close`` becomes a lingering close while the request is not fully read."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: GuardedHttpProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    def close(self) -> None:
+        self._protocol.close_transport()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """:class:`HttpToolsProtocol` under :class:`HttpLimits` (pass it with ``functools.partial``).
+
+    ``refused`` is called with a short reason (``"connections"``,
+    ``"header_bytes"``, ``"header_timeout"``, ``"body_timeout"``,
+    ``"body_bytes"``) for each refusal, for metrics.
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        server_state: Any,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        limits: HttpLimits,
+        refusals: Refusals,
+        refused: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._limits = limits
+        self._refusals = refusals
+        self._over_cap = False
+        self._refused = refused
+        self._raw: asyncio.Transport | None = None
+        self._state = _IDLE
+        self._head_bytes = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._lingering = False
+        self._linger_ends = 0.0
+        self._linger_bytes = 0
+
+    # -- connection ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._raw = transport
+        if len(self.connections) >= self._limits.max_connections:
+            # Not added to the connections, so refusals never count against the cap.
+            self.transport = transport
+            self._over_cap = self._refusals.lingering < self._refusals.budget
+            if self._over_cap:
+                self._refusals.lingering += 1
+            else:
+                transport.pause_reading()  # closed right after the refusal is written
+            self._refuse(
+                "connections",
+                503,
+                f"too many connections (at most {self._limits.max_connections}); retry later",
+                extra=b"retry-after: 1\r\n",
+            )
+            return
+        super().connection_made(_Transport(transport, self))  # type: ignore[arg-type]
+        self._arm(self._limits.idle_timeout, self._idle_expired)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel()
+        if self._over_cap:
+            self._refusals.lingering -= 1
+            self._over_cap = False
+        super().connection_lost(exc)
+
+    def close_transport(self) -> None:
+        """What uvicorn's ``transport.close()`` does here: close, or linger if the
+        client may still be sending the request a response was sent for."""
+        if self._state in (_HEAD, _BODY):
+            self._linger()
+        elif self._raw is not None:
+            self._raw.close()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            self._discard(len(data))
+            return
+        self._unset_keepalive_if_required()
+        limit = self._limits.max_header_bytes
+        while data:
+            if self._state == _IDLE:
+                self._state = _HEAD
+                self._head_bytes = 0
+                self._arm(self._limits.header_timeout, self._head_expired)
+            if self._state != _HEAD:
+                if self._state == _BODY:
+                    self._arm(self._limits.body_timeout, self._body_expired)
+                self._feed(data)
+                return
+            # Feed the head no further than the limit, so that no more than
+            # ``limit`` bytes of it are ever held or parsed.
+            piece = data[: limit - self._head_bytes]
+            data = data[len(piece) :]
+            self._head_bytes += len(piece)
+            if not self._feed(piece):
+                return
+            if self._state == _HEAD and self._head_bytes >= limit:
+                self._refuse(
+                    "header_bytes",
+                    431,
+                    f"request line and headers exceed {limit} bytes",
+                )
+                return
+
+    def _feed(self, data: bytes) -> bool:
+        """Parse ``data``; False when the connection is done with (refused or bad)."""
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._unsupported_upgrade_warning()
+        except httptools.HttpParserError:
+            if not self._lingering:  # not our own refusal: the request is malformed
+                self._state = _BUSY
+                self._cancel()
+                self.send_400_response("Invalid HTTP request received.")
+            return False
+        return not self._lingering and not self.transport.is_closing()
+
+    # -- parser callbacks ------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._state in (_IDLE, _BUSY):  # a pipelined request: its bytes were fed whole
+            self._state = _HEAD
+
+    def on_headers_complete(self) -> None:
+        declared = -1
+        for name, value in self.headers:
+            if name == b"content-length" and value.isdigit():
+                declared = int(value)
+        if declared > self._limits.max_body_bytes:
+            self._refuse(
+                "body_bytes",
+                413,
+                f"request body of {declared} bytes exceeds the limit of "
+                f"{self._limits.max_body_bytes} bytes; split it into smaller requests",
+                linger_bytes=min(declared, LINGER_BODY_BYTES),
+            )
+            raise _Refused
+        self._state = _BODY
+        self._arm(self._limits.body_timeout, self._body_expired)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._state = _BUSY
+        self._cancel()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        queued = bool(self.pipeline)  # a pipelined request, already parsed, is next
+        if self._state == _BODY and not queued:
+            # Answered before the body was read (an error, usually): the rest of
+            # the body is not worth reading, nor the connection worth keeping.
+            self._linger()
+            return
+        if self._state == _BUSY and not queued:
+            self._state = _IDLE
+        super().on_response_complete()
+        if self._state == _IDLE and not self.transport.is_closing():
+            self._unset_keepalive_if_required()  # ours instead, so all timers are in one place
+            self._arm(self._limits.idle_timeout, self._idle_expired)
+
+    # -- clocks ----------------------------------------------------------------------
+
+    def _arm(self, seconds: float, expired: Callable[[], None]) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_later(seconds, expired)
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _idle_expired(self) -> None:
+        if self._state == _IDLE and self._raw is not None:
+            self._raw.close()
+
+    def _head_expired(self) -> None:
+        if self._state == _HEAD:
+            self._refuse(
+                "header_timeout",
+                408,
+                f"request line and headers not received within {self._limits.header_timeout:g} s",
+            )
+
+    def _body_expired(self) -> None:
+        if self._state != _BODY:
+            return
+        if self.cycle is not None and self.cycle.response_started:
+            self._linger()  # too late for a status: the response is under way
+            return
+        if self.cycle is not None:
+            self.cycle.disconnected = True  # the application reads a disconnect, sends nothing
+            self.cycle.message_event.set()
+        self._refuse(
+            "body_timeout",
+            408,
+            f"no request body data for {self._limits.body_timeout:g} s",
+        )
+
+    # -- refusing and closing --------------------------------------------------------
+
+    def _refuse(
+        self,
+        reason: str,
+        status: int,
+        message: str,
+        *,
+        extra: bytes = b"",
+        linger_bytes: int = LINGER_BYTES,
+    ) -> None:
+        if self._refused is not None:
+            self._refused(reason)
+        body = status_body(HTTP_ONLY[status], message)
+        head = (
+            STATUS_LINE[status]
+            + b"content-type: application/json\r\ncontent-length: "
+            + str(len(body)).encode()
+            + b"\r\nconnection: close\r\n"
+            + extra
+            + b"\r\n"
+        )
+        assert self._raw is not None  # noqa: S101 - set in connection_made
+        if not self._raw.is_closing():
+            self._raw.write(head + body)
+        if reason == "connections" and not self._over_cap:
+            self._raw.close()  # over the lingering budget: see Refusals
+            return
+        self._linger(linger_bytes)
+
+    def _linger(self, budget: int = LINGER_BYTES) -> None:
+        """Half-close, then read and drop what the client still sends, then close."""
+        raw = self._raw
+        if self._lingering or raw is None or raw.is_closing():
+            return
+        self._lingering = True
+        self._state = _BUSY
+        if self.flow is not None:
+            self.flow.resume_reading()
+        else:
+            raw.resume_reading()
+        if raw.can_write_eof():
+            with contextlib.suppress(OSError, RuntimeError):
+                raw.write_eof()
+        self._linger_ends = self.loop.time() + LINGER_MAX
+        self._linger_bytes = budget
+        self._arm(LINGER_QUIET, raw.close)
+
+    def _discard(self, size: int) -> None:
+        assert self._raw is not None  # noqa: S101 - lingering implies connected
+        self._linger_bytes -= size
+        if self._linger_bytes < 0 or self.loop.time() >= self._linger_ends:
+            self._cancel()
+            self._raw.close()
+        else:
+            self._arm(LINGER_QUIET, self._raw.close)
