@@ -31,7 +31,7 @@ class ServerConfig:
         "0.0.0.0:8080",
         "JSON/HTTP gateway listen address, HOST:PORT (port 0 picks a free one; empty disables it)",
     )
-    # -- HTTP listeners (gateway and /metrics): see docs/limits-http.md ------------
+    # -- HTTP listeners (gateway and /metrics): see docs/limits.md ------------
     http_max_body_bytes: int = _opt(
         4 << 20,
         "largest JSON/HTTP request body accepted, in bytes (a larger declared Content-Length "
