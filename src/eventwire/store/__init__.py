@@ -3,23 +3,43 @@
 from __future__ import annotations
 
 from eventwire.store.base import (
+    ORIGIN,
+    Aggregate,
+    AlertFilter,
+    AlertPage,
     AlertRow,
     CommitResult,
+    EventAggregation,
+    EventPage,
     EventQuery,
     EventRow,
+    Kind,
+    Position,
     Store,
+    StoredAlert,
+    StoredEvent,
     StoreError,
     StoreUnavailable,
 )
 
 __all__ = [
+    "ORIGIN",
+    "Aggregate",
+    "AlertFilter",
+    "AlertPage",
     "AlertRow",
     "CommitResult",
+    "EventAggregation",
+    "EventPage",
     "EventQuery",
     "EventRow",
+    "Kind",
+    "Position",
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "StoredAlert",
+    "StoredEvent",
     "open_store",
 ]
 

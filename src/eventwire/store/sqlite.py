@@ -5,6 +5,10 @@ the ingest pipeline, so the event loop keeps decoding requests while SQLite
 writes and fsyncs. Reads use a second connection on another thread; WAL lets
 them run while a write is in progress.
 
+Reads in commit order need nothing special here: the one writer commits one
+transaction after another, so rowid order is commit order and a row a reader
+can see is final. Positions are ``(0, rowid)``.
+
 Durability is the ``synchronous`` pragma, a documented trade-off:
 
 * ``full`` (default): a commit survives power loss and OS crashes; one fsync of
@@ -17,17 +21,28 @@ Durability is the ``synchronous`` pragma, a documented trade-off:
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from eventwire.store.base import (
+    ORIGIN,
+    Aggregate,
+    AlertFilter,
+    AlertPage,
     AlertRow,
     CommitResult,
+    EventAggregation,
+    EventPage,
     EventQuery,
     EventRow,
+    Kind,
+    Position,
+    StoredAlert,
+    StoredEvent,
     StoreError,
     StoreUnavailable,
 )
@@ -39,15 +54,19 @@ _INSERT_EVENT: Final = (
     "INSERT INTO events (tenant, event_id, event_name, user_id, ts, received_at, properties)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
+_ALERT_COLUMNS: Final = (
+    "tracking_id, tenant, device_id, alert_type, ts, received_at, idempotency_key,"
+    " severity, message, attributes"
+)
 _INSERT_ALERT: Final = (
-    "INSERT INTO alerts (tracking_id, tenant, device_id, alert_type, ts, received_at,"
-    " idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    f"INSERT INTO alerts ({_ALERT_COLUMNS})"  # noqa: S608 - constant identifiers only
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 _ALERT_BY_KEY: Final = "SELECT tracking_id FROM alerts WHERE tenant = ? AND idempotency_key = ?"
-_ALERT_BY_ID: Final = (
-    "SELECT tracking_id, tenant, device_id, alert_type, ts, received_at, idempotency_key"
-    " FROM alerts WHERE tenant = ? AND tracking_id = ?"
-)
+_ALERT_BY_ID: Final = f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE tenant = ? AND tracking_id = ?"  # noqa: S608
+_EVENT_COLUMNS: Final = "tenant, event_id, event_name, user_id, ts, received_at, properties"
+_TABLES: Final[dict[Kind, str]] = {"alerts": "alerts", "events": "events"}
+_CURSOR_KEY: Final = "cursor_key"
 
 T = TypeVar("T")
 
@@ -65,6 +84,8 @@ class SQLiteStore:
         self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="eventwire-sqlite-reader")
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._subscribers: list[Callable[[Kind], None]] = []
+        self._cursor_key = b""
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r}, synchronous={self.synchronous!r})"
@@ -100,6 +121,13 @@ class SQLiteStore:
             raise StoreError(f"{self.path}: cannot switch to WAL journal mode (got {mode!r})")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         self._migrate(conn)
+        conn.execute(
+            "INSERT OR IGNORE INTO eventwire_meta (key, value) VALUES (?, ?)",
+            (_CURSOR_KEY, secrets.token_bytes(32)),
+        )
+        self._cursor_key = conn.execute(
+            "SELECT value FROM eventwire_meta WHERE key = ?", (_CURSOR_KEY,)
+        ).fetchone()[0]
         return conn
 
     def _open_reader(self) -> sqlite3.Connection:
@@ -124,7 +152,21 @@ class SQLiteStore:
     async def commit(
         self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
     ) -> CommitResult:
-        return await self._on(self._write_thread, self._commit, events, alerts)
+        result = await self._on(self._write_thread, self._commit, events, alerts)
+        # The single writer is the only source of new rows: waking readers
+        # right here is as early as they can see them.
+        if alerts:
+            self._publish("alerts")
+        if any(events):
+            self._publish("events")
+        return result
+
+    def subscribe(self, callback: Callable[[Kind], None]) -> None:
+        self._subscribers.append(callback)
+
+    def _publish(self, kind: Kind) -> None:
+        for callback in self._subscribers:
+            callback(kind)
 
     def _commit(
         self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
@@ -178,6 +220,165 @@ class SQLiteStore:
         count: int = self._require(self._reader).execute(" ".join(sql), params).fetchone()[0]
         return count
 
+    # -- reads in commit order ------------------------------------------------------
+
+    async def read_alerts(self, after: Position, where: AlertFilter, limit: int) -> AlertPage:
+        return await self._on(self._read_thread, self._read_alerts, after, where, limit)
+
+    def _read_alerts(self, after: Position, where: AlertFilter, limit: int) -> AlertPage:
+        sql = [f"SELECT seq, {_ALERT_COLUMNS} FROM alerts WHERE seq > ?"]  # noqa: S608
+        params: list[str | int] = [after.seq]
+        if where.tenant is not None:
+            sql.append("AND tenant = ?")
+            params.append(where.tenant)
+        for column, value in (("device_id", where.device_id), ("alert_type", where.alert_type)):
+            if value:
+                sql.append(f"AND {column} = ?")
+                params.append(value)
+        if where.min_severity:
+            sql.append("AND severity >= ?")
+            params.append(where.min_severity)
+        _time_range(sql, params, where.start, where.end)
+        sql.append("ORDER BY seq LIMIT ?")
+        params.append(limit)
+        rows, last = self._page(" ".join(sql), params, "alerts")
+        page = [StoredAlert(Position(0, r[0]), AlertRow(*r[1:])) for r in rows]
+        return AlertPage(page, _through(after, page, limit, last))
+
+    async def read_events(
+        self, after: Position, tenant: str, query: EventQuery, limit: int
+    ) -> EventPage:
+        return await self._on(self._read_thread, self._read_events, after, tenant, query, limit)
+
+    def _read_events(
+        self, after: Position, tenant: str, query: EventQuery, limit: int
+    ) -> EventPage:
+        # NOT INDEXED: walk the rowid in order. With an event_name the planner
+        # would rather take events_by_name_ts and sort, which re-reads
+        # everything after the cursor for every page.
+        sql = [
+            f"SELECT seq, {_EVENT_COLUMNS} FROM events NOT INDEXED"  # noqa: S608
+            " WHERE seq > ? AND tenant = ?"
+        ]
+        params: list[str | int] = [after.seq, tenant]
+        if query.event_name:
+            sql.append("AND event_name = ?")
+            params.append(query.event_name)
+        _time_range(sql, params, query.start, query.end)
+        sql.append("ORDER BY seq LIMIT ?")
+        params.append(limit)
+        rows, last = self._page(" ".join(sql), params, "events")
+        page = [StoredEvent(Position(0, r[0]), EventRow(*r[1:])) for r in rows]
+        return EventPage(page, _through(after, page, limit, last))
+
+    def _page(
+        self, query: str, params: list[str | int], table: str
+    ) -> tuple[list[tuple[Any, ...]], int]:
+        """The rows of ``query`` and the table's last rowid, from one snapshot."""
+        conn = self._require(self._reader)
+        conn.execute("BEGIN")
+        try:
+            rows = conn.execute(query, params).fetchall()
+            last = conn.execute(f"SELECT max(seq) FROM {table}").fetchone()[0]  # noqa: S608
+        finally:
+            conn.execute("COMMIT")
+        return rows, last or 0
+
+    async def head(self, kind: Kind) -> Position:
+        return await self._on(self._read_thread, self._head, kind)
+
+    def _head(self, kind: Kind) -> Position:
+        table = _TABLES[kind]
+        last = self._require(self._reader).execute(f"SELECT max(seq) FROM {table}").fetchone()[0]  # noqa: S608
+        return Position(0, last or 0)
+
+    async def aggregate_events(self, tenant: str, query: EventAggregation) -> list[Aggregate]:
+        return await self._on(self._read_thread, self._aggregate, tenant, query)
+
+    def _aggregate(self, tenant: str, query: EventAggregation) -> list[Aggregate]:
+        params: list[str | int] = []
+        if query.bucket_ms:
+            bucket = "(ts / ?) * ?"
+            params += [query.bucket_ms, query.bucket_ms]
+        else:
+            bucket = "0"
+        if query.group_by in ("event_name", "user_id"):
+            group = query.group_by
+        elif query.group_by.startswith("properties."):
+            # json_each compares keys as they are; a JSON path would need the
+            # key quoted, and SQLite's path syntax cannot quote every key.
+            group = "coalesce((SELECT value FROM json_each(properties) WHERE key = ?), '')"
+            params.append(query.group_by.removeprefix("properties."))
+        else:
+            group = "''"
+        sql = [
+            f"SELECT {bucket} AS b, {group} AS g, count(*) AS n,"  # noqa: S608 - fixed fragments
+            " count(DISTINCT nullif(user_id, '')) FROM events WHERE tenant = ?"
+        ]
+        params.append(tenant)
+        if query.event_name:
+            sql.append("AND event_name = ?")
+            params.append(query.event_name)
+        _time_range(sql, params, query.start, query.end)
+        sql.append("GROUP BY b, g ORDER BY b, n DESC, g LIMIT ?")
+        params.append(query.limit)
+        rows = self._require(self._reader).execute(" ".join(sql), params).fetchall()
+        return [Aggregate(int(b), str(g), int(n), int(u)) for b, g, n, u in rows]
+
+    # -- retention ------------------------------------------------------------------
+
+    async def purge(self, kind: Kind, received_before: int, limit: int) -> int:
+        return await self._on(self._write_thread, self._purge, kind, received_before, limit)
+
+    def _purge(self, kind: Kind, received_before: int, limit: int) -> int:
+        table = _TABLES[kind]
+        conn = self._require(self._writer)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            oldest = conn.execute(
+                f"SELECT seq, received_at FROM {table} ORDER BY seq LIMIT ?",  # noqa: S608
+                (limit,),
+            ).fetchall()
+            newest = conn.execute(f"SELECT max(seq) FROM {table}").fetchone()[0]  # noqa: S608
+            end = 0
+            for seq, received_at in oldest:
+                # Events spare their newest row: SQLite would hand out rowids
+                # again from 1 once the table is empty (alerts use AUTOINCREMENT).
+                if received_at >= received_before or (kind == "events" and seq == newest):
+                    break
+                end = seq
+            if not end:
+                conn.execute("COMMIT")
+                return 0
+            deleted = conn.execute(f"DELETE FROM {table} WHERE seq <= ?", (end,)).rowcount  # noqa: S608
+            conn.execute(
+                "INSERT INTO eventwire_retention (kind, xid, seq) VALUES (?, 0, ?)"
+                " ON CONFLICT (kind) DO UPDATE SET seq = excluded.seq",
+                (kind, end),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return int(deleted)
+
+    async def retained_after(self, kind: Kind) -> Position:
+        return await self._on(self._read_thread, self._retained_after, kind)
+
+    def _retained_after(self, kind: Kind) -> Position:
+        row = (
+            self._require(self._reader)
+            .execute("SELECT xid, seq FROM eventwire_retention WHERE kind = ?", (kind,))
+            .fetchone()
+        )
+        return ORIGIN if row is None else Position(*row)
+
+    async def cursor_key(self) -> bytes:
+        if not self._cursor_key:
+            raise StoreUnavailable("store is not open")
+        return self._cursor_key
+
     async def check(self) -> None:
         await self._on(self._write_thread, self._check)
 
@@ -207,3 +408,22 @@ class SQLiteStore:
             raise StoreError(f"sqlite: {exc}") from exc
         except RuntimeError as exc:  # executor shut down
             raise StoreUnavailable("store is closed") from exc
+
+
+def _time_range(sql: list[str], params: list[str | int], start: int, end: int) -> None:
+    if start:
+        sql.append("AND ts >= ?")
+        params.append(start)
+    if end:
+        sql.append("AND ts < ?")
+        params.append(end)
+
+
+def _through(
+    after: Position, page: Sequence[tuple[Position, object]], limit: int, last: int
+) -> Position:
+    """How far a page read from ``after`` settles: its last row when it is full,
+    else everything the snapshot held."""
+    if len(page) >= limit:
+        return page[-1][0]
+    return max(after, Position(0, last))

@@ -53,6 +53,22 @@ _TIMESTAMP_DOC: Final = (
 def _field_schema(field: FieldDescriptor, *, request: bool) -> dict[str, Any]:
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
         return {"type": "object", "additionalProperties": {"type": "string"}}
+    if field.is_repeated:
+        return {"type": "array", "items": _single_field_schema(field, request=request)}
+    return _single_field_schema(field, request=request)
+
+
+def _single_field_schema(field: FieldDescriptor, *, request: bool) -> dict[str, Any]:
+    if field.message_type is not None:
+        return {"$ref": f"#/components/schemas/{field.message_type.name}"}
+    if field.enum_type is not None:
+        names = [value.name for value in field.enum_type.values]
+        if request:
+            # proto3 JSON takes an enum by name or by number.
+            return {"oneOf": [{"enum": names}, {"type": "integer"}]}
+        return {"enum": names}
+    if field.type in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32):
+        return {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
     if field.type in _INT64_TYPES:
         return dict(_INT64_IN if request else _INT64_OUT)
     if field.type == FieldDescriptor.TYPE_BOOL:
