@@ -102,12 +102,16 @@ class AlertPage(NamedTuple):
     through: Position
     """Every matching alert up to this position is in ``rows`` (or in an earlier
     page); reading on from here misses nothing and repeats nothing."""
+    pending: bool = False
+    """Committed rows exist past ``through`` that are not final yet (they wait
+    for an older transaction): read again shortly, no notification may come."""
 
 
 class EventPage(NamedTuple):
     rows: list[StoredEvent]
     through: Position
     """As :attr:`AlertPage.through`."""
+    pending: bool = False
 
 
 class EventAggregation(NamedTuple):
@@ -199,6 +203,9 @@ class Store(Protocol):
 
     async def head(self, kind: Kind) -> Position:
         """The position up to which every row of ``kind`` is final, now."""
+
+    async def tail(self, kind: Kind) -> Position:
+        """A position past every row of ``kind`` committed so far (some may not be final)."""
 
     async def aggregate_events(self, tenant: str, query: EventAggregation) -> list[Aggregate]: ...
 

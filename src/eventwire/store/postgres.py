@@ -518,9 +518,11 @@ class PostgresStore:
             conditions.append(sql.SQL("severity >= %s"))
             params.append(where.min_severity)
         _time_range(conditions, params, where.start, where.end)
-        rows, watermark = await self._page("alerts", _ALERT_COLUMNS, conditions, params, limit)
+        rows, watermark, pending = await self._page(
+            "alerts", _ALERT_COLUMNS, conditions, params, limit
+        )
         page = [StoredAlert(Position(r[0], r[1]), AlertRow(*r[2:])) for r in rows]
-        return AlertPage(page, _through(after, page, limit, watermark))
+        return AlertPage(page, _through(after, page, limit, watermark), pending)
 
     async def read_events(
         self, after: Position, tenant: str, query: EventQuery, limit: int
@@ -532,9 +534,9 @@ class PostgresStore:
             params.append(query.event_name)
         _time_range(conditions, params, query.start, query.end)
         columns = "tenant, event_id, event_name, user_id, ts, received_at, properties::text"
-        rows, watermark = await self._page("events", columns, conditions, params, limit)
+        rows, watermark, pending = await self._page("events", columns, conditions, params, limit)
         page = [StoredEvent(Position(r[0], r[1]), EventRow(*r[2:])) for r in rows]
-        return EventPage(page, _through(after, page, limit, watermark))
+        return EventPage(page, _through(after, page, limit, watermark), pending)
 
     async def _page(
         self,
@@ -543,12 +545,14 @@ class PostgresStore:
         conditions: list[sql.Composable],
         params: list[Any],
         limit: int,
-    ) -> tuple[list[tuple[Any, ...]], int]:
-        """Rows past the watermark's cut, and the watermark, from one snapshot."""
+    ) -> tuple[list[tuple[Any, ...]], int, bool]:
+        """Final rows, the watermark, and whether later rows already wait: one snapshot."""
         # One statement, so one snapshot: its xmin decides which rows are final.
         statement = sql.SQL(
-            "WITH w AS MATERIALIZED (SELECT {watermark} AS x)"
-            " SELECT w.x::text::int8, r.* FROM w LEFT JOIN LATERAL ("
+            "WITH w AS MATERIALIZED ("
+            " SELECT x, EXISTS (SELECT 1 FROM {table} WHERE xid >= x) AS pending"
+            " FROM (SELECT {watermark} AS x) s)"
+            " SELECT w.x::text::int8, w.pending, r.* FROM w LEFT JOIN LATERAL ("
             " SELECT xid::text::int8, seq, {columns} FROM {table}"
             " WHERE {conditions} AND xid < w.x ORDER BY xid, seq LIMIT %s"
             ") r ON true"
@@ -559,19 +563,26 @@ class PostgresStore:
             conditions=sql.SQL(" AND ").join(conditions),
         )
 
-        async def run() -> tuple[list[tuple[Any, ...]], int]:
+        async def run() -> tuple[list[tuple[Any, ...]], int, bool]:
             async with self._pool.connection() as conn:
                 cur = await conn.execute(statement, [*params, limit])
                 rows = await cur.fetchall()
-            watermark = int(rows[0][0])
-            return [r[1:] for r in rows if r[1] is not None], watermark
+            watermark, pending = int(rows[0][0]), bool(rows[0][1])
+            return [r[2:] for r in rows if r[2] is not None], watermark, pending
 
         return await self._bounded(run)
 
     async def head(self, kind: Kind) -> Position:
+        return await self._snapshot_position(_WATERMARK)
+
+    async def tail(self, kind: Kind) -> Position:
+        # xmax: the first transaction id not yet handed out.
+        return await self._snapshot_position("pg_snapshot_xmax(pg_current_snapshot())")
+
+    async def _snapshot_position(self, expression: str) -> Position:
         async def run() -> Position:
             async with self._pool.connection() as conn:
-                cur = await conn.execute(f"SELECT {_WATERMARK}::text::int8")
+                cur = await conn.execute(f"SELECT {expression}::text::int8")
                 row = await cur.fetchone()
             assert row is not None  # noqa: S101 - a SELECT without FROM has one row
             return Position(int(row[0]), 0)

@@ -10,7 +10,7 @@ carries ``grpc-retry-pushback-ms``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Final, NoReturn, TypeVar
 
 import grpc
@@ -60,6 +60,23 @@ async def guarded(context: grpc.aio.ServicerContext[object, object], work: Await
         return await work
     except ServiceError as err:
         if type(err) is ServiceError:  # a bare ServiceError is an internal failure
+            await _internal(context, err)
+        await abort(context, err)
+    except grpc.aio.AbortError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence; logged, not leaked
+        await _internal(context, exc)
+
+
+async def guarded_stream(
+    context: grpc.aio.ServicerContext[object, object], items: Awaitable[AsyncIterator[T]]
+) -> AsyncIterator[T]:
+    """:func:`guarded` for a server stream: its items, then its error as a status."""
+    try:
+        async for item in await items:
+            yield item
+    except ServiceError as err:
+        if type(err) is ServiceError:
             await _internal(context, err)
         await abort(context, err)
     except grpc.aio.AbortError:

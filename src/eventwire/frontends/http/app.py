@@ -27,6 +27,8 @@ from eventwire._errors import Code, FieldViolation, ServiceError
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.frontends.http.errors import HTTP_STATUS, HttpError, from_service_error, status_body
 from eventwire.frontends.http.openapi import openapi_document
+from eventwire.frontends.http.reads import ReadRoutes, Stream, send_stream
+from eventwire.ingest.reads import ReadService
 from eventwire.ingest.service import IngestService
 from eventwire.observability.logs import REQUEST_ID, new_request_id
 from eventwire.observability.metrics import ServerMetrics
@@ -79,14 +81,19 @@ class _Disconnected(Exception):
 
 
 class _Reply:
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "headers", "status", "stream")
 
     def __init__(
-        self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+        self,
+        status: int,
+        body: bytes,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        stream: Stream | None = None,
     ) -> None:
         self.status = status
         self.body = body
         self.headers = headers
+        self.stream = stream
 
 
 def _to_json(msg: Message) -> bytes:
@@ -162,6 +169,7 @@ class GatewayApp:
         self,
         service: IngestService,
         *,
+        reads: ReadService | None = None,
         ready: Callable[[], bool],
         max_body_bytes: int,
         tenant: str = DEFAULT_TENANT,
@@ -191,6 +199,20 @@ class GatewayApp:
             "/openapi.json": {"GET": self._openapi_json},
         }
         self._alert_route: dict[str, Handler] = {"GET": self._get_alert}
+        if reads is not None:
+            self._add_read_routes(ReadRoutes(reads, self._charge))
+
+    def _add_read_routes(self, routes: ReadRoutes) -> None:
+        async def as_json(body: Awaitable[bytes]) -> _Reply:
+            return _Reply(200, await body)
+
+        async def as_stream(stream: Awaitable[Stream]) -> _Reply:
+            return _Reply(200, b"", stream=await stream)
+
+        self._routes["/v1/alerts"]["GET"] = lambda s, r: as_json(routes.list_alerts(s))
+        self._routes["/v1/alerts:watch"] = {"GET": lambda s, r: as_stream(routes.watch_alerts(s))}
+        self._routes["/v1/events:query"] = {"GET": lambda s, r: as_json(routes.query_events(s))}
+        self._routes["/v1/events:export"] = {"GET": lambda s, r: as_stream(routes.export_events(s))}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -241,6 +263,9 @@ class GatewayApp:
             return 499
         except Exception as exc:  # noqa: BLE001 - the last line of defence; logged, not leaked
             reply = self._internal(scope, exc)
+        if reply.stream is not None:
+            await send_stream(reply.stream, send, receive, reply.headers or [])
+            return reply.status
         headers = [_JSON, (b"content-length", str(len(reply.body)).encode())]
         if reply.headers:
             headers.extend(reply.headers)
@@ -417,6 +442,13 @@ class GatewayApp:
 
     async def _report_alert(self, scope: Scope, receive: Receive) -> _Reply:
         obj = await self._json_body(scope, receive)
+        if isinstance(obj, dict) and type(obj.get("severity")) not in (str, int, type(None)):
+            # json_format would truncate a float or take a bool as a number.
+            raise HttpError(
+                400,
+                "severity must be a Severity name or number",
+                violations=[FieldViolation("severity", "must be a Severity name or number")],
+            )
         req = _parse_into(obj, telemetry_pb2.AlertRequest(), "request body")
         self._charge(1)
         reply = await self._service.report_alert(req, current_tenant())

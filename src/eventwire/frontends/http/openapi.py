@@ -58,7 +58,7 @@ def _field_schema(field: FieldDescriptor, *, request: bool) -> dict[str, Any]:
     return _single_field_schema(field, request=request)
 
 
-def _single_field_schema(field: FieldDescriptor, *, request: bool) -> dict[str, Any]:
+def _single_field_schema(field: FieldDescriptor, *, request: bool) -> dict[str, Any]:  # noqa: PLR0911 - one return per field type
     if field.message_type is not None:
         return {"$ref": f"#/components/schemas/{field.message_type.name}"}
     if field.enum_type is not None:
