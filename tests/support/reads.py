@@ -88,7 +88,7 @@ class Stubs:
         out: list[telemetry_pb2.Alert] = []
         while len(out) < count:
             message = await call.read()
-            assert message is not grpc.aio.EOF
+            assert isinstance(message, telemetry_pb2.Alert)
             out.append(message)
         return out
 

@@ -160,3 +160,95 @@ async def test_a_client_generated_from_the_seeds_works_unchanged(
         )
     assert (signup.count, views.count) == (1, 3)
     assert (alert.device_id, alert.alert_type) == ("dev-9", "smoke")
+
+
+def compile_contract(out: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{ROOT / 'proto'}",
+            f"--python_out={out}",
+            f"--grpc_python_out={out}",
+            "analytics.proto",
+            "telemetry.proto",
+        ],
+        check=True,
+    )
+
+
+READS_CLIENT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import grpc
+    import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
+
+    with grpc.insecure_channel(sys.argv[2]) as channel:
+        telemetry = telemetry_pb2_grpc.TelemetryServiceStub(channel)
+        analytics = analytics_pb2_grpc.AnalyticsServiceStub(channel)
+        watch = telemetry.WatchAlerts(telemetry_pb2.WatchAlertsRequest(from_start=True))
+        ids = [
+            telemetry.ReportAlert(
+                telemetry_pb2.AlertRequest(
+                    device_id="dev", alert_type="heat", severity=telemetry_pb2.SEVERITY_CRITICAL,
+                    message="hot", attributes={"zone": str(n)},
+                ),
+                timeout=5,
+            ).tracking_id
+            for n in range(3)
+        ]
+        seen = [next(watch) for _ in ids]
+        watch.cancel()
+        assert [a.tracking_id for a in seen] == ids, seen
+        assert seen[0].severity == telemetry_pb2.SEVERITY_CRITICAL and seen[0].cursor
+        page = telemetry.ListAlerts(telemetry_pb2.ListAlertsRequest(page_size=2), timeout=5)
+        rest = telemetry.ListAlerts(
+            telemetry_pb2.ListAlertsRequest(page_size=2, page_token=page.next_page_token), timeout=5
+        )
+        assert [a.tracking_id for a in [*page.alerts, *rest.alerts]] == ids
+        assert rest.next_page_token == ""
+        events = [
+            analytics_pb2.TrackEventRequest(event_name="view", timestamp=1_749_945_600_000 + n)
+            for n in range(4)
+        ]
+        analytics.TrackEvents(analytics_pb2.EventBatch(events=events), timeout=5)
+        rows = analytics.QueryEvents(
+            analytics_pb2.QueryEventsRequest(
+                bucket=analytics_pb2.BUCKET_HOUR, group_by="event_name"
+            ),
+            timeout=5,
+        ).rows
+        assert [(r.bucket_start, r.group, r.count) for r in rows] == [
+            (1_749_945_600_000, "view", 4)
+        ], rows
+        exported = list(analytics.ExportEvents(analytics_pb2.ExportEventsRequest(), timeout=5))
+        assert len(exported) == 4 and all(e.event.event_id and e.cursor for e in exported)
+        after = list(
+            analytics.ExportEvents(
+                analytics_pb2.ExportEventsRequest(after=exported[1].cursor), timeout=5
+            )
+        )
+        assert [e.event.event_id for e in after] == [e.event.event_id for e in exported[2:]]
+        print("ok")
+    """
+)
+
+
+async def test_a_client_generated_from_the_contract_uses_every_read_rpc(
+    tmp_path: Path, server: Server
+) -> None:
+    compile_contract(tmp_path)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        READS_CLIENT,
+        str(tmp_path),
+        server.address,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().strip() == "ok"

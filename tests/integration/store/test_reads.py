@@ -1,4 +1,4 @@
-"""Store reads in commit order, aggregates and purges give exact answers on SQLite and PostgreSQL."""
+"""Store reads in commit order, aggregates and purges: exact on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from eventwire._version import __version__ as _version
 from eventwire.api import analytics_pb2, telemetry_pb2
+from eventwire.frontends.http.openapi_reads import read_operations, read_schemas
 from eventwire.ingest.service import MAX_BATCH_EVENTS
 from eventwire.ingest.validation import DEFAULT_LIMITS, MIN_TIMESTAMP_MS
 
@@ -231,6 +232,7 @@ def _schemas() -> dict[str, Any]:
         ),
         "AlertResponse": _message_schema(telemetry_pb2.AlertResponse.DESCRIPTOR, request=False),
         "Alert": _message_schema(telemetry_pb2.Alert.DESCRIPTOR, request=False),
+        **read_schemas(lambda descriptor: _message_schema(descriptor, request=False)),
         "Health": {
             "type": "object",
             "required": ["status"],
@@ -294,7 +296,7 @@ def openapi_document() -> dict[str, Any]:
     def body(ref: str) -> dict[str, Any]:
         return {"required": True, **_json(ref)}
 
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "eventwire JSON/HTTP gateway",
@@ -412,6 +414,9 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {"schemas": _schemas()},
     }
+    for path, operations in read_operations(_json, _errors("400", "500", "503")).items():
+        document["paths"].setdefault(path, {}).update(operations)
+    return document
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
