@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 
 import pytest
 
-from eventwire._errors import InvalidArgument
+from eventwire._errors import FieldViolation, InvalidArgument
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.config import ServerConfig, parse_duration
 from eventwire.ingest.read_checks import (
@@ -53,8 +54,8 @@ def test_a_malformed_or_tampered_cursor_names_the_field(mangle: str) -> None:
     assert info.value.violations[0].field == "page_token"
 
 
-def _fields(violations: list[object]) -> list[str]:
-    return [v.field for v in violations]  # type: ignore[attr-defined]
+def _fields(violations: Sequence[FieldViolation]) -> list[str]:
+    return [v.field for v in violations]
 
 
 def test_read_requests_are_checked_field_by_field() -> None:
