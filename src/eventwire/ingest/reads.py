@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import logging
 import struct
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final, TypeVar
 
@@ -63,6 +64,8 @@ Cursor = Callable[[Position], str]
 CATCH_UP_PAGE: Final = 500
 """Rows per store read while a stream catches up."""
 FEED_PAGE: Final = 1000
+RENDERED_CACHE: Final = 4096
+"""Alert messages kept for watchers sharing a filter (a message is never modified)."""
 FEED_CAPACITY: Final = 8192
 """Recent alerts the feed keeps in memory for watchers that are a little behind."""
 _PENDING_DELAYS: Final = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
@@ -146,12 +149,24 @@ async def _pause_while_pending(signal: Signal, attempt: int) -> None:
 # -- the live alert feed -------------------------------------------------------------
 
 
+class Waiter:
+    """One watcher's wake-up: set when an alert it wants enters the feed."""
+
+    __slots__ = ("where", "woken")
+
+    def __init__(self, where: AlertFilter) -> None:
+        self.where = where
+        self.woken = asyncio.Event()
+
+
 class AlertFeed:
     """Every tenant's alerts, read once per commit, fanned out to the watchers.
 
     Holds the alerts after :attr:`floor` up to :attr:`head` in commit order;
     everything in that range is there, so a watcher at a position inside it
-    can go on from memory.
+    can go on from memory. Watchers are woken only by alerts their filter
+    takes (found through a (tenant, device) index), so a hundred watchers of
+    one device each cost nothing when another device reports.
     """
 
     def __init__(self, store: Store, *, capacity: int = FEED_CAPACITY) -> None:
@@ -165,6 +180,20 @@ class AlertFeed:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.closed = False
+        self._waiters: dict[tuple[str | None, str], set[Waiter]] = {}
+
+    def register(self, where: AlertFilter) -> Waiter:
+        waiter = Waiter(where)
+        self._waiters.setdefault((where.tenant, where.device_id), set()).add(waiter)
+        return waiter
+
+    def unregister(self, waiter: Waiter) -> None:
+        key = (waiter.where.tenant, waiter.where.device_id)
+        waiters = self._waiters.get(key)
+        if waiters is not None:
+            waiters.discard(waiter)
+            if not waiters:
+                del self._waiters[key]
 
     async def start(self) -> None:
         self.head = self.floor = await self._store.head("alerts")
@@ -175,6 +204,9 @@ class AlertFeed:
         """Stop reading; watchers end with UNAVAILABLE (resume elsewhere from their cursor)."""
         self.closed = True
         self.updated.fire()
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.woken.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -216,6 +248,14 @@ class AlertFeed:
             self.floor = self._positions[excess - 1]
             del self._rows[:excess]
             del self._positions[:excess]
+        waiters = self._waiters
+        if waiters:
+            for stored in rows:
+                row = stored.row
+                for key in ((row.tenant, row.device_id), (row.tenant, "")):
+                    for waiter in waiters.get(key, ()):
+                        if waiter.where.matches(row):
+                            waiter.woken.set()
         self.updated.fire()
 
     def since(self, position: Position) -> tuple[list[StoredAlert], Position] | None:
@@ -256,6 +296,9 @@ class ReadService:
         self._cursors = cursors
         self._events = Signal()
         self._closing = False
+        self._rendered: OrderedDict[tuple[Position, str, bytes], telemetry_pb2.Alert] = (
+            OrderedDict()
+        )
         store.subscribe(self._on_change)
 
     @classmethod
@@ -337,33 +380,57 @@ class ReadService:
         self, where: AlertFilter, position: Position, *, resumed: bool
     ) -> AsyncIterator[telemetry_pb2.Alert]:
         feed = self._feed
+        bound = fingerprint(where.device_id, where.alert_type, where.min_severity)
+        waiter = feed.register(where)
         pending = 0
-        while True:
-            self._check_open()
-            changed = feed.updated.changed
-            live = feed.since(position)
-            if live is not None:
-                rows, through = live
-                for stored in rows:
-                    if where.matches(stored.row):
-                        yield alert_message(stored.row, self._alert_cursor(where, stored.position))
-                position = through
-                if not rows:
-                    await changed.wait()
-                continue
-            # Behind the feed's memory: read the store until caught up.
-            page = await _read(self._store.read_alerts(position, where, CATCH_UP_PAGE))
-            await self._check_retained(
-                "alerts", position, resumed, "after", lambda mark: self._alert_cursor(where, mark)
-            )
-            for stored in page.rows:
-                yield alert_message(stored.row, self._alert_cursor(where, stored.position))
-            position = page.through
-            if page.pending and len(page.rows) < CATCH_UP_PAGE:
-                await _pause_while_pending(feed.updated, pending)
-                pending += 1
-            else:
-                pending = 0
+        try:
+            while True:
+                self._check_open()
+                # Cleared before looking: an alert arriving after the look sets it again.
+                waiter.woken.clear()
+                live = feed.since(position)
+                if live is not None:
+                    rows, through = live
+                    sent = False
+                    for stored in rows:
+                        if where.matches(stored.row):
+                            yield self._render(stored, where, bound)
+                            sent = True
+                    position = through
+                    if not sent:
+                        await waiter.woken.wait()
+                    continue
+                # Behind the feed's memory: read the store until caught up.
+                page = await _read(self._store.read_alerts(position, where, CATCH_UP_PAGE))
+                await self._check_retained(
+                    "alerts",
+                    position,
+                    resumed,
+                    "after",
+                    lambda mark: self._alert_cursor(where, mark),
+                )
+                for stored in page.rows:
+                    yield self._render(stored, where, bound)
+                position = page.through
+                if page.pending and len(page.rows) < CATCH_UP_PAGE:
+                    await _pause_while_pending(feed.updated, pending)
+                    pending += 1
+                else:
+                    pending = 0
+        finally:
+            feed.unregister(waiter)
+
+    def _render(self, stored: StoredAlert, where: AlertFilter, bound: bytes) -> telemetry_pb2.Alert:
+        """The Alert message for a watcher; watchers with the same filter share one."""
+        key = (stored.position, where.tenant or "", bound)
+        message = self._rendered.get(key)
+        if message is None:
+            cursor = self._cursors.encode("alert", where.tenant or "", bound, stored.position)
+            message = alert_message(stored.row, cursor)
+            self._rendered[key] = message
+            if len(self._rendered) > RENDERED_CACHE:
+                self._rendered.popitem(last=False)
+        return message
 
     async def _check_retained(
         self, kind: Kind, position: Position, resumed: bool, field: str, cursor_at: Cursor
