@@ -105,6 +105,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             CREATE UNIQUE INDEX alerts_by_key ON alerts (tenant, idempotency_key)
                 WHERE idempotency_key IS NOT NULL;
             CREATE INDEX alerts_by_tenant ON alerts (tenant, seq);
+            -- The same index, covering QueryEvents by name (user ids for distinct
+            -- users): bench/results/reads.md has its ingest cost and what it saves.
+            DROP INDEX events_by_name_ts;
+            CREATE INDEX events_by_name_ts_user ON events (tenant, event_name, ts, user_id);
             CREATE TABLE eventwire_meta (
                 key   TEXT PRIMARY KEY,
                 value BLOB NOT NULL
