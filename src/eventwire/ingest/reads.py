@@ -212,8 +212,9 @@ class AlertFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def _on_change(self, kind: Kind) -> None:
-        if kind == "alerts":
+    def _on_change(self, kind: Kind, xid: int) -> None:
+        # head (W, 0) holds every alert of transactions older than W.
+        if kind == "alerts" and (not xid or xid >= self.head.xid):
             self._wake.set()
 
     async def _run(self) -> None:
@@ -313,7 +314,7 @@ class ReadService:
         self._events.fire()
         await self._feed.close()
 
-    def _on_change(self, kind: Kind) -> None:
+    def _on_change(self, kind: Kind, xid: int) -> None:
         if kind == "events":
             self._events.fire()
 

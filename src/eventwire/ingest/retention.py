@@ -17,16 +17,13 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from eventwire.ingest.service import now_ms
 from eventwire.store.base import Kind, Store, StoreError
 
 log = logging.getLogger("eventwire.retention")
 
 MIN_PAUSE: Final = 0.005
 """Seconds between two chunks at least: a commit waiting behind one always gets in."""
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Retention:
@@ -37,7 +34,7 @@ class Retention:
         *,
         chunk: int = 1000,
         interval: float = 60.0,
-        clock: Callable[[], int] = _now_ms,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         """``keep_ms``: how long each kind is kept; kinds missing or 0 are kept forever."""
         self._store = store

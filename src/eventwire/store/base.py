@@ -224,6 +224,11 @@ class Store(Protocol):
     async def cursor_key(self) -> bytes:
         """A random secret kept in the database, the same for every replica."""
 
-    def subscribe(self, callback: Callable[[Kind], None]) -> None:
-        """Call ``callback`` (on the event loop) whenever rows of a kind may have
-        committed, by this process or another replica. Spurious calls are fine."""
+    def subscribe(self, callback: Callable[[Kind, int], None]) -> None:
+        """Call ``callback(kind, xid)`` (on the event loop) whenever rows of a kind may
+        have committed, by this process or another replica. Spurious calls are fine.
+
+        ``xid``: the committing transaction's id when known (PostgreSQL's
+        notifications carry it), so a reader already past it can skip the call;
+        0 when unknown.
+        """

@@ -194,6 +194,9 @@ _POSITION_ROW: Final = "(xid, seq) > (%s::text::xid8, %s)"
 _PURGE_LOCK: Final = 0x6576_656E_7470_7267  # "eventprg": one purger at a time
 _CURSOR_KEY: Final = "cursor_key"
 _LISTEN_RETRY: Final = 1.0
+# The payload is the writer's xid: a reader already past it skips the wake-up
+# (this replica's readers were woken by the commit itself, before the notification).
+_NOTIFY: Final = "SELECT pg_notify(%s, pg_current_xact_id()::text)"
 
 
 class PostgresStore:
@@ -261,7 +264,7 @@ class PostgresStore:
         )
         # Operations abandoned after their timeout, still cancelling in the background.
         self._abandoned: set[asyncio.Task[Any]] = set()
-        self._subscribers: list[Callable[[Kind], None]] = []
+        self._subscribers: list[Callable[[Kind, int], None]] = []
         self._listener: asyncio.Task[None] | None = None
         self._cursor_key = b""
 
@@ -386,11 +389,11 @@ class PostgresStore:
                     counts = await self._insert_events(conn, unique.values(), single=single)
                 for group, count in counts:
                     inserted[group] = count
-                await conn.execute("NOTIFY eventwire_events")
+                await conn.execute(_NOTIFY, ("eventwire_events",))
             tracking_ids = await self._insert_alerts(conn, alerts) if alerts else []
             if alerts:
                 # Delivered to listeners at COMMIT, and only if it commits.
-                await conn.execute("NOTIFY eventwire_alerts")
+                await conn.execute(_NOTIFY, ("eventwire_alerts",))
         return CommitResult(inserted, tracking_ids)
 
     @staticmethod
@@ -504,68 +507,25 @@ class PostgresStore:
     # -- reads in commit order (see the module docstring) ---------------------------
 
     async def read_alerts(self, after: Position, where: AlertFilter, limit: int) -> AlertPage:
-        conditions: list[sql.Composable] = [sql.SQL(_POSITION_ROW)]
-        params: list[Any] = [after.xid, after.seq]
-        for column, value in (
-            ("tenant", where.tenant),
-            ("device_id", where.device_id or None),
-            ("alert_type", where.alert_type or None),
-        ):
-            if value is not None:
-                conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
-                params.append(value)
-        if where.min_severity:
-            conditions.append(sql.SQL("severity >= %s"))
-            params.append(where.min_severity)
-        _time_range(conditions, params, where.start, where.end)
-        rows, watermark, pending = await self._page(
-            "alerts", _ALERT_COLUMNS, conditions, params, limit
-        )
+        rows, watermark, pending = await self._page(*alert_page_query(after, where, limit))
         page = [StoredAlert(Position(r[0], r[1]), AlertRow(*r[2:])) for r in rows]
         return AlertPage(page, _through(after, page, limit, watermark), pending)
 
     async def read_events(
         self, after: Position, tenant: str, query: EventQuery, limit: int
     ) -> EventPage:
-        conditions: list[sql.Composable] = [sql.SQL(_POSITION_ROW), sql.SQL("tenant = %s")]
-        params: list[Any] = [after.xid, after.seq, tenant]
-        if query.event_name:
-            conditions.append(sql.SQL("event_name = %s"))
-            params.append(query.event_name)
-        _time_range(conditions, params, query.start, query.end)
-        columns = "tenant, event_id, event_name, user_id, ts, received_at, properties::text"
-        rows, watermark, pending = await self._page("events", columns, conditions, params, limit)
+        rows, watermark, pending = await self._page(*event_page_query(after, tenant, query, limit))
         page = [StoredEvent(Position(r[0], r[1]), EventRow(*r[2:])) for r in rows]
         return EventPage(page, _through(after, page, limit, watermark), pending)
 
     async def _page(
-        self,
-        table: str,
-        columns: str,
-        conditions: list[sql.Composable],
-        params: list[Any],
-        limit: int,
+        self, statement: sql.Composed, params: list[Any]
     ) -> tuple[list[tuple[Any, ...]], int, bool]:
         """Final rows, the watermark, and whether later rows already wait: one snapshot."""
-        # One statement, so one snapshot: its xmin decides which rows are final.
-        statement = sql.SQL(
-            "WITH w AS MATERIALIZED ("
-            " SELECT x, EXISTS (SELECT 1 FROM {table} WHERE xid >= x) AS pending"
-            " FROM (SELECT {watermark} AS x) s)"
-            " SELECT w.x::text::int8, w.pending, r.* FROM w LEFT JOIN LATERAL ("
-            " SELECT xid::text::int8, seq, {columns} FROM {table}"
-            " WHERE {conditions} AND xid < w.x ORDER BY xid, seq LIMIT %s"
-            ") r ON true"
-        ).format(
-            watermark=sql.SQL(_WATERMARK),
-            columns=sql.SQL(columns),
-            table=sql.Identifier(table),
-            conditions=sql.SQL(" AND ").join(conditions),
-        )
 
         async def run() -> tuple[list[tuple[Any, ...]], int, bool]:
             async with self._pool.connection() as conn:
-                cur = await conn.execute(statement, [*params, limit])
+                cur = await conn.execute(statement, params)
                 rows = await cur.fetchall()
             watermark, pending = int(rows[0][0]), bool(rows[0][1])
             return [r[2:] for r in rows if r[2] is not None], watermark, pending
@@ -629,7 +589,7 @@ class PostgresStore:
     async def purge(self, kind: Kind, received_before: int, limit: int) -> int:
         table = sql.Identifier(kind)
         oldest = sql.SQL(
-            "SELECT xid::text::int8, seq, received_at FROM {table}"
+            "SELECT xid::text::int8 AS position_xid, seq, received_at FROM {table}"
             " WHERE xid < {watermark} ORDER BY xid, seq LIMIT %s"
         ).format(table=table, watermark=sql.SQL(_WATERMARK))
         delete = sql.SQL("DELETE FROM {table} WHERE (xid, seq) <= (%s::text::xid8, %s)").format(
@@ -681,16 +641,16 @@ class PostgresStore:
 
     # -- change notifications -----------------------------------------------------------
 
-    def subscribe(self, callback: Callable[[Kind], None]) -> None:
+    def subscribe(self, callback: Callable[[Kind, int], None]) -> None:
         self._subscribers.append(callback)
         if self._listener is None:
             self._listener = asyncio.get_running_loop().create_task(
                 self._listen(), name="eventwire-pg-listener"
             )
 
-    def _publish(self, kind: Kind) -> None:
+    def _publish(self, kind: Kind, xid: int = 0) -> None:
         for callback in self._subscribers:
-            callback(kind)
+            callback(kind, xid)
 
     async def _listen(self) -> None:
         """Hold a LISTEN connection of its own; reconnect whenever it breaks."""
@@ -711,7 +671,8 @@ class PostgresStore:
                     async for note in conn.notifies():
                         changed = _KINDS.get(note.channel)
                         if changed is not None:
-                            self._publish(changed)
+                            xid = int(note.payload) if note.payload.isdigit() else 0
+                            self._publish(changed, xid)
             except (psycopg.Error, OSError) as exc:
                 log.warning("LISTEN connection lost: %s", self._redact(str(exc)))
                 await asyncio.sleep(_LISTEN_RETRY)
@@ -785,6 +746,64 @@ class PostgresStore:
             text = text.replace(self._password, "***")
         text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
         return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
+
+
+def alert_page_query(
+    after: Position, where: AlertFilter, limit: int
+) -> tuple[sql.Composed, list[Any]]:
+    """The statement and parameters of :meth:`PostgresStore.read_alerts`."""
+    conditions: list[sql.Composable] = [sql.SQL(_POSITION_ROW)]
+    params: list[Any] = [after.xid, after.seq]
+    for column, value in (
+        ("tenant", where.tenant),
+        ("device_id", where.device_id or None),
+        ("alert_type", where.alert_type or None),
+    ):
+        if value is not None:
+            conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+            params.append(value)
+    if where.min_severity:
+        conditions.append(sql.SQL("severity >= %s"))
+        params.append(where.min_severity)
+    _time_range(conditions, params, where.start, where.end)
+    return _page_statement("alerts", _ALERT_COLUMNS, conditions), [*params, limit]
+
+
+def event_page_query(
+    after: Position, tenant: str, query: EventQuery, limit: int
+) -> tuple[sql.Composed, list[Any]]:
+    """The statement and parameters of :meth:`PostgresStore.read_events`."""
+    # concat(): the same comparison, but no index on tenant or event_name can
+    # serve it, so the planner walks events_by_position in order. Taking
+    # events_by_name_ts and sorting would re-read every matching row per page.
+    conditions: list[sql.Composable] = [sql.SQL(_POSITION_ROW), sql.SQL("concat(tenant) = %s")]
+    params: list[Any] = [after.xid, after.seq, tenant]
+    if query.event_name:
+        conditions.append(sql.SQL("concat(event_name) = %s"))
+        params.append(query.event_name)
+    _time_range(conditions, params, query.start, query.end)
+    columns = "tenant, event_id, event_name, user_id, ts, received_at, properties::text"
+    return _page_statement("events", columns, conditions), [*params, limit]
+
+
+def _page_statement(table: str, columns: str, conditions: list[sql.Composable]) -> sql.Composed:
+    # One statement, so one snapshot: its xmin decides which rows are final.
+    return sql.SQL(
+        "WITH w AS MATERIALIZED ("
+        " SELECT x, EXISTS (SELECT 1 FROM {table} WHERE xid >= x) AS pending"
+        " FROM (SELECT {watermark} AS x) s)"
+        " SELECT w.x::text::int8, w.pending, r.* FROM w LEFT JOIN LATERAL ("
+        # Aliased: ORDER BY xid would otherwise name the int8 output column
+        # and sort every row instead of walking the (xid, seq) index.
+        " SELECT xid::text::int8 AS position_xid, seq, {columns} FROM {table}"
+        " WHERE {conditions} AND xid < w.x ORDER BY xid, seq LIMIT %s"
+        ") r ON true"
+    ).format(
+        watermark=sql.SQL(_WATERMARK),
+        columns=sql.SQL(columns),
+        table=sql.Identifier(table),
+        conditions=sql.SQL(" AND ").join(conditions),
+    )
 
 
 def _time_range(conditions: list[sql.Composable], params: list[Any], start: int, end: int) -> None:

@@ -84,7 +84,7 @@ class SQLiteStore:
         self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="eventwire-sqlite-reader")
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        self._subscribers: list[Callable[[Kind], None]] = []
+        self._subscribers: list[Callable[[Kind, int], None]] = []
         self._cursor_key = b""
 
     def __repr__(self) -> str:
@@ -161,12 +161,12 @@ class SQLiteStore:
             self._publish("events")
         return result
 
-    def subscribe(self, callback: Callable[[Kind], None]) -> None:
+    def subscribe(self, callback: Callable[[Kind, int], None]) -> None:
         self._subscribers.append(callback)
 
     def _publish(self, kind: Kind) -> None:
         for callback in self._subscribers:
-            callback(kind)
+            callback(kind, 0)
 
     def _commit(
         self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]

@@ -100,6 +100,23 @@ def test_every_seed_element_is_unchanged(tmp_path: Path) -> None:
     assert checked == 4 + 2 + 2 + 3 + 2 + 1  # every seed field and method was compared
 
 
+async def run_client(script: str, modules: Path, address: str) -> str:
+    """Run ``script`` with the generated ``modules`` against ``address``; its stdout."""
+    # A separate process: generated modules would clash with ours in one descriptor pool.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        str(modules),
+        address,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return out.decode().strip()
+
+
 SEED_CLIENT = textwrap.dedent(
     """
     import sys
@@ -133,19 +150,7 @@ async def test_a_client_generated_from_the_seeds_works_unchanged(
     tmp_path: Path, server: Server
 ) -> None:
     compile_seeds(tmp_path)
-    # A separate process: the seeds' modules would clash with ours in one descriptor pool.
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        SEED_CLIENT,
-        str(tmp_path),
-        server.address,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    tracking_id = out.decode().strip()
+    tracking_id = await run_client(SEED_CLIENT, tmp_path, server.address)
 
     async with grpc.aio.insecure_channel(server.address) as ch:
         analytics = analytics_pb2_grpc.AnalyticsServiceStub(ch)
@@ -240,15 +245,4 @@ async def test_a_client_generated_from_the_contract_uses_every_read_rpc(
     tmp_path: Path, server: Server
 ) -> None:
     compile_contract(tmp_path)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        READS_CLIENT,
-        str(tmp_path),
-        server.address,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    assert out.decode().strip() == "ok"
+    assert await run_client(READS_CLIENT, tmp_path, server.address) == "ok"
