@@ -151,6 +151,16 @@ class ServerConfig:
         10.0, "seconds a new connection gets to finish its TLS and HTTP/2 handshake"
     )
     max_connections: int = _opt(0, "open gRPC connections accepted at once (0: no limit)")
+    # -- retention: see docs/reading.md -------------------------------------------
+    retention: str = _opt(
+        "", "how long events and alerts are kept, e.g. 30d, 12h, 90m, 45s (empty: forever)"
+    )
+    events_retention: str = _opt("", "how long events are kept (empty: --retention)")
+    alerts_retention: str = _opt("", "how long alerts are kept (empty: --retention)")
+    retention_chunk: int = _opt(
+        1000, "most rows one retention delete removes, each chunk its own short transaction"
+    )
+    retention_interval: float = _opt(60.0, "seconds between two retention passes")
 
     def __post_init__(self) -> None:
         _check_address("address", self.address, optional=False)
@@ -158,13 +168,7 @@ class ServerConfig:
         _check_address("metrics_address", self.metrics_address, optional=True)
         if not self.store.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError(f"store must be a sqlite:/// or postgresql:// URL, got {self.store!r}")
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-                raise ValueError(f"{f.name} must not be negative, got {value}")
-            choices = f.metadata.get("choices")
-            if choices and value not in choices:
-                raise ValueError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
+        _check_fields(self)
         if self.max_batch_events < 1 or self.max_pending_events < self.max_batch_events:
             raise ValueError("need 1 <= max_batch_events <= max_pending_events")
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -178,6 +182,40 @@ class ServerConfig:
                 raise ValueError(f"{name} must be positive")
         if self.max_concurrent_streams < 1 or self.max_metadata_bytes < 1024:
             raise ValueError("need max_concurrent_streams >= 1 and max_metadata_bytes >= 1024")
+        for name in ("retention", "events_retention", "alerts_retention"):
+            parse_duration(name, getattr(self, name))
+        if self.retention_chunk < 1 or self.retention_interval <= 0:
+            raise ValueError("need retention_chunk >= 1 and retention_interval > 0")
+
+    def retention_ms(self, kind: str) -> int:
+        """How long rows of ``kind`` ("events" or "alerts") are kept, in ms; 0: forever."""
+        own = self.events_retention if kind == "events" else self.alerts_retention
+        return parse_duration(f"{kind}_retention", own or self.retention)
+
+
+_DURATION_UNITS: Final = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_duration(name: str, text: str) -> int:
+    """``30d``, ``12h``, ``90m`` or ``45s`` in milliseconds; empty or ``0`` is 0 (forever)."""
+    value = text.strip().lower()
+    if value in ("", "0"):
+        return 0
+    number, unit = value[:-1], value[-1:]
+    if unit not in _DURATION_UNITS or not number.isdigit() or int(number) == 0:
+        raise ValueError(f"{name} must be a positive whole number of s, m, h or d, got {text!r}")
+    return int(number) * _DURATION_UNITS[unit]
+
+
+def _check_fields(config: ServerConfig) -> None:
+    """Each field on its own: no negative numbers, choices respected."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise ValueError(f"{f.name} must not be negative, got {value}")
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise ValueError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _check_address(name: str, value: str, *, optional: bool) -> None:

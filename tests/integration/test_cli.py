@@ -76,3 +76,80 @@ async def test_bad_property_syntax_is_a_usage_error() -> None:
     code, _, err = await cli("track", "x", "-p", "novalue")
     assert code == 2
     assert "KEY=VALUE" in err
+
+
+async def test_alerts_list_and_watch_and_events_query_and_export(server: Server) -> None:
+    target = ("--target", server.address)
+    for n in range(3):
+        code, _, err = await cli("alert", f"dev-{n}", "heat", *target)
+        assert code == EXIT_OK, err
+    code, out, _ = await cli("alerts", "list", "--json", "--page-size", "2", *target)
+    assert code == EXIT_OK
+    listed = [json.loads(line) for line in out.splitlines()]
+    assert [a["deviceId"] for a in listed] == ["dev-0", "dev-1", "dev-2"]
+    code, out, _ = await cli("alerts", "list", "--device", "dev-1", *target)
+    assert code == EXIT_OK
+    assert len(out.splitlines()) == 1
+    assert "dev-1  heat" in out
+    assert "cursor=" in out  # bound to this filter, so not the unfiltered one
+
+    # A watch resumed after the first alert prints the others, then new ones live.
+    watch = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "eventwire",
+        "alerts",
+        "watch",
+        "--json",
+        "--after",
+        listed[0]["cursor"],
+        *target,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert watch.stdout is not None
+    try:
+        seen = [json.loads(await watch.stdout.readline()) for _ in range(2)]
+        assert [a["deviceId"] for a in seen] == ["dev-1", "dev-2"]
+        code, _, _ = await cli("alert", "dev-live", "heat", *target)
+        assert code == EXIT_OK
+        live = json.loads(await watch.stdout.readline())
+        assert live["deviceId"] == "dev-live"
+    finally:
+        watch.kill()
+        await watch.wait()
+
+    for n in range(4):
+        code, _, _ = await cli(
+            "track",
+            "view" if n % 2 else "signup",
+            "--user",
+            f"u{n}",
+            "--timestamp",
+            str(1_749_945_600_000 + n),
+            *target,
+        )
+        assert code == EXIT_OK
+    code, out, _ = await cli(
+        "events", "query", "--bucket", "hour", "--group-by", "event_name", *target
+    )
+    assert code == EXIT_OK
+    assert out.splitlines() == [
+        "2025-06-15T00:00:00.000Z\tsignup\t2\t2",
+        "2025-06-15T00:00:00.000Z\tview\t2\t2",
+    ]
+    code, out, _ = await cli("events", "export", *target)
+    assert code == EXIT_OK
+    exported = [json.loads(line) for line in out.splitlines()]
+    assert [e["event"]["userId"] for e in exported] == ["u0", "u1", "u2", "u3"]
+    code, out, _ = await cli("events", "export", "--after", exported[1]["cursor"], *target)
+    assert [json.loads(line)["event"]["userId"] for line in out.splitlines()] == ["u2", "u3"]
+
+
+async def test_read_commands_name_bad_input(server: Server) -> None:
+    code, _, err = await cli("events", "query", "--group-by", "colour", "--target", server.address)
+    assert code == EXIT_REFUSED
+    assert "INVALID_ARGUMENT" in err
+    assert "group_by:" in err
+    code, _, err = await cli("alerts", "watch", "--after", "junk", "--target", server.address)
+    assert code == EXIT_REFUSED
+    assert "after:" in err

@@ -10,6 +10,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -20,6 +21,30 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _Bucket:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BucketEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Bucket.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BUCKET_NONE: _Bucket.ValueType  # 0
+    """One row per group, with bucket_start = 0."""
+    BUCKET_MINUTE: _Bucket.ValueType  # 1
+    BUCKET_HOUR: _Bucket.ValueType  # 2
+    BUCKET_DAY: _Bucket.ValueType  # 3
+
+class Bucket(_Bucket, metaclass=_BucketEnumTypeWrapper):
+    """Additive. The size of QueryEvents' time buckets. Buckets are UTC and aligned
+    to their size (a BUCKET_HOUR starts on the hour).
+    """
+
+BUCKET_NONE: Bucket.ValueType  # 0
+"""One row per group, with bucket_start = 0."""
+BUCKET_MINUTE: Bucket.ValueType  # 1
+BUCKET_HOUR: Bucket.ValueType  # 2
+BUCKET_DAY: Bucket.ValueType  # 3
+Global___Bucket: _TypeAlias = Bucket  # noqa: Y015
 
 @_typing.final
 class TrackEventRequest(_message.Message):
@@ -324,3 +349,168 @@ class IngestAck(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IngestAck: _TypeAlias = IngestAck  # noqa: Y015
+
+@_typing.final
+class QueryEventsRequest(_message.Message):
+    """Additive. Exact counts of stored events, per time bucket and group."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_NAME_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    BUCKET_FIELD_NUMBER: _builtins.int
+    GROUP_BY_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    event_name: _builtins.str
+    """Only events with this name; empty = every name."""
+    start: _builtins.int
+    """Inclusive lower bound on the event timestamp, epoch milliseconds; 0 = none."""
+    end: _builtins.int
+    """Exclusive upper bound on the event timestamp, epoch milliseconds; 0 = none.
+    When both are set, start must be less than end.
+    """
+    bucket: Global___Bucket.ValueType
+    group_by: _builtins.str
+    """Empty (one group ""), "event_name", "user_id" or "properties.<key>"
+    (events without the key fall in the group "").
+    """
+    limit: _builtins.int
+    """Most rows returned; 0 means 1000, at most 10000. Rows are ordered by
+    bucket_start, then count (largest first), then group.
+    """
+    def __init__(
+        self,
+        *,
+        event_name: _builtins.str = ...,
+        start: _builtins.int = ...,
+        end: _builtins.int = ...,
+        bucket: Global___Bucket.ValueType = ...,
+        group_by: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "end", b"end", "event_name", b"event_name", "group_by", b"group_by", "limit", b"limit", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueryEventsRequest: _TypeAlias = QueryEventsRequest  # noqa: Y015
+
+@_typing.final
+class QueryEventsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___EventAggregate]: ...
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___EventAggregate] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueryEventsResponse: _TypeAlias = QueryEventsResponse  # noqa: Y015
+
+@_typing.final
+class EventAggregate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUCKET_START_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    DISTINCT_USERS_FIELD_NUMBER: _builtins.int
+    bucket_start: _builtins.int
+    """Epoch milliseconds at which the bucket starts; 0 with BUCKET_NONE."""
+    group: _builtins.str
+    count: _builtins.int
+    distinct_users: _builtins.int
+    """Distinct non-empty user_id values."""
+    def __init__(
+        self,
+        *,
+        bucket_start: _builtins.int = ...,
+        group: _builtins.str = ...,
+        count: _builtins.int = ...,
+        distinct_users: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket_start", b"bucket_start", "count", b"count", "distinct_users", b"distinct_users", "group", b"group"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventAggregate: _TypeAlias = EventAggregate  # noqa: Y015
+
+@_typing.final
+class ExportEventsRequest(_message.Message):
+    """Additive. Every stored event of the range, exactly once, in commit order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_NAME_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
+    FOLLOW_FIELD_NUMBER: _builtins.int
+    event_name: _builtins.str
+    """Only events with this name; empty = every name."""
+    start: _builtins.int
+    """Inclusive lower bound on the event timestamp, epoch milliseconds; 0 = none."""
+    end: _builtins.int
+    """Exclusive upper bound on the event timestamp, epoch milliseconds; 0 = none."""
+    after: _builtins.str
+    """Resume right after this ExportedEvent.cursor (same filter, same tenant)."""
+    follow: _builtins.bool
+    """Keep the stream open and send events as they commit."""
+    def __init__(
+        self,
+        *,
+        event_name: _builtins.str = ...,
+        start: _builtins.int = ...,
+        end: _builtins.int = ...,
+        after: _builtins.str = ...,
+        follow: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "end", b"end", "event_name", b"event_name", "follow", b"follow", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportEventsRequest: _TypeAlias = ExportEventsRequest  # noqa: Y015
+
+@_typing.final
+class ExportedEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """Opaque position in commit order; see ExportEventsRequest.after."""
+    received_at: _builtins.int
+    """Epoch milliseconds at which the server received the event."""
+    @_builtins.property
+    def event(self) -> Global___TrackEventRequest:
+        """The stored event; event_id is always filled."""
+
+    def __init__(
+        self,
+        *,
+        event: Global___TrackEventRequest | None = ...,
+        cursor: _builtins.str = ...,
+        received_at: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "event", b"event", "received_at", b"received_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportedEvent: _TypeAlias = ExportedEvent  # noqa: Y015

@@ -59,6 +59,16 @@ class AnalyticsServiceStub:
                 request_serializer=analytics__pb2.EventBatch.SerializeToString,
                 response_deserializer=analytics__pb2.IngestAck.FromString,
                 _registered_method=True)
+        self.QueryEvents = channel.unary_unary(
+                '/analytics.AnalyticsService/QueryEvents',
+                request_serializer=analytics__pb2.QueryEventsRequest.SerializeToString,
+                response_deserializer=analytics__pb2.QueryEventsResponse.FromString,
+                _registered_method=True)
+        self.ExportEvents = channel.unary_stream(
+                '/analytics.AnalyticsService/ExportEvents',
+                request_serializer=analytics__pb2.ExportEventsRequest.SerializeToString,
+                response_deserializer=analytics__pb2.ExportedEvent.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServiceServicer:
@@ -102,6 +112,21 @@ class AnalyticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QueryEvents(self, request, context):
+        """Additive. Needs the read scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportEvents(self, request, context):
+        """Additive. Needs the read scope. Without follow the stream ends after the
+        last stored event; with follow it stays open and tails new commits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalyticsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -129,6 +154,16 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.TrackEvents,
                     request_deserializer=analytics__pb2.EventBatch.FromString,
                     response_serializer=analytics__pb2.IngestAck.SerializeToString,
+            ),
+            'QueryEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryEvents,
+                    request_deserializer=analytics__pb2.QueryEventsRequest.FromString,
+                    response_serializer=analytics__pb2.QueryEventsResponse.SerializeToString,
+            ),
+            'ExportEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportEvents,
+                    request_deserializer=analytics__pb2.ExportEventsRequest.FromString,
+                    response_serializer=analytics__pb2.ExportedEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +301,60 @@ class AnalyticsService:
             '/analytics.AnalyticsService/TrackEvents',
             analytics__pb2.EventBatch.SerializeToString,
             analytics__pb2.IngestAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/analytics.AnalyticsService/QueryEvents',
+            analytics__pb2.QueryEventsRequest.SerializeToString,
+            analytics__pb2.QueryEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/analytics.AnalyticsService/ExportEvents',
+            analytics__pb2.ExportEventsRequest.SerializeToString,
+            analytics__pb2.ExportedEvent.FromString,
             options,
             channel_credentials,
             insecure,

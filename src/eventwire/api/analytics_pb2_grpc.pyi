@@ -49,6 +49,12 @@ class AnalyticsServiceStub:
     """
     TrackEvents: _grpc.UnaryUnaryMultiCallable[_analytics_pb2.EventBatch, _analytics_pb2.IngestAck]
     """Additive. One batch, acknowledged once committed."""
+    QueryEvents: _grpc.UnaryUnaryMultiCallable[_analytics_pb2.QueryEventsRequest, _analytics_pb2.QueryEventsResponse]
+    """Additive. Needs the read scope."""
+    ExportEvents: _grpc.UnaryStreamMultiCallable[_analytics_pb2.ExportEventsRequest, _analytics_pb2.ExportedEvent]
+    """Additive. Needs the read scope. Without follow the stream ends after the
+    last stored event; with follow it stays open and tails new commits.
+    """
 
 @_typing.type_check_only
 class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
@@ -68,6 +74,12 @@ class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
     """
     TrackEvents: _aio.UnaryUnaryMultiCallable[_analytics_pb2.EventBatch, _analytics_pb2.IngestAck]  # type: ignore[assignment]
     """Additive. One batch, acknowledged once committed."""
+    QueryEvents: _aio.UnaryUnaryMultiCallable[_analytics_pb2.QueryEventsRequest, _analytics_pb2.QueryEventsResponse]  # type: ignore[assignment]
+    """Additive. Needs the read scope."""
+    ExportEvents: _aio.UnaryStreamMultiCallable[_analytics_pb2.ExportEventsRequest, _analytics_pb2.ExportedEvent]  # type: ignore[assignment]
+    """Additive. Needs the read scope. Without follow the stream ends after the
+    last stored event; with follow it stays open and tails new commits.
+    """
 
 class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -114,5 +126,23 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_analytics_pb2.IngestAck, _abc.Awaitable[_analytics_pb2.IngestAck]]:
         """Additive. One batch, acknowledged once committed."""
+
+    @_abc_1.abstractmethod
+    def QueryEvents(
+        self,
+        request: _analytics_pb2.QueryEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_pb2.QueryEventsResponse, _abc.Awaitable[_analytics_pb2.QueryEventsResponse]]:
+        """Additive. Needs the read scope."""
+
+    @_abc_1.abstractmethod
+    def ExportEvents(
+        self,
+        request: _analytics_pb2.ExportEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_analytics_pb2.ExportedEvent], _abc.AsyncIterator[_analytics_pb2.ExportedEvent]]:
+        """Additive. Needs the read scope. Without follow the stream ends after the
+        last stored event; with follow it stays open and tails new commits.
+        """
 
 def add_AnalyticsServiceServicer_to_server(servicer: AnalyticsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -6,8 +6,11 @@ the original design are a wire contract: they are never renumbered, retyped
 or renamed. Everything marked "Additive" was added later with a new number.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,14 +22,59 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Severity:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SeverityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Severity.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SEVERITY_UNSPECIFIED: _Severity.ValueType  # 0
+    SEVERITY_INFO: _Severity.ValueType  # 1
+    SEVERITY_WARNING: _Severity.ValueType  # 2
+    SEVERITY_CRITICAL: _Severity.ValueType  # 3
+
+class Severity(_Severity, metaclass=_SeverityEnumTypeWrapper):
+    """Additive. How urgent an alert is; WatchAlerts and ListAlerts can filter on
+    a minimum.
+    """
+
+SEVERITY_UNSPECIFIED: Severity.ValueType  # 0
+SEVERITY_INFO: Severity.ValueType  # 1
+SEVERITY_WARNING: Severity.ValueType  # 2
+SEVERITY_CRITICAL: Severity.ValueType  # 3
+Global___Severity: _TypeAlias = Severity  # noqa: Y015
+
 @_typing.final
 class AlertRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class AttributesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     DEVICE_ID_FIELD_NUMBER: _builtins.int
     ALERT_TYPE_FIELD_NUMBER: _builtins.int
     TIMESTAMP_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
     device_id: _builtins.str
     """Required. 1 to 256 characters, not blank, no invisible character
     (the rules of analytics.TrackEventRequest.event_name).
@@ -52,6 +100,16 @@ class AlertRequest(_message.Message):
     characters): a retried request with the same key is acknowledged with the
     tracking_id of the first, and stores nothing new.
     """
+    severity: Global___Severity.ValueType
+    """Additive. One of the Severity values (unknown numbers are refused)."""
+    message: _builtins.str
+    """Additive. Free text for people, at most 4096 characters."""
+    @_builtins.property
+    def attributes(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Additive. At most 64 entries; keys 1 to 128 characters, values at most
+        1024 characters.
+        """
+
     def __init__(
         self,
         *,
@@ -59,10 +117,13 @@ class AlertRequest(_message.Message):
         alert_type: _builtins.str = ...,
         timestamp: _builtins.int = ...,
         idempotency_key: _builtins.str = ...,
+        severity: Global___Severity.ValueType = ...,
+        message: _builtins.str = ...,
+        attributes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_type", b"alert_type", "device_id", b"device_id", "idempotency_key", b"idempotency_key", "timestamp", b"timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_type", b"alert_type", "attributes", b"attributes", "device_id", b"device_id", "idempotency_key", b"idempotency_key", "message", b"message", "severity", b"severity", "timestamp", b"timestamp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -119,11 +180,35 @@ class Alert(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class AttributesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TRACKING_ID_FIELD_NUMBER: _builtins.int
     DEVICE_ID_FIELD_NUMBER: _builtins.int
     ALERT_TYPE_FIELD_NUMBER: _builtins.int
     TIMESTAMP_FIELD_NUMBER: _builtins.int
     RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
     tracking_id: _builtins.str
     device_id: _builtins.str
     alert_type: _builtins.str
@@ -133,6 +218,20 @@ class Alert(_message.Message):
     """
     received_at: _builtins.int
     """Epoch milliseconds at which the server received the alert."""
+    severity: Global___Severity.ValueType
+    """Additive."""
+    message: _builtins.str
+    """Additive."""
+    cursor: _builtins.str
+    """Additive. Opaque: the alert's position in commit order. Pass it as
+    WatchAlertsRequest.after to resume right after this alert. It is bound to
+    the caller's tenant and to the filter (device_id, alert_type, min_severity)
+    of the call that returned it; another tenant or filter gets INVALID_ARGUMENT.
+    """
+    @_builtins.property
+    def attributes(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Additive."""
+
     def __init__(
         self,
         *,
@@ -141,11 +240,126 @@ class Alert(_message.Message):
         alert_type: _builtins.str = ...,
         timestamp: _builtins.int = ...,
         received_at: _builtins.int = ...,
+        severity: Global___Severity.ValueType = ...,
+        message: _builtins.str = ...,
+        attributes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        cursor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_type", b"alert_type", "device_id", b"device_id", "received_at", b"received_at", "timestamp", b"timestamp", "tracking_id", b"tracking_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_type", b"alert_type", "attributes", b"attributes", "cursor", b"cursor", "device_id", b"device_id", "message", b"message", "received_at", b"received_at", "severity", b"severity", "timestamp", b"timestamp", "tracking_id", b"tracking_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Alert: _TypeAlias = Alert  # noqa: Y015
+
+@_typing.final
+class ListAlertsRequest(_message.Message):
+    """Additive. Stored alerts in commit order, oldest first, a page at a time.
+    Empty or zero filters match everything.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    ALERT_TYPE_FIELD_NUMBER: _builtins.int
+    MIN_SEVERITY_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    device_id: _builtins.str
+    alert_type: _builtins.str
+    min_severity: Global___Severity.ValueType
+    """Alerts of at least this severity; SEVERITY_UNSPECIFIED matches all."""
+    start: _builtins.int
+    """Inclusive lower bound on Alert.timestamp, epoch milliseconds; 0 = none."""
+    end: _builtins.int
+    """Exclusive upper bound on Alert.timestamp, epoch milliseconds; 0 = none."""
+    page_size: _builtins.int
+    """0 means 100; at most 1000."""
+    page_token: _builtins.str
+    """next_page_token of the previous page, with the same filter; empty = first page."""
+    def __init__(
+        self,
+        *,
+        device_id: _builtins.str = ...,
+        alert_type: _builtins.str = ...,
+        min_severity: Global___Severity.ValueType = ...,
+        start: _builtins.int = ...,
+        end: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_type", b"alert_type", "device_id", b"device_id", "end", b"end", "min_severity", b"min_severity", "page_size", b"page_size", "page_token", b"page_token", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAlertsRequest: _TypeAlias = ListAlertsRequest  # noqa: Y015
+
+@_typing.final
+class ListAlertsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Alert]: ...
+    def __init__(
+        self,
+        *,
+        alerts: _abc.Iterable[Global___Alert] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAlertsResponse: _TypeAlias = ListAlertsResponse  # noqa: Y015
+
+@_typing.final
+class WatchAlertsRequest(_message.Message):
+    """Additive. A live stream of alerts as they commit, each exactly once, in
+    commit order (also across replicas on one PostgreSQL).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    ALERT_TYPE_FIELD_NUMBER: _builtins.int
+    MIN_SEVERITY_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
+    FROM_START_FIELD_NUMBER: _builtins.int
+    device_id: _builtins.str
+    alert_type: _builtins.str
+    min_severity: Global___Severity.ValueType
+    after: _builtins.str
+    """Resume right after this Alert.cursor. A cursor older than retention gets
+    OUT_OF_RANGE naming the oldest position still stored.
+    """
+    from_start: _builtins.bool
+    """With an empty `after`: true starts at the oldest stored alert, false
+    (default) at alerts committed from now on.
+    """
+    def __init__(
+        self,
+        *,
+        device_id: _builtins.str = ...,
+        alert_type: _builtins.str = ...,
+        min_severity: Global___Severity.ValueType = ...,
+        after: _builtins.str = ...,
+        from_start: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "alert_type", b"alert_type", "device_id", b"device_id", "from_start", b"from_start", "min_severity", b"min_severity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchAlertsRequest: _TypeAlias = WatchAlertsRequest  # noqa: Y015

@@ -44,6 +44,16 @@ class TelemetryServiceStub:
                 request_serializer=telemetry__pb2.GetAlertRequest.SerializeToString,
                 response_deserializer=telemetry__pb2.Alert.FromString,
                 _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/telemetry.TelemetryService/ListAlerts',
+                request_serializer=telemetry__pb2.ListAlertsRequest.SerializeToString,
+                response_deserializer=telemetry__pb2.ListAlertsResponse.FromString,
+                _registered_method=True)
+        self.WatchAlerts = channel.unary_stream(
+                '/telemetry.TelemetryService/WatchAlerts',
+                request_serializer=telemetry__pb2.WatchAlertsRequest.SerializeToString,
+                response_deserializer=telemetry__pb2.Alert.FromString,
+                _registered_method=True)
 
 
 class TelemetryServiceServicer:
@@ -62,6 +72,22 @@ class TelemetryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAlerts(self, request, context):
+        """Additive. Needs the read scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchAlerts(self, request, context):
+        """Additive. Needs the read scope. The stream stays open until the client
+        cancels it or the server drains (then UNAVAILABLE: resume from the last
+        cursor, on any replica).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TelemetryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +99,16 @@ def add_TelemetryServiceServicer_to_server(servicer, server):
             'GetAlert': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAlert,
                     request_deserializer=telemetry__pb2.GetAlertRequest.FromString,
+                    response_serializer=telemetry__pb2.Alert.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=telemetry__pb2.ListAlertsRequest.FromString,
+                    response_serializer=telemetry__pb2.ListAlertsResponse.SerializeToString,
+            ),
+            'WatchAlerts': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAlerts,
+                    request_deserializer=telemetry__pb2.WatchAlertsRequest.FromString,
                     response_serializer=telemetry__pb2.Alert.SerializeToString,
             ),
     }
@@ -129,6 +165,60 @@ class TelemetryService:
             target,
             '/telemetry.TelemetryService/GetAlert',
             telemetry__pb2.GetAlertRequest.SerializeToString,
+            telemetry__pb2.Alert.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/telemetry.TelemetryService/ListAlerts',
+            telemetry__pb2.ListAlertsRequest.SerializeToString,
+            telemetry__pb2.ListAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/telemetry.TelemetryService/WatchAlerts',
+            telemetry__pb2.WatchAlertsRequest.SerializeToString,
             telemetry__pb2.Alert.FromString,
             options,
             channel_credentials,

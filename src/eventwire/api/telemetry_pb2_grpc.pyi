@@ -37,6 +37,13 @@ class TelemetryServiceStub:
     ReportAlert: _grpc.UnaryUnaryMultiCallable[_telemetry_pb2.AlertRequest, _telemetry_pb2.AlertResponse]
     GetAlert: _grpc.UnaryUnaryMultiCallable[_telemetry_pb2.GetAlertRequest, _telemetry_pb2.Alert]
     """Additive. NOT_FOUND for an unknown tracking_id."""
+    ListAlerts: _grpc.UnaryUnaryMultiCallable[_telemetry_pb2.ListAlertsRequest, _telemetry_pb2.ListAlertsResponse]
+    """Additive. Needs the read scope."""
+    WatchAlerts: _grpc.UnaryStreamMultiCallable[_telemetry_pb2.WatchAlertsRequest, _telemetry_pb2.Alert]
+    """Additive. Needs the read scope. The stream stays open until the client
+    cancels it or the server drains (then UNAVAILABLE: resume from the last
+    cursor, on any replica).
+    """
 
 @_typing.type_check_only
 class TelemetryServiceAsyncStub(TelemetryServiceStub):
@@ -44,6 +51,13 @@ class TelemetryServiceAsyncStub(TelemetryServiceStub):
     ReportAlert: _aio.UnaryUnaryMultiCallable[_telemetry_pb2.AlertRequest, _telemetry_pb2.AlertResponse]  # type: ignore[assignment]
     GetAlert: _aio.UnaryUnaryMultiCallable[_telemetry_pb2.GetAlertRequest, _telemetry_pb2.Alert]  # type: ignore[assignment]
     """Additive. NOT_FOUND for an unknown tracking_id."""
+    ListAlerts: _aio.UnaryUnaryMultiCallable[_telemetry_pb2.ListAlertsRequest, _telemetry_pb2.ListAlertsResponse]  # type: ignore[assignment]
+    """Additive. Needs the read scope."""
+    WatchAlerts: _aio.UnaryStreamMultiCallable[_telemetry_pb2.WatchAlertsRequest, _telemetry_pb2.Alert]  # type: ignore[assignment]
+    """Additive. Needs the read scope. The stream stays open until the client
+    cancels it or the server drains (then UNAVAILABLE: resume from the last
+    cursor, on any replica).
+    """
 
 class TelemetryServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -60,5 +74,24 @@ class TelemetryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_telemetry_pb2.Alert, _abc.Awaitable[_telemetry_pb2.Alert]]:
         """Additive. NOT_FOUND for an unknown tracking_id."""
+
+    @_abc_1.abstractmethod
+    def ListAlerts(
+        self,
+        request: _telemetry_pb2.ListAlertsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_telemetry_pb2.ListAlertsResponse, _abc.Awaitable[_telemetry_pb2.ListAlertsResponse]]:
+        """Additive. Needs the read scope."""
+
+    @_abc_1.abstractmethod
+    def WatchAlerts(
+        self,
+        request: _telemetry_pb2.WatchAlertsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_telemetry_pb2.Alert], _abc.AsyncIterator[_telemetry_pb2.Alert]]:
+        """Additive. Needs the read scope. The stream stays open until the client
+        cancels it or the server drains (then UNAVAILABLE: resume from the last
+        cursor, on any replica).
+        """
 
 def add_TelemetryServiceServicer_to_server(servicer: TelemetryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

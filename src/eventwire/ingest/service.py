@@ -24,6 +24,8 @@ from eventwire._ids import random_id, uuid7
 from eventwire._loops import run_on
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.ingest.pipeline import IngestPipeline
+from eventwire.ingest.read_checks import validate_alert_details
+from eventwire.ingest.reads import alert_message
 from eventwire.ingest.validation import (
     DEFAULT_LIMITS,
     MIN_TIMESTAMP_MS,
@@ -220,7 +222,7 @@ class IngestService:
         self, req: telemetry_pb2.AlertRequest, tenant: str
     ) -> telemetry_pb2.AlertResponse:
         received = self._clock()
-        violations = validate_alert(req, received, self.limits)
+        violations = validate_alert(req, received, self.limits) + validate_alert_details(req)
         if violations:
             raise InvalidArgument(violations)
         row = AlertRow(
@@ -231,6 +233,9 @@ class IngestService:
             timestamp_ms(req.timestamp) if req.timestamp else received,
             received,
             req.idempotency_key or None,
+            req.severity,
+            req.message,
+            orjson.dumps(dict(req.attributes)).decode() if req.attributes else "{}",
         )
         tracking_id = await self._core(self._pipeline.add_alert(row))
         return telemetry_pb2.AlertResponse(acknowledged=True, tracking_id=tracking_id)
@@ -244,13 +249,7 @@ class IngestService:
         row = await self._core(_read(self._store.get_alert(tenant, req.tracking_id)))
         if row is None:
             raise NotFound(f"no alert with tracking_id {req.tracking_id!r}")
-        return telemetry_pb2.Alert(
-            tracking_id=row.tracking_id,
-            device_id=row.device_id,
-            alert_type=row.alert_type,
-            timestamp=row.timestamp,
-            received_at=row.received_at,
-        )
+        return alert_message(row)
 
 
 def _row(

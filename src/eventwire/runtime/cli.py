@@ -122,7 +122,69 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     count.add_argument("--user", default="", help="only events of this user")
     count.add_argument("--start", type=int, default=0, help="from this epoch ms (inclusive)")
     count.add_argument("--end", type=int, default=0, help="until this epoch ms (exclusive)")
+    _add_read_commands(sub, client)
     return parser
+
+
+def _severity(text: str) -> int:
+    from eventwire.api import telemetry_pb2
+
+    name = "SEVERITY_" + text.upper().removeprefix("SEVERITY_")
+    if text.isdigit():
+        return int(text)
+    if name in telemetry_pb2.Severity.DESCRIPTOR.values_by_name:
+        return telemetry_pb2.Severity.Value(name)
+    raise argparse.ArgumentTypeError(f"expected info, warning, critical or a number, not {text!r}")
+
+
+def _add_read_commands(sub: Any, client: argparse.ArgumentParser) -> None:
+    """``alerts list|watch`` and ``events query|export``; output is NDJSON with --json."""
+    span = argparse.ArgumentParser(add_help=False)
+    span.add_argument("--start", type=int, default=0, help="from this epoch ms (inclusive)")
+    span.add_argument("--end", type=int, default=0, help="until this epoch ms (exclusive)")
+    alert_filter = argparse.ArgumentParser(add_help=False)
+    alert_filter.add_argument("--device", default="", help="only alerts of this device")
+    alert_filter.add_argument("--type", default="", help="only alerts of this type")
+    alert_filter.add_argument(
+        "--min-severity", type=_severity, default=0, help="info, warning or critical"
+    )
+
+    alerts = sub.add_parser("alerts", help="list or watch stored alerts")
+    alert_commands = alerts.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = alert_commands.add_parser(
+        "list", parents=[client, alert_filter, span], help="stored alerts, oldest first"
+    )
+    listing.add_argument("--page-size", type=int, default=100, help="alerts per request")
+    listing.add_argument("--limit", type=int, default=0, help="stop after this many (0: all)")
+    watch = alert_commands.add_parser(
+        "watch",
+        parents=[client, alert_filter],
+        help="alerts as they commit; reconnects and resumes on its own until interrupted",
+    )
+    watch.add_argument("--after", default="", help="resume after this cursor")
+    watch.add_argument("--from-start", action="store_true", help="begin at the oldest alert")
+
+    events = sub.add_parser("events", help="query or export stored events")
+    event_commands = events.add_subparsers(dest="action", required=True, metavar="ACTION")
+    query = event_commands.add_parser(
+        "query", parents=[client, span], help="exact counts per time bucket and group"
+    )
+    query.add_argument("--event", default="", help="only events with this name")
+    query.add_argument(
+        "--bucket", choices=("none", "minute", "hour", "day"), default="none", help="UTC buckets"
+    )
+    query.add_argument(
+        "--group-by", default="", help="event_name, user_id or properties.KEY (default: none)"
+    )
+    query.add_argument("--limit", type=int, default=0, help="most rows (0: the server's 1000)")
+    export = event_commands.add_parser(
+        "export", parents=[client, span], help="every stored event once, as NDJSON on stdout"
+    )
+    export.add_argument("--event", default="", help="only events with this name")
+    export.add_argument("--after", default="", help="resume after this cursor")
+    export.add_argument(
+        "--follow", action="store_true", help="keep going: print new events as they commit"
+    )
 
 
 def _channel(args: argparse.Namespace) -> grpc.Channel:
@@ -222,6 +284,143 @@ def _run_client(args: argparse.Namespace) -> int:
     return _call(args, rpc)
 
 
+def _iso(ms: int) -> str:
+    import datetime
+
+    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _print_alert(alert: Any, *, as_json: bool) -> None:
+    if as_json:
+        print(json_format.MessageToJson(alert, indent=None), flush=True)
+        return
+    from eventwire.api import telemetry_pb2
+
+    severity = telemetry_pb2.Severity.Name(alert.severity).removeprefix("SEVERITY_")
+    message = f"  {alert.message!r}" if alert.message else ""
+    print(
+        f"{_iso(alert.timestamp)}  {severity:<11}  {alert.device_id}  {alert.alert_type}"
+        f"{message}  {alert.tracking_id}  cursor={alert.cursor}",
+        flush=True,
+    )
+
+
+def _run_reads(args: argparse.Namespace) -> int:
+    """``alerts list|watch`` and ``events query|export``: streams print as they arrive."""
+    from eventwire.api import analytics_pb2_grpc, telemetry_pb2_grpc
+
+    md = (("authorization", f"Bearer {args.token}"),) if args.token else None
+    try:
+        channel = _channel(args)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    commands: dict[tuple[str, str], Callable[[argparse.Namespace, Any, Any], int]] = {
+        ("alerts", "list"): _list_alerts,
+        ("alerts", "watch"): _watch,
+        ("events", "query"): _query_events,
+        ("events", "export"): _export_events,
+    }
+    with channel:
+        stub: Any = (
+            telemetry_pb2_grpc.TelemetryServiceStub(channel)
+            if args.command == "alerts"
+            else analytics_pb2_grpc.AnalyticsServiceStub(channel)
+        )
+        try:
+            return commands[args.command, args.action](args, stub, md)
+        except grpc.RpcError as exc:
+            return _report(exc)
+
+
+def _list_alerts(args: argparse.Namespace, telemetry: Any, md: Any) -> int:
+    from eventwire.api import telemetry_pb2
+
+    request = telemetry_pb2.ListAlertsRequest(
+        device_id=args.device,
+        alert_type=args.type,
+        min_severity=args.min_severity,
+        start=args.start,
+        end=args.end,
+        page_size=args.page_size,
+    )
+    shown = 0
+    while True:
+        page = telemetry.ListAlerts(request, timeout=args.timeout, metadata=md)
+        for alert in page.alerts:
+            if args.limit and shown >= args.limit:
+                return EXIT_OK
+            _print_alert(alert, as_json=args.json)
+            shown += 1
+        if not page.next_page_token:
+            return EXIT_OK
+        request.page_token = page.next_page_token
+
+
+def _query_events(args: argparse.Namespace, analytics: Any, md: Any) -> int:
+    from eventwire.api import analytics_pb2
+
+    reply = analytics.QueryEvents(
+        analytics_pb2.QueryEventsRequest(
+            event_name=args.event,
+            start=args.start,
+            end=args.end,
+            bucket=analytics_pb2.Bucket.Value(f"BUCKET_{args.bucket.upper()}"),
+            group_by=args.group_by,
+            limit=args.limit,
+        ),
+        timeout=args.timeout,
+        metadata=md,
+    )
+    for row in reply.rows:
+        if args.json:
+            print(json_format.MessageToJson(row, indent=None))
+        else:
+            start = _iso(row.bucket_start) if row.bucket_start else "all"
+            print(f"{start}\t{row.group}\t{row.count}\t{row.distinct_users}")
+    return EXIT_OK
+
+
+def _export_events(args: argparse.Namespace, analytics: Any, md: Any) -> int:
+    """NDJSON always, one ExportedEvent a line; no deadline (an export may be long)."""
+    from eventwire.api import analytics_pb2
+
+    request = analytics_pb2.ExportEventsRequest(
+        event_name=args.event, start=args.start, end=args.end, after=args.after, follow=args.follow
+    )
+    for event in analytics.ExportEvents(request, metadata=md):
+        print(json_format.MessageToJson(event, indent=None), flush=args.follow)
+    return EXIT_OK
+
+
+def _watch(args: argparse.Namespace, telemetry: Any, md: Any) -> int:
+    """Watch until interrupted; on UNAVAILABLE resume after the last cursor, with backoff."""
+    import time
+
+    from eventwire.api import telemetry_pb2
+
+    after, from_start, pause = args.after, args.from_start, 0.5
+    while True:
+        request = telemetry_pb2.WatchAlertsRequest(
+            device_id=args.device,
+            alert_type=args.type,
+            min_severity=args.min_severity,
+            after=after,
+            from_start=from_start and not after,
+        )
+        try:
+            for alert in telemetry.WatchAlerts(request, metadata=md):
+                _print_alert(alert, as_json=args.json)
+                after, pause = alert.cursor, 0.5
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            print(f"watch interrupted ({exc.details()}); resuming in {pause:g}s", file=sys.stderr)
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)
+
+
 def _hash_token(args: argparse.Namespace) -> int:
     from eventwire.security.auth import SCOPES, hash_token, new_token
 
@@ -304,6 +503,15 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         try:
             return top.run(args.target, args.interval, args.iterations)
         except KeyboardInterrupt:
+            return EXIT_OK
+    if args.command in ("alerts", "events"):
+        try:
+            return _run_reads(args)
+        except KeyboardInterrupt:
+            return EXIT_OK
+        except BrokenPipeError:
+            # The reader of stdout went away (| head): that is not an error.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT_OK
     return _run_client(args)
 

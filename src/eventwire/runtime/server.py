@@ -34,6 +34,8 @@ from eventwire.frontends.http import (
     uvicorn_tls_options,
 )
 from eventwire.ingest.pipeline import IngestPipeline
+from eventwire.ingest.reads import ReadService
+from eventwire.ingest.retention import Retention
 from eventwire.ingest.service import IngestService
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import TRACER_NAME, tracer_provider
@@ -98,6 +100,13 @@ class Server:
             tracer=self._tracer,
         )
         self._grpc: grpc.aio.Server | None = None
+        self._reads: ReadService | None = None
+        self.retention = Retention(
+            self.store,
+            {"events": config.retention_ms("events"), "alerts": config.retention_ms("alerts")},
+            chunk=config.retention_chunk,
+            interval=config.retention_interval,
+        )
         self._probe: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._lost = False
@@ -162,9 +171,12 @@ class Server:
         await self.store.open()
         self._pipeline.start()
         service = IngestService(self._pipeline, self.store, metrics=self.metrics)
+        self._reads = reads = await ReadService.start(self.store)
+        self.retention.start()
         server, self.port = build_grpc_server(
             self.config,
             service,
+            reads,
             health_servicer=self._health,
             metrics=self.metrics,
             tracer=self._tracer,
@@ -179,6 +191,7 @@ class Server:
             await self._gateway.start(
                 GatewayApp(
                     service,
+                    reads=reads,
                     ready=lambda: self._serving and not self._draining,
                     max_body_bytes=self.config.http_max_body_bytes,
                     auth=self.auth,
@@ -236,6 +249,12 @@ class Server:
         for task in (self._probe, self._watchdog):
             if task is not None:
                 task.cancel()
+        # Streams that never end by themselves (watch, export with follow) end
+        # now with UNAVAILABLE, so that their clients resume on another replica
+        # instead of holding the drain for the whole grace period.
+        if self._reads is not None:
+            await self._reads.close()
+        await self.retention.close()
         # Both front doors drain at once: each refuses new work and lets what is
         # in flight finish, then the pipeline commits everything they queued.
         drains = []

@@ -3,25 +3,45 @@
 from __future__ import annotations
 
 from eventwire.store.base import (
+    ORIGIN,
+    Aggregate,
+    AlertFilter,
+    AlertPage,
     AlertRow,
     CommitResult,
+    EventAggregation,
+    EventPage,
     EventQuery,
     EventRow,
+    Kind,
+    Position,
     Store,
+    StoredAlert,
+    StoredEvent,
     StoreError,
     StoreGone,
     StoreUnavailable,
 )
 
 __all__ = [
+    "ORIGIN",
+    "Aggregate",
+    "AlertFilter",
+    "AlertPage",
     "AlertRow",
     "CommitResult",
+    "EventAggregation",
+    "EventPage",
     "EventQuery",
     "EventRow",
+    "Kind",
+    "Position",
     "Store",
     "StoreError",
     "StoreGone",
     "StoreUnavailable",
+    "StoredAlert",
+    "StoredEvent",
     "open_store",
 ]
 

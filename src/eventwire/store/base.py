@@ -8,8 +8,9 @@ caller learns per request what was new and what was a duplicate.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal, NamedTuple, Protocol
 
 
 class EventRow(NamedTuple):
@@ -37,6 +38,101 @@ class AlertRow(NamedTuple):
     timestamp: int
     received_at: int
     idempotency_key: str | None
+    severity: int = 0
+    message: str = ""
+    attributes: str = "{}"
+    """The attributes map as a JSON object."""
+
+
+class Position(NamedTuple):
+    """A row's place in commit order; positions compare as tuples.
+
+    SQLite: ``(0, rowid)``, its single writer makes rowid order commit order.
+    PostgreSQL: ``(xid, seq)``, the writing transaction's id (xid8) and the
+    row's sequence number; see :mod:`eventwire.store.postgres` for why a
+    sequence alone is not commit order there.
+    """
+
+    xid: int
+    seq: int
+
+
+ORIGIN: Final = Position(0, 0)
+"""Before every row."""
+
+Kind = Literal["alerts", "events"]
+
+
+class AlertFilter(NamedTuple):
+    """Which alerts a read returns; empty strings and zeros match everything."""
+
+    tenant: str | None
+    """None: every tenant (the process-wide live feed)."""
+    device_id: str = ""
+    alert_type: str = ""
+    min_severity: int = 0
+    start: int = 0
+    """Inclusive lower bound on ``timestamp`` (ms); 0 = unbounded."""
+    end: int = 0
+    """Exclusive upper bound on ``timestamp`` (ms); 0 = unbounded."""
+
+    def matches(self, row: AlertRow) -> bool:
+        return (
+            (self.tenant is None or row.tenant == self.tenant)
+            and (not self.device_id or row.device_id == self.device_id)
+            and (not self.alert_type or row.alert_type == self.alert_type)
+            and row.severity >= self.min_severity
+            and (not self.start or row.timestamp >= self.start)
+            and (not self.end or row.timestamp < self.end)
+        )
+
+
+class StoredAlert(NamedTuple):
+    position: Position
+    row: AlertRow
+
+
+class StoredEvent(NamedTuple):
+    position: Position
+    row: EventRow
+
+
+class AlertPage(NamedTuple):
+    rows: list[StoredAlert]
+    through: Position
+    """Every matching alert up to this position is in ``rows`` (or in an earlier
+    page); reading on from here misses nothing and repeats nothing."""
+    pending: bool = False
+    """Committed rows exist past ``through`` that are not final yet (they wait
+    for an older transaction): read again shortly, no notification may come."""
+
+
+class EventPage(NamedTuple):
+    rows: list[StoredEvent]
+    through: Position
+    """As :attr:`AlertPage.through`."""
+    pending: bool = False
+
+
+class EventAggregation(NamedTuple):
+    """A QueryEvents question, already validated by the service layer."""
+
+    event_name: str
+    start: int
+    end: int
+    bucket_ms: int
+    """0: one bucket for the whole range."""
+    group_by: str
+    """``""``, ``event_name``, ``user_id`` or ``properties.<key>``."""
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    bucket_start: int
+    group: str
+    count: int
+    distinct_users: int
 
 
 class EventQuery(NamedTuple):
@@ -104,4 +200,50 @@ class Store(Protocol):
 
         Called every second or so while serving, so it must cost next to nothing:
         no transaction, no round trip (SQLite: three metadata syscalls).
+        """
+
+    # -- reads in commit order (see docs/reading.md) -------------------------------
+
+    async def read_alerts(self, after: Position, where: AlertFilter, limit: int) -> AlertPage:
+        """Up to ``limit`` matching alerts after ``after``, in commit order.
+
+        Only alerts whose place in commit order is final are returned: no alert
+        can commit later at a position before the page's ``through``.
+        """
+
+    async def read_events(
+        self, after: Position, tenant: str, query: EventQuery, limit: int
+    ) -> EventPage:
+        """As :meth:`read_alerts`, for events (``query.user_id`` is ignored)."""
+
+    async def head(self, kind: Kind) -> Position:
+        """The position up to which every row of ``kind`` is final, now."""
+
+    async def tail(self, kind: Kind) -> Position:
+        """A position past every row of ``kind`` committed so far (some may not be final)."""
+
+    async def aggregate_events(self, tenant: str, query: EventAggregation) -> list[Aggregate]: ...
+
+    async def purge(self, kind: Kind, received_before: int, limit: int) -> int:
+        """Delete at most ``limit`` of the oldest rows (in commit order) received
+        before ``received_before`` (ms), in one short transaction; how many went.
+
+        Deletion stops at the first row not yet expired, so what is left is
+        always a suffix in commit order and :meth:`retained_after` says where it
+        starts.
+        """
+
+    async def retained_after(self, kind: Kind) -> Position:
+        """Rows up to this position may have been purged; those after it are kept."""
+
+    async def cursor_key(self) -> bytes:
+        """A random secret kept in the database, the same for every replica."""
+
+    def subscribe(self, callback: Callable[[Kind, int], None]) -> None:
+        """Call ``callback(kind, xid)`` (on the event loop) whenever rows of a kind may
+        have committed, by this process or another replica. Spurious calls are fine.
+
+        ``xid``: the committing transaction's id when known (PostgreSQL's
+        notifications carry it), so a reader already past it can skip the call;
+        0 when unknown.
         """

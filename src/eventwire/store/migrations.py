@@ -71,4 +71,74 @@ MIGRATIONS: tuple[Migration, ...] = (
                 WHERE idempotency_key IS NOT NULL;
         """,
     ),
+    # Reads in commit order, alert details, retention (docs/reading.md).
+    # SQLite: alerts are rebuilt with an AUTOINCREMENT rowid, so a position is
+    # never handed out twice even after retention empties the table (events
+    # keep their rowid; the purge always spares the newest event instead, which
+    # has the same effect without slowing every insert). PostgreSQL: every row
+    # records its writing transaction (xid8): positions are (xid, seq). The
+    # default is STABLE, so adding the column rewrites nothing: existing rows
+    # read the migration's own transaction id.
+    Migration(
+        version=2,
+        sqlite="""
+            CREATE TABLE alerts_v2 (
+                seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+                tracking_id     TEXT    NOT NULL UNIQUE,
+                tenant          TEXT    NOT NULL,
+                device_id       TEXT    NOT NULL,
+                alert_type      TEXT    NOT NULL,
+                ts              INTEGER NOT NULL,
+                received_at     INTEGER NOT NULL,
+                idempotency_key TEXT,
+                severity        INTEGER NOT NULL DEFAULT 0,
+                message         TEXT    NOT NULL DEFAULT '',
+                attributes      TEXT    NOT NULL DEFAULT '{}'
+            );
+            INSERT INTO alerts_v2 (tracking_id, tenant, device_id, alert_type, ts, received_at,
+                                   idempotency_key)
+                SELECT tracking_id, tenant, device_id, alert_type, ts, received_at,
+                       idempotency_key
+                FROM alerts ORDER BY rowid;
+            DROP TABLE alerts;
+            ALTER TABLE alerts_v2 RENAME TO alerts;
+            CREATE UNIQUE INDEX alerts_by_key ON alerts (tenant, idempotency_key)
+                WHERE idempotency_key IS NOT NULL;
+            CREATE INDEX alerts_by_tenant ON alerts (tenant, seq);
+            -- The same index, covering QueryEvents by name (user ids for distinct
+            -- users): bench/results/reads.md has its ingest cost and what it saves.
+            DROP INDEX events_by_name_ts;
+            CREATE INDEX events_by_name_ts_user ON events (tenant, event_name, ts, user_id);
+            CREATE TABLE eventwire_meta (
+                key   TEXT PRIMARY KEY,
+                value BLOB NOT NULL
+            );
+            CREATE TABLE eventwire_retention (
+                kind TEXT    PRIMARY KEY,
+                xid  INTEGER NOT NULL,
+                seq  INTEGER NOT NULL
+            );
+        """,
+        postgres="""
+            ALTER TABLE alerts
+                ADD COLUMN severity   int4  NOT NULL DEFAULT 0,
+                ADD COLUMN message    text  NOT NULL DEFAULT '',
+                ADD COLUMN attributes jsonb NOT NULL DEFAULT '{}',
+                ADD COLUMN xid        xid8  NOT NULL DEFAULT pg_current_xact_id(),
+                ADD COLUMN seq        bigserial;
+            CREATE INDEX alerts_by_position ON alerts (xid, seq);
+            CREATE INDEX alerts_by_tenant ON alerts (tenant, xid, seq);
+            ALTER TABLE events ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+            CREATE INDEX events_by_position ON events (xid, seq);
+            CREATE TABLE eventwire_meta (
+                key   text  PRIMARY KEY,
+                value bytea NOT NULL
+            );
+            CREATE TABLE eventwire_retention (
+                kind text PRIMARY KEY,
+                xid  int8 NOT NULL,
+                seq  int8 NOT NULL
+            );
+        """,
+    ),
 )

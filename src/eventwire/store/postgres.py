@@ -22,6 +22,20 @@ and is then skipped. Rows are inserted in key order, so two replicas committing
 overlapping keys take their row locks in the same order and cannot deadlock
 (a deadlock or serialization failure is retried anyway).
 
+Reads in commit order (watching alerts, exporting events) cannot go by ``seq``:
+a sequence value is taken when a row is inserted, not when its transaction
+commits, so with several writers a row with a lower ``seq`` can become visible
+after a higher one was already read, and a reader resuming after that higher
+one would never see it. Every row therefore records the transaction that wrote
+it (``xid``, an xid8, which never wraps), and a position is ``(xid, seq)``. A
+read delivers only rows whose transaction is older than the oldest one still
+running (the snapshot's ``xmin``): those are all finished, and every
+transaction that commits later has an xid at least that large, so it lands
+after everything already delivered. Readers learn of new rows by LISTEN/NOTIFY
+(each commit notifies ``eventwire_alerts`` / ``eventwire_events``), from any
+replica. The price: while any transaction of the cluster is open, rows of
+younger ones wait for it; eventwire's own are bounded by ``command_timeout``.
+
 Nothing may hang an RPC: every operation (pool wait, connect, query) is bounded
 by ``command_timeout``. The server gets it as ``statement_timeout`` and cancels
 slow statements itself, cleanly; if it does not answer even that (half a second
@@ -43,8 +57,11 @@ server-side timeouts on the role instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import re
+import secrets
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final, Literal, TypeVar, cast
@@ -55,15 +72,27 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from eventwire.store.base import (
+    ORIGIN,
+    Aggregate,
+    AlertFilter,
+    AlertPage,
     AlertRow,
     CommitResult,
+    EventAggregation,
+    EventPage,
     EventQuery,
     EventRow,
+    Kind,
+    Position,
+    StoredAlert,
+    StoredEvent,
     StoreError,
     StoreGone,
     StoreUnavailable,
 )
 from eventwire.store.migrations import MIGRATIONS
+
+log = logging.getLogger("eventwire.store")
 
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[TupleRow]
@@ -138,10 +167,14 @@ _INSERT_MANY: Final = f"""
 
 _INSERT_ALERTS: Final = """
     INSERT INTO alerts (tracking_id, tenant, device_id, alert_type, ts, received_at,
-                        idempotency_key)
-    SELECT * FROM unnest(
-        %s::text[], %s::text[], %s::text[], %s::text[], %s::int8[], %s::int8[], %s::text[]
-    ) AS t (tracking_id, tenant, device_id, alert_type, ts, received_at, idempotency_key)
+                        idempotency_key, severity, message, attributes)
+    SELECT tracking_id, tenant, device_id, alert_type, ts, received_at, idempotency_key,
+           severity, message, attributes::jsonb
+    FROM unnest(
+        %s::text[], %s::text[], %s::text[], %s::text[], %s::int8[], %s::int8[], %s::text[],
+        %s::int4[], %s::text[], %s::text[]
+    ) AS t (tracking_id, tenant, device_id, alert_type, ts, received_at, idempotency_key,
+            severity, message, attributes)
     ORDER BY tenant COLLATE "C", idempotency_key COLLATE "C", tracking_id COLLATE "C"
     ON CONFLICT DO NOTHING
     RETURNING tracking_id
@@ -151,10 +184,24 @@ _ALERTS_BY_KEY: Final = """
     FROM alerts a JOIN unnest(%s::text[], %s::text[]) AS k (tenant, idempotency_key)
     USING (tenant, idempotency_key)
 """
-_ALERT_BY_ID: Final = """
-    SELECT tracking_id, tenant, device_id, alert_type, ts, received_at, idempotency_key
-    FROM alerts WHERE tenant = %s AND tracking_id = %s
-"""
+_ALERT_COLUMNS: Final = (
+    "tracking_id, tenant, device_id, alert_type, ts, received_at, idempotency_key,"
+    " severity, message, attributes::text"
+)
+_ALERT_BY_ID: Final = f"""
+    SELECT {_ALERT_COLUMNS} FROM alerts WHERE tenant = %s AND tracking_id = %s
+"""  # noqa: S608 - constant identifiers only
+_CHANNELS: Final[dict[Kind, str]] = {"alerts": "eventwire_alerts", "events": "eventwire_events"}
+_KINDS: Final[dict[str, Kind]] = {channel: kind for kind, channel in _CHANNELS.items()}
+# The oldest transaction still running: rows of older ones are final.
+_WATERMARK: Final = "pg_snapshot_xmin(pg_current_snapshot())"
+_POSITION_ROW: Final = "(xid, seq) > (%s::text::xid8, %s)"
+_PURGE_LOCK: Final = 0x6576_656E_7470_7267  # "eventprg": one purger at a time
+_CURSOR_KEY: Final = "cursor_key"
+_LISTEN_RETRY: Final = 1.0
+# The payload is the writer's xid: a reader already past it skips the wake-up
+# (this replica's readers were woken by the commit itself, before the notification).
+_NOTIFY: Final = "SELECT pg_notify(%s, pg_current_xact_id()::text)"
 
 
 class PostgresStore:
@@ -225,6 +272,9 @@ class PostgresStore:
         )
         # Operations abandoned after their timeout, still cancelling in the background.
         self._abandoned: set[asyncio.Task[Any]] = set()
+        self._subscribers: list[Callable[[Kind, int], None]] = []
+        self._listener: asyncio.Task[None] | None = None
+        self._cursor_key = b""
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._redact(self._url)!r}, write_method={self.write_method!r})"
@@ -239,6 +289,17 @@ class PostgresStore:
             try:
                 while await self._migrate_one(conn):
                     pass
+                await conn.execute(
+                    "INSERT INTO eventwire_meta (key, value) VALUES (%s, %s)"
+                    " ON CONFLICT (key) DO NOTHING",
+                    (_CURSOR_KEY, secrets.token_bytes(32)),
+                )
+                cur = await conn.execute(
+                    "SELECT value FROM eventwire_meta WHERE key = %s", (_CURSOR_KEY,)
+                )
+                row = await cur.fetchone()
+                assert row is not None  # noqa: S101 - inserted just above
+                self._cursor_key = bytes(row[0])
             finally:
                 await conn.close()
 
@@ -250,6 +311,11 @@ class PostgresStore:
             raise self._error(exc, "cannot fill the connection pool") from None
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         for task in list(self._abandoned):
             task.cancel()
         if self._abandoned:
@@ -303,11 +369,19 @@ class PostgresStore:
             return CommitResult([0] * len(events), [])
         for attempt in range(_DEADLOCK_RETRIES + 1):
             try:
-                return await self._bounded(lambda: self._commit(events, alerts))
+                result = await self._bounded(lambda: self._commit(events, alerts))
             except StoreUnavailable as exc:
                 retryable = isinstance(exc.__cause__, psycopg.errors.TransactionRollback)
                 if not retryable or attempt == _DEADLOCK_RETRIES:
                     raise
+                continue
+            # This replica's readers need not wait for the notification's round
+            # trip; other replicas' readers get that.
+            if alerts:
+                self._publish("alerts")
+            if any(events):
+                self._publish("events")
+            return result
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _commit(
@@ -332,7 +406,11 @@ class PostgresStore:
                     counts = await self._insert_events(conn, unique.values(), single=single)
                 for group, count in counts:
                     inserted[group] = count
+                await conn.execute(_NOTIFY, ("eventwire_events",))
             tracking_ids = await self._insert_alerts(conn, alerts) if alerts else []
+            if alerts:
+                # Delivered to listeners at COMMIT, and only if it commits.
+                await conn.execute(_NOTIFY, ("eventwire_alerts",))
         return CommitResult(inserted, tracking_ids)
 
     @staticmethod
@@ -443,6 +521,179 @@ class PostgresStore:
 
         return await self._bounded(run)
 
+    # -- reads in commit order (see the module docstring) ---------------------------
+
+    async def read_alerts(self, after: Position, where: AlertFilter, limit: int) -> AlertPage:
+        rows, watermark, pending = await self._page(*alert_page_query(after, where, limit))
+        page = [StoredAlert(Position(r[0], r[1]), AlertRow(*r[2:])) for r in rows]
+        return AlertPage(page, _through(after, page, limit, watermark), pending)
+
+    async def read_events(
+        self, after: Position, tenant: str, query: EventQuery, limit: int
+    ) -> EventPage:
+        rows, watermark, pending = await self._page(*event_page_query(after, tenant, query, limit))
+        page = [StoredEvent(Position(r[0], r[1]), EventRow(*r[2:])) for r in rows]
+        return EventPage(page, _through(after, page, limit, watermark), pending)
+
+    async def _page(
+        self, statement: sql.Composed, params: list[Any]
+    ) -> tuple[list[tuple[Any, ...]], int, bool]:
+        """Final rows, the watermark, and whether later rows already wait: one snapshot."""
+
+        async def run() -> tuple[list[tuple[Any, ...]], int, bool]:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(statement, params)
+                rows = await cur.fetchall()
+            watermark, pending = int(rows[0][0]), bool(rows[0][1])
+            return [r[2:] for r in rows if r[2] is not None], watermark, pending
+
+        return await self._bounded(run)
+
+    async def head(self, kind: Kind) -> Position:
+        return await self._snapshot_position(_WATERMARK)
+
+    async def tail(self, kind: Kind) -> Position:
+        # xmax: the first transaction id not yet handed out.
+        return await self._snapshot_position("pg_snapshot_xmax(pg_current_snapshot())")
+
+    async def _snapshot_position(self, expression: str) -> Position:
+        async def run() -> Position:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(f"SELECT {expression}::text::int8")
+                row = await cur.fetchone()
+            assert row is not None  # noqa: S101 - a SELECT without FROM has one row
+            return Position(int(row[0]), 0)
+
+        return await self._bounded(run)
+
+    async def aggregate_events(self, tenant: str, query: EventAggregation) -> list[Aggregate]:
+        params: list[Any] = []
+        if query.bucket_ms:
+            bucket = sql.SQL("(ts / %s) * %s")
+            params += [query.bucket_ms, query.bucket_ms]
+        else:
+            bucket = sql.SQL("0::int8")
+        if query.group_by in ("event_name", "user_id"):
+            group: sql.Composable = sql.Identifier(query.group_by)
+        elif query.group_by.startswith("properties."):
+            group = sql.SQL("coalesce(properties ->> %s, '')")
+            params.append(query.group_by.removeprefix("properties."))
+        else:
+            group = sql.SQL("''")
+        conditions: list[sql.Composable] = [sql.SQL("tenant = %s")]
+        params.append(tenant)
+        if query.event_name:
+            conditions.append(sql.SQL("event_name = %s"))
+            params.append(query.event_name)
+        _time_range(conditions, params, query.start, query.end)
+        statement = sql.SQL(
+            "SELECT {bucket} AS b, {group} AS g, count(*) AS n,"
+            " count(DISTINCT nullif(user_id, '')) FROM events WHERE {conditions}"
+            " GROUP BY b, g ORDER BY b, n DESC, g LIMIT %s"
+        ).format(bucket=bucket, group=group, conditions=sql.SQL(" AND ").join(conditions))
+        params.append(query.limit)
+
+        async def run() -> list[Aggregate]:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(statement, params)
+                rows = await cur.fetchall()
+            return [Aggregate(int(b), str(g), int(n), int(u)) for b, g, n, u in rows]
+
+        return await self._bounded(run)
+
+    # -- retention -------------------------------------------------------------------
+
+    async def purge(self, kind: Kind, received_before: int, limit: int) -> int:
+        table = sql.Identifier(kind)
+        oldest = sql.SQL(
+            "SELECT xid::text::int8 AS position_xid, seq, received_at FROM {table}"
+            " WHERE xid < {watermark} ORDER BY xid, seq LIMIT %s"
+        ).format(table=table, watermark=sql.SQL(_WATERMARK))
+        delete = sql.SQL("DELETE FROM {table} WHERE (xid, seq) <= (%s::text::xid8, %s)").format(
+            table=table
+        )
+
+        async def run() -> int:
+            async with self._pool.connection() as conn, conn.transaction():
+                cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_PURGE_LOCK,))
+                locked = await cur.fetchone()
+                if not locked or not locked[0]:
+                    return 0  # another replica is purging
+                cur = await conn.execute(oldest, (limit,))
+                end: Position | None = None
+                for xid, seq, received_at in await cur.fetchall():
+                    if received_at >= received_before:
+                        break
+                    end = Position(int(xid), int(seq))
+                if end is None:
+                    return 0
+                # Every row up to ``end`` is final (older than the watermark)
+                # and was among those just read: the deleted ones are a prefix.
+                cur = await conn.execute(delete, end)
+                deleted = cur.rowcount
+                await conn.execute(
+                    "INSERT INTO eventwire_retention (kind, xid, seq) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (kind) DO UPDATE SET xid = excluded.xid, seq = excluded.seq",
+                    (kind, *end),
+                )
+            return deleted
+
+        return await self._bounded(run)
+
+    async def retained_after(self, kind: Kind) -> Position:
+        async def run() -> Position:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT xid, seq FROM eventwire_retention WHERE kind = %s", (kind,)
+                )
+                row = await cur.fetchone()
+            return ORIGIN if row is None else Position(int(row[0]), int(row[1]))
+
+        return await self._bounded(run)
+
+    async def cursor_key(self) -> bytes:
+        if not self._cursor_key:
+            raise StoreUnavailable("store is not open")
+        return self._cursor_key
+
+    # -- change notifications -----------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[Kind, int], None]) -> None:
+        self._subscribers.append(callback)
+        if self._listener is None:
+            self._listener = asyncio.get_running_loop().create_task(
+                self._listen(), name="eventwire-pg-listener"
+            )
+
+    def _publish(self, kind: Kind, xid: int = 0) -> None:
+        for callback in self._subscribers:
+            callback(kind, xid)
+
+    async def _listen(self) -> None:
+        """Hold a LISTEN connection of its own; reconnect whenever it breaks."""
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            except (psycopg.Error, OSError) as exc:
+                log.warning("cannot LISTEN for new rows: %s", self._redact(str(exc)))
+                await asyncio.sleep(_LISTEN_RETRY)
+                continue
+            try:
+                async with conn:
+                    for channel in _CHANNELS.values():
+                        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    # Anything may have committed while no one listened.
+                    for kind in _CHANNELS:
+                        self._publish(kind)
+                    async for note in conn.notifies():
+                        changed = _KINDS.get(note.channel)
+                        if changed is not None:
+                            xid = int(note.payload) if note.payload.isdigit() else 0
+                            self._publish(changed, xid)
+            except (psycopg.Error, OSError) as exc:
+                log.warning("LISTEN connection lost: %s", self._redact(str(exc)))
+                await asyncio.sleep(_LISTEN_RETRY)
+
     async def check(self) -> None:
         async def run() -> None:
             async with self._pool.connection() as conn:
@@ -546,6 +797,83 @@ class PostgresStore:
             text = text.replace(self._password, "***")
         text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
         return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
+
+
+def alert_page_query(
+    after: Position, where: AlertFilter, limit: int
+) -> tuple[sql.Composed, list[Any]]:
+    """The statement and parameters of :meth:`PostgresStore.read_alerts`."""
+    conditions: list[sql.Composable] = [sql.SQL(_POSITION_ROW)]
+    params: list[Any] = [after.xid, after.seq]
+    for column, value in (
+        ("tenant", where.tenant),
+        ("device_id", where.device_id or None),
+        ("alert_type", where.alert_type or None),
+    ):
+        if value is not None:
+            conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+            params.append(value)
+    if where.min_severity:
+        conditions.append(sql.SQL("severity >= %s"))
+        params.append(where.min_severity)
+    _time_range(conditions, params, where.start, where.end)
+    return _page_statement("alerts", _ALERT_COLUMNS, conditions), [*params, limit]
+
+
+def event_page_query(
+    after: Position, tenant: str, query: EventQuery, limit: int
+) -> tuple[sql.Composed, list[Any]]:
+    """The statement and parameters of :meth:`PostgresStore.read_events`."""
+    # concat(): the same comparison, but no index on tenant or event_name can
+    # serve it, so the planner walks events_by_position in order. Taking
+    # events_by_name_ts and sorting would re-read every matching row per page.
+    conditions: list[sql.Composable] = [sql.SQL(_POSITION_ROW), sql.SQL("concat(tenant) = %s")]
+    params: list[Any] = [after.xid, after.seq, tenant]
+    if query.event_name:
+        conditions.append(sql.SQL("concat(event_name) = %s"))
+        params.append(query.event_name)
+    _time_range(conditions, params, query.start, query.end)
+    columns = "tenant, event_id, event_name, user_id, ts, received_at, properties::text"
+    return _page_statement("events", columns, conditions), [*params, limit]
+
+
+def _page_statement(table: str, columns: str, conditions: list[sql.Composable]) -> sql.Composed:
+    # One statement, so one snapshot: its xmin decides which rows are final.
+    return sql.SQL(
+        "WITH w AS MATERIALIZED ("
+        " SELECT x, EXISTS (SELECT 1 FROM {table} WHERE xid >= x) AS pending"
+        " FROM (SELECT {watermark} AS x) s)"
+        " SELECT w.x::text::int8, w.pending, r.* FROM w LEFT JOIN LATERAL ("
+        # Aliased: ORDER BY xid would otherwise name the int8 output column
+        # and sort every row instead of walking the (xid, seq) index.
+        " SELECT xid::text::int8 AS position_xid, seq, {columns} FROM {table}"
+        " WHERE {conditions} AND xid < w.x ORDER BY xid, seq LIMIT %s"
+        ") r ON true"
+    ).format(
+        watermark=sql.SQL(_WATERMARK),
+        columns=sql.SQL(columns),
+        table=sql.Identifier(table),
+        conditions=sql.SQL(" AND ").join(conditions),
+    )
+
+
+def _time_range(conditions: list[sql.Composable], params: list[Any], start: int, end: int) -> None:
+    if start:
+        conditions.append(sql.SQL("ts >= %s"))
+        params.append(start)
+    if end:
+        conditions.append(sql.SQL("ts < %s"))
+        params.append(end)
+
+
+def _through(
+    after: Position, page: Sequence[tuple[Position, object]], limit: int, watermark: int
+) -> Position:
+    """How far a page read from ``after`` settles: its last row when it is full,
+    else every transaction older than the watermark."""
+    if len(page) >= limit:
+        return page[-1][0]
+    return max(after, Position(watermark, 0))
 
 
 def _split_params(url: str) -> tuple[str, dict[str, str]]:

@@ -5,6 +5,10 @@ the ingest pipeline, so the event loop keeps decoding requests while SQLite
 writes and fsyncs. Reads use a second connection on another thread; WAL lets
 them run while a write is in progress.
 
+Reads in commit order need nothing special here: the one writer commits one
+transaction after another, so rowid order is commit order and a row a reader
+can see is final. Positions are ``(0, rowid)``.
+
 Durability is the ``synchronous`` pragma, a documented trade-off:
 
 * ``full`` (default): a commit survives power loss and OS crashes; one fsync of
@@ -41,18 +45,29 @@ import asyncio
 import fcntl
 import logging
 import os
+import secrets
 import sqlite3
 import struct
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from eventwire.store.base import (
+    ORIGIN,
+    Aggregate,
+    AlertFilter,
+    AlertPage,
     AlertRow,
     CommitResult,
+    EventAggregation,
+    EventPage,
     EventQuery,
     EventRow,
+    Kind,
+    Position,
+    StoredAlert,
+    StoredEvent,
     StoreError,
     StoreGone,
     StoreUnavailable,
@@ -88,15 +103,19 @@ _INSERT_EVENT: Final = (
     "INSERT INTO events (tenant, event_id, event_name, user_id, ts, received_at, properties)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
+_ALERT_COLUMNS: Final = (
+    "tracking_id, tenant, device_id, alert_type, ts, received_at, idempotency_key,"
+    " severity, message, attributes"
+)
 _INSERT_ALERT: Final = (
-    "INSERT INTO alerts (tracking_id, tenant, device_id, alert_type, ts, received_at,"
-    " idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    f"INSERT INTO alerts ({_ALERT_COLUMNS})"  # noqa: S608 - constant identifiers only
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 _ALERT_BY_KEY: Final = "SELECT tracking_id FROM alerts WHERE tenant = ? AND idempotency_key = ?"
-_ALERT_BY_ID: Final = (
-    "SELECT tracking_id, tenant, device_id, alert_type, ts, received_at, idempotency_key"
-    " FROM alerts WHERE tenant = ? AND tracking_id = ?"
-)
+_ALERT_BY_ID: Final = f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE tenant = ? AND tracking_id = ?"  # noqa: S608
+_EVENT_COLUMNS: Final = "tenant, event_id, event_name, user_id, ts, received_at, properties"
+_TABLES: Final[dict[Kind, str]] = {"alerts": "alerts", "events": "events"}
+_CURSOR_KEY: Final = "cursor_key"
 
 T = TypeVar("T")
 
@@ -169,6 +188,8 @@ class SQLiteStore:
         self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="eventwire-sqlite-reader")
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._subscribers: list[Callable[[Kind, int], None]] = []
+        self._cursor_key = b""
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r}, synchronous={self.synchronous!r})"
@@ -241,6 +262,13 @@ class SQLiteStore:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA mmap_size = 0")
             self._migrate(conn)
+            conn.execute(
+                "INSERT OR IGNORE INTO eventwire_meta (key, value) VALUES (?, ?)",
+                (_CURSOR_KEY, secrets.token_bytes(32)),
+            )
+            self._cursor_key = conn.execute(
+                "SELECT value FROM eventwire_meta WHERE key = ?", (_CURSOR_KEY,)
+            ).fetchone()[0]
             # The WAL index exists once a WAL database has been read.
             self._db_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
             self._shm_fd = os.open(f"{self.path}-shm", os.O_RDONLY | os.O_CLOEXEC)
@@ -282,7 +310,21 @@ class SQLiteStore:
     async def commit(
         self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
     ) -> CommitResult:
-        return await self._on(self._write_thread, self._commit, events, alerts)
+        result = await self._on(self._write_thread, self._commit, events, alerts)
+        # The single writer is the only source of new rows: waking readers
+        # right here is as early as they can see them.
+        if alerts:
+            self._publish("alerts")
+        if any(events):
+            self._publish("events")
+        return result
+
+    def subscribe(self, callback: Callable[[Kind, int], None]) -> None:
+        self._subscribers.append(callback)
+
+    def _publish(self, kind: Kind) -> None:
+        for callback in self._subscribers:
+            callback(kind, 0)
 
     def _commit(
         self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
@@ -341,6 +383,196 @@ class SQLiteStore:
             params.append(query.end)
         count: int = self._require(self._reader).execute(" ".join(sql), params).fetchone()[0]
         return count
+
+    # -- reads in commit order ------------------------------------------------------
+
+    async def read_alerts(self, after: Position, where: AlertFilter, limit: int) -> AlertPage:
+        return await self._on(self._read_thread, self._read_alerts, after, where, limit)
+
+    def _read_alerts(self, after: Position, where: AlertFilter, limit: int) -> AlertPage:
+        sql = [f"SELECT seq, {_ALERT_COLUMNS} FROM alerts WHERE seq > ?"]  # noqa: S608
+        params: list[str | int] = [after.seq]
+        if where.tenant is not None:
+            sql.append("AND tenant = ?")
+            params.append(where.tenant)
+        for column, value in (("device_id", where.device_id), ("alert_type", where.alert_type)):
+            if value:
+                sql.append(f"AND {column} = ?")
+                params.append(value)
+        if where.min_severity:
+            sql.append("AND severity >= ?")
+            params.append(where.min_severity)
+        _time_range(sql, params, where.start, where.end)
+        sql.append("ORDER BY seq LIMIT ?")
+        params.append(limit)
+        rows, last = self._page(" ".join(sql), params, "alerts")
+        page = [StoredAlert(Position(0, r[0]), AlertRow(*r[1:])) for r in rows]
+        return AlertPage(page, _through(after, page, limit, last))
+
+    async def read_events(
+        self, after: Position, tenant: str, query: EventQuery, limit: int
+    ) -> EventPage:
+        return await self._on(self._read_thread, self._read_events, after, tenant, query, limit)
+
+    def _read_events(
+        self, after: Position, tenant: str, query: EventQuery, limit: int
+    ) -> EventPage:
+        # NOT INDEXED: walk the rowid in order. With an event_name the planner
+        # would rather take events_by_name_ts and sort, which re-reads
+        # everything after the cursor for every page.
+        sql = [
+            f"SELECT seq, {_EVENT_COLUMNS} FROM events NOT INDEXED"  # noqa: S608
+            " WHERE seq > ? AND tenant = ?"
+        ]
+        params: list[str | int] = [after.seq, tenant]
+        if query.event_name:
+            sql.append("AND event_name = ?")
+            params.append(query.event_name)
+        _time_range(sql, params, query.start, query.end)
+        sql.append("ORDER BY seq LIMIT ?")
+        params.append(limit)
+        rows, last = self._page(" ".join(sql), params, "events")
+        page = [StoredEvent(Position(0, r[0]), EventRow(*r[1:])) for r in rows]
+        return EventPage(page, _through(after, page, limit, last))
+
+    def _page(
+        self, query: str, params: list[str | int], table: str
+    ) -> tuple[list[tuple[Any, ...]], int]:
+        """The rows of ``query`` and the table's last rowid, from one snapshot."""
+        conn = self._require(self._reader)
+        conn.execute("BEGIN")
+        try:
+            rows = conn.execute(query, params).fetchall()
+            last = conn.execute(f"SELECT max(seq) FROM {table}").fetchone()[0]  # noqa: S608
+        finally:
+            conn.execute("COMMIT")
+        return rows, last or 0
+
+    async def head(self, kind: Kind) -> Position:
+        return await self._on(self._read_thread, self._head, kind)
+
+    async def tail(self, kind: Kind) -> Position:
+        # Every committed row is final here.
+        return await self.head(kind)
+
+    def _head(self, kind: Kind) -> Position:
+        table = _TABLES[kind]
+        last = self._require(self._reader).execute(f"SELECT max(seq) FROM {table}").fetchone()[0]  # noqa: S608
+        return Position(0, last or 0)
+
+    async def aggregate_events(self, tenant: str, query: EventAggregation) -> list[Aggregate]:
+        return await self._on(self._read_thread, self._aggregate, tenant, query)
+
+    def _aggregate(self, tenant: str, query: EventAggregation) -> list[Aggregate]:
+        if query.group_by == "event_name" or (not query.group_by and query.event_name):
+            return self._aggregate_by_name(tenant, query)
+        params: list[str | int] = []
+        bucket = _bucket(query, params)
+        if query.group_by == "user_id":
+            group = "user_id"
+        elif query.group_by.startswith("properties."):
+            # json_each compares keys as they are; a JSON path would need the
+            # key quoted, and SQLite's path syntax cannot quote every key.
+            group = "coalesce((SELECT value FROM json_each(properties) WHERE key = ?), '')"
+            params.append(query.group_by.removeprefix("properties."))
+        else:
+            group = "''"
+        sql = [
+            f"SELECT {bucket} AS b, {group} AS g, count(*) AS n,"  # noqa: S608 - fixed fragments
+            " count(DISTINCT nullif(user_id, '')) FROM events WHERE tenant = ?"
+        ]
+        params.append(tenant)
+        if query.event_name:
+            sql.append("AND event_name = ?")
+            params.append(query.event_name)
+        _time_range(sql, params, query.start, query.end)
+        sql.append("GROUP BY b, g ORDER BY b, n DESC, g LIMIT ?")
+        params.append(query.limit)
+        rows = self._require(self._reader).execute(" ".join(sql), params).fetchall()
+        return [Aggregate(int(b), str(g), int(n), int(u)) for b, g, n, u in rows]
+
+    def _aggregate_by_name(self, tenant: str, query: EventAggregation) -> list[Aggregate]:
+        """One event name at a time, each a range of the covering index.
+
+        SQLite has no hash aggregate: grouping a million rows by (bucket,
+        name) sorts all of them (1.4 s for 1 M on the reference machine).
+        Per name, the index already holds the rows in time order with their
+        user ids, and each sort is a name's share (0.7 s in all).
+        """
+        conn = self._require(self._reader)
+        names = [query.event_name] if query.event_name else _event_names(conn, tenant)
+        out: list[Aggregate] = []
+        for name in names:
+            params: list[str | int] = []
+            bucket = _bucket(query, params)
+            sql = [
+                f"SELECT {bucket} AS b, count(*), count(DISTINCT nullif(user_id, ''))"  # noqa: S608 - fixed fragments
+                " FROM events INDEXED BY events_by_name_ts_user WHERE tenant = ? AND event_name = ?"
+            ]
+            params += [tenant, name]
+            _time_range(sql, params, query.start, query.end)
+            sql.append("GROUP BY b")
+            group = name if query.group_by else ""
+            out.extend(
+                Aggregate(int(b), group, int(n), int(u))
+                for b, n, u in conn.execute(" ".join(sql), params)
+            )
+        out.sort(key=lambda a: (a.bucket_start, -a.count, a.group))
+        return out[: query.limit]
+
+    # -- retention ------------------------------------------------------------------
+
+    async def purge(self, kind: Kind, received_before: int, limit: int) -> int:
+        return await self._on(self._write_thread, self._purge, kind, received_before, limit)
+
+    def _purge(self, kind: Kind, received_before: int, limit: int) -> int:
+        table = _TABLES[kind]
+        conn = self._require(self._writer)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            oldest = conn.execute(
+                f"SELECT seq, received_at FROM {table} ORDER BY seq LIMIT ?",  # noqa: S608
+                (limit,),
+            ).fetchall()
+            newest = conn.execute(f"SELECT max(seq) FROM {table}").fetchone()[0]  # noqa: S608
+            end = 0
+            for seq, received_at in oldest:
+                # Events spare their newest row: SQLite would hand out rowids
+                # again from 1 once the table is empty (alerts use AUTOINCREMENT).
+                if received_at >= received_before or (kind == "events" and seq == newest):
+                    break
+                end = seq
+            if not end:
+                conn.execute("COMMIT")
+                return 0
+            deleted = conn.execute(f"DELETE FROM {table} WHERE seq <= ?", (end,)).rowcount  # noqa: S608
+            conn.execute(
+                "INSERT INTO eventwire_retention (kind, xid, seq) VALUES (?, 0, ?)"
+                " ON CONFLICT (kind) DO UPDATE SET seq = excluded.seq",
+                (kind, end),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return int(deleted)
+
+    async def retained_after(self, kind: Kind) -> Position:
+        return await self._on(self._read_thread, self._retained_after, kind)
+
+    def _retained_after(self, kind: Kind) -> Position:
+        row = (
+            self._require(self._reader)
+            .execute("SELECT xid, seq FROM eventwire_retention WHERE kind = ?", (kind,))
+            .fetchone()
+        )
+        return ORIGIN if row is None else Position(*row)
+
+    async def cursor_key(self) -> bytes:
+        if not self._cursor_key:
+            raise StoreUnavailable("store is not open")
+        return self._cursor_key
 
     async def check(self) -> None:
         await self._on(self._write_thread, self._check)
@@ -443,3 +675,45 @@ def _open_message(path: Path, exc: StoreError) -> str:
     text = str(exc).removeprefix("sqlite: ")
     hint = next((h for key, h in _OPEN_HINTS if key in text.lower()), "")
     return f"cannot open {path}: {text}" + (f"; {hint}" if hint else "")
+
+
+# A loose index scan: one index seek per distinct name, not a pass over the rows.
+_EVENT_NAMES: Final = """
+    WITH RECURSIVE names (name) AS (
+        SELECT min(event_name) FROM events WHERE tenant = ?1
+        UNION ALL
+        SELECT (SELECT min(event_name) FROM events WHERE tenant = ?1 AND event_name > name)
+        FROM names WHERE name IS NOT NULL
+    )
+    SELECT name FROM names WHERE name IS NOT NULL
+"""
+
+
+def _event_names(conn: sqlite3.Connection, tenant: str) -> list[str]:
+    return [name for (name,) in conn.execute(_EVENT_NAMES, (tenant,))]
+
+
+def _bucket(query: EventAggregation, params: list[str | int]) -> str:
+    if not query.bucket_ms:
+        return "0"
+    params += [query.bucket_ms, query.bucket_ms]
+    return "(ts / ?) * ?"
+
+
+def _time_range(sql: list[str], params: list[str | int], start: int, end: int) -> None:
+    if start:
+        sql.append("AND ts >= ?")
+        params.append(start)
+    if end:
+        sql.append("AND ts < ?")
+        params.append(end)
+
+
+def _through(
+    after: Position, page: Sequence[tuple[Position, object]], limit: int, last: int
+) -> Position:
+    """How far a page read from ``after`` settles: its last row when it is full,
+    else everything the snapshot held."""
+    if len(page) >= limit:
+        return page[-1][0]
+    return max(after, Position(0, last))

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from eventwire.testing import running_server
+from tests.conftest import fill_disk
 
 
 async def _wait_ready_status(http: httpx.AsyncClient, status: int, timeout: float = 10) -> None:
@@ -27,13 +28,7 @@ async def test_readyz_is_503_while_storage_is_down_and_recovers(small_disk: Path
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{srv.http_port}", timeout=30) as http,
     ):
         assert (await http.post("/v1/events", json={"eventName": "before"})).status_code == 200
-        with ballast.open("wb") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError:
-                pass
+        fill_disk(ballast)
         big = {f"k{i}": "v" * 4000 for i in range(7)}
         refused = None
         for _ in range(1000):  # bounded: the disk is full long before this

@@ -100,6 +100,23 @@ def test_every_seed_element_is_unchanged(tmp_path: Path) -> None:
     assert checked == 4 + 2 + 2 + 3 + 2 + 1  # every seed field and method was compared
 
 
+async def run_client(script: str, modules: Path, address: str) -> str:
+    """Run ``script`` with the generated ``modules`` against ``address``; its stdout."""
+    # A separate process: generated modules would clash with ours in one descriptor pool.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        str(modules),
+        address,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return out.decode().strip()
+
+
 SEED_CLIENT = textwrap.dedent(
     """
     import sys
@@ -129,28 +146,11 @@ SEED_CLIENT = textwrap.dedent(
 )
 
 
-async def run_seed_client(script: str, tmp_path: Path, server: Server) -> str:
-    """Run ``script`` with the seeds' generated modules importable; its stdout."""
-    compile_seeds(tmp_path)
-    # A separate process: the seeds' modules would clash with ours in one descriptor pool.
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        script,
-        str(tmp_path),
-        server.address,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    return out.decode()
-
-
 async def test_a_client_generated_from_the_seeds_works_unchanged(
     tmp_path: Path, server: Server
 ) -> None:
-    tracking_id = (await run_seed_client(SEED_CLIENT, tmp_path, server)).strip()
+    compile_seeds(tmp_path)
+    tracking_id = await run_client(SEED_CLIENT, tmp_path, server.address)
 
     async with grpc.aio.insecure_channel(server.address) as ch:
         analytics = analytics_pb2_grpc.AnalyticsServiceStub(ch)
@@ -205,7 +205,9 @@ SEED_CLIENT_CLOCKS = textwrap.dedent(
 async def test_a_seed_client_using_seconds_or_nanoseconds_is_served(
     tmp_path: Path, server: Server
 ) -> None:
-    *tracking_ids, sent_ms = (await run_seed_client(SEED_CLIENT_CLOCKS, tmp_path, server)).split()
+    compile_seeds(tmp_path)
+    output = await run_client(SEED_CLIENT_CLOCKS, tmp_path, server.address)
+    *tracking_ids, sent_ms = output.split()
     now_ms = int(sent_ms)
 
     async with grpc.aio.insecure_channel(server.address) as ch:
@@ -225,3 +227,84 @@ async def test_a_seed_client_using_seconds_or_nanoseconds_is_served(
         ]
     # Stored in milliseconds: the seconds value loses its fraction, the others agree.
     assert stored == [now_ms // 1000 * 1000, now_ms, now_ms, now_ms]
+
+
+def compile_contract(out: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{ROOT / 'proto'}",
+            f"--python_out={out}",
+            f"--grpc_python_out={out}",
+            "analytics.proto",
+            "telemetry.proto",
+        ],
+        check=True,
+    )
+
+
+READS_CLIENT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import grpc
+    import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
+
+    with grpc.insecure_channel(sys.argv[2]) as channel:
+        telemetry = telemetry_pb2_grpc.TelemetryServiceStub(channel)
+        analytics = analytics_pb2_grpc.AnalyticsServiceStub(channel)
+        watch = telemetry.WatchAlerts(telemetry_pb2.WatchAlertsRequest(from_start=True))
+        ids = [
+            telemetry.ReportAlert(
+                telemetry_pb2.AlertRequest(
+                    device_id="dev", alert_type="heat", severity=telemetry_pb2.SEVERITY_CRITICAL,
+                    message="hot", attributes={"zone": str(n)},
+                ),
+                timeout=5,
+            ).tracking_id
+            for n in range(3)
+        ]
+        seen = [next(watch) for _ in ids]
+        watch.cancel()
+        assert [a.tracking_id for a in seen] == ids, seen
+        assert seen[0].severity == telemetry_pb2.SEVERITY_CRITICAL and seen[0].cursor
+        page = telemetry.ListAlerts(telemetry_pb2.ListAlertsRequest(page_size=2), timeout=5)
+        rest = telemetry.ListAlerts(
+            telemetry_pb2.ListAlertsRequest(page_size=2, page_token=page.next_page_token), timeout=5
+        )
+        assert [a.tracking_id for a in [*page.alerts, *rest.alerts]] == ids
+        assert rest.next_page_token == ""
+        events = [
+            analytics_pb2.TrackEventRequest(event_name="view", timestamp=1_749_945_600_000 + n)
+            for n in range(4)
+        ]
+        analytics.TrackEvents(analytics_pb2.EventBatch(events=events), timeout=5)
+        rows = analytics.QueryEvents(
+            analytics_pb2.QueryEventsRequest(
+                bucket=analytics_pb2.BUCKET_HOUR, group_by="event_name"
+            ),
+            timeout=5,
+        ).rows
+        assert [(r.bucket_start, r.group, r.count) for r in rows] == [
+            (1_749_945_600_000, "view", 4)
+        ], rows
+        exported = list(analytics.ExportEvents(analytics_pb2.ExportEventsRequest(), timeout=5))
+        assert len(exported) == 4 and all(e.event.event_id and e.cursor for e in exported)
+        after = list(
+            analytics.ExportEvents(
+                analytics_pb2.ExportEventsRequest(after=exported[1].cursor), timeout=5
+            )
+        )
+        assert [e.event.event_id for e in after] == [e.event.event_id for e in exported[2:]]
+        print("ok")
+    """
+)
+
+
+async def test_a_client_generated_from_the_contract_uses_every_read_rpc(
+    tmp_path: Path, server: Server
+) -> None:
+    compile_contract(tmp_path)
+    assert await run_client(READS_CLIENT, tmp_path, server.address) == "ok"

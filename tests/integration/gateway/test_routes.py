@@ -375,6 +375,10 @@ async def test_report_alert_then_get_it(http: httpx.AsyncClient) -> None:
         "deviceId": "dev-1",
         "alertType": "overheat",
         "timestamp": str(NOW_MS - 10),
+        "severity": "SEVERITY_UNSPECIFIED",
+        "message": "",
+        "attributes": {},
+        "cursor": "",  # GetAlert carries no cursor; ListAlerts and WatchAlerts do
     }
     assert received_at >= NOW_MS
 
@@ -395,8 +399,8 @@ async def test_unknown_alert_is_404_not_found(http: httpx.AsyncClient) -> None:
 
 
 async def test_alert_with_unknown_field_is_400(http: httpx.AsyncClient, db_url: str) -> None:
-    r = await http.post("/v1/alerts", json={"deviceId": "d", "alertType": "t", "severity": 3})
-    assert "severity" in status_of(r, 400, 3)["message"]
+    r = await http.post("/v1/alerts", json={"deviceId": "d", "alertType": "t", "priority": 3})
+    assert "priority" in status_of(r, 400, 3)["message"]
     assert rows(db_url, "SELECT count(*) FROM alerts") == [(0,)]
 
 
@@ -420,6 +424,9 @@ async def test_openapi_document_lists_every_route(http: httpx.AsyncClient) -> No
         "/v1/events:count",
         "/v1/alerts",
         "/v1/alerts/{tracking_id}",
+        "/v1/alerts:watch",
+        "/v1/events:query",
+        "/v1/events:export",
         "/healthz",
         "/readyz",
         "/openapi.json",

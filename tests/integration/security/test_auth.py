@@ -55,6 +55,25 @@ async def _ingest(ch: grpc.aio.Channel, md: Metadata) -> list[analytics_pb2.Inge
     return [ack async for ack in call]
 
 
+async def _watch(ch: grpc.aio.Channel, md: Metadata) -> telemetry_pb2.Alert:
+    call = telemetry_pb2_grpc.TelemetryServiceStub(ch).WatchAlerts(
+        telemetry_pb2.WatchAlertsRequest(from_start=True), metadata=md, timeout=5
+    )
+    try:
+        alert = await call.read()
+    finally:
+        call.cancel()
+    assert isinstance(alert, telemetry_pb2.Alert)
+    return alert
+
+
+async def _export(ch: grpc.aio.Channel, md: Metadata) -> tuple[str, int]:
+    call = analytics_pb2_grpc.AnalyticsServiceStub(ch).ExportEvents(
+        analytics_pb2.ExportEventsRequest(), metadata=md, timeout=5
+    )
+    return "served", len([event async for event in call])
+
+
 RPCS: dict[str, Call] = {
     "TrackEvent": lambda ch, md: analytics_pb2_grpc.AnalyticsServiceStub(ch).TrackEvent(
         _event(), metadata=md, timeout=5
@@ -75,6 +94,15 @@ RPCS: dict[str, Call] = {
     "GetAlert": lambda ch, md: telemetry_pb2_grpc.TelemetryServiceStub(ch).GetAlert(
         telemetry_pb2.GetAlertRequest(tracking_id="0" * 26), metadata=md, timeout=5
     ),
+    "ListAlerts": lambda ch, md: telemetry_pb2_grpc.TelemetryServiceStub(ch).ListAlerts(
+        telemetry_pb2.ListAlertsRequest(), metadata=md, timeout=5
+    ),
+    # Served after ReportAlert, so a watch from the start has an alert to show.
+    "WatchAlerts": _watch,
+    "QueryEvents": lambda ch, md: analytics_pb2_grpc.AnalyticsServiceStub(ch).QueryEvents(
+        analytics_pb2.QueryEventsRequest(), metadata=md, timeout=5
+    ),
+    "ExportEvents": _export,
 }
 
 
@@ -191,6 +219,10 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/events:count", None),
     ("POST", "/v1/alerts", {"deviceId": "d", "alertType": "t"}),
     ("GET", "/v1/alerts/" + "0" * 26, None),
+    ("GET", "/v1/alerts", None),
+    ("GET", "/v1/alerts:watch", None),
+    ("GET", "/v1/events:query", None),
+    ("GET", "/v1/events:export", None),
 ]
 
 

@@ -18,7 +18,9 @@ from eventwire.frontends.grpc._handlers import rebuild
 from eventwire.frontends.grpc.status import grpc_code
 from eventwire.security.auth import CALLER, READ, WRITE, Authenticator, Caller
 
-READ_METHODS: Final = frozenset({"CountEvents", "GetAlert"})
+READ_METHODS: Final = frozenset(
+    {"CountEvents", "GetAlert", "ListAlerts", "WatchAlerts", "QueryEvents", "ExportEvents"}
+)
 """The RPCs that read; the read scope allows them, and only them."""
 
 METHOD_SCOPES: Final[Mapping[str, str]] = {

@@ -20,6 +20,7 @@ from eventwire.frontends.grpc.auth import AuthInterceptor
 from eventwire.frontends.grpc.guard import RequestGuard
 from eventwire.frontends.grpc.interceptors import ObservabilityInterceptor
 from eventwire.frontends.grpc.servicers import AnalyticsServicer, TelemetryServicer
+from eventwire.ingest.reads import ReadService
 from eventwire.ingest.service import IngestService
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.security.auth import Authenticator
@@ -83,6 +84,7 @@ def server_credentials(tls: ServerTls) -> grpc.ServerCredentials:
 def build_grpc_server(
     config: ServerConfig,
     service: IngestService,
+    reads: ReadService,
     *,
     health_servicer: health.aio.HealthServicer,
     metrics: ServerMetrics,
@@ -112,13 +114,16 @@ def build_grpc_server(
     analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(
         AnalyticsServicer(
             service,
+            reads,
             max_stream_events=config.max_stream_events,
             max_stream_bytes=config.max_stream_bytes,
             budget=budget,
         ),
         server,
     )
-    telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(TelemetryServicer(service), server)
+    telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(
+        TelemetryServicer(service, reads), server
+    )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if config.reflection:
         reflection.enable(server, (*SERVICE_NAMES, health.SERVICE_NAME))

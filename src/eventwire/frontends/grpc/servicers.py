@@ -9,7 +9,8 @@ import grpc
 
 from eventwire._errors import FieldViolation, InvalidArgument, ServiceError
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
-from eventwire.frontends.grpc.status import guarded
+from eventwire.frontends.grpc.status import guarded, guarded_stream
+from eventwire.ingest.reads import ReadService
 from eventwire.ingest.service import IngestService
 from eventwire.security.auth import current_tenant
 from eventwire.security.limits import HELD_EVENT_OVERHEAD, ByteBudget
@@ -48,6 +49,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     def __init__(
         self,
         service: IngestService,
+        reads: ReadService,
         *,
         max_stream_events: int,
         max_stream_bytes: int,
@@ -56,6 +58,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     ):
         self._service = service
         self._budget = budget or ByteBudget(0)
+        self._reads = reads
         self._max_events = max_stream_events
         self._max_bytes = max_stream_bytes
         self._max_in_flight = max_batches_in_flight
@@ -182,10 +185,27 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     ) -> analytics_pb2.CountEventsResponse:
         return await guarded(context, self._service.count_events(request, current_tenant()))
 
+    async def QueryEvents(
+        self,
+        request: analytics_pb2.QueryEventsRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> analytics_pb2.QueryEventsResponse:
+        return await guarded(context, self._reads.query_events(request, current_tenant()))
+
+    async def ExportEvents(
+        self,
+        request: analytics_pb2.ExportEventsRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> AsyncIterator[analytics_pb2.ExportedEvent]:
+        events = self._reads.export_events(request, current_tenant())
+        async for event in guarded_stream(context, events):
+            yield event
+
 
 class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
-    def __init__(self, service: IngestService) -> None:
+    def __init__(self, service: IngestService, reads: ReadService) -> None:
         self._service = service
+        self._reads = reads
 
     async def ReportAlert(
         self,
@@ -200,3 +220,19 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> telemetry_pb2.Alert:
         return await guarded(context, self._service.get_alert(request, current_tenant()))
+
+    async def ListAlerts(
+        self,
+        request: telemetry_pb2.ListAlertsRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> telemetry_pb2.ListAlertsResponse:
+        return await guarded(context, self._reads.list_alerts(request, current_tenant()))
+
+    async def WatchAlerts(
+        self,
+        request: telemetry_pb2.WatchAlertsRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> AsyncIterator[telemetry_pb2.Alert]:
+        alerts = self._reads.watch_alerts(request, current_tenant())
+        async for alert in guarded_stream(context, alerts):
+            yield alert

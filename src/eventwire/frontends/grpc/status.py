@@ -10,7 +10,7 @@ carries ``grpc-retry-pushback-ms``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Final, NoReturn, TypeVar
 
 import grpc
@@ -58,14 +58,34 @@ async def abort(context: grpc.aio.ServicerContext[object, object], err: ServiceE
 async def guarded(context: grpc.aio.ServicerContext[object, object], work: Awaitable[T]) -> T:
     try:
         return await work
-    except ServiceError as err:
-        if type(err) is ServiceError:  # a bare ServiceError is an internal failure
-            await _internal(context, err)
-        await abort(context, err)
     except grpc.aio.AbortError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the last line of defence; logged, not leaked
-        await _internal(context, exc)
+    except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+        await _fail(context, exc)
+
+
+async def guarded_stream(
+    context: grpc.aio.ServicerContext[object, object], items: Awaitable[AsyncIterator[T]]
+) -> AsyncIterator[T]:
+    """:func:`guarded` for a server stream: its items, then its error as a status."""
+    try:
+        async for item in await items:
+            yield item
+    except grpc.aio.AbortError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+        await _fail(context, exc)
+
+
+async def _fail(context: grpc.aio.ServicerContext[object, object], exc: Exception) -> NoReturn:
+    """A service error's own status; INTERNAL (logged) for anything else.
+
+    A bare ServiceError is an internal failure too: only its subclasses carry a
+    status meant for the client.
+    """
+    if isinstance(exc, ServiceError) and type(exc) is not ServiceError:
+        await abort(context, exc)
+    await _internal(context, exc)
 
 
 async def _internal(context: grpc.aio.ServicerContext[object, object], exc: Exception) -> NoReturn:

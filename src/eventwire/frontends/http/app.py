@@ -35,6 +35,8 @@ from eventwire.frontends.http.errors import (
     status_body,
 )
 from eventwire.frontends.http.openapi import openapi_document
+from eventwire.frontends.http.reads import ReadRoutes, Stream, send_stream
+from eventwire.ingest.reads import ReadService
 from eventwire.ingest.service import IngestService, now_ms
 from eventwire.ingest.validation import latest_timestamp_ms
 from eventwire.observability.logs import REQUEST_ID, new_request_id
@@ -99,14 +101,19 @@ class _Disconnected(Exception):
 
 
 class _Reply:
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "headers", "status", "stream")
 
     def __init__(
-        self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+        self,
+        status: int,
+        body: bytes,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        stream: Stream | None = None,
     ) -> None:
         self.status = status
         self.body = body
         self.headers = headers
+        self.stream = stream
 
 
 def _to_json(msg: Message) -> bytes:
@@ -209,6 +216,7 @@ class GatewayApp:
         self,
         service: IngestService,
         *,
+        reads: ReadService | None = None,
         ready: Callable[[], bool],
         max_body_bytes: int,
         tenant: str = DEFAULT_TENANT,
@@ -239,6 +247,20 @@ class GatewayApp:
             "/openapi.json": {"GET": self._openapi_json},
         }
         self._alert_route: dict[str, Handler] = {"GET": self._get_alert}
+        if reads is not None:
+            self._add_read_routes(ReadRoutes(reads, self._charge))
+
+    def _add_read_routes(self, routes: ReadRoutes) -> None:
+        async def as_json(body: Awaitable[bytes]) -> _Reply:
+            return _Reply(200, await body)
+
+        async def as_stream(stream: Awaitable[Stream]) -> _Reply:
+            return _Reply(200, b"", stream=await stream)
+
+        self._routes["/v1/alerts"]["GET"] = lambda s, r: as_json(routes.list_alerts(s))
+        self._routes["/v1/alerts:watch"] = {"GET": lambda s, r: as_stream(routes.watch_alerts(s))}
+        self._routes["/v1/events:query"] = {"GET": lambda s, r: as_json(routes.query_events(s))}
+        self._routes["/v1/events:export"] = {"GET": lambda s, r: as_stream(routes.export_events(s))}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -289,6 +311,9 @@ class GatewayApp:
             return 499
         except Exception as exc:  # noqa: BLE001 - the last line of defence; logged, not leaked
             reply = self._internal(scope, exc)
+        if reply.stream is not None:
+            await send_stream(reply.stream, send, receive, reply.headers or [])
+            return reply.status
         headers = [_JSON, (b"content-length", str(len(reply.body)).encode())]
         if reply.headers:
             headers.extend(reply.headers)
@@ -465,6 +490,13 @@ class GatewayApp:
 
     async def _report_alert(self, scope: Scope, receive: Receive) -> _Reply:
         obj = await self._json_body(scope, receive)
+        if isinstance(obj, dict) and type(obj.get("severity")) not in (str, int, type(None)):
+            # json_format would truncate a float or take a bool as a number.
+            raise HttpError(
+                400,
+                "severity must be a Severity name or number",
+                violations=[FieldViolation("severity", "must be a Severity name or number")],
+            )
         req = _parse_into(obj, telemetry_pb2.AlertRequest(), "request body")
         self._charge(1)
         reply = await self._service.report_alert(req, current_tenant())

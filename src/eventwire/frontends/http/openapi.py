@@ -20,6 +20,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from eventwire._version import __version__ as _version
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.frontends.http.errors import HTTP_ONLY, HTTP_STATUS
+from eventwire.frontends.http.openapi_reads import read_operations, read_schemas
 from eventwire.ingest.service import MAX_BATCH_EVENTS, now_ms
 from eventwire.ingest.validation import (
     DEFAULT_LIMITS,
@@ -131,6 +132,22 @@ def _timestamp(limits: Limits, at_ms: int) -> dict[str, Any]:
 def _field_schema(field: FieldDescriptor, *, request: bool) -> dict[str, Any]:
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
         return {"type": "object", "additionalProperties": {"type": "string"}}
+    if field.is_repeated:
+        return {"type": "array", "items": _single_field_schema(field, request=request)}
+    return _single_field_schema(field, request=request)
+
+
+def _single_field_schema(field: FieldDescriptor, *, request: bool) -> dict[str, Any]:  # noqa: PLR0911 - one return per field type
+    if field.message_type is not None:
+        return {"$ref": f"#/components/schemas/{field.message_type.name}"}
+    if field.enum_type is not None:
+        names = [value.name for value in field.enum_type.values]
+        if request:
+            # proto3 JSON takes an enum by name or by number.
+            return {"oneOf": [{"enum": names}, {"type": "integer"}]}
+        return {"enum": names}
+    if field.type in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32):
+        return {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
     if field.type in _INT64_TYPES:
         return _int64() if request else dict(_INT64_OUT)
     if field.type == FieldDescriptor.TYPE_BOOL:
@@ -176,6 +193,8 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     """proto3 JSON reads ``null`` as the field's default value."""
     if "anyOf" in schema:
         return {**schema, "anyOf": [*schema["anyOf"], {"type": "null"}]}
+    if "type" not in schema:  # a $ref, an enum, a oneOf
+        return {"anyOf": [schema, {"type": "null"}]}
     return {**schema, "type": [schema["type"], "null"]}
 
 
@@ -303,6 +322,7 @@ def _schemas(limits: Limits, at_ms: int) -> dict[str, Any]:
         ),
         "AlertResponse": _message_schema(telemetry_pb2.AlertResponse.DESCRIPTOR, request=False),
         "Alert": _message_schema(telemetry_pb2.Alert.DESCRIPTOR, request=False),
+        **read_schemas(lambda descriptor: _message_schema(descriptor, request=False)),
         "Health": {
             "type": "object",
             "required": ["status"],
@@ -404,7 +424,7 @@ def openapi_document(limits: Limits = DEFAULT_LIMITS, at_ms: int | None = None) 
     }
     bound = {"type": "integer", "minimum": 0, "maximum": INT64_MAX}
     filter_name = {"type": "string", "maxLength": limits.max_name_chars, "pattern": name_pattern()}
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "eventwire JSON/HTTP gateway",
@@ -523,6 +543,9 @@ def openapi_document(limits: Limits = DEFAULT_LIMITS, at_ms: int | None = None) 
         },
         "components": {"schemas": _schemas(limits, at_ms)},
     }
+    for path, operations in read_operations(_json, _errors("400", "500", *_ANY)).items():
+        document["paths"].setdefault(path, {}).update(_get(operations["get"]))
+    return document
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:

@@ -1,0 +1,241 @@
+"""The gateway's read routes: query parameters in, JSON, Server-Sent Events or NDJSON out.
+
+* ``GET /v1/alerts``: ListAlerts, a JSON page;
+* ``GET /v1/alerts:watch``: WatchAlerts as Server-Sent Events, one ``alert``
+  event per alert with its cursor as the event id, so a browser's
+  ``EventSource`` resumes by itself (``Last-Event-ID`` wins over ``after``);
+* ``GET /v1/events:query``: QueryEvents, JSON;
+* ``GET /v1/events:export``: ExportEvents as NDJSON, one ExportedEvent a line.
+
+Query parameters are the request message's fields, by proto or JSON name; the
+parser is derived from the descriptor. A stream's errors before its first byte
+are ordinary error replies; later ones end it with an SSE ``error`` event or a
+last NDJSON line ``{"error": {...}}`` carrying the same google.rpc.Status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any, Final, TypeVar
+from urllib.parse import parse_qsl
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from eventwire._errors import Code, FieldViolation, ServiceError
+from eventwire.api import analytics_pb2, telemetry_pb2
+from eventwire.frontends.http.errors import HttpError, from_service_error, status_body
+from eventwire.ingest.reads import ReadService
+from eventwire.observability.logs import REQUEST_ID, new_request_id
+from eventwire.security.auth import current_tenant
+
+log = logging.getLogger("eventwire.gateway")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+M = TypeVar("M", bound=Message)
+
+HEARTBEAT_SECONDS: Final = 15.0
+"""An SSE comment this often keeps idle proxies from closing a quiet watch."""
+SSE: Final = b"text/event-stream"
+NDJSON: Final = b"application/x-ndjson"
+_INT: Final = re.compile(r"-?[0-9]{1,19}")
+_TRUE: Final = frozenset({"true", "1"})
+_FALSE: Final = frozenset({"false", "0"})
+_RANGES: Final = {
+    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
+}
+
+
+class Stream:
+    """A streamed reply: its media type and its chunks."""
+
+    def __init__(self, media_type: bytes, chunks: AsyncIterator[bytes]) -> None:
+        self.media_type = media_type
+        self.chunks = chunks
+
+
+def _parse_value(field: Any, value: str) -> object:
+    """One query parameter as ``field``'s type; ValueError with the reason otherwise."""
+    if field.enum_type is not None:
+        if value in field.enum_type.values_by_name:
+            return value
+        if _INT.fullmatch(value) and -(2**31) <= int(value) < 2**31:
+            return int(value)
+        names = ", ".join(field.enum_type.values_by_name)
+        raise ValueError(f"must be one of {names} (or its number), got {value!r}")
+    if field.type == FieldDescriptor.TYPE_BOOL:
+        lowered = value.lower()
+        if lowered in _TRUE | _FALSE:
+            return lowered in _TRUE
+        raise ValueError(f"must be true or false, got {value!r}")
+    if field.type in _RANGES:
+        low, high = _RANGES[field.type]
+        if not _INT.fullmatch(value) or not low <= int(value) <= high:
+            bits = 32 if field.type == FieldDescriptor.TYPE_INT32 else 64
+            raise ValueError(f"must be a {bits}-bit integer, got {value!r}")
+        return int(value)
+    return value
+
+
+def request_from_query(scope: Scope, message: M) -> M:
+    """``message`` filled from the query string; 400 naming every bad parameter."""
+    by_name = {n: f for f in message.DESCRIPTOR.fields for n in (f.name, f.json_name)}
+    raw: bytes = scope["query_string"]
+    try:
+        pairs = parse_qsl(raw.decode(), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise HttpError(400, "query string is not valid percent-encoded UTF-8") from None
+    fields: dict[str, object] = {}
+    violations: list[FieldViolation] = []
+    for key, value in pairs:
+        field = by_name.get(key)
+        if field is None:
+            violations.append(FieldViolation(key, "unknown query parameter"))
+        elif field.name in fields:
+            violations.append(FieldViolation(field.name, "must be given at most once"))
+        else:
+            try:
+                fields[field.name] = _parse_value(field, value)
+            except ValueError as exc:
+                violations.append(FieldViolation(field.name, str(exc)))
+    if violations:
+        raise HttpError(
+            400,
+            f"invalid {violations[0].field}: {violations[0].description}",
+            violations=violations,
+        )
+    try:
+        json_format.ParseDict(fields, message)
+    except json_format.ParseError as exc:  # pragma: no cover - values were checked above
+        raise HttpError(400, str(exc).split("\n", 1)[0]) from None
+    return message
+
+
+def _json(message: Message) -> bytes:
+    return orjson.dumps(
+        json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    )
+
+
+def _error_status(err: BaseException) -> bytes:
+    if isinstance(err, ServiceError) and type(err) is not ServiceError:
+        rendered = from_service_error(err)
+        return status_body(rendered.code, rendered.message, rendered.violations)
+    request_id = REQUEST_ID.get() or new_request_id()
+    log.error("unexpected error in a read stream", exc_info=err, extra={"request_id": request_id})
+    return status_body(Code.INTERNAL, f"internal error (request id {request_id})")
+
+
+async def _sse(alerts: AsyncIterator[telemetry_pb2.Alert]) -> AsyncIterator[bytes]:
+    try:
+        async for alert in alerts:
+            yield b"id: %s\nevent: alert\ndata: %s\n\n" % (alert.cursor.encode(), _json(alert))
+    except Exception as exc:  # noqa: BLE001 - rendered as the stream's last event
+        yield b"event: error\ndata: %s\n\n" % _error_status(exc)
+
+
+async def _ndjson(events: AsyncIterator[analytics_pb2.ExportedEvent]) -> AsyncIterator[bytes]:
+    try:
+        async for event in events:
+            yield _json(event) + b"\n"
+    except Exception as exc:  # noqa: BLE001 - rendered as the stream's last line
+        yield b'{"error":%s}\n' % _error_status(exc)
+
+
+class ReadRoutes:
+    """The handlers; each returns a JSON body (bytes) or a :class:`Stream`."""
+
+    def __init__(self, reads: ReadService, charge: Callable[[int], None]) -> None:
+        self._reads = reads
+        self._charge = charge
+
+    async def list_alerts(self, scope: Scope) -> bytes:
+        req = request_from_query(scope, telemetry_pb2.ListAlertsRequest())
+        self._charge(1)
+        return _json(await self._reads.list_alerts(req, current_tenant()))
+
+    async def watch_alerts(self, scope: Scope) -> Stream:
+        req = request_from_query(scope, telemetry_pb2.WatchAlertsRequest())
+        for name, value in scope["headers"]:
+            if name == b"last-event-id" and value:
+                # EventSource reconnects with the URL it started from: the
+                # last id it saw is the newer position.
+                req.after = value.decode("latin-1")
+                req.from_start = False
+        self._charge(1)
+        alerts = await self._reads.watch_alerts(req, current_tenant())
+        return Stream(SSE, _sse(alerts))
+
+    async def query_events(self, scope: Scope) -> bytes:
+        req = request_from_query(scope, analytics_pb2.QueryEventsRequest())
+        self._charge(1)
+        return _json(await self._reads.query_events(req, current_tenant()))
+
+    async def export_events(self, scope: Scope) -> Stream:
+        req = request_from_query(scope, analytics_pb2.ExportEventsRequest())
+        self._charge(1)
+        events = await self._reads.export_events(req, current_tenant())
+        return Stream(NDJSON, _ndjson(events))
+
+
+async def send_stream(
+    stream: Stream, send: Send, receive: Receive, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """Send ``stream`` until it ends or the client goes away (then it is closed)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", stream.media_type),
+                (b"cache-control", b"no-store"),
+                # Proxies (nginx) must pass each event on at once.
+                (b"x-accel-buffering", b"no"),
+                *headers,
+            ],
+        }
+    )
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=64)
+
+    async def produce() -> None:
+        async for chunk in stream.chunks:
+            await queue.put(chunk)
+        await queue.put(None)
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    producer = asyncio.ensure_future(produce())
+    gone = asyncio.ensure_future(disconnected())
+    heartbeat = b": keep-alive\n\n" if stream.media_type == SSE else b""
+    try:
+        while True:
+            get = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait(
+                {get, gone}, timeout=HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            if get not in done:
+                get.cancel()
+                if gone in done:
+                    return
+                if heartbeat:
+                    await send({"type": "http.response.body", "body": heartbeat, "more_body": True})
+                continue
+            chunk = get.result()
+            if chunk is None:
+                break
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        for task in (producer, gone):
+            task.cancel()
+        await asyncio.gather(producer, gone, return_exceptions=True)

@@ -1,0 +1,88 @@
+"""Retention: expired rows deleted in small chunks, so ingest never waits on a purge.
+
+Each chunk is one short transaction of at most ``chunk`` rows (the oldest, in
+commit order, received before the cut-off). After each chunk the purger rests
+for as long as the chunk took, so it holds the writer at most half the time
+however much has expired; on SQLite it shares the pipeline's writer thread,
+so commits queue behind at most one chunk. On PostgreSQL one replica at a time
+purges (an advisory lock), the others skip the pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Final
+
+from eventwire.ingest.service import now_ms
+from eventwire.store.base import Kind, Store, StoreError
+
+log = logging.getLogger("eventwire.retention")
+
+MIN_PAUSE: Final = 0.005
+"""Seconds between two chunks at least: a commit waiting behind one always gets in."""
+
+
+class Retention:
+    def __init__(
+        self,
+        store: Store,
+        keep_ms: dict[Kind, int],
+        *,
+        chunk: int = 1000,
+        interval: float = 60.0,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        """``keep_ms``: how long each kind is kept; kinds missing or 0 are kept forever."""
+        self._store = store
+        self._keep = {kind: ms for kind, ms in keep_ms.items() if ms > 0}
+        self._chunk = chunk
+        self._interval = interval
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keep)
+
+    def start(self) -> None:
+        if self.enabled:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="eventwire-retention"
+            )
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def purge_once(self) -> dict[Kind, int]:
+        """One pass over every kind; rows deleted per kind."""
+        deleted: dict[Kind, int] = {}
+        for kind, keep in self._keep.items():
+            cutoff = self._clock() - keep
+            total = 0
+            while True:
+                started = time.monotonic()
+                count = await self._store.purge(kind, cutoff, self._chunk)
+                total += count
+                if count < self._chunk:
+                    break
+                await asyncio.sleep(max(MIN_PAUSE, time.monotonic() - started))
+            deleted[kind] = total
+        return deleted
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                deleted = await self.purge_once()
+            except StoreError as exc:
+                log.warning("retention pass failed, retrying next pass: %s", exc)
+            else:
+                if any(deleted.values()):
+                    log.info("retention purged expired rows", extra={"deleted": deleted})
+            await asyncio.sleep(self._interval)
