@@ -80,6 +80,12 @@ class ServerConfig:
     max_pending_events: int = _opt(
         200_000, "rows that may wait for a commit before RPCs get RESOURCE_EXHAUSTED"
     )
+    max_commit_delay: float = _opt(
+        0.002,
+        "longest a request waits for others to share its group commit, in seconds; the "
+        "wait happens only while requests arrive faster than commits finish (a lone "
+        "caller never waits; 0: never wait)",
+    )
     max_stream_events: int = _opt(100_000, "most events one StreamEvents call may carry")
     max_stream_bytes: int = _opt(64 << 20, "most encoded bytes one StreamEvents call may carry")
     max_receive_message_bytes: int = _opt(4 << 20, "largest request message accepted, in bytes")
@@ -171,6 +177,8 @@ class ServerConfig:
         _check_fields(self)
         if self.max_batch_events < 1 or self.max_pending_events < self.max_batch_events:
             raise ValueError("need 1 <= max_batch_events <= max_pending_events")
+        if not 0 <= self.max_commit_delay <= 1:
+            raise ValueError("max_commit_delay must be between 0 and 1 second")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("tls_cert and tls_key go together: set both or neither")
         if self.tls_client_ca and not self.tls_cert:
