@@ -370,11 +370,11 @@ class IngestPipeline:
             reason = f": {exc}" if isinstance(exc, StoreGone) else "; retry later"
             self._fail(batch, Unavailable(f"storage is unavailable{reason}"))
             if metrics is not None:
-                metrics.commits.labels("unavailable").inc()
+                metrics.commits.failed("unavailable")
             return
         except Exception:
             if metrics is not None:
-                metrics.commits.labels("error").inc()
+                metrics.commits.failed("error")
             if len(batch) > 1:
                 # One request's rows can fail a whole group commit (a value the
                 # database refuses); commit them one by one so only it fails.
@@ -388,13 +388,7 @@ class IngestPipeline:
         self._set_health(ok=True)
         elapsed = time.monotonic() - started
         if metrics is not None:
-            new_rows = sum(result.inserted)
-            metrics.commits.labels("ok").inc()
-            metrics.commit_seconds.observe(elapsed)
-            metrics.commit_rows.observe(rows)
-            metrics.events_stored.inc(new_rows)
-            metrics.events_duplicate.inc(rows - len(alert_items) - new_rows)
-            metrics.alerts_stored.inc(len(alert_items))
+            metrics.commits.committed(rows, elapsed, sum(result.inserted), len(alert_items))
         elapsed_ms = max(elapsed * 1000, 0.001)
         self._rate = (
             rows / elapsed_ms if self._rate <= 0 else 0.8 * self._rate + 0.2 * rows / elapsed_ms

@@ -19,7 +19,6 @@ from prometheus_client import (
     Counter,
     Gauge,
     GCCollector,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
 )
@@ -81,37 +80,10 @@ class ServerMetrics:
             "Rows waiting for, or in, a group commit.",
             registry=r,
         )
-        self.commit_rows = Histogram(
-            "eventwire_commit_rows",
-            "Rows per group commit (events and alerts).",
-            buckets=_ROWS_BUCKETS,
-            registry=r,
-        )
-        self.commit_seconds = Histogram(
-            "eventwire_commit_seconds",
-            "Duration of a group commit, fsync included, in seconds.",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.commits = Counter(
-            "eventwire_commits",
-            "Group commits, by result (ok, unavailable, error).",
-            ("result",),
-            registry=r,
-        )
-        self.events_stored = Counter("eventwire_events_stored", "Events newly stored.", registry=r)
-        self.events_duplicate = Counter(
-            "eventwire_events_duplicate",
-            "Events acknowledged without storing: their event_id was already stored.",
-            registry=r,
-        )
+        self.commits = CommitStats()
+        r.register(_CommitCollector(self.commits))
         self.events_rejected = Counter(
             "eventwire_events_rejected", "Events refused by validation.", registry=r
-        )
-        self.alerts_stored = Counter(
-            "eventwire_alerts_stored",
-            "Alerts acknowledged (stored, or a repeated key).",
-            registry=r,
         )
         self.overloaded = Counter(
             "eventwire_overload_rejections",
@@ -158,14 +130,13 @@ class RpcStats:
     call half-counted, which the next scrape corrects.
     """
 
-    __slots__ = ("buckets", "handled", "in_flight", "seconds", "started")
+    __slots__ = ("handled", "in_flight", "seconds", "started")
 
     def __init__(self) -> None:
         self.started = 0
         self.in_flight = 0
         self.handled: dict[str, int] = {}
-        self.buckets = [0] * (len(_LATENCY_BUCKETS) + 1)
-        self.seconds = 0.0
+        self.seconds = Buckets(_LATENCY_BUCKETS)
 
     def begin(self) -> None:
         self.started += 1
@@ -174,9 +145,92 @@ class RpcStats:
     def end(self, code: str, seconds: float) -> None:
         self.in_flight -= 1
         self.handled[code] = self.handled.get(code, 0) + 1
+        self.seconds.observe(seconds)
+
+
+class Buckets:
+    """A histogram's numbers, for a collector to export (see :class:`RpcStats`)."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
         # Buckets are upper bounds (``le``): the first bound at or above the value.
-        self.buckets[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
-        self.seconds += seconds
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def exported(self) -> list[tuple[str, float]]:
+        """Cumulative counts by ``le``, as a histogram family takes them."""
+        cumulative = 0
+        out: list[tuple[str, float]] = []
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            cumulative += count
+            out.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+        return out
+
+
+class CommitStats:
+    """The ingest pipeline's per-commit numbers, as plain integers (see :class:`RpcStats`)."""
+
+    __slots__ = ("alerts", "duplicates", "results", "rows", "seconds", "stored")
+
+    def __init__(self) -> None:
+        self.results = {"ok": 0, "unavailable": 0, "error": 0}
+        self.rows = Buckets(_ROWS_BUCKETS)
+        self.seconds = Buckets(_LATENCY_BUCKETS)
+        self.stored = 0
+        self.duplicates = 0
+        self.alerts = 0
+
+    def committed(self, rows: int, seconds: float, stored: int, alerts: int) -> None:
+        self.results["ok"] += 1
+        self.rows.observe(rows)
+        self.seconds.observe(seconds)
+        self.stored += stored
+        self.duplicates += rows - alerts - stored
+        self.alerts += alerts
+
+    def failed(self, result: str) -> None:
+        self.results[result] += 1
+
+
+class _CommitCollector(Collector):
+    def __init__(self, stats: CommitStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats
+        commits = CounterMetricFamily(
+            "eventwire_commits",
+            "Group commits, by result (ok, unavailable, error).",
+            labels=("result",),
+        )
+        for result, count in list(s.results.items()):
+            commits.add_metric((result,), count)
+        rows = HistogramMetricFamily(
+            "eventwire_commit_rows", "Rows per group commit (events and alerts)."
+        )
+        rows.add_metric((), s.rows.exported(), s.rows.sum)
+        seconds = HistogramMetricFamily(
+            "eventwire_commit_seconds", "Duration of a group commit, fsync included, in seconds."
+        )
+        seconds.add_metric((), s.seconds.exported(), s.seconds.sum)
+        yield from (commits, rows, seconds)
+        yield CounterMetricFamily("eventwire_events_stored", "Events newly stored.", value=s.stored)
+        yield CounterMetricFamily(
+            "eventwire_events_duplicate",
+            "Events acknowledged without storing: their event_id was already stored.",
+            value=s.duplicates,
+        )
+        yield CounterMetricFamily(
+            "eventwire_alerts_stored",
+            "Alerts acknowledged (stored, or a repeated key).",
+            value=s.alerts,
+        )
 
 
 class _RpcCollector(Collector):
@@ -204,11 +258,6 @@ class _RpcCollector(Collector):
             started.add_metric(labels, stats.started)
             for code, count in list(stats.handled.items()):
                 handled.add_metric((*labels, code), count)
-            cumulative = 0
-            buckets: list[tuple[str, float]] = []
-            for bound, count in zip((*_LATENCY_BUCKETS, float("inf")), stats.buckets, strict=True):
-                cumulative += count
-                buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
-            seconds.add_metric(labels, buckets, stats.seconds)
+            seconds.add_metric(labels, stats.seconds.exported(), stats.seconds.sum)
             in_flight.add_metric((labels[1],), stats.in_flight)
         yield from (started, handled, seconds, in_flight)

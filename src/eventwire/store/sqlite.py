@@ -50,14 +50,13 @@ buy nothing for this workload (see docs/limits.md).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import logging
 import os
 import secrets
 import sqlite3
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -367,7 +366,7 @@ class SQLiteStore:
         await self._writing.acquire()
         handed_over = False  # to the writer thread, which releases the lock then
         try:
-            with _mapped():
+            try:
                 conn = self._require(self._writer)
                 self._refuse_if_faulted()
                 self._check_wal_index()
@@ -385,15 +384,16 @@ class SQLiteStore:
                         self._check_identity()
                         return result
                     pending = self._thread_future(self._finish, conn, result)
-            try:
-                with _mapped():
+                try:
                     return await asyncio.shield(pending)
-            except asyncio.CancelledError:
-                # The thread still owns the connection: the next transaction
-                # waits until it is done, committed or rolled back.
-                handed_over = True
-                pending.add_done_callback(lambda _: self._writing.release())
-                raise
+                except asyncio.CancelledError:
+                    # The thread still owns the connection: the next transaction
+                    # waits until it is done, committed or rolled back.
+                    handed_over = True
+                    pending.add_done_callback(lambda _: self._writing.release())
+                    raise
+            except (sqlite3.Error, OSError) as exc:
+                raise _store_error(exc) from exc
         finally:
             if not handed_over:
                 self._writing.release()
@@ -708,30 +708,26 @@ class SQLiteStore:
         return conn
 
     async def _on(self, thread: ThreadPoolExecutor, fn: Callable[..., T], *args: object) -> T:
-        with _mapped():
-            try:
-                return await asyncio.get_running_loop().run_in_executor(thread, fn, *args)
-            except RuntimeError as exc:  # executor shut down
-                raise StoreUnavailable("store is closed") from exc
+        try:
+            return await asyncio.get_running_loop().run_in_executor(thread, fn, *args)
+        except (sqlite3.Error, OSError) as exc:
+            raise _store_error(exc) from exc
+        except RuntimeError as exc:  # executor shut down
+            raise StoreUnavailable("store is closed") from exc
 
 
 def _probe(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA user_version = " + str(MIGRATIONS[-1].version))
 
 
-@contextlib.contextmanager
-def _mapped() -> Iterator[None]:
+def _store_error(exc: sqlite3.Error | OSError) -> StoreError:
     """sqlite3's and the OS's errors as the store's."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        # Disk full, I/O errors, locked or unopenable files: the database may
-        # serve again later, so callers see "unavailable", not a bug.
-        raise StoreUnavailable(f"sqlite: {exc}") from exc
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"sqlite: {exc}") from exc
-    except OSError as exc:  # our own metadata syscalls (fstat, ioctl...)
-        raise StoreUnavailable(f"sqlite: {exc}") from exc
+    if isinstance(exc, sqlite3.OperationalError | OSError):
+        # Disk full, I/O errors, locked or unopenable files (or our own metadata
+        # syscalls failing): the database may serve again later, so callers see
+        # "unavailable", not a bug.
+        return StoreUnavailable(f"sqlite: {exc}")
+    return StoreError(f"sqlite: {exc}")
 
 
 def _try_begin(conn: sqlite3.Connection) -> bool:
