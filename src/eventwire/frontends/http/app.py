@@ -35,7 +35,7 @@ from eventwire.frontends.http.errors import (
     status_body,
 )
 from eventwire.frontends.http.openapi import openapi_document
-from eventwire.frontends.http.reads import ReadRoutes, Stream, send_stream
+from eventwire.frontends.http.reads import ReadRoutes, Stream, send_stream, send_stream_head
 from eventwire.ingest.reads import ReadService
 from eventwire.ingest.service import IngestService, now_ms
 from eventwire.ingest.validation import latest_timestamp_ms
@@ -312,7 +312,10 @@ class GatewayApp:
         except Exception as exc:  # noqa: BLE001 - the last line of defence; logged, not leaked
             reply = self._internal(scope, exc)
         if reply.stream is not None:
-            await send_stream(reply.stream, send, receive, reply.headers or [])
+            if scope["method"] == "HEAD":
+                await send_stream_head(reply.stream, send, reply.headers or [])
+            else:
+                await send_stream(reply.stream, send, receive, reply.headers or [])
             return reply.status
         headers = [_JSON, (b"content-length", str(len(reply.body)).encode())]
         if reply.headers:
