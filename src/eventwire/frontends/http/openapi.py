@@ -143,8 +143,10 @@ def _single_field_schema(field: FieldDescriptor, *, request: bool) -> dict[str, 
     if field.enum_type is not None:
         names = [value.name for value in field.enum_type.values]
         if request:
-            # proto3 JSON takes an enum by name or by number.
-            return {"oneOf": [{"enum": names}, {"type": "integer"}]}
+            # proto3 JSON takes an enum by name or by number; the gateway takes
+            # only the exact names, and the validators only the defined numbers.
+            numbers = [value.number for value in field.enum_type.values]
+            return {"oneOf": [{"enum": names}, {"enum": numbers}]}
         return {"enum": names}
     if field.type in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32):
         return {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
