@@ -21,6 +21,12 @@ from eventwire._version import __version__ as _version
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.frontends.http.errors import HTTP_ONLY, HTTP_STATUS
 from eventwire.frontends.http.openapi_reads import read_operations, read_schemas
+from eventwire.ingest.read_checks import (
+    MAX_ATTRIBUTE_KEY_CHARS,
+    MAX_ATTRIBUTE_VALUE_CHARS,
+    MAX_ATTRIBUTES,
+    MAX_MESSAGE_CHARS,
+)
 from eventwire.ingest.service import MAX_BATCH_EVENTS, now_ms
 from eventwire.ingest.validation import (
     DEFAULT_LIMITS,
@@ -319,6 +325,26 @@ def _schemas(limits: Limits, at_ms: int) -> dict[str, Any]:
                 "idempotency_key": {
                     **ident,
                     "description": "a retry with the same key gets the first trackingId",
+                },
+                "message": {
+                    "maxLength": MAX_MESSAGE_CHARS,
+                    "pattern": "^[^\\x00]*$",
+                    "description": "free text; newlines allowed, NUL not",
+                },
+                "attributes": {
+                    "maxProperties": MAX_ATTRIBUTES,
+                    "propertyNames": {
+                        "minLength": 1,
+                        "maxLength": MAX_ATTRIBUTE_KEY_CHARS,
+                        "pattern": "^[^\\x00-\\x1f\\x7f]*$",
+                    },
+                    "additionalProperties": {
+                        "type": "string",
+                        "maxLength": MAX_ATTRIBUTE_VALUE_CHARS,
+                        "pattern": "^[^\\x00]*$",
+                    },
+                    "description": "string to string: keys without control characters, "
+                    "values without NUL",
                 },
             },
         ),
