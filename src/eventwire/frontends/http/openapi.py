@@ -571,7 +571,7 @@ def openapi_document(limits: Limits = DEFAULT_LIMITS, at_ms: int | None = None) 
         },
         "components": {"schemas": _schemas(limits, at_ms)},
     }
-    for path, operations in read_operations(_json, _errors("400", "500", *_ANY)).items():
+    for path, operations in read_operations(_json, _errors("400", "500", *_ANY), limits).items():
         document["paths"].setdefault(path, {}).update(_get(operations["get"]))
     return document
 
