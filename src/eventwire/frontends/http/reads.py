@@ -27,7 +27,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from eventwire._errors import Code, FieldViolation, ServiceError
+from eventwire._errors import Code, FieldViolation, InvalidArgument, ServiceError
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.frontends.http.errors import HttpError, from_service_error, status_body
 from eventwire.ingest.reads import ReadService
@@ -45,6 +45,8 @@ HEARTBEAT_SECONDS: Final = 15.0
 """An SSE comment this often keeps idle proxies from closing a quiet watch."""
 SSE: Final = b"text/event-stream"
 NDJSON: Final = b"application/x-ndjson"
+LAST_EVENT_ID: Final = "Last-Event-ID"
+"""The SSE resume header, as violations name it when its cursor is refused."""
 _INT: Final = re.compile(r"-?[0-9]{1,19}")
 _TRUE: Final = frozenset({"true", "1"})
 _FALSE: Final = frozenset({"false", "0"})
@@ -166,14 +168,27 @@ class ReadRoutes:
 
     async def watch_alerts(self, scope: Scope) -> Stream:
         req = request_from_query(scope, telemetry_pb2.WatchAlertsRequest())
+        header = False
         for name, value in scope["headers"]:
             if name == b"last-event-id" and value:
                 # EventSource reconnects with the URL it started from: the
                 # last id it saw is the newer position.
                 req.after = value.decode("latin-1")
                 req.from_start = False
+                header = True
         self._charge(1)
-        alerts = await self._reads.watch_alerts(req, current_tenant())
+        try:
+            alerts = await self._reads.watch_alerts(req, current_tenant())
+        except InvalidArgument as err:
+            if not header:
+                raise
+            # The client sent no after: name what it did send.
+            raise InvalidArgument(
+                [
+                    FieldViolation(LAST_EVENT_ID, v.description) if v.field == "after" else v
+                    for v in err.violations
+                ]
+            ) from None
         return Stream(SSE, _sse(alerts))
 
     async def query_events(self, scope: Scope) -> bytes:
