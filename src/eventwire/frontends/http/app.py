@@ -607,8 +607,9 @@ def parse_json(body: bytes) -> object:
 
 
 # Every escape, in order (a backslash outside a string is not JSON anyway);
-# group 1 holds the hex digits of one naming a surrogate (U+D800 to U+DFFF).
-_ESCAPE: Final = re.compile(r"\\(?:u([dD][0-9a-fA-F]{3})|u[0-9a-fA-F]{4}|.)")
+# group 1 holds the hex digits of one naming a surrogate (U+D800 to U+DFFF,
+# not U+D000 to U+D7FF: those are Hangul syllables and other letters).
+_ESCAPE: Final = re.compile(r"\\(?:u([dD][89a-fA-F][0-9a-fA-F]{2})|u[0-9a-fA-F]{4}|.)")
 
 
 def _lone_surrogate(text: str) -> bool:
