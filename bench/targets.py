@@ -27,9 +27,10 @@ since h2load's 2xx ignores ``grpc-status``. Batches come from bench/_load.py
 the server's CPU per request: ``utime + stime`` of the server's whole process
 tree over the load window, divided by the requests (or events) it answered
 (bench/_cpu.py); it moves far less than throughput on a shared machine. Each
-repeat starts every contender afresh, in an order rotated per repeat, and runs
-all its workloads; a ratio is taken within each repeat, and the report gives
-the median ratio with its min-max. The baseline revision runs from a ``git
+repeat starts every contender afresh (the two sides of a ratio with the same
+history: a fresh database, the same workloads before), in an order rotated per
+repeat; a ratio is taken within each repeat, and the report gives the median
+ratio with its min-max. The baseline revision runs from a ``git
 archive`` of its ``src/`` on ``PYTHONPATH``, with this checkout's .venv.
 
 Writes bench/results/targets.json and targets.md, and the README's
@@ -88,22 +89,24 @@ SPECS = (
     Spec("U2", "unary, 1 in flight, synchronous=normal, vs bare grpc.aio",
          ("eventwire-normal", "unary-1"), ("grpc-aio", "unary-1"), "rate", 0.75),
     Spec("U3", "unary, 4 in flight, vs eventwire at the baseline",
-         ("eventwire", "unary-4"), ("eventwire-base", "unary-4"), "rate", 1.0),
+         ("eventwire-u3", "unary-4"), ("eventwire-base", "unary-4"), "rate", 1.0),
     Spec("U3", "unary, 16 in flight, vs eventwire at the baseline",
-         ("eventwire", "unary-16"), ("eventwire-base", "unary-16"), "rate", 1.0),
+         ("eventwire-u3", "unary-16"), ("eventwire-base", "unary-16"), "rate", 1.0),
     Spec("B1", "TrackEvents, 1k-event batches, 8 in flight, vs raw-ASGI JSON",
-         ("eventwire", "batch-grpc"), ("ref-json-batch", "batch-http"), "rate", 1.2),
+         ("eventwire-b1", "batch-grpc"), ("ref-json-batch", "batch-http"), "rate", 1.2),
     Spec("T1", "tracing 10 % head-sampled, 64 in flight, vs tracing off",
          ("eventwire-trace10", "unary-64"), ("eventwire", "unary-64"), "rate", 0.95),
     Spec("T1", "tracing every call, 64 in flight, vs tracing off",
          ("eventwire-trace100", "unary-64"), ("eventwire", "unary-64"), "rate", 0.80),
 )  # fmt: skip
 
-# Workloads run on one server in this order: the batches last, since they grow the database most.
+# A contender is one server start per repeat, running its workloads in this order. The two
+# sides of a ratio see the same history (a fresh database, the same workloads before), so
+# eventwire with its defaults is three contenders: for U1 and T1, for U3, for B1.
 WORKLOAD_ORDER = ("unary-64", "unary-16", "unary-4", "unary-1", "batch-grpc", "batch-http")
 CONTENDER_ORDER = (
-    "eventwire", "grpc-aio", "eventwire-normal", "eventwire-base", "ref-json-batch",
-    "eventwire-trace10", "eventwire-trace100",
+    "eventwire", "grpc-aio", "eventwire-normal", "eventwire-u3", "eventwire-base",
+    "eventwire-b1", "ref-json-batch", "eventwire-trace10", "eventwire-trace100",
 )  # fmt: skip
 
 
