@@ -441,10 +441,10 @@ def targets_md(result: dict[str, Any]) -> str:
         f"Measured {result['when']} with `{result['command']}` ({result['wall_seconds']} s): "
         f"{machine['cpus']} CPUs ({machine['cpu_model']}), Python {machine['python']}, grpcio "
         f"{machine['grpcio']}; {settings['pinning']}. {settings['repeats']} repeats of "
-        f"{settings['duration_s']:g} s, every server started afresh in rotated order; the ratio "
-        f"is eventwire / reference within a repeat, median ({'min' + DASH + 'max'}). CPU is "
-        "the server's µs per call (per event for B1): utime + stime of all its processes "
-        "over the window, divided by what it answered.",
+        f"{settings['duration_s']:g} s, every server started afresh, in an order rotated and "
+        "reversed between repeats; the ratio is eventwire / reference within a repeat, "
+        f"median (min{DASH}max). CPU is the server's µs per call (per event for B1): utime + "
+        "stime of all its processes over the window, divided by what it answered.",
         "",
         "| | target | eventwire | reference | ratio | CPU µs, eventwire / ref | goal | met |",
         "|---|---|---|---|---|---|---|---|",

@@ -23,15 +23,16 @@ generator and the OTLP receiver under ``taskset -c 1``. Unary load is h2load
 with a pre-encoded frame; successes are counted by the server
 (``grpc_server_handled_total{grpc_code="OK"}``, the bare server's own counter),
 since h2load's 2xx ignores ``grpc-status``. Batches come from bench/_load.py
-(fresh event ids, so every event is really inserted). Beside every rate goes
-the server's CPU per request: ``utime + stime`` of the server's whole process
-tree over the load window, divided by the requests (or events) it answered
+(fresh event ids, so every event is really inserted). Beside every rate goes the
+server's CPU per request: ``utime + stime`` of the server's whole process tree
+over the load window, divided by the requests (or events) it answered
 (bench/_cpu.py); it moves far less than throughput on a shared machine. Each
 repeat starts every contender afresh (the two sides of a ratio with the same
-history: a fresh database, the same workloads before), in an order rotated per
-repeat; a ratio is taken within each repeat, and the report gives the median
-ratio with its min-max. The baseline revision runs from a ``git
-archive`` of its ``src/`` on ``PYTHONPATH``, with this checkout's .venv.
+history: a fresh database, the same workloads before, ``sync`` after the last
+server stopped), in an order rotated per repeat and reversed every other; a
+ratio is taken within each repeat, and the report gives the median ratio with
+its min-max. The baseline revision runs from a ``git archive`` of its ``src/``
+on ``PYTHONPATH``, with this checkout's .venv.
 
 Writes bench/results/targets.json and targets.md, and the README's
 Performance section (bench/report.py), and prints the table.
@@ -225,6 +226,8 @@ class Targets:
             yield srv
         finally:
             code = srv.stop()
+            # The next server's fsyncs must not wait behind this one's writeback.
+            os.sync()
             # eventwire must drain and exit 0; uvicorn re-raises the SIGTERM it caught.
             if code != 0 and (name.startswith("eventwire") or code != -signal.SIGTERM):
                 self.notes.append(f"{name} exited with {code} after SIGTERM")
@@ -253,7 +256,10 @@ class Targets:
     def one_repeat(self, repeat: int, workloads: dict[str, list[str]]) -> None:
         names = list(workloads)
         shift = repeat % len(names)
-        for name in names[shift:] + names[:shift]:
+        order = names[shift:] + names[:shift]
+        # Rotating alone keeps neighbours together; reversing every other repeat changes
+        # which contender each one follows.
+        for name in reversed(order) if repeat % 2 else order:
             spans_before = self.receiver.spans() if name.startswith("eventwire-trace") else 0
             recorded: list[dict[str, Any]] = []
             with self.server(name) as srv:
