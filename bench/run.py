@@ -727,11 +727,15 @@ def summarize_profile(raw: Path, workload: str) -> str:
         n = int(count)
         total += n
         frames = stack.split(";")
-        kind = (
-            "sqlite writer thread"
-            if any("_WorkItem.run" in f for f in frames)
-            else ("event loop thread" if any("Runner.run" in f for f in frames) else "other")
-        )
+        # With --threads the first frame is "thread (tid): name": eventwire names its
+        # threads, and "Thread-1 (_poll_wrapper)" is grpc.aio's poller.
+        named = re.match(r"thread \(\d+\): (.+)", frames[0])
+        if named:
+            kind = {"MainThread": "MainThread (event loop)"}.get(named[1], named[1])
+        elif any("_WorkItem.run" in f for f in frames):
+            kind = "sqlite writer thread"
+        else:
+            kind = "event loop thread" if any("Runner.run" in f for f in frames) else "other"
         threads[kind] = threads.get(kind, 0) + n
         leaf = re.sub(r":\d+\)$", ")", frames[-1])
         own[leaf] = own.get(leaf, 0) + n
