@@ -51,11 +51,18 @@ lock:
 	test -x $(VENV)-lock/bin/uv || ($(PYTHON) -m venv $(VENV)-lock && $(VENV)-lock/bin/pip install --quiet uv)
 	$(VENV)-lock/bin/uv pip compile --python-version 3.11 --generate-hashes --extra server --extra dev pyproject.toml -o requirements.lock
 
-# eventwire vs bare grpcio, FastAPI, Starlette and raw ASGI; installs h2load and wrk
-# when missing. BENCH_ARGS=--quick for ~5 minutes. Writes bench/results/bench.*
-# and the README's Performance section (see bench/run.py).
+# ~10 minutes; installs h2load and wrk when missing. First issue 16's targets
+# (bench/targets.py, ~5 min: U1 U2 U3 B1 T1 as ratios with min-max and server CPU
+# per request; TARGETS_ARGS="--repeats 5 --profile --label after" for more), then
+# the broad comparison with bare grpcio, FastAPI, Starlette and raw ASGI
+# (bench/run.py, --quick by default: ~5 min; BENCH_ARGS= for its full ~35-minute
+# run, BENCH_ARGS=skip to leave it out). Writes bench/results/targets.* and
+# bench.*, and the README's Performance section from both.
+TARGETS_ARGS ?=
+BENCH_ARGS   ?= --quick
 bench: $(STAMP)
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/targets.py $(TARGETS_ARGS)
+	test "$(BENCH_ARGS)" = skip || $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV)-lock .mypy_cache .ruff_cache .pytest_cache

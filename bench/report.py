@@ -410,14 +410,98 @@ def performance_md(result: dict[str, Any]) -> str:
         bare=bare,
         bare_name=bare_name,
     )
+    targets_json = BENCH / "results" / "targets.json"
+    targets = ""
+    if targets_json.is_file():
+        targets = "### Targets (issue 16)\n\n" + targets_md(json.loads(targets_json.read_text()))
     return (
         "## Performance\n\n"
-        "Reproduce with `make bench` (or `eventwire bench`; `--quick` for a ~5-minute run).\n\n"
+        "Reproduce with `make bench` (~10 minutes): `bench/targets.py` measures the targets "
+        "below, then `bench/run.py --quick` the broad comparison after them.\n\n"
+        + (targets + "\n" if targets else "")
+        + "### eventwire beside bare Python servers\n\n"
         + markdown(result)
         + "\n![throughput](bench/results/bench.svg)\n\n"
         + reading
         + _notes()
     )
+
+
+# -- bench/targets.py's table ---------------------------------------------------------
+
+
+def _num(value: float, unit: str = "") -> str:
+    return f"{value:,.0f}{unit}" if value >= 100 else f"{value:,.2f}{unit}"
+
+
+def targets_md(result: dict[str, Any]) -> str:
+    """bench/results/targets.json as Markdown: one row per target, ratios within a repeat."""
+    machine, settings = result["machine"], result["settings"]
+    lines = [
+        f"Measured {result['when']} with `{result['command']}` ({result['wall_seconds']} s): "
+        f"{machine['cpus']} CPUs ({machine['cpu_model']}), Python {machine['python']}, grpcio "
+        f"{machine['grpcio']}; {settings['pinning']}. {settings['repeats']} repeats of "
+        f"{settings['duration_s']:g} s, every server started afresh, in an order rotated and "
+        "reversed between repeats; the ratio is eventwire / reference within a repeat, "
+        f"median (min{DASH}max). CPU is the server's µs per call (per event for B1): utime + "
+        "stime of all its processes over the window, divided by what it answered.",
+        "",
+        "| | target | eventwire | reference | ratio | CPU µs, eventwire / ref | goal | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for t in result["targets"]:
+        ratio = t["ratio"]
+        cpu = (
+            f"{_num(t['ours_cpu_us'].get('median', 0))} / {_num(t['ref_cpu_us'].get('median', 0))}"
+        )
+        if t["metric"] == "cpu_us":
+            ours, ref = (f"{_num(t[k].get('median', 0))} µs" for k in ("ours_cpu_us", "ref_cpu_us"))
+        else:
+            ours, ref = (
+                f"{_num(t[k].get('median', 0))} {t['unit']}" for k in ("ours_rate", "ref_rate")
+            )
+        if t["ours_spans_per_call"]:
+            ours += f", {t['ours_spans_per_call']['median']:.2f} spans/call"
+        cell = "not measured"
+        if ratio:
+            cell = f"{ratio['median']:.2f}{X} ({ratio['min']:.2f}{DASH}{ratio['max']:.2f})"
+            if t["id"] == "T1":
+                cell += f", cost {1 - ratio['median']:.1%}"
+        goal = f"{'≥' if t['at_least'] else '≤'} {t['goal']:.2f}{X}"
+        if t["id"] == "T1":
+            goal = f"cost ≤ {1 - t['goal']:.0%}"
+        met = {True: "met", False: "**not met**", None: "not measured"}[t["met"]]
+        lines.append(
+            f"| {t['id']} | {t['label']} | {ours} | {ref} | {cell} | {cpu} | {goal} | {met} |"
+        )
+    batch = next((t for t in result["targets"] if t["id"] == "B1"), None)
+    if batch and batch["ours_rate"]:
+        lines += ["", f"B1 stretch, 250,000 durable events/s on one core: "
+                  f"{batch['ours_rate']['median']:,.0f} ({batch['ours_rate']['min']:,.0f}"
+                  f"{DASH}{batch['ours_rate']['max']:,.0f})."]  # fmt: skip
+    lines += [
+        "",
+        "References: bare grpc.aio = `bench/_servers.py grpc-aio` on uvloop (parses, replies, "
+        "stores nothing); raw-ASGI JSON = `bench/ref_json_batch.py` (same schema, one "
+        f"`synchronous={settings['sqlite_synchronous']}` transaction per batch); baseline = "
+        f"eventwire at `{settings['baseline_rev']}` on this .venv. eventwire runs its defaults "
+        "(durable SQLite) unless the row says otherwise.",
+    ]
+    if result.get("notes"):
+        lines += ["", "Notes: " + "; ".join(result["notes"]) + "."]
+    if result.get("profiles"):
+        lines += ["", "Profiles: " + ", ".join(f"`{p}`" for p in result["profiles"])]
+    return "\n".join(lines) + "\n"
+
+
+def write_targets(result: dict[str, Any], out_dir: Path) -> None:
+    """targets.md, and the README's Performance section again (it shows the targets)."""
+    (out_dir / "targets.md").write_text("# Targets (issue 16)\n\n" + targets_md(result))
+    bench_json = out_dir / "bench.json"
+    if bench_json.is_file():
+        readme = ROOT / "README.md"
+        section = performance_md(json.loads(bench_json.read_text()))
+        readme.write_text(with_performance(readme.read_text(), section))
 
 
 def _notes() -> str:

@@ -53,12 +53,13 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
+from _cpu import cpu_seconds, descendants, per_request_us
 from http_gateway import WRK_SCRIPT
 
 from eventwire.testing._process import log_line
@@ -175,8 +176,15 @@ def _baseline_count(target: str) -> dict[str, int]:
 
 
 def start_eventwire(
-    tmp: Path, cpus: str | None, *extra: str, name: str = "eventwire", workers: int = 1
+    tmp: Path,
+    cpus: str | None,
+    *extra: str,
+    name: str = "eventwire",
+    workers: int = 1,
+    env: Mapping[str, str] | None = None,
 ) -> Server:
+    """``eventwire serve`` pinned to ``cpus``; ``env`` replaces the environment (e.g. a
+    ``PYTHONPATH`` that serves another revision's ``src``, or ``OTEL_*`` settings)."""
     db = tmp / f"{name}-{free_port()}.db"
     argv = [
         PYTHON, "-m", "eventwire", "serve",
@@ -186,7 +194,7 @@ def start_eventwire(
     ]  # fmt: skip
     proc = subprocess.Popen(
         pinned(cpus, argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=None if env is None else dict(env),
     )  # fmt: skip
     server = Server(name, proc, db=db)
     serving = threading.Event()
@@ -280,7 +288,8 @@ def h2load(
     seconds: float,
     cpus: str | None,
 ) -> dict[str, float]:
-    """Unary TrackEvent with h2load; req/s from the server's own success count."""
+    """Unary TrackEvent with h2load; req/s and CPU µs per call (``cpu_us``, the whole
+    server process tree, bench/_cpu.py) from the server's own success count."""
     url = f"http://{server.grpc}{TRACK}"
     common = [
         "h2load", "-c", str(clients), "-m", str(streams), "-d", str(frame),
@@ -290,11 +299,14 @@ def h2load(
     subprocess.run(pinned(cpus, [*common, "-n", str(warm), url]), capture_output=True, check=True)
     log = tmp / "h2load.log"
     extra = ["-D", f"{seconds * 1000:.0f}ms", "--log-file", str(log)]
+    # Counts are read outside the CPU window: a /metrics scrape is not a call.
     before = server.ok_count()
+    cpu_before = cpu_seconds(server.proc.pid)
     out = subprocess.run(
         pinned(cpus, [*common, *extra, url]),
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+    cpu_after = cpu_seconds(server.proc.pid)
     after = server.ok_count()
     m = re.search(r"finished in ([\d.]+)s", out)
     done = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded", out)
@@ -309,6 +321,7 @@ def h2load(
     return {
         "rps": ok / elapsed,
         "ok": ok,
+        "cpu_us": per_request_us(cpu_after - cpu_before, ok),
         "sent": float(done.group(3)),
         "errors": max(0.0, float(done.group(3)) - ok),
         "p50_ms": _percentile(latencies, 0.50),
@@ -405,32 +418,37 @@ def wrk(
 
 
 def batch_load(
-    protocol: str, target: str, *, seconds: float, cpus: str | None, in_flight: int = 8
+    protocol: str,
+    target: str,
+    *,
+    seconds: float,
+    cpus: str | None,
+    in_flight: int = 8,
+    server_pid: int | None = None,
 ) -> dict[str, float]:
+    """1k-event batches from bench/_load.py. With ``server_pid``, also ``cpu_us`` per
+    event: the server tree's CPU over the generator's whole run (warm-up included)
+    divided by every event the server acknowledged as stored in that run."""
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     argv = [
         PYTHON, str(BENCH / "_load.py"), protocol, target, "--seconds", str(seconds),
         "--warmup", str(min(2.0, max(0.5, seconds / 4))), "--in-flight", str(in_flight),
     ]  # fmt: skip
     out = subprocess.run(pinned(cpus, argv), capture_output=True, text=True, check=True).stdout
     result: dict[str, float] = orjson.loads(out.strip().splitlines()[-1])
+    if server_pid:
+        spent = cpu_seconds(server_pid) - cpu_before
+        result["cpu_us"] = per_request_us(spent, result["accepted_total"])
     return result
 
 
 # -- process sampling -----------------------------------------------------------------
 
 
-def _descendants(pid: int) -> list[int]:
-    out = [pid]
-    with contextlib.suppress(OSError):
-        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            out += _descendants(int(child))
-    return out
-
-
 def sample(pid: int) -> dict[str, float]:
     """RSS (MiB), threads and open fds of ``pid`` and its children together."""
     rss = threads = fds = 0
-    for p in _descendants(pid):
+    for p in descendants(pid):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -709,11 +727,15 @@ def summarize_profile(raw: Path, workload: str) -> str:
         n = int(count)
         total += n
         frames = stack.split(";")
-        kind = (
-            "sqlite writer thread"
-            if any("_WorkItem.run" in f for f in frames)
-            else ("event loop thread" if any("Runner.run" in f for f in frames) else "other")
-        )
+        # With --threads the first frame is "thread (tid): name": eventwire names its
+        # threads, and "Thread-1 (_poll_wrapper)" is grpc.aio's poller.
+        named = re.match(r"thread \(\d+\): (.+)", frames[0])
+        if named:
+            kind = {"MainThread": "MainThread (event loop)"}.get(named[1], named[1])
+        elif any("_WorkItem.run" in f for f in frames):
+            kind = "sqlite writer thread"
+        else:
+            kind = "event loop thread" if any("Runner.run" in f for f in frames) else "other"
         threads[kind] = threads.get(kind, 0) + n
         leaf = re.sub(r":\d+\)$", ")", frames[-1])
         own[leaf] = own.get(leaf, 0) + n

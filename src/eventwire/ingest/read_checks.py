@@ -7,6 +7,7 @@ from typing import Final
 
 from eventwire._errors import FieldViolation
 from eventwire.api import analytics_pb2, telemetry_pb2
+from eventwire.ingest.validation import DEFAULT_LIMITS, check_filter_name
 
 DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
@@ -86,8 +87,14 @@ def validate_alert_details(req: telemetry_pb2.AlertRequest) -> list[FieldViolati
     return out
 
 
+def _alert_filter(out: list[FieldViolation], device_id: str, alert_type: str) -> None:
+    check_filter_name(out, "device_id", device_id)
+    check_filter_name(out, "alert_type", alert_type, DEFAULT_LIMITS.max_alert_type_chars)
+
+
 def validate_list_alerts(req: telemetry_pb2.ListAlertsRequest) -> list[FieldViolation]:
     out: list[FieldViolation] = []
+    _alert_filter(out, req.device_id, req.alert_type)
     _severity(out, "min_severity", req.min_severity)
     _time_range(out, req.start, req.end)
     if not 0 <= req.page_size <= MAX_PAGE_SIZE:
@@ -102,6 +109,7 @@ def validate_list_alerts(req: telemetry_pb2.ListAlertsRequest) -> list[FieldViol
 
 def validate_watch_alerts(req: telemetry_pb2.WatchAlertsRequest) -> list[FieldViolation]:
     out: list[FieldViolation] = []
+    _alert_filter(out, req.device_id, req.alert_type)
     _severity(out, "min_severity", req.min_severity)
     if req.after and req.from_start:
         out.append(FieldViolation("from_start", "must be false when after is set"))
@@ -110,6 +118,7 @@ def validate_watch_alerts(req: telemetry_pb2.WatchAlertsRequest) -> list[FieldVi
 
 def validate_query(req: analytics_pb2.QueryEventsRequest) -> list[FieldViolation]:
     out: list[FieldViolation] = []
+    check_filter_name(out, "event_name", req.event_name)
     _time_range(out, req.start, req.end)
     if req.bucket not in BUCKETS:
         out.append(FieldViolation("bucket", f"must be a Bucket value, got {req.bucket}"))
@@ -142,5 +151,6 @@ def validate_query(req: analytics_pb2.QueryEventsRequest) -> list[FieldViolation
 
 def validate_export(req: analytics_pb2.ExportEventsRequest) -> list[FieldViolation]:
     out: list[FieldViolation] = []
+    check_filter_name(out, "event_name", req.event_name)
     _time_range(out, req.start, req.end)
     return out

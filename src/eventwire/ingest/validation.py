@@ -394,18 +394,29 @@ def validate_count(req: analytics_pb2.CountEventsRequest) -> list[FieldViolation
             out.append(
                 FieldViolation(field, f"must be a Unix epoch time >= 0 (0: unbounded), got {value}")
             )
-    # Filters are names: what no stored name can hold is a mistake, not a miss.
-    for field, name in (("event_name", req.event_name), ("user_id", req.user_id)):
-        if len(name) > DEFAULT_LIMITS.max_name_chars:
-            out.append(
-                FieldViolation(
-                    field,
-                    f"must be at most {DEFAULT_LIMITS.max_name_chars} characters, got {len(name)}",
-                )
-            )
-        elif found := _invisible_violation(name):
-            out.append(FieldViolation(field, found))
+    check_filter_name(out, "event_name", req.event_name)
+    check_filter_name(out, "user_id", req.user_id)
     return out
+
+
+def check_filter_name(
+    out: list[FieldViolation],
+    field: str,
+    value: str,
+    max_chars: int = DEFAULT_LIMITS.max_name_chars,
+) -> None:
+    """A read filter on a name: empty (no filter), or what a stored name can be.
+
+    What no stored name can hold is a mistake, not a miss; and the check keeps
+    characters a store cannot compare (PostgreSQL refuses NUL) away from it.
+    Blank is allowed: a filter of spaces simply matches nothing.
+    """
+    if len(value) > max_chars:
+        out.append(
+            FieldViolation(field, f"must be at most {max_chars} characters, got {len(value)}")
+        )
+    elif found := _invisible_violation(value):
+        out.append(FieldViolation(field, found))
 
 
 def validate_tracking_id(tracking_id: str) -> list[FieldViolation]:

@@ -35,7 +35,7 @@ from eventwire.frontends.http.errors import (
     status_body,
 )
 from eventwire.frontends.http.openapi import openapi_document
-from eventwire.frontends.http.reads import ReadRoutes, Stream, send_stream
+from eventwire.frontends.http.reads import ReadRoutes, Stream, send_stream, send_stream_head
 from eventwire.ingest.reads import ReadService
 from eventwire.ingest.service import IngestService, now_ms
 from eventwire.ingest.validation import latest_timestamp_ms
@@ -77,6 +77,8 @@ _INT64_TYPES: Final = frozenset(
         FieldDescriptor.TYPE_FIXED64,
     }
 )
+_INT32_MIN: Final = -(2**31)
+_INT32_MAX: Final = 2**31 - 1
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 
@@ -94,6 +96,30 @@ _COUNT_INTS: Final = frozenset({"start", "end"})
 # GET routes the read scope, POST routes the write scope.
 _OPEN: Final = frozenset({"/healthz", "/readyz", "/openapi.json"})
 _CHALLENGE: Final = (b"www-authenticate", b'Bearer realm="eventwire"')
+
+
+_SEVERITY_NAMES: Final = frozenset(telemetry_pb2.Severity.keys())
+_SEVERITY_RULE: Final = (
+    "a Severity name (" + ", ".join(telemetry_pb2.Severity.keys()) + ") or its number, an integer"
+)
+
+
+def _enum_value(value: object, names: frozenset[str]) -> bool:
+    """Whether ``value`` is an enum the way proto3 JSON spells one: an exact
+    name, or an integer (the validators then check it is a defined number).
+
+    json_format is laxer: it takes a bool for a number, truncates 1.5 to 1 and
+    2**32 + 2 to 2, and reads a string through int(), so "1", " 1" and
+    Arabic-Indic digits pass. An integral float (1.0) is an integer in JSON
+    Schema, so it is taken.
+    """
+    if isinstance(value, str):
+        return value in names
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return value.is_integer() and _INT32_MIN <= value <= _INT32_MAX
+    return (isinstance(value, int) and _INT32_MIN <= value <= _INT32_MAX) or value is None
 
 
 class _Disconnected(Exception):
@@ -312,7 +338,10 @@ class GatewayApp:
         except Exception as exc:  # noqa: BLE001 - the last line of defence; logged, not leaked
             reply = self._internal(scope, exc)
         if reply.stream is not None:
-            await send_stream(reply.stream, send, receive, reply.headers or [])
+            if scope["method"] == "HEAD":
+                await send_stream_head(reply.stream, send, reply.headers or [])
+            else:
+                await send_stream(reply.stream, send, receive, reply.headers or [])
             return reply.status
         headers = [_JSON, (b"content-length", str(len(reply.body)).encode())]
         if reply.headers:
@@ -490,12 +519,11 @@ class GatewayApp:
 
     async def _report_alert(self, scope: Scope, receive: Receive) -> _Reply:
         obj = await self._json_body(scope, receive)
-        if isinstance(obj, dict) and type(obj.get("severity")) not in (str, int, type(None)):
-            # json_format would truncate a float or take a bool as a number.
+        if isinstance(obj, dict) and not _enum_value(obj.get("severity"), _SEVERITY_NAMES):
             raise HttpError(
                 400,
-                "severity must be a Severity name or number",
-                violations=[FieldViolation("severity", "must be a Severity name or number")],
+                f"severity must be {_SEVERITY_RULE}",
+                violations=[FieldViolation("severity", f"must be {_SEVERITY_RULE}")],
             )
         req = _parse_into(obj, telemetry_pb2.AlertRequest(), "request body")
         self._charge(1)
@@ -579,8 +607,9 @@ def parse_json(body: bytes) -> object:
 
 
 # Every escape, in order (a backslash outside a string is not JSON anyway);
-# group 1 holds the hex digits of one naming a surrogate (U+D800 to U+DFFF).
-_ESCAPE: Final = re.compile(r"\\(?:u([dD][0-9a-fA-F]{3})|u[0-9a-fA-F]{4}|.)")
+# group 1 holds the hex digits of one naming a surrogate (U+D800 to U+DFFF,
+# not U+D000 to U+D7FF: those are Hangul syllables and other letters).
+_ESCAPE: Final = re.compile(r"\\(?:u([dD][89a-fA-F][0-9a-fA-F]{2})|u[0-9a-fA-F]{4}|.)")
 
 
 def _lone_surrogate(text: str) -> bool:

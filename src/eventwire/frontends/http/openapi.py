@@ -21,6 +21,12 @@ from eventwire._version import __version__ as _version
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.frontends.http.errors import HTTP_ONLY, HTTP_STATUS
 from eventwire.frontends.http.openapi_reads import read_operations, read_schemas
+from eventwire.ingest.read_checks import (
+    MAX_ATTRIBUTE_KEY_CHARS,
+    MAX_ATTRIBUTE_VALUE_CHARS,
+    MAX_ATTRIBUTES,
+    MAX_MESSAGE_CHARS,
+)
 from eventwire.ingest.service import MAX_BATCH_EVENTS, now_ms
 from eventwire.ingest.validation import (
     DEFAULT_LIMITS,
@@ -143,8 +149,10 @@ def _single_field_schema(field: FieldDescriptor, *, request: bool) -> dict[str, 
     if field.enum_type is not None:
         names = [value.name for value in field.enum_type.values]
         if request:
-            # proto3 JSON takes an enum by name or by number.
-            return {"oneOf": [{"enum": names}, {"type": "integer"}]}
+            # proto3 JSON takes an enum by name or by number; the gateway takes
+            # only the exact names, and the validators only the defined numbers.
+            numbers = [value.number for value in field.enum_type.values]
+            return {"oneOf": [{"enum": names}, {"enum": numbers}]}
         return {"enum": names}
     if field.type in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32):
         return {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
@@ -317,6 +325,26 @@ def _schemas(limits: Limits, at_ms: int) -> dict[str, Any]:
                 "idempotency_key": {
                     **ident,
                     "description": "a retry with the same key gets the first trackingId",
+                },
+                "message": {
+                    "maxLength": MAX_MESSAGE_CHARS,
+                    "pattern": "^[^\\x00]*$",
+                    "description": "free text; newlines allowed, NUL not",
+                },
+                "attributes": {
+                    "maxProperties": MAX_ATTRIBUTES,
+                    "propertyNames": {
+                        "minLength": 1,
+                        "maxLength": MAX_ATTRIBUTE_KEY_CHARS,
+                        "pattern": "^[^\\x00-\\x1f\\x7f]*$",
+                    },
+                    "additionalProperties": {
+                        "type": "string",
+                        "maxLength": MAX_ATTRIBUTE_VALUE_CHARS,
+                        "pattern": "^[^\\x00]*$",
+                    },
+                    "description": "string to string: keys without control characters, "
+                    "values without NUL",
                 },
             },
         ),
@@ -543,7 +571,7 @@ def openapi_document(limits: Limits = DEFAULT_LIMITS, at_ms: int | None = None) 
         },
         "components": {"schemas": _schemas(limits, at_ms)},
     }
-    for path, operations in read_operations(_json, _errors("400", "500", *_ANY)).items():
+    for path, operations in read_operations(_json, _errors("400", "500", *_ANY), limits).items():
         document["paths"].setdefault(path, {}).update(_get(operations["get"]))
     return document
 

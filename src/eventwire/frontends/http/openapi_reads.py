@@ -2,7 +2,13 @@
 
 Query parameters are derived from the request messages' descriptors, as the
 gateway parses them (:mod:`.reads`): proto names, 64-bit integers as numbers
-or decimal strings, enums by name or number.
+or decimal strings, enums by name or number. Each states the rule the read
+checks (:mod:`eventwire.ingest.read_checks`) enforce on it; what no schema
+can state is in its description, and a request breaking it is refused with
+400 naming the field: ``end`` must be greater than ``start`` when both are
+set, ``after`` and ``from_start`` exclude each other, and cursors and page
+tokens are opaque and signed, valid only for the tenant and filter that were
+given them.
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.ingest.read_checks import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_QUERY_LIMIT,
+    GROUP_BY_PROPERTY,
     MAX_PAGE_SIZE,
+    MAX_PROPERTY_KEY_CHARS,
     MAX_QUERY_LIMIT,
 )
+from eventwire.ingest.validation import Limits, name_pattern
 
 _INT64: Final = {
     FieldDescriptor.TYPE_INT64,
@@ -29,16 +38,38 @@ _LIMITS: Final = {
     "page_size": (0, MAX_PAGE_SIZE, f"0 means {DEFAULT_PAGE_SIZE}"),
     "limit": (0, MAX_QUERY_LIMIT, f"0 means {DEFAULT_QUERY_LIMIT}"),
 }
+_OPAQUE: Final = (
+    "; opaque and signed: valid only for the tenant and the filter it was issued with "
+    "(another, or a forged one, is refused with 400 naming the field)"
+)
 _DOCS: Final = {
+    "device_id": "exact device id; empty = any",
+    "alert_type": "exact alert type; empty = any",
+    "event_name": "exact event name; empty = any",
     "start": "inclusive lower bound on timestamp (epoch ms); 0 = none",
-    "end": "exclusive upper bound on timestamp (epoch ms); 0 = none; greater than start",
-    "page_token": "nextPageToken of the previous page, with the same filter",
-    "after": "resume after this cursor (same tenant, same filter)",
-    "group_by": "empty, event_name, user_id or properties.<key>",
+    "end": "exclusive upper bound on timestamp (epoch ms); 0 = none; when start is set too, "
+    "greater than start (else 400)",
+    "page_token": "nextPageToken of the previous page, with the same filter" + _OPAQUE,
+    "after": "resume after this cursor, with the same filter" + _OPAQUE,
+    "from_start": "start at the oldest stored alert instead of now; not with after (400)",
+    "follow": "keep the stream open and tail new commits",
+    "group_by": "empty, event_name, user_id or properties.<key> "
+    f"(a key of 1 to {MAX_PROPERTY_KEY_CHARS} characters, no control character)",
 }
+_GROUP_BY: Final = (
+    "^(?:|event_name|user_id|"
+    + GROUP_BY_PROPERTY.replace(".", "\\.")
+    + f"[^\\x00-\\x1f\\x7f]{{1,{MAX_PROPERTY_KEY_CHARS}}})$"
+)
+"""read_checks' rule on group_by, as a regular expression."""
 
 
-def _param_schema(field: FieldDescriptor) -> dict[str, Any]:
+def _filter(max_chars: int) -> dict[str, Any]:
+    """A filter on a name: what a stored name can be (read_checks.check_filter_name)."""
+    return {"type": "string", "maxLength": max_chars, "pattern": name_pattern()}
+
+
+def _param_schema(field: FieldDescriptor, limits: Limits) -> dict[str, Any]:  # noqa: PLR0911 - one return per kind
     if field.enum_type is not None:
         names = [v.name for v in field.enum_type.values]
         return {"oneOf": [{"enum": names}, {"enum": [v.number for v in field.enum_type.values]}]}
@@ -49,10 +80,16 @@ def _param_schema(field: FieldDescriptor) -> dict[str, Any]:
         return {"type": "integer", "minimum": low, "maximum": high}
     if field.type in _INT64:
         return {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+    if field.name in ("device_id", "event_name"):
+        return _filter(limits.max_name_chars)
+    if field.name == "alert_type":
+        return _filter(limits.max_alert_type_chars)
+    if field.name == "group_by":
+        return {"type": "string", "pattern": _GROUP_BY}
     return {"type": "string"}
 
 
-def query_parameters(descriptor: Descriptor) -> list[dict[str, Any]]:
+def query_parameters(descriptor: Descriptor, limits: Limits) -> list[dict[str, Any]]:
     """One optional query parameter per field of ``descriptor``."""
     out = []
     for field in descriptor.fields:
@@ -63,7 +100,7 @@ def query_parameters(descriptor: Descriptor) -> list[dict[str, Any]]:
             "name": field.name,
             "in": "query",
             "required": False,
-            "schema": _param_schema(field),
+            "schema": _param_schema(field, limits),
         }
         if doc:
             param["description"] = doc
@@ -85,7 +122,7 @@ def read_schemas(message_schema: Callable[[Descriptor], dict[str, Any]]) -> dict
 
 
 def read_operations(
-    json_reply: Callable[[str, str], dict[str, Any]], errors: dict[str, Any]
+    json_reply: Callable[[str, str], dict[str, Any]], errors: dict[str, Any], limits: Limits
 ) -> dict[str, dict[str, Any]]:
     """``{path: {"get": operation}}`` of the read routes."""
 
@@ -105,7 +142,7 @@ def read_operations(
             "get": {
                 "operationId": "listAlerts",
                 "summary": "Stored alerts in commit order, a page at a time (ListAlerts)",
-                "parameters": query_parameters(telemetry_pb2.ListAlertsRequest.DESCRIPTOR),
+                "parameters": query_parameters(telemetry_pb2.ListAlertsRequest.DESCRIPTOR, limits),
                 "responses": {"200": json_reply("ListAlertsResponse", "a page"), **errors},
             }
         },
@@ -119,13 +156,14 @@ def read_operations(
                 "An error after the stream started arrives as an `error` event carrying a "
                 "google.rpc.Status, and ends the stream.",
                 "parameters": [
-                    *query_parameters(telemetry_pb2.WatchAlertsRequest.DESCRIPTOR),
+                    *query_parameters(telemetry_pb2.WatchAlertsRequest.DESCRIPTOR, limits),
                     {
                         "name": "Last-Event-ID",
                         "in": "header",
                         "required": False,
                         "schema": {"type": "string"},
-                        "description": "cursor to resume after; wins over `after`",
+                        "description": "cursor to resume after; wins over `after` (and "
+                        "clears from_start)" + _OPAQUE,
                     },
                 ],
                 "responses": {
@@ -138,7 +176,7 @@ def read_operations(
             "get": {
                 "operationId": "queryEvents",
                 "summary": "Exact counts per time bucket and group (QueryEvents)",
-                "parameters": query_parameters(analytics_pb2.QueryEventsRequest.DESCRIPTOR),
+                "parameters": query_parameters(analytics_pb2.QueryEventsRequest.DESCRIPTOR, limits),
                 "responses": {"200": json_reply("QueryEventsResponse", "the rows"), **errors},
             }
         },
@@ -149,7 +187,9 @@ def read_operations(
                 "description": "One ExportedEvent (JSON) a line. With follow=true the stream "
                 "stays open and tails new commits. An error after the stream started is a "
                 'last line {"error": google.rpc.Status}.',
-                "parameters": query_parameters(analytics_pb2.ExportEventsRequest.DESCRIPTOR),
+                "parameters": query_parameters(
+                    analytics_pb2.ExportEventsRequest.DESCRIPTOR, limits
+                ),
                 "responses": {
                     "200": stream("application/x-ndjson", "ExportedEvent", "one event a line"),
                     **errors,

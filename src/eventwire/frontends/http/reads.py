@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl
 
@@ -27,7 +27,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from eventwire._errors import Code, FieldViolation, ServiceError
+from eventwire._errors import Code, FieldViolation, InvalidArgument, ServiceError
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.frontends.http.errors import HttpError, from_service_error, status_body
 from eventwire.ingest.reads import ReadService
@@ -45,6 +45,8 @@ HEARTBEAT_SECONDS: Final = 15.0
 """An SSE comment this often keeps idle proxies from closing a quiet watch."""
 SSE: Final = b"text/event-stream"
 NDJSON: Final = b"application/x-ndjson"
+LAST_EVENT_ID: Final = "Last-Event-ID"
+"""The SSE resume header, as violations name it when its cursor is refused."""
 _INT: Final = re.compile(r"-?[0-9]{1,19}")
 _TRUE: Final = frozenset({"true", "1"})
 _FALSE: Final = frozenset({"false", "0"})
@@ -55,9 +57,9 @@ _RANGES: Final = {
 
 
 class Stream:
-    """A streamed reply: its media type and its chunks."""
+    """A streamed reply: its media type and its chunks (not started until iterated)."""
 
-    def __init__(self, media_type: bytes, chunks: AsyncIterator[bytes]) -> None:
+    def __init__(self, media_type: bytes, chunks: AsyncGenerator[bytes, None]) -> None:
         self.media_type = media_type
         self.chunks = chunks
 
@@ -134,7 +136,7 @@ def _error_status(err: BaseException) -> bytes:
     return status_body(Code.INTERNAL, f"internal error (request id {request_id})")
 
 
-async def _sse(alerts: AsyncIterator[telemetry_pb2.Alert]) -> AsyncIterator[bytes]:
+async def _sse(alerts: AsyncIterator[telemetry_pb2.Alert]) -> AsyncGenerator[bytes, None]:
     try:
         async for alert in alerts:
             yield b"id: %s\nevent: alert\ndata: %s\n\n" % (alert.cursor.encode(), _json(alert))
@@ -142,7 +144,9 @@ async def _sse(alerts: AsyncIterator[telemetry_pb2.Alert]) -> AsyncIterator[byte
         yield b"event: error\ndata: %s\n\n" % _error_status(exc)
 
 
-async def _ndjson(events: AsyncIterator[analytics_pb2.ExportedEvent]) -> AsyncIterator[bytes]:
+async def _ndjson(
+    events: AsyncIterator[analytics_pb2.ExportedEvent],
+) -> AsyncGenerator[bytes, None]:
     try:
         async for event in events:
             yield _json(event) + b"\n"
@@ -164,14 +168,27 @@ class ReadRoutes:
 
     async def watch_alerts(self, scope: Scope) -> Stream:
         req = request_from_query(scope, telemetry_pb2.WatchAlertsRequest())
+        header = False
         for name, value in scope["headers"]:
             if name == b"last-event-id" and value:
                 # EventSource reconnects with the URL it started from: the
                 # last id it saw is the newer position.
                 req.after = value.decode("latin-1")
                 req.from_start = False
+                header = True
         self._charge(1)
-        alerts = await self._reads.watch_alerts(req, current_tenant())
+        try:
+            alerts = await self._reads.watch_alerts(req, current_tenant())
+        except InvalidArgument as err:
+            if not header:
+                raise
+            # The client sent no after: name what it did send.
+            raise InvalidArgument(
+                [
+                    FieldViolation(LAST_EVENT_ID, v.description) if v.field == "after" else v
+                    for v in err.violations
+                ]
+            ) from None
         return Stream(SSE, _sse(alerts))
 
     async def query_events(self, scope: Scope) -> bytes:
@@ -186,23 +203,37 @@ class ReadRoutes:
         return Stream(NDJSON, _ndjson(events))
 
 
+def _start(stream: Stream, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [
+            (b"content-type", stream.media_type),
+            (b"cache-control", b"no-store"),
+            # Proxies (nginx) must pass each event on at once.
+            (b"x-accel-buffering", b"no"),
+            *headers,
+        ],
+    }
+
+
+async def send_stream_head(stream: Stream, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+    """Answer HEAD: the headers GET would send, and no body.
+
+    The request was checked (a bad one is an error reply like GET's) but the
+    stream is closed unstarted: a watch or a followed export never ends, so
+    running it for a reply nobody reads would hold the connection forever.
+    """
+    await stream.chunks.aclose()
+    await send(_start(stream, headers))
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 async def send_stream(
     stream: Stream, send: Send, receive: Receive, headers: list[tuple[bytes, bytes]]
 ) -> None:
     """Send ``stream`` until it ends or the client goes away (then it is closed)."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", stream.media_type),
-                (b"cache-control", b"no-store"),
-                # Proxies (nginx) must pass each event on at once.
-                (b"x-accel-buffering", b"no"),
-                *headers,
-            ],
-        }
-    )
+    await send(_start(stream, headers))
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=64)
 
     async def produce() -> None:
