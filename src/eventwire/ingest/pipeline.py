@@ -61,6 +61,8 @@ _BUSY_WINDOW: Final = 0.005
 """Seconds over which the loop's busy share is measured."""
 _SATURATED: Final = 0.9
 """Share of a window the loop's thread spent on the CPU that counts as saturated."""
+_MAX_SKIP: Final = 1024
+"""Most commits a fruitless gathering on a saturated loop is not retried for."""
 _MAX_GATHER: Final = 4096
 """Requests one gathering waits for at most (``max_batch`` bounds the rows)."""
 
@@ -138,6 +140,10 @@ class IngestPipeline:
         """True while a commit (the writer's or a lone caller's own) runs."""
         self._saturated = False
         self._window = (time.perf_counter(), time.thread_time())
+        # A saturated loop may still serve one caller (a fast client close by):
+        # a gathering that nobody joined backs off, doubling up to _MAX_SKIP.
+        self._skip = 0
+        self._backoff = 1
         self._led: set[asyncio.Future[int | str]] = set()
         self.led_commits = 0
         """Requests their own callers committed (the writer was idle, nobody else waited)."""
@@ -185,7 +191,7 @@ class IngestPipeline:
             not self._busy
             and not self._queue
             and self._round < _LEAD_BELOW
-            and not self._saturated
+            and not (self._saturated and not self._skip)
             and self._store.cancel_safe_commit
             and not self._closing
             and self._task is not None
@@ -311,9 +317,14 @@ class IngestPipeline:
     async def _gather(self) -> None:
         """Wait, up to ``max_delay`` in all, for as many requests as a round brings."""
         want = min(math.ceil(self._round - _ROUND_SLACK), _MAX_GATHER)
-        if self._saturated:
-            want = max(want, 2)
-        if len(self._queue) >= want or self._closing or not self._max_delay:
+        probing = want < 2 and self._saturated
+        if probing:
+            if self._skip:
+                self._skip -= 1
+                return
+            want = 2
+        queued = len(self._queue)
+        if queued >= want or self._closing or not self._max_delay:
             return
         loop = asyncio.get_running_loop()
         self.gatherings += 1
@@ -325,6 +336,12 @@ class IngestPipeline:
         finally:
             timer.cancel()
             self._filled = None
+        if probing:
+            if len(self._queue) > queued:
+                self._backoff = 1
+            else:  # nobody came: a lone caller on a busy loop
+                self._skip = self._backoff
+                self._backoff = min(2 * self._backoff, _MAX_SKIP)
 
     async def _commit(self, batch: list[_Item]) -> None:
         sampled = [item for item in batch if item.span is not None]
