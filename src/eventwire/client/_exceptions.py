@@ -9,6 +9,7 @@
     └── RpcError                        an RPC ended without a response; a grpc.aio.AioRpcError
         ├── InvalidArgumentError        INVALID_ARGUMENT; .field_violations (google.rpc.BadRequest)
         ├── NotFoundError               NOT_FOUND
+        ├── OutOfRangeError             OUT_OF_RANGE: a cursor older than retention; .resume_from
         ├── UnauthenticatedError        UNAUTHENTICATED: no valid token (see the client's token=)
         ├── PermissionDeniedError       PERMISSION_DENIED: the token lacks the scope
         ├── DeadlineExceededError       DEADLINE_EXCEEDED, or no time left for another attempt
@@ -33,6 +34,7 @@ transports.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -51,6 +53,7 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "NotFoundError",
+    "OutOfRangeError",
     "PermissionDeniedError",
     "ResourceExhaustedError",
     "RpcError",
@@ -154,6 +157,24 @@ class NotFoundError(RpcError):
     pass
 
 
+_RESUME_FROM: Final = re.compile(r"resume from '([^']+)'")
+
+
+class OutOfRangeError(RpcError):
+    """A cursor or page token points before what retention still keeps.
+
+    Never retried, nor resumed from on its own: skipping what was deleted is
+    the caller's decision. :attr:`resume_from` says where to go on if it is.
+    """
+
+    @property
+    def resume_from(self) -> str | None:
+        """The oldest position still stored, as a cursor to resume after (from the
+        server's message, see docs/reading.md#retention), or None if it names none."""
+        found = _RESUME_FROM.search(self.message)
+        return found.group(1) if found else None
+
+
 class UnauthenticatedError(RpcError):
     pass
 
@@ -208,6 +229,7 @@ class InternalError(RpcError):
 _BY_CODE: Final[dict[grpc.StatusCode, type[RpcError]]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.OUT_OF_RANGE: OutOfRangeError,
     grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
