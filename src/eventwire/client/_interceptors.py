@@ -134,6 +134,28 @@ class _AioBase:
         self._watch(plan, permit, call)
         return call
 
+    def _start_stream(
+        self, method: str, timeout: float | None, start: Callable[[float | None, Any], Any]
+    ) -> Any:
+        """Start a long-lived call with a streamed response directly (no interceptor
+        chain): the breaker, and a deadline only if ``timeout`` is given.
+
+        ``start(timeout, metadata)`` makes the call. Raises
+        :class:`~eventwire.client.CircuitOpenError` at once while the circuit is
+        open; the stream's own errors come from reading it (inside
+        :func:`~eventwire.client._exceptions.rpc_errors`).
+        """
+        plan = self.resilience.plan(method, timeout, retries=False, default_timeout=False)
+        with rpc_errors(plan):
+            permit, attempt_timeout = plan.start_attempt()
+        try:
+            call = start(attempt_timeout, plan.metadata())
+        except BaseException:
+            plan.cancelled(permit)
+            raise
+        self._watch(plan, permit, call)
+        return call
+
     def _watch(self, plan: CallPlan, permit: Permit | None, call: Any) -> None:
         """Record a streaming call's outcome once it is done, without awaiting it."""
 
@@ -327,6 +349,19 @@ class AioUnaryStreamInterceptor(_AioBase, grpc.aio.UnaryStreamClientInterceptor)
             plan, lambda t: continuation(self._details(client_call_details, t, plan), request)
         )
 
+    def open(
+        self,
+        method: str,
+        multicallable: grpc.aio.UnaryStreamMultiCallable[Req, Resp],
+        request: Req,
+        timeout: float | None,
+    ) -> grpc.aio.UnaryStreamCall[Req, Resp]:
+        """Start a server stream directly (WatchAlerts, ExportEvents): breaker, and a
+        deadline only if given; never retried here (see ``client/_resume.py``)."""
+        return self._start_stream(  # type: ignore[no-any-return]
+            method, timeout, lambda t, md: multicallable(request, timeout=t, metadata=md)
+        )
+
 
 class AioStreamStreamInterceptor(_AioBase, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(
@@ -351,26 +386,12 @@ class AioStreamStreamInterceptor(_AioBase, grpc.aio.StreamStreamClientIntercepto
         requests: AsyncIterable[Req] | Iterable[Req],
         timeout: float | None,
     ) -> grpc.aio.StreamStreamCall[Req, Resp]:
-        """Start a long-lived stream directly: breaker and (only if given) a deadline.
-
-        Raises :class:`~eventwire.client.CircuitOpenError` at once while the
-        circuit is open; errors of the stream itself come from reading it
-        (read it inside :func:`~eventwire.client._exceptions.rpc_errors`).
-        """
-        plan = self.resilience.plan(method, timeout, retries=False, default_timeout=False)
-        with rpc_errors(plan):
-            permit, attempt_timeout = plan.start_attempt()
-        try:
-            call = multicallable(
-                requests,  # type: ignore[arg-type]
-                timeout=attempt_timeout,
-                metadata=plan.metadata(),
-            )
-        except BaseException:
-            plan.cancelled(permit)
-            raise
-        self._watch(plan, permit, call)
-        return call
+        """Start a long-lived stream directly: breaker and (only if given) a deadline."""
+        return self._start_stream(  # type: ignore[no-any-return]
+            method,
+            timeout,
+            lambda t, md: multicallable(requests, timeout=t, metadata=md),  # type: ignore[arg-type]
+        )
 
 
 def aio_interceptors(resilience: Resilience) -> list[grpc.aio.ClientInterceptor]:
@@ -589,6 +610,19 @@ class SyncUnaryStreamInterceptor(_SyncBase, grpc.UnaryStreamClientInterceptor):
         details = client_call_details
         plan = self.resilience.plan(details.method, details.timeout, retries=False)
         return self._open(plan, lambda t: continuation(self._details(details, t, plan), request))
+
+    def open(
+        self,
+        method: str,
+        multicallable: grpc.UnaryStreamMultiCallable[Req, Resp],
+        request: Req,
+        timeout: float | None,
+    ) -> Any:
+        """The blocking twin of :meth:`AioUnaryStreamInterceptor.open`."""
+        plan = self.resilience.plan(method, timeout, retries=False, default_timeout=False)
+        return self._open(
+            plan, lambda t: multicallable(request, timeout=t, metadata=plan.metadata())
+        )
 
 
 class SyncStreamStreamInterceptor(_SyncBase, grpc.StreamStreamClientInterceptor):
