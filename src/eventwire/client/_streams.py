@@ -1,0 +1,193 @@
+"""Iterators over resumable server streams: :class:`ResumableStream` and its blocking twin.
+
+Both drive the same I/O-free :class:`~eventwire.client._resume.Resumption`:
+they open a call, hand each message on, and on a break sleep for as long as
+it says and resume after the last cursor handed on. Only the waiting differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncGenerator, Callable, Generator
+from types import TracebackType
+from typing import Any, Generic, Protocol, Self, TypeVar
+
+from eventwire.client._backoff import is_testing
+from eventwire.client._exceptions import RpcError, rpc_errors
+from eventwire.client._resume import Resumption
+
+__all__ = ["ResumableStream", "SyncResumableStream"]
+
+
+class _HasCursor(Protocol):
+    @property
+    def cursor(self) -> str: ...
+
+
+M = TypeVar("M", bound=_HasCursor)
+
+OpenCall = Callable[[Any, float | None], Any]
+"""``(request, timeout) -> call``: one call of the stream's method, with the client's breaker."""
+
+
+class _Stream(Generic[M]):
+    def __init__(self, state: Resumption) -> None:
+        self._state = state
+
+    @property
+    def cursor(self) -> str:
+        """The cursor of the last message handed out (before the first: the ``after`` given).
+
+        Persist it and pass it as ``after=`` later to go on from there, in this
+        process or another, through any replica.
+        """
+        return self._state.cursor
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the stream was resumed after a break."""
+        return self._state.reconnects
+
+
+class ResumableStream(_Stream[M]):
+    """``async for`` over a server stream that reconnects and resumes by itself.
+
+    Returned by :meth:`TelemetryClient.watch_alerts` and
+    :meth:`AnalyticsClient.export_events`. A break the client's
+    :class:`RetryPolicy` calls retryable (UNAVAILABLE: a lost connection, a
+    server restarting or draining) is followed by a backoff sleep and a new
+    call that resumes after :attr:`cursor`, so every message arrives once. Any
+    other error is raised as the client's exception (:class:`OutOfRangeError`
+    for a cursor older than retention). Leave early with ``async with`` or
+    :meth:`aclose`: the call in flight is cancelled. Cancelling the task that
+    reads it cancels the call too.
+    """
+
+    def __init__(self, state: Resumption, open_call: OpenCall) -> None:
+        super().__init__(state)
+        self._messages = self._run(open_call)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> M:
+        return await anext(self._messages)
+
+    async def aclose(self) -> None:
+        """Stop: cancels the call in flight; no more calls are made."""
+        self._state.stop()
+        await self._messages.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _run(self, open_call: OpenCall) -> AsyncGenerator[M, None]:
+        state = self._state
+        while not state.stopped:
+            request, timeout = state.next_request()
+            delay: float | None
+            try:
+                call = open_call(request, timeout)
+                state.opened(call)
+                try:
+                    with rpc_errors():
+                        async for message in call:
+                            state.delivered(message.cursor)
+                            yield message
+                finally:
+                    # Leaving early (break, aclose, a cancelled task) ends the call.
+                    call.cancel()
+            except RpcError as exc:
+                delay = state.failed(exc)
+                if delay is None:
+                    if state.stopped:
+                        return
+                    raise
+            else:
+                delay = state.ended()
+                if delay is None:
+                    return
+            # Under set_testing() the sleep is skipped, but the loop still yields:
+            # an open circuit fails without any I/O, and must not freeze the loop.
+            await asyncio.sleep(0 if is_testing() else delay)
+
+
+class SyncResumableStream(_Stream[M]):
+    """Blocking twin of :class:`ResumableStream`: a ``for`` loop, ``with`` to leave early.
+
+    :meth:`close` may be called from another thread to stop a loop blocked
+    waiting for the next message: the loop then ends without an error.
+    """
+
+    def __init__(self, state: Resumption, open_call: OpenCall) -> None:
+        super().__init__(state)
+        self._stopped = threading.Event()
+        self._messages = self._run(open_call)
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> M:
+        return next(self._messages)
+
+    def close(self) -> None:
+        """Stop: cancels the call in flight (from any thread); no more calls are made."""
+        self._stopped.set()
+        call = self._state.stop()
+        if call is not None:
+            call.cancel()
+        # ValueError: another thread is inside next(); the cancelled call ends its loop.
+        with contextlib.suppress(ValueError):
+            self._messages.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _run(self, open_call: OpenCall) -> Generator[M, None, None]:
+        state = self._state
+        while not state.stopped:
+            request, timeout = state.next_request()
+            delay: float | None
+            try:
+                call = open_call(request, timeout)
+                state.opened(call)
+                if state.stopped:
+                    # close() ran between the check above and the call's start.
+                    call.cancel()
+                try:
+                    with rpc_errors():
+                        for message in call:
+                            state.delivered(message.cursor)
+                            yield message
+                finally:
+                    call.cancel()
+            except RpcError as exc:
+                delay = state.failed(exc)
+                if delay is None:
+                    if state.stopped:
+                        return
+                    raise
+            else:
+                delay = state.ended()
+                if delay is None:
+                    return
+            # Woken early by close().
+            self._stopped.wait(0 if is_testing() else delay)
