@@ -264,8 +264,18 @@ def map_rpc_error(exc: grpc.RpcError, *, attempts: int = 1) -> RpcError:
         message,
         trailing_metadata=trailing,
         attempts=attempts,
-        debug_error_string=_call(exc, "debug_error_string"),
+        debug_error_string=_debug_string(exc),
     )
+
+
+def _debug_string(exc: grpc.RpcError) -> str | None:
+    # A blocking call cancelled by this process (a stream closed from another
+    # thread) never gets a debug string, and grpcio's getter waits for one forever.
+    cancelled = getattr(exc, "cancelled", None)
+    if callable(cancelled) and cancelled():
+        return None
+    value = _call(exc, "debug_error_string")
+    return value if isinstance(value, str) else None
 
 
 class _Attempts(Protocol):
