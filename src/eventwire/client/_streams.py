@@ -28,8 +28,9 @@ class _HasCursor(Protocol):
 
 M = TypeVar("M", bound=_HasCursor)
 
-OpenCall = Callable[[Any, float | None], Any]
-"""``(request, timeout) -> call``: one call of the stream's method, with the client's breaker."""
+OpenCall = Callable[[Any, float | None], tuple[Any, Callable[[], None]]]
+"""``(request, timeout) -> (call, answered)``: one call of the stream's method, with the
+client's breaker; ``answered()`` on its first message gives the breaker its verdict."""
 
 
 class _Stream(Generic[M]):
@@ -97,11 +98,12 @@ class ResumableStream(_Stream[M]):
             request, timeout = state.next_request()
             delay: float | None
             try:
-                call = open_call(request, timeout)
+                call, answered = open_call(request, timeout)
                 state.opened(call)
                 try:
                     with rpc_errors():
                         async for message in call:
+                            answered()
                             state.delivered(message.cursor)
                             yield message
                 finally:
@@ -167,7 +169,7 @@ class SyncResumableStream(_Stream[M]):
             request, timeout = state.next_request()
             delay: float | None
             try:
-                call = open_call(request, timeout)
+                call, answered = open_call(request, timeout)
                 state.opened(call)
                 if state.stopped:
                     # close() ran between the check above and the call's start.
@@ -175,6 +177,7 @@ class SyncResumableStream(_Stream[M]):
                 try:
                     with rpc_errors():
                         for message in call:
+                            answered()
                             state.delivered(message.cursor)
                             yield message
                 finally:
