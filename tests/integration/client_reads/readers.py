@@ -45,6 +45,33 @@ class Readers:
             return await asyncio.to_thread(lambda: [next(stream) for _ in range(count)])
         return [await anext(stream) for _ in range(count)]
 
+    async def consume(
+        self, stream: Any, received: list[Any], until: int | Callable[[], bool]
+    ) -> None:
+        """Read ``stream`` into ``received`` until it holds ``until`` messages (or
+        ``until()`` says so after a message), then close it."""
+        done: Callable[[], bool]
+        if isinstance(until, int):
+            count = until
+            done = lambda: len(received) >= count  # noqa: E731
+        else:
+            done = until
+        if self.sync:
+
+            def loop() -> None:
+                for message in stream:
+                    received.append(message)
+                    if done():
+                        break
+
+            await asyncio.to_thread(loop)
+        else:
+            async for message in stream:
+                received.append(message)
+                if done():
+                    break
+        await self.close_stream(stream)
+
     async def close_stream(self, stream: Any) -> None:
         if self.sync:
             await asyncio.to_thread(stream.close)

@@ -200,25 +200,6 @@ async def test_query_events_is_not_held_to_the_write_deadline(
         assert rpc.timeout is None  # the config's 0.5 s applies, as to every call
 
 
-async def _consume(reads: Readers, stream: Any, received: list[Any], total: int) -> None:
-    """Read ``stream`` into ``received`` until it holds ``total`` messages."""
-    if reads.sync:
-
-        def loop() -> None:
-            for message in stream:
-                received.append(message)
-                if len(received) == total:
-                    break
-
-        await asyncio.to_thread(loop)
-    else:
-        async for message in stream:
-            received.append(message)
-            if len(received) == total:
-                break
-    await reads.close_stream(stream)
-
-
 @pytest.mark.parametrize("kind", ["watch", "export"])
 async def test_streams_resume_across_cut_connections_exactly_once(
     db_url: str, make_readers: Make, kind: str
@@ -257,7 +238,7 @@ async def test_streams_resume_across_cut_connections_exactly_once(
                 await _until(lambda k=k: len(received) >= k * total // (cuts + 1))  # type: ignore[misc]
                 proxy.reset_connections()
 
-        consumer = asyncio.create_task(_consume(reads, stream, received, total))
+        consumer = asyncio.create_task(reads.consume(stream, received, total))
         await asyncio.gather(write(0), write(1), cut())
         await asyncio.wait_for(consumer, 60)
     ids = [m.tracking_id if kind == "watch" else m.event.event_id for m in received]

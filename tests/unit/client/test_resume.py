@@ -20,7 +20,7 @@ from eventwire.client import (
     backoff,
 )
 from eventwire.client._clients import _enum, _next_page, _Rpc
-from eventwire.client._core import Resilience
+from eventwire.client._core import Resilience, StreamVerdict
 from eventwire.client._exceptions import error_for
 from eventwire.client._resume import Resumption
 
@@ -224,3 +224,51 @@ def test_out_of_range_names_where_to_resume() -> None:
     assert isinstance(error, ec.OutOfRangeError)
     assert error.resume_from == "AQAAAbc-_"
     assert error_for(S.OUT_OF_RANGE, "no hint").resume_from is None  # type: ignore[attr-defined]
+
+
+# -- the breaker's verdict on a resumable stream --------------------------------------
+
+
+def _half_open() -> tuple[Resilience, ec.CircuitBreaker, FakeClock]:
+    clock = FakeClock()
+    policy = ec.CircuitBreakerPolicy(minimum_calls=1, window_size=1, half_open_calls=2)
+    breaker = ec.CircuitBreaker(policy, clock=clock)
+    res = _resilience(clock, breaker=breaker)
+    failing = res.plan(METHOD, None, retries=False)
+    permit, _ = failing.start_attempt()
+    failing.failed(permit, S.UNAVAILABLE, None)
+    clock.now += policy.open_duration
+    assert breaker.state is ec.BreakerState.HALF_OPEN
+    return res, breaker, clock
+
+
+def test_a_served_stream_settles_its_trial_at_once() -> None:
+    res, breaker, _ = _half_open()
+    watch = res.plan(METHOD, None, retries=False, default_timeout=False)
+    verdict = StreamVerdict(watch, watch.start_attempt()[0])
+    verdict.answered()
+    verdict.answered()  # once only
+    other = res.plan(METHOD, None)
+    permit, _ = other.start_attempt()  # the second trial, not refused
+    other.succeeded(permit)
+    assert breaker.state is ec.BreakerState.CLOSED
+    # The stream ends much later, broken: metrics and spans hear of it, the breaker
+    # (already closed by its verdict) does not.
+    verdict.finished(S.UNAVAILABLE, None)
+    assert breaker.state is ec.BreakerState.CLOSED
+
+
+def test_an_unserved_stream_keeps_its_trial_until_it_ends() -> None:
+    res, breaker, _ = _half_open()
+    watch = res.plan(METHOD, None, retries=False, default_timeout=False)
+    verdict = StreamVerdict(watch, watch.start_attempt()[0])
+    settled: list[bool] = []
+    verdict.on_settle = lambda: settled.append(True)
+    other = res.plan(METHOD, None)
+    permit, _ = other.start_attempt()
+    with pytest.raises(CircuitOpenError):
+        res.plan(METHOD, None).start_attempt()  # both trials are out
+    other.succeeded(permit)
+    verdict.finished(S.UNAVAILABLE, None)  # refused before it was ever served
+    assert settled == [True]
+    assert breaker.state is ec.BreakerState.OPEN
