@@ -16,7 +16,9 @@ breaker, throttling and, for async unary-unary, hedging. A stream-unary call is
 only retried when its requests are a sequence (list/tuple) that can be sent
 again. Streamed responses (unary-stream, stream-stream) get deadlines and the
 breaker, async and sync alike; they are not retried, as a caller may already
-have consumed part of the stream. Every error leaves through
+have consumed part of the stream (the clients' WatchAlerts and ExportEvents
+are resumed after their last cursor instead, one level up, by
+:mod:`eventwire.client._resume`). Every error leaves through
 :func:`~eventwire.client._exceptions.rpc_errors`, as the client's exception tree.
 """
 
