@@ -14,6 +14,7 @@ to the async or the blocking policy driver: only the waiting differs.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -139,6 +140,9 @@ class _Client:
             target, self.config, default_timeout=self.default_timeout, idempotent=True
         )
         self._closed = False
+        # Streams still open when the client closes are stopped first, so their
+        # loops end instead of reconnecting to a closed channel.
+        self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
         self._connect()
         self._stub = self._stub_class(self.channel)
 
@@ -154,6 +158,10 @@ class _Client:
     @property
     def throttle(self) -> RetryThrottle | None:
         return self.resilience.throttle
+
+    def _stop_streams(self) -> None:
+        for stream in list(self._streams):
+            stream._stop()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -439,17 +447,23 @@ class _Async(_Client):
 
     def _resume(self, stream: _Resumable[Msg]) -> ResumableStream[Any]:
         callable_ = getattr(self._stub, stream.name)
-        return ResumableStream(
+        resumable: ResumableStream[Any] = ResumableStream(
             self._resumption(stream),
             lambda request, timeout: self._server_stream.open(
                 stream.method, callable_, request, timeout
             ),
         )
+        self._streams.add(resumable)
+        return resumable
 
     async def close(self, grace: float | None = None) -> None:
-        """Close the channel; calls in flight are cancelled after ``grace`` seconds."""
+        """Close the channel; calls in flight are cancelled after ``grace`` seconds.
+
+        Watches and exports still open end their loops (without an error) at once.
+        """
         if not self._closed:
             self._closed = True
+            self._stop_streams()
             await self.channel.close(grace)
 
     async def __aenter__(self) -> Self:
@@ -496,16 +510,19 @@ class _Sync(_Client):
 
     def _resume(self, stream: _Resumable[Msg]) -> SyncResumableStream[Any]:
         callable_ = getattr(self._stub, stream.name)
-        return SyncResumableStream(
+        resumable: SyncResumableStream[Any] = SyncResumableStream(
             self._resumption(stream),
             lambda request, timeout: self._server_stream.open(
                 stream.method, callable_, request, timeout
             ),
         )
+        self._streams.add(resumable)
+        return resumable
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._stop_streams()
             self.channel.close()
 
     def __enter__(self) -> Self:

@@ -51,6 +51,26 @@ class _Stream(Generic[M]):
         """How many times the stream was resumed after a break."""
         return self._state.reconnects
 
+    def _stop(self) -> None:
+        """No more calls; the one in flight is cancelled, a reconnect sleep cut short.
+
+        The reading loop then ends without an error. Also what closing the
+        client does to every stream of it that is still open.
+        """
+        call = self._state.stop()
+        if call is not None:
+            call.cancel()
+        self._wake()
+
+    def _wake(self) -> None:
+        raise NotImplementedError
+
+
+def _cancelled_here() -> bool:
+    """Whether the running task itself is being cancelled (not just a call it reads)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
 
 class ResumableStream(_Stream[M]):
     """``async for`` over a server stream that reconnects and resumes by itself.
@@ -63,11 +83,12 @@ class ResumableStream(_Stream[M]):
     other error is raised as the client's exception (:class:`OutOfRangeError`
     for a cursor older than retention). Leave early with ``async with`` or
     :meth:`aclose`: the call in flight is cancelled. Cancelling the task that
-    reads it cancels the call too.
+    reads it cancels the call too, and closing the client ends the loop.
     """
 
     def __init__(self, state: Resumption, open_call: OpenCall) -> None:
         super().__init__(state)
+        self._woken: asyncio.Event | None = None
         self._messages = self._run(open_call)
 
     def __aiter__(self) -> Self:
@@ -77,8 +98,9 @@ class ResumableStream(_Stream[M]):
         return await anext(self._messages)
 
     async def aclose(self) -> None:
-        """Stop: cancels the call in flight; no more calls are made."""
-        self._state.stop()
+        """Stop: cancels the call in flight; no more calls are made. From the task
+        that reads it (another task may close the client instead)."""
+        self._stop()
         await self._messages.aclose()
 
     async def __aenter__(self) -> Self:
@@ -91,6 +113,23 @@ class ResumableStream(_Stream[M]):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    def _wake(self) -> None:
+        if self._woken is not None:
+            self._woken.set()
+
+    async def _sleep(self, delay: float) -> None:
+        # Under set_testing() the sleep is skipped, but the loop still yields:
+        # an open circuit fails without any I/O, and must not freeze the loop.
+        if is_testing() or delay <= 0:
+            await asyncio.sleep(0)
+            return
+        if self._woken is None:
+            self._woken = asyncio.Event()
+        if self._state.stopped:
+            return  # stopped before there was an event to set
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), delay)
 
     async def _run(self, open_call: OpenCall) -> AsyncGenerator[M, None]:
         state = self._state
@@ -115,25 +154,31 @@ class ResumableStream(_Stream[M]):
                     if state.stopped:
                         return
                     raise
+            except asyncio.CancelledError:
+                # grpc.aio reports a call cancelled from here (by _stop, or by the
+                # client closing its channel) as CancelledError: that is the end,
+                # unless this task itself is being cancelled.
+                if state.stopped and not _cancelled_here():
+                    return
+                raise
             else:
                 delay = state.ended()
                 if delay is None:
                     return
-            # Under set_testing() the sleep is skipped, but the loop still yields:
-            # an open circuit fails without any I/O, and must not freeze the loop.
-            await asyncio.sleep(0 if is_testing() else delay)
+            await self._sleep(delay)
 
 
 class SyncResumableStream(_Stream[M]):
     """Blocking twin of :class:`ResumableStream`: a ``for`` loop, ``with`` to leave early.
 
     :meth:`close` may be called from another thread to stop a loop blocked
-    waiting for the next message: the loop then ends without an error.
+    waiting for the next message (so may the client's ``close()``): the loop
+    then ends without an error.
     """
 
     def __init__(self, state: Resumption, open_call: OpenCall) -> None:
         super().__init__(state)
-        self._stopped = threading.Event()
+        self._woken = threading.Event()
         self._messages = self._run(open_call)
 
     def __iter__(self) -> Self:
@@ -144,10 +189,7 @@ class SyncResumableStream(_Stream[M]):
 
     def close(self) -> None:
         """Stop: cancels the call in flight (from any thread); no more calls are made."""
-        self._stopped.set()
-        call = self._state.stop()
-        if call is not None:
-            call.cancel()
+        self._stop()
         # ValueError: another thread is inside next(); the cancelled call ends its loop.
         with contextlib.suppress(ValueError):
             self._messages.close()
@@ -163,16 +205,25 @@ class SyncResumableStream(_Stream[M]):
     ) -> None:
         self.close()
 
+    def _wake(self) -> None:
+        self._woken.set()
+
     def _run(self, open_call: OpenCall) -> Generator[M, None, None]:
         state = self._state
         while not state.stopped:
             request, timeout = state.next_request()
             delay: float | None
             try:
-                call, answered = open_call(request, timeout)
+                try:
+                    call, answered = open_call(request, timeout)
+                except ValueError:
+                    # grpcio's "Channel closed!": the client was closed meanwhile.
+                    if state.stopped:
+                        return
+                    raise
                 state.opened(call)
                 if state.stopped:
-                    # close() ran between the check above and the call's start.
+                    # Stopped between the check above and the call's start.
                     call.cancel()
                 try:
                     with rpc_errors():
@@ -192,5 +243,5 @@ class SyncResumableStream(_Stream[M]):
                 delay = state.ended()
                 if delay is None:
                     return
-            # Woken early by close().
-            self._stopped.wait(0 if is_testing() else delay)
+            # Cut short by close().
+            self._woken.wait(0 if is_testing() else delay)

@@ -166,6 +166,29 @@ async def test_leaving_a_watch_cancels_its_call(db_url: str, make_readers: Make)
         await _until(lambda: _watching(srv) == 0)
 
 
+async def test_closing_the_client_ends_its_streams(db_url: str, make_readers: Make) -> None:
+    async with running_server(store=db_url) as srv:
+        await _report(srv, 1)
+        reads = make_readers(srv.address)
+        watch = reads.telemetry.watch_alerts(from_start=True)
+        export = reads.analytics.export_events(follow=True)
+        received: list[Any] = []
+        # Both wait for more, in a task or a thread, when the clients close.
+        readers = [
+            asyncio.create_task(reads.consume(watch, received, 10)),
+            asyncio.create_task(reads.consume(export, received, 10)),
+        ]
+        await _until(lambda: len(received) == 1 and _watching(srv) == 1)
+        await reads.close()
+        # Their loops end without an error, and no call is made again.
+        await asyncio.wait_for(asyncio.gather(*readers), 10)
+        assert len(received) == 1
+        await _until(lambda: _watching(srv) == 0)
+        assert (watch.reconnects, export.reconnects) == (0, 0)
+        with pytest.raises(ec.ClientClosedError):
+            reads.telemetry.watch_alerts()
+
+
 async def test_a_stream_outlives_the_unary_deadline(db_url: str, make_readers: Make) -> None:
     async with running_server(store=db_url) as srv:
         reads = make_readers(srv.address, timeout=0.05)  # every unary call: 50 ms
