@@ -12,6 +12,7 @@ import eventwire.client
 
 CLIENT = [
     "DEFAULT_ANALYTICS_TIMEOUT",
+    "DEFAULT_QUERY_TIMEOUT",
     "DEFAULT_TELEMETRY_TIMEOUT",
     "AnalyticsClient",
     "BreakerState",
@@ -32,8 +33,10 @@ CLIENT = [
     "InternalError",
     "InvalidArgumentError",
     "NotFoundError",
+    "OutOfRangeError",
     "PermissionDeniedError",
     "ResourceExhaustedError",
+    "ResumableStream",
     "RetryEvent",
     "RetryPolicy",
     "RetryThrottle",
@@ -41,6 +44,7 @@ CLIENT = [
     "SpoolError",
     "SpoolFullError",
     "SyncAnalyticsClient",
+    "SyncResumableStream",
     "SyncTelemetryClient",
     "SyncTracker",
     "TelemetryClient",

@@ -2,11 +2,15 @@
 
 Async first (:class:`AnalyticsClient`, :class:`TelemetryClient`) with blocking
 twins (:class:`SyncAnalyticsClient`, :class:`SyncTelemetryClient`) that share
-the same policies and state machines. :class:`Tracker` (and :class:`SyncTracker`)
+the same policies and state machines. Reads page for you (``list_alerts``), and
+the server streams (``watch_alerts``, ``export_events``) come back as a
+:class:`ResumableStream` (:class:`SyncResumableStream`) that reconnects and
+resumes after its last cursor by itself. :class:`Tracker` (and :class:`SyncTracker`)
 deliver events in the background, buffered, acknowledged and spooled to disk
 (:mod:`eventwire.client.tracker`). One frozen :class:`ClientConfig` carries a
 client's options; the same policies work on any stub through
-:func:`resilient_channel`. ``__all__`` is pinned by a test.
+:func:`resilient_channel`. The guide is docs/client.md (reads: docs/reading.md);
+``__all__`` is pinned by a test.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from eventwire.client._exceptions import (
     InternalError,
     InvalidArgumentError,
     NotFoundError,
+    OutOfRangeError,
     PermissionDeniedError,
     ResourceExhaustedError,
     RpcError,
@@ -61,6 +66,7 @@ from eventwire.client._exceptions import (
 from eventwire.client._metrics import ClientMetrics
 from eventwire.client._policy import (
     DEFAULT_ANALYTICS_TIMEOUT,
+    DEFAULT_QUERY_TIMEOUT,
     DEFAULT_TELEMETRY_TIMEOUT,
     CircuitBreakerPolicy,
     HedgingPolicy,
@@ -68,6 +74,7 @@ from eventwire.client._policy import (
     RetryPolicy,
     ThrottlePolicy,
 )
+from eventwire.client._streams import ResumableStream, SyncResumableStream
 from eventwire.client._throttle import RetryThrottle
 from eventwire.client.tracker import (
     DroppedEvent,
@@ -80,6 +87,7 @@ from eventwire.client.tracker import (
 
 __all__ = [
     "DEFAULT_ANALYTICS_TIMEOUT",
+    "DEFAULT_QUERY_TIMEOUT",
     "DEFAULT_TELEMETRY_TIMEOUT",
     "AnalyticsClient",
     "BreakerState",
@@ -100,8 +108,10 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "NotFoundError",
+    "OutOfRangeError",
     "PermissionDeniedError",
     "ResourceExhaustedError",
+    "ResumableStream",
     "RetryEvent",
     "RetryPolicy",
     "RetryThrottle",
@@ -109,6 +119,7 @@ __all__ = [
     "SpoolError",
     "SpoolFullError",
     "SyncAnalyticsClient",
+    "SyncResumableStream",
     "SyncTelemetryClient",
     "SyncTracker",
     "TelemetryClient",

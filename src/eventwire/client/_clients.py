@@ -3,18 +3,22 @@
 The twins share everything that is not I/O, as httpx's clients share their
 ``BaseClient``: the :class:`~eventwire.client.ClientConfig` and the policies
 built from it (:class:`~eventwire.client._core.Resilience`), the request
-building (each RPC becomes an :class:`_Rpc`, described once below), and the
-error mapping (:func:`~eventwire.client._exceptions.rpc_errors`, in the policy
-layer). A public method is its RPC's signature and one line handing the
-shared ``_Rpc`` to the async or the blocking policy driver: only the waiting differs.
+building (each RPC becomes an :class:`_Rpc`, described once below; a
+resumable stream a :class:`_Resumable`, whose reconnect-and-resume decisions
+are :class:`~eventwire.client._resume.Resumption`'s), paging
+(:func:`_next_page`), and the error mapping
+(:func:`~eventwire.client._exceptions.rpc_errors`, in the policy layer). A
+public method is its RPC's signature and one line handing the shared ``_Rpc``
+to the async or the blocking policy driver: only the waiting differs.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Self, TypeVar, Unpack
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, Unpack
 
 import grpc
 
@@ -29,19 +33,32 @@ from eventwire.client._exceptions import ClientClosedError, rpc_errors
 from eventwire.client._interceptors import (
     AioStreamStreamInterceptor,
     AioStreamUnaryInterceptor,
+    AioUnaryStreamInterceptor,
     AioUnaryUnaryInterceptor,
     SyncStreamStreamInterceptor,
     SyncStreamUnaryInterceptor,
+    SyncUnaryStreamInterceptor,
     SyncUnaryUnaryInterceptor,
 )
-from eventwire.client._policy import DEFAULT_ANALYTICS_TIMEOUT, DEFAULT_TELEMETRY_TIMEOUT
+from eventwire.client._policy import (
+    DEFAULT_ANALYTICS_TIMEOUT,
+    DEFAULT_QUERY_TIMEOUT,
+    DEFAULT_TELEMETRY_TIMEOUT,
+)
+from eventwire.client._resume import Resumption
+from eventwire.client._streams import ResumableStream, SyncResumableStream
 from eventwire.client._throttle import RetryThrottle
 
 __all__ = ["AnalyticsClient", "SyncAnalyticsClient", "SyncTelemetryClient", "TelemetryClient"]
 
 Resp = TypeVar("Resp")
+Msg = TypeVar("Msg")
 Event = analytics_pb2.TrackEventRequest | Mapping[str, Any]
 Events = analytics_pb2.EventBatch | Iterable[Event]
+Severity = int | str
+"""A ``telemetry.Severity`` value, or its name: ``"warning"``, ``"SEVERITY_WARNING"``."""
+Bucket = int | str
+"""An ``analytics.Bucket`` value, or its name: ``"hour"``, ``"BUCKET_HOUR"``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +71,54 @@ class _Rpc(Generic[Resp]):
     """Its full name, from the generated descriptors."""
     request: Any
     timeout: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Resumable(Generic[Msg]):
+    """A server stream resumed after its last cursor on a break (WatchAlerts, ExportEvents)."""
+
+    name: str
+    method: str
+    request: Callable[[str], Any]
+    """The request of a call resuming after a cursor ("" before the first message)."""
+    after: str
+    ends: bool
+    """An OK end is the stream's end (an export without follow); else the server never ends it."""
+    timeout: float | None
+    """The whole stream's deadline, reconnects included; None: none (the default)."""
+
+
+def _next_page(rpc: _Rpc[Any], page: telemetry_pb2.ListAlertsResponse) -> _Rpc[Any] | None:
+    """The call for the page after ``page``, or None after the last one."""
+    if not page.next_page_token:
+        return None
+    request = telemetry_pb2.ListAlertsRequest()
+    request.CopyFrom(rpc.request)
+    request.page_token = page.next_page_token
+    return _Rpc(rpc.name, rpc.method, request, rpc.timeout)
+
+
+class _Enum(Protocol):
+    """A generated protobuf enum (``telemetry_pb2.Severity``)."""
+
+    def Value(self, name: str) -> int: ...
+    def keys(self) -> list[str]: ...
+
+
+def _enum(wrapper: _Enum, prefix: str, value: int | str, name: str) -> int:
+    """``value``, or the number of the enum value it names (case-insensitive, prefix optional)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"{name} must be an int or a name, got {value!r}")
+    if isinstance(value, int):
+        return value
+    key = value.upper()
+    if not key.startswith(prefix):
+        key = prefix + key
+    try:
+        return int(wrapper.Value(key))
+    except ValueError:
+        names = ", ".join(n.removeprefix(prefix).lower() for n in wrapper.keys())  # noqa: SIM118 - not a dict
+        raise ValueError(f"{name} must be one of {names}, got {value!r}") from None
 
 
 class _Client:
@@ -75,6 +140,9 @@ class _Client:
             target, self.config, default_timeout=self.default_timeout, idempotent=True
         )
         self._closed = False
+        # Streams still open when the client closes are stopped first, so their
+        # loops end instead of reconnecting to a closed channel.
+        self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
         self._connect()
         self._stub = self._stub_class(self.channel)
 
@@ -91,10 +159,39 @@ class _Client:
     def throttle(self) -> RetryThrottle | None:
         return self.resilience.throttle
 
-    def _rpc(self, name: str, request: Any, timeout: float | None) -> _Rpc[Any]:
+    def _stop_streams(self) -> None:
+        for stream in list(self._streams):
+            stream._stop()
+
+    def _check_open(self) -> None:
         if self._closed:
             raise ClientClosedError(f"client for {self.target} is closed")
+
+    def _rpc(self, name: str, request: Any, timeout: float | None) -> _Rpc[Any]:
+        self._check_open()
         return _Rpc(name, self._methods[name], request, timeout)
+
+    def _resumable(
+        self,
+        name: str,
+        request: Callable[[str], Any],
+        *,
+        after: str,
+        ends: bool,
+        timeout: float | None,
+    ) -> _Resumable[Any]:
+        self._check_open()
+        return _Resumable(name, self._methods[name], request, after, ends, timeout)
+
+    def _resumption(self, stream: _Resumable[Any]) -> Resumption:
+        return Resumption(
+            self.resilience,
+            stream.method,
+            stream.request,
+            after=stream.after,
+            ends=stream.ends,
+            timeout=stream.timeout,
+        )
 
 
 def _new_id() -> str:
@@ -183,6 +280,49 @@ class _Analytics(_Client):
     def _ingest(self, batches: Any, timeout: float | None) -> _Rpc[analytics_pb2.IngestAck]:
         return self._rpc("IngestEvents", batches, timeout)
 
+    def _query(
+        self,
+        event_name: str,
+        *,
+        start: int,
+        end: int,
+        bucket: Bucket,
+        group_by: str,
+        limit: int,
+        timeout: float | None,
+    ) -> _Rpc[analytics_pb2.QueryEventsResponse]:
+        request = analytics_pb2.QueryEventsRequest(
+            event_name=event_name,
+            start=start,
+            end=end,
+            bucket=_enum(analytics_pb2.Bucket, "BUCKET_", bucket, "bucket"),  # type: ignore[arg-type]
+            group_by=group_by,
+            limit=limit,
+        )
+        if timeout is None and self.config.timeout is None:
+            # An aggregate may scan a day of events: the 200 ms write default would cut it off.
+            timeout = DEFAULT_QUERY_TIMEOUT
+        return self._rpc("QueryEvents", request, timeout)
+
+    def _export(
+        self,
+        event_name: str,
+        *,
+        start: int,
+        end: int,
+        after: str,
+        follow: bool,
+        timeout: float | None,
+    ) -> _Resumable[analytics_pb2.ExportedEvent]:
+        def request(cursor: str) -> analytics_pb2.ExportEventsRequest:
+            return analytics_pb2.ExportEventsRequest(
+                event_name=event_name, start=start, end=end, after=cursor, follow=follow
+            )
+
+        return self._resumable(
+            "ExportEvents", request, after=after, ends=not follow, timeout=timeout
+        )
+
 
 class _Telemetry(_Client):
     """The requests of ``telemetry.TelemetryService``, built once for both twins."""
@@ -195,8 +335,12 @@ class _Telemetry(_Client):
         self,
         device_id: str,
         alert_type: str,
+        *,
         timestamp: int,
         idempotency_key: str | None,
+        severity: Severity,
+        message: str,
+        attributes: Mapping[str, str] | None,
         timeout: float | None,
     ) -> _Rpc[telemetry_pb2.AlertResponse]:
         request = telemetry_pb2.AlertRequest(
@@ -204,13 +348,68 @@ class _Telemetry(_Client):
             alert_type=alert_type,
             timestamp=timestamp,
             idempotency_key=idempotency_key or _new_id(),
+            severity=_severity(severity, "severity"),
+            message=message,
+            attributes=dict(attributes or {}),
         )
         return self._rpc("ReportAlert", request, timeout)
+
+    def _list(
+        self,
+        *,
+        device_id: str,
+        alert_type: str,
+        min_severity: Severity,
+        start: int,
+        end: int,
+        page_size: int,
+        page_token: str,
+        timeout: float | None,
+    ) -> _Rpc[telemetry_pb2.ListAlertsResponse]:
+        request = telemetry_pb2.ListAlertsRequest(
+            device_id=device_id,
+            alert_type=alert_type,
+            min_severity=_severity(min_severity, "min_severity"),
+            start=start,
+            end=end,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return self._rpc("ListAlerts", request, timeout)
+
+    def _watch(
+        self,
+        *,
+        device_id: str,
+        alert_type: str,
+        min_severity: Severity,
+        after: str,
+        from_start: bool,
+        timeout: float | None,
+    ) -> _Resumable[telemetry_pb2.Alert]:
+        severity = _severity(min_severity, "min_severity")
+
+        def request(cursor: str) -> telemetry_pb2.WatchAlertsRequest:
+            return telemetry_pb2.WatchAlertsRequest(
+                device_id=device_id,
+                alert_type=alert_type,
+                min_severity=severity,
+                after=cursor,
+                # Until the first alert arrives, every call starts where the first
+                # did (after and from_start together are the server's to refuse).
+                from_start=from_start and cursor == after,
+            )
+
+        return self._resumable("WatchAlerts", request, after=after, ends=False, timeout=timeout)
 
     def _get(self, tracking_id: str, timeout: float | None) -> _Rpc[telemetry_pb2.Alert]:
         return self._rpc(
             "GetAlert", telemetry_pb2.GetAlertRequest(tracking_id=tracking_id), timeout
         )
+
+
+def _severity(value: Severity, name: str) -> Any:
+    return _enum(telemetry_pb2.Severity, "SEVERITY_", value, name)
 
 
 class _Async(_Client):
@@ -224,6 +423,7 @@ class _Async(_Client):
         self._unary = AioUnaryUnaryInterceptor(self.resilience)
         self._client_stream = AioStreamUnaryInterceptor(self.resilience)
         self._bidi = AioStreamStreamInterceptor(self.resilience)
+        self._server_stream = AioUnaryStreamInterceptor(self.resilience)
 
     async def _call(self, rpc: _Rpc[Resp]) -> Resp:
         callable_ = getattr(self._stub, rpc.name)
@@ -245,10 +445,25 @@ class _Async(_Client):
             # Leaving early (break, error, aclose) must not leave the stream open.
             call.cancel()
 
+    def _resume(self, stream: _Resumable[Msg]) -> ResumableStream[Any]:
+        callable_ = getattr(self._stub, stream.name)
+        resumable: ResumableStream[Any] = ResumableStream(
+            self._resumption(stream),
+            lambda request, timeout: self._server_stream.open(
+                stream.method, callable_, request, timeout
+            ),
+        )
+        self._streams.add(resumable)
+        return resumable
+
     async def close(self, grace: float | None = None) -> None:
-        """Close the channel; calls in flight are cancelled after ``grace`` seconds."""
+        """Close the channel; calls in flight are cancelled after ``grace`` seconds.
+
+        Watches and exports still open end their loops (without an error) at once.
+        """
         if not self._closed:
             self._closed = True
+            self._stop_streams()
             await self.channel.close(grace)
 
     async def __aenter__(self) -> Self:
@@ -273,6 +488,7 @@ class _Sync(_Client):
         self._unary = SyncUnaryUnaryInterceptor(self.resilience)
         self._client_stream = SyncStreamUnaryInterceptor(self.resilience)
         self._bidi = SyncStreamStreamInterceptor(self.resilience)
+        self._server_stream = SyncUnaryStreamInterceptor(self.resilience)
 
     def _call(self, rpc: _Rpc[Resp]) -> Resp:
         callable_ = getattr(self._stub, rpc.name)
@@ -292,9 +508,21 @@ class _Sync(_Client):
         finally:
             call.cancel()
 
+    def _resume(self, stream: _Resumable[Msg]) -> SyncResumableStream[Any]:
+        callable_ = getattr(self._stub, stream.name)
+        resumable: SyncResumableStream[Any] = SyncResumableStream(
+            self._resumption(stream),
+            lambda request, timeout: self._server_stream.open(
+                stream.method, callable_, request, timeout
+            ),
+        )
+        self._streams.add(resumable)
+        return resumable
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._stop_streams()
             self.channel.close()
 
     def __enter__(self) -> Self:
@@ -385,6 +613,61 @@ class AnalyticsClient(_Analytics, _Async):
         """
         return self._exchange(self._ingest(_with_ids(batches), timeout))
 
+    async def query_events(
+        self,
+        event_name: str = "",
+        *,
+        start: int = 0,
+        end: int = 0,
+        bucket: Bucket = 0,
+        group_by: str = "",
+        limit: int = 0,
+        timeout: float | None = None,
+    ) -> list[analytics_pb2.EventAggregate]:
+        """Exact counts and distinct users per UTC time bucket and group (docs/reading.md).
+
+        ``bucket``: ``"none"`` (one row per group), ``"minute"``, ``"hour"``,
+        ``"day"``, or an ``analytics_pb2.Bucket`` value. ``group_by``: empty,
+        ``"event_name"``, ``"user_id"`` or ``"properties.<key>"``. Retried like
+        any read; its deadline is :data:`DEFAULT_QUERY_TIMEOUT` (10 s) unless
+        ``timeout`` or the client's config sets one.
+        """
+        query = self._query(
+            event_name,
+            start=start,
+            end=end,
+            bucket=bucket,
+            group_by=group_by,
+            limit=limit,
+            timeout=timeout,
+        )
+        return list((await self._call(query)).rows)
+
+    def export_events(
+        self,
+        event_name: str = "",
+        *,
+        start: int = 0,
+        end: int = 0,
+        after: str = "",
+        follow: bool = False,
+        timeout: float | None = None,
+    ) -> ResumableStream[analytics_pb2.ExportedEvent]:
+        """Every stored event of the range once, in commit order, each with its cursor.
+
+        Without ``follow`` it ends after the last event committed before the
+        export began (before the latest reconnect, if it had to resume);
+        with ``follow`` it tails new commits until closed. A break (UNAVAILABLE)
+        is resumed after the last cursor handed out, with the client's backoff;
+        ``after`` starts after a cursor saved from an earlier export. No
+        deadline unless ``timeout`` is given, which then bounds the whole export.
+        """
+        return self._resume(
+            self._export(
+                event_name, start=start, end=end, after=after, follow=follow, timeout=timeout
+            )
+        )
+
 
 class SyncAnalyticsClient(_Analytics, _Sync):
     """Blocking twin of :class:`AnalyticsClient`; use ``with``. Safe to share between threads."""
@@ -439,6 +722,46 @@ class SyncAnalyticsClient(_Analytics, _Sync):
         """Blocking twin of :meth:`AnalyticsClient.ingest_events`, breaker included."""
         return self._exchange(self._ingest((_batch(b) for b in batches), timeout))
 
+    def query_events(
+        self,
+        event_name: str = "",
+        *,
+        start: int = 0,
+        end: int = 0,
+        bucket: Bucket = 0,
+        group_by: str = "",
+        limit: int = 0,
+        timeout: float | None = None,
+    ) -> list[analytics_pb2.EventAggregate]:
+        """Blocking twin of :meth:`AnalyticsClient.query_events`."""
+        query = self._query(
+            event_name,
+            start=start,
+            end=end,
+            bucket=bucket,
+            group_by=group_by,
+            limit=limit,
+            timeout=timeout,
+        )
+        return list(self._call(query).rows)
+
+    def export_events(
+        self,
+        event_name: str = "",
+        *,
+        start: int = 0,
+        end: int = 0,
+        after: str = "",
+        follow: bool = False,
+        timeout: float | None = None,
+    ) -> SyncResumableStream[analytics_pb2.ExportedEvent]:
+        """Blocking twin of :meth:`AnalyticsClient.export_events`."""
+        return self._resume(
+            self._export(
+                event_name, start=start, end=end, after=after, follow=follow, timeout=timeout
+            )
+        )
+
 
 class TelemetryClient(_Telemetry, _Async):
     """Async client of ``telemetry.TelemetryService``; use ``async with``."""
@@ -452,17 +775,126 @@ class TelemetryClient(_Telemetry, _Async):
         *,
         timestamp: int = 0,
         idempotency_key: str | None = None,
+        severity: Severity = 0,
+        message: str = "",
+        attributes: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> telemetry_pb2.AlertResponse:
-        """Report an alert; retries reuse the idempotency key, so one tracking id comes back."""
+        """Report an alert; retries reuse the idempotency key, so one tracking id comes back.
+
+        ``severity``: ``"info"``, ``"warning"``, ``"critical"`` or a
+        ``telemetry_pb2.Severity`` value.
+        """
         return await self._call(
-            self._report(device_id, alert_type, timestamp, idempotency_key, timeout)
+            self._report(
+                device_id,
+                alert_type,
+                timestamp=timestamp,
+                idempotency_key=idempotency_key,
+                severity=severity,
+                message=message,
+                attributes=attributes,
+                timeout=timeout,
+            )
         )
 
     async def get_alert(
         self, tracking_id: str, *, timeout: float | None = None
     ) -> telemetry_pb2.Alert:
         return await self._call(self._get(tracking_id, timeout))
+
+    async def list_alerts(
+        self,
+        *,
+        device_id: str = "",
+        alert_type: str = "",
+        min_severity: Severity = 0,
+        start: int = 0,
+        end: int = 0,
+        page_size: int = 0,
+        timeout: float | None = None,
+    ) -> AsyncIterator[telemetry_pb2.Alert]:
+        """Every stored alert matching the filter, oldest first in commit order.
+
+        Fetches page after page (``page_size`` alerts each, 0: the server's
+        100) as the loop reaches them; each page is one call with the
+        client's deadline (``timeout``) and retries. ``start``/``end`` bound
+        the alert's timestamp (epoch ms, end exclusive).
+        """
+        page: _Rpc[Any] | None = self._list(
+            device_id=device_id,
+            alert_type=alert_type,
+            min_severity=min_severity,
+            start=start,
+            end=end,
+            page_size=page_size,
+            page_token="",
+            timeout=timeout,
+        )
+        while page is not None:
+            reply: telemetry_pb2.ListAlertsResponse = await self._call(page)
+            for alert in reply.alerts:
+                yield alert
+            page = _next_page(page, reply)
+
+    async def list_alerts_page(
+        self,
+        *,
+        device_id: str = "",
+        alert_type: str = "",
+        min_severity: Severity = 0,
+        start: int = 0,
+        end: int = 0,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> telemetry_pb2.ListAlertsResponse:
+        """One page; pass its ``next_page_token`` (with the same filter) for the next."""
+        return await self._call(
+            self._list(
+                device_id=device_id,
+                alert_type=alert_type,
+                min_severity=min_severity,
+                start=start,
+                end=end,
+                page_size=page_size,
+                page_token=page_token,
+                timeout=timeout,
+            )
+        )
+
+    def watch_alerts(
+        self,
+        *,
+        device_id: str = "",
+        alert_type: str = "",
+        min_severity: Severity = 0,
+        after: str = "",
+        from_start: bool = False,
+        timeout: float | None = None,
+    ) -> ResumableStream[telemetry_pb2.Alert]:
+        """Alerts as they commit, each exactly once, until closed.
+
+        From now on by default; ``from_start``: from the oldest stored alert;
+        ``after``: right after a cursor saved earlier (``stream.cursor``, or an
+        alert's ``cursor`` from :meth:`list_alerts` with the same filter).
+        A break (UNAVAILABLE: connection lost, server restarted or draining)
+        is resumed after the last alert handed out, with the client's backoff,
+        so none is missed or repeated. Until the first alert arrives there is
+        no cursor: a watch "from now" that breaks before then resumes from
+        now again. No deadline unless ``timeout`` is given, which then bounds
+        the whole watch.
+        """
+        return self._resume(
+            self._watch(
+                device_id=device_id,
+                alert_type=alert_type,
+                min_severity=min_severity,
+                after=after,
+                from_start=from_start,
+                timeout=timeout,
+            )
+        )
 
 
 class SyncTelemetryClient(_Telemetry, _Sync):
@@ -477,9 +909,97 @@ class SyncTelemetryClient(_Telemetry, _Sync):
         *,
         timestamp: int = 0,
         idempotency_key: str | None = None,
+        severity: Severity = 0,
+        message: str = "",
+        attributes: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> telemetry_pb2.AlertResponse:
-        return self._call(self._report(device_id, alert_type, timestamp, idempotency_key, timeout))
+        return self._call(
+            self._report(
+                device_id,
+                alert_type,
+                timestamp=timestamp,
+                idempotency_key=idempotency_key,
+                severity=severity,
+                message=message,
+                attributes=attributes,
+                timeout=timeout,
+            )
+        )
 
     def get_alert(self, tracking_id: str, *, timeout: float | None = None) -> telemetry_pb2.Alert:
         return self._call(self._get(tracking_id, timeout))
+
+    def list_alerts(
+        self,
+        *,
+        device_id: str = "",
+        alert_type: str = "",
+        min_severity: Severity = 0,
+        start: int = 0,
+        end: int = 0,
+        page_size: int = 0,
+        timeout: float | None = None,
+    ) -> Iterator[telemetry_pb2.Alert]:
+        """Blocking twin of :meth:`TelemetryClient.list_alerts`."""
+        page: _Rpc[Any] | None = self._list(
+            device_id=device_id,
+            alert_type=alert_type,
+            min_severity=min_severity,
+            start=start,
+            end=end,
+            page_size=page_size,
+            page_token="",
+            timeout=timeout,
+        )
+        while page is not None:
+            reply: telemetry_pb2.ListAlertsResponse = self._call(page)
+            yield from reply.alerts
+            page = _next_page(page, reply)
+
+    def list_alerts_page(
+        self,
+        *,
+        device_id: str = "",
+        alert_type: str = "",
+        min_severity: Severity = 0,
+        start: int = 0,
+        end: int = 0,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> telemetry_pb2.ListAlertsResponse:
+        return self._call(
+            self._list(
+                device_id=device_id,
+                alert_type=alert_type,
+                min_severity=min_severity,
+                start=start,
+                end=end,
+                page_size=page_size,
+                page_token=page_token,
+                timeout=timeout,
+            )
+        )
+
+    def watch_alerts(
+        self,
+        *,
+        device_id: str = "",
+        alert_type: str = "",
+        min_severity: Severity = 0,
+        after: str = "",
+        from_start: bool = False,
+        timeout: float | None = None,
+    ) -> SyncResumableStream[telemetry_pb2.Alert]:
+        """Blocking twin of :meth:`TelemetryClient.watch_alerts`; ``close()`` from any thread."""
+        return self._resume(
+            self._watch(
+                device_id=device_id,
+                alert_type=alert_type,
+                min_severity=min_severity,
+                after=after,
+                from_start=from_start,
+                timeout=timeout,
+            )
+        )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Collection, Hashable
 from typing import Any, Generic, NoReturn, TypeVar
@@ -33,11 +34,14 @@ from eventwire.client._policy import CircuitBreakerPolicy, RetryEvent, ThrottleP
 from eventwire.client._throttle import RetryThrottle
 from eventwire.observability.propagation import TRACER_NAME, inject
 
-__all__ = ["CallPlan", "HedgeState", "Idempotent", "Resilience"]
+__all__ = ["SETTLED_AFTER", "CallPlan", "HedgeState", "Idempotent", "Resilience", "StreamVerdict"]
 
 log = logging.getLogger("eventwire.client")
 
 Idempotent = Callable[[str], bool]
+
+SETTLED_AFTER = 1.0
+"""Seconds after which a resumable stream still open counts as served, for the breaker."""
 
 
 def _idempotent(spec: Idempotent | Collection[str] | bool) -> Idempotent:
@@ -379,3 +383,47 @@ class HedgeState(Generic[H]):
             self.plan.cancelled(permit)
         self.running.clear()
         return losers
+
+
+class StreamVerdict:
+    """What a call with a streamed response tells the breaker, once, and when.
+
+    By default the verdict is the call's end. A resumable stream (a watch)
+    lives for hours, though, and holding its breaker permit that long would
+    keep one of a half-open breaker's few trial slots taken all that time, so
+    that every other call of the client failed fast. For those the verdict
+    comes as soon as the server is serving the call (:meth:`answered`: its
+    first message, or :data:`SETTLED_AFTER` seconds without failing, whichever
+    comes first); how the call ends later still reaches metrics, spans and the
+    throttle, not the breaker. A failed or refused call ends well before either.
+    """
+
+    def __init__(self, plan: CallPlan, permit: Permit | None) -> None:
+        self.plan = plan
+        self._permit = permit
+        self._lock = threading.Lock()  # the sync path settles from grpc's threads
+        self.on_settle: Callable[[], object] | None = None
+        """Called once the call is over, to cancel a timer that would call answered()."""
+
+    def _take(self) -> Permit | None:
+        with self._lock:
+            permit, self._permit = self._permit, None
+        return permit
+
+    def answered(self) -> None:
+        """The server is serving the call: a success for the breaker (once)."""
+        permit = self._take()
+        if permit is not None and self.plan.res.breaker is not None:
+            self.plan.res.breaker.record(permit, None)
+
+    def finished(self, code: grpc.StatusCode, trailing: Any) -> None:
+        self._settled()
+        self.plan.finished(self._take(), code, trailing)
+
+    def cancelled(self) -> None:
+        self._settled()
+        self.plan.cancelled(self._take())
+
+    def _settled(self) -> None:
+        if self.on_settle is not None:
+            self.on_settle()

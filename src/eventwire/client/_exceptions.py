@@ -9,6 +9,7 @@
     └── RpcError                        an RPC ended without a response; a grpc.aio.AioRpcError
         ├── InvalidArgumentError        INVALID_ARGUMENT; .field_violations (google.rpc.BadRequest)
         ├── NotFoundError               NOT_FOUND
+        ├── OutOfRangeError             OUT_OF_RANGE: a cursor older than retention; .resume_from
         ├── UnauthenticatedError        UNAUTHENTICATED: no valid token (see the client's token=)
         ├── PermissionDeniedError       PERMISSION_DENIED: the token lacks the scope
         ├── DeadlineExceededError       DEADLINE_EXCEEDED, or no time left for another attempt
@@ -33,6 +34,7 @@ transports.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -51,6 +53,7 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "NotFoundError",
+    "OutOfRangeError",
     "PermissionDeniedError",
     "ResourceExhaustedError",
     "RpcError",
@@ -154,6 +157,24 @@ class NotFoundError(RpcError):
     pass
 
 
+_RESUME_FROM: Final = re.compile(r"resume from '([^']+)'")
+
+
+class OutOfRangeError(RpcError):
+    """A cursor or page token points before what retention still keeps.
+
+    Never retried, nor resumed from on its own: skipping what was deleted is
+    the caller's decision. :attr:`resume_from` says where to go on if it is.
+    """
+
+    @property
+    def resume_from(self) -> str | None:
+        """The oldest position still stored, as a cursor to resume after (from the
+        server's message, see docs/reading.md#retention), or None if it names none."""
+        found = _RESUME_FROM.search(self.message)
+        return found.group(1) if found else None
+
+
 class UnauthenticatedError(RpcError):
     pass
 
@@ -208,6 +229,7 @@ class InternalError(RpcError):
 _BY_CODE: Final[dict[grpc.StatusCode, type[RpcError]]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.OUT_OF_RANGE: OutOfRangeError,
     grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
@@ -242,8 +264,18 @@ def map_rpc_error(exc: grpc.RpcError, *, attempts: int = 1) -> RpcError:
         message,
         trailing_metadata=trailing,
         attempts=attempts,
-        debug_error_string=_call(exc, "debug_error_string"),
+        debug_error_string=_debug_string(exc),
     )
+
+
+def _debug_string(exc: grpc.RpcError) -> str | None:
+    # A blocking call cancelled by this process (a stream closed from another
+    # thread) never gets a debug string, and grpcio's getter waits for one forever.
+    cancelled = getattr(exc, "cancelled", None)
+    if callable(cancelled) and cancelled():
+        return None
+    value = _call(exc, "debug_error_string")
+    return value if isinstance(value, str) else None
 
 
 class _Attempts(Protocol):

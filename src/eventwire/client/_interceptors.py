@@ -16,7 +16,9 @@ breaker, throttling and, for async unary-unary, hedging. A stream-unary call is
 only retried when its requests are a sequence (list/tuple) that can be sent
 again. Streamed responses (unary-stream, stream-stream) get deadlines and the
 breaker, async and sync alike; they are not retried, as a caller may already
-have consumed part of the stream. Every error leaves through
+have consumed part of the stream (the clients' WatchAlerts and ExportEvents
+are resumed after their last cursor instead, one level up, by
+:mod:`eventwire.client._resume`). Every error leaves through
 :func:`~eventwire.client._exceptions.rpc_errors`, as the client's exception tree.
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TypeVar
@@ -33,7 +36,7 @@ from grpc.aio import ClientCallDetails
 
 from eventwire.client._backoff import is_testing
 from eventwire.client._breaker import Permit
-from eventwire.client._core import CallPlan, HedgeState, Resilience
+from eventwire.client._core import SETTLED_AFTER, CallPlan, HedgeState, Resilience, StreamVerdict
 from eventwire.client._exceptions import code_of, rpc_errors, trailers_of
 
 __all__ = [
@@ -134,26 +137,65 @@ class _AioBase:
         self._watch(plan, permit, call)
         return call
 
-    def _watch(self, plan: CallPlan, permit: Permit | None, call: Any) -> None:
+    def _start_stream(
+        self,
+        method: str,
+        timeout: float | None,
+        start: Callable[[float | None, Any], Any],
+        *,
+        settle_after: float | None = None,
+    ) -> tuple[Any, StreamVerdict]:
+        """Start a long-lived call with a streamed response directly (no interceptor
+        chain): the breaker, and a deadline only if ``timeout`` is given.
+
+        ``start(timeout, metadata)`` makes the call. Raises
+        :class:`~eventwire.client.CircuitOpenError` at once while the circuit is
+        open; the stream's own errors come from reading it (inside
+        :func:`~eventwire.client._exceptions.rpc_errors`). ``settle_after``: see
+        :class:`~eventwire.client._core.StreamVerdict`.
+        """
+        plan = self.resilience.plan(method, timeout, retries=False, default_timeout=False)
+        with rpc_errors(plan):
+            permit, attempt_timeout = plan.start_attempt()
+        try:
+            call = start(attempt_timeout, plan.metadata())
+        except BaseException:
+            plan.cancelled(permit)
+            raise
+        return call, self._watch(plan, permit, call, settle_after=settle_after)
+
+    def _watch(
+        self,
+        plan: CallPlan,
+        permit: Permit | None,
+        call: Any,
+        *,
+        settle_after: float | None = None,
+    ) -> StreamVerdict:
         """Record a streaming call's outcome once it is done, without awaiting it."""
+        verdict = StreamVerdict(plan, permit)
+        if settle_after is not None and permit is not None:
+            timer = asyncio.get_running_loop().call_later(settle_after, verdict.answered)
+            verdict.on_settle = timer.cancel
 
         def done(finished: Any) -> None:
             if finished.cancelled():
-                plan.cancelled(permit)
+                verdict.cancelled()
                 return
             # aio calls report their status through coroutines; the status is
             # final by now, so this task finishes on its first step.
-            task = asyncio.get_running_loop().create_task(self._settle(plan, permit, finished))
+            task = asyncio.get_running_loop().create_task(self._settle(verdict, finished))
             self._watchers.add(task)
             task.add_done_callback(self._watchers.discard)
 
         call.add_done_callback(done)
+        return verdict
 
     @staticmethod
-    async def _settle(plan: CallPlan, permit: Permit | None, call: Any) -> None:
+    async def _settle(verdict: StreamVerdict, call: Any) -> None:
         code = await call.code()
         trailing = None if code == grpc.StatusCode.OK else await call.trailing_metadata()
-        plan.finished(permit, code, trailing)
+        verdict.finished(code, trailing)
 
 
 class AioUnaryUnaryInterceptor(_AioBase, grpc.aio.UnaryUnaryClientInterceptor):
@@ -327,6 +369,28 @@ class AioUnaryStreamInterceptor(_AioBase, grpc.aio.UnaryStreamClientInterceptor)
             plan, lambda t: continuation(self._details(client_call_details, t, plan), request)
         )
 
+    def open(
+        self,
+        method: str,
+        multicallable: grpc.aio.UnaryStreamMultiCallable[Req, Resp],
+        request: Req,
+        timeout: float | None,
+    ) -> tuple[grpc.aio.UnaryStreamCall[Req, Resp], Callable[[], None]]:
+        """Start a resumable server stream directly (WatchAlerts, ExportEvents):
+        breaker, and a deadline only if given; never retried here (the caller
+        resumes it, see ``client/_resume.py``).
+
+        Returns the call and ``answered``, to call on its first message: the
+        breaker's verdict (:class:`~eventwire.client._core.StreamVerdict`).
+        """
+        call, verdict = self._start_stream(
+            method,
+            timeout,
+            lambda t, md: multicallable(request, timeout=t, metadata=md),
+            settle_after=SETTLED_AFTER,
+        )
+        return call, verdict.answered
+
 
 class AioStreamStreamInterceptor(_AioBase, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(
@@ -351,26 +415,13 @@ class AioStreamStreamInterceptor(_AioBase, grpc.aio.StreamStreamClientIntercepto
         requests: AsyncIterable[Req] | Iterable[Req],
         timeout: float | None,
     ) -> grpc.aio.StreamStreamCall[Req, Resp]:
-        """Start a long-lived stream directly: breaker and (only if given) a deadline.
-
-        Raises :class:`~eventwire.client.CircuitOpenError` at once while the
-        circuit is open; errors of the stream itself come from reading it
-        (read it inside :func:`~eventwire.client._exceptions.rpc_errors`).
-        """
-        plan = self.resilience.plan(method, timeout, retries=False, default_timeout=False)
-        with rpc_errors(plan):
-            permit, attempt_timeout = plan.start_attempt()
-        try:
-            call = multicallable(
-                requests,  # type: ignore[arg-type]
-                timeout=attempt_timeout,
-                metadata=plan.metadata(),
-            )
-        except BaseException:
-            plan.cancelled(permit)
-            raise
-        self._watch(plan, permit, call)
-        return call
+        """Start a long-lived stream directly: breaker and (only if given) a deadline."""
+        call, _ = self._start_stream(
+            method,
+            timeout,
+            lambda t, md: multicallable(requests, timeout=t, metadata=md),  # type: ignore[arg-type]
+        )
+        return call  # type: ignore[no-any-return]
 
 
 def aio_interceptors(resilience: Resilience) -> list[grpc.aio.ClientInterceptor]:
@@ -493,6 +544,13 @@ class _SyncBase:
         The blocking twin of :meth:`_AioBase._open`: grpc calls the callback
         from its own thread once the call is over, with the same CallPlan verdict.
         """
+        call, _ = _SyncBase._open_stream(plan, start)
+        return call
+
+    @staticmethod
+    def _open_stream(
+        plan: CallPlan, start: Callable[[float | None], Any], *, settle_after: float | None = None
+    ) -> tuple[Any, StreamVerdict]:
         with rpc_errors(plan):
             permit, timeout = plan.start_attempt()
             try:
@@ -500,15 +558,20 @@ class _SyncBase:
             except BaseException:
                 plan.cancelled(permit)
                 raise
+        verdict = StreamVerdict(plan, permit)
+        if settle_after is not None and permit is not None:
+            timer = threading.Timer(settle_after, verdict.answered)
+            timer.daemon = True
+            verdict.on_settle = timer.cancel
+            timer.start()
 
         def done(finished: Any) -> None:
             code = code_of(finished)
-            plan.finished(
-                permit, code, None if code == grpc.StatusCode.OK else trailers_of(finished)
-            )
+            trailing = None if code == grpc.StatusCode.OK else trailers_of(finished)
+            verdict.finished(code, trailing)
 
         call.add_done_callback(done)
-        return call
+        return call, verdict
 
 
 class SyncUnaryUnaryInterceptor(_SyncBase, grpc.UnaryUnaryClientInterceptor):
@@ -589,6 +652,22 @@ class SyncUnaryStreamInterceptor(_SyncBase, grpc.UnaryStreamClientInterceptor):
         details = client_call_details
         plan = self.resilience.plan(details.method, details.timeout, retries=False)
         return self._open(plan, lambda t: continuation(self._details(details, t, plan), request))
+
+    def open(
+        self,
+        method: str,
+        multicallable: grpc.UnaryStreamMultiCallable[Req, Resp],
+        request: Req,
+        timeout: float | None,
+    ) -> tuple[Any, Callable[[], None]]:
+        """The blocking twin of :meth:`AioUnaryStreamInterceptor.open`."""
+        plan = self.resilience.plan(method, timeout, retries=False, default_timeout=False)
+        call, verdict = self._open_stream(
+            plan,
+            lambda t: multicallable(request, timeout=t, metadata=plan.metadata()),
+            settle_after=SETTLED_AFTER,
+        )
+        return call, verdict.answered
 
 
 class SyncStreamStreamInterceptor(_SyncBase, grpc.StreamStreamClientInterceptor):

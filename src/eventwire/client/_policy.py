@@ -16,6 +16,7 @@ import grpc
 
 __all__ = [
     "DEFAULT_ANALYTICS_TIMEOUT",
+    "DEFAULT_QUERY_TIMEOUT",
     "DEFAULT_TELEMETRY_TIMEOUT",
     "CircuitBreakerPolicy",
     "HedgingPolicy",
@@ -29,6 +30,10 @@ DEFAULT_ANALYTICS_TIMEOUT: Final = 0.2
 """Seconds an analytics call may take, all attempts included (from the seeds)."""
 DEFAULT_TELEMETRY_TIMEOUT: Final = 2.0
 """Seconds a telemetry call may take, all attempts included (from the seeds)."""
+DEFAULT_QUERY_TIMEOUT: Final = 10.0
+"""Seconds a QueryEvents call may take unless the client's config sets a timeout: an
+aggregate over a day of a million events takes about a second, far beyond the
+200 ms meant for writes."""
 
 Jitter = Literal["full", "equal", "decorrelated", "none"]
 
