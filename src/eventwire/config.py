@@ -63,7 +63,8 @@ class ServerConfig:
     )
     store: str = _opt(
         "sqlite:///eventwire.db",
-        "storage URL: sqlite:///relative/path.db or sqlite:////absolute/path.db",
+        "storage URL: sqlite:///relative/path.db or sqlite:////absolute/path.db (embedded), "
+        "or postgresql://user@host/db (replicas sharing one database)",
     )
     sqlite_synchronous: str = _opt(
         "full",
@@ -123,7 +124,7 @@ class ServerConfig:
         "OTEL_EXPORTER_OTLP_* variables)",
         choices=("none", "console", "otlp"),
     )
-    # -- security: see the README's Security section ------------------------------
+    # -- security: see docs/security.md ----------------------------------------------
     tls_cert: str = _opt(
         "", "PEM certificate chain served by gRPC and the HTTP gateway; with --tls-key, TLS on"
     )
