@@ -63,7 +63,8 @@ class ServerConfig:
     )
     store: str = _opt(
         "sqlite:///eventwire.db",
-        "storage URL: sqlite:///relative/path.db or sqlite:////absolute/path.db",
+        "storage URL: sqlite:///relative/path.db or sqlite:////absolute/path.db (embedded), "
+        "or postgresql://user@host/db (replicas sharing one database)",
     )
     sqlite_synchronous: str = _opt(
         "full",
@@ -79,6 +80,12 @@ class ServerConfig:
     max_batch_events: int = _opt(10_000, "most rows one group commit may hold")
     max_pending_events: int = _opt(
         200_000, "rows that may wait for a commit before RPCs get RESOURCE_EXHAUSTED"
+    )
+    max_commit_delay: float = _opt(
+        0.002,
+        "longest a request waits for others to share its group commit, in seconds; the "
+        "wait happens only while requests arrive faster than commits finish (a lone "
+        "caller never waits; 0: never wait)",
     )
     max_stream_events: int = _opt(100_000, "most events one StreamEvents call may carry")
     max_stream_bytes: int = _opt(64 << 20, "most encoded bytes one StreamEvents call may carry")
@@ -117,7 +124,7 @@ class ServerConfig:
         "OTEL_EXPORTER_OTLP_* variables)",
         choices=("none", "console", "otlp"),
     )
-    # -- security: see the README's Security section ------------------------------
+    # -- security: see docs/security.md ----------------------------------------------
     tls_cert: str = _opt(
         "", "PEM certificate chain served by gRPC and the HTTP gateway; with --tls-key, TLS on"
     )
@@ -171,6 +178,8 @@ class ServerConfig:
         _check_fields(self)
         if self.max_batch_events < 1 or self.max_pending_events < self.max_batch_events:
             raise ValueError("need 1 <= max_batch_events <= max_pending_events")
+        if not 0 <= self.max_commit_delay <= 1:
+            raise ValueError("max_commit_delay must be between 0 and 1 second")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("tls_cert and tls_key go together: set both or neither")
         if self.tls_client_ca and not self.tls_cert:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -26,3 +27,23 @@ def test_uuid7_sorts_by_creation_millisecond() -> None:
 def test_ids_are_unique() -> None:
     assert len({uuid7() for _ in range(10_000)}) == 10_000
     assert len({random_id() for _ in range(10_000)}) == 10_000
+
+
+def _random_parts(ids: list[str]) -> set[int]:
+    return {uuid.UUID(i).int & ((1 << 62) - 1) for i in ids}
+
+
+def test_a_forked_child_never_repeats_its_parents_random_bits() -> None:
+    uuid7()  # the parent's random pool is now filled
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next ids and leave
+        os.write(write, "\n".join(uuid7() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read().split("\n")
+    os.waitpid(pid, 0)
+    parent = [uuid7() for _ in range(50)]
+    assert len(child) == 50
+    assert not _random_parts(child) & _random_parts(parent)

@@ -34,8 +34,42 @@ _STANDARD: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None
 }
 
 
-REQUEST_ID: ContextVar[str] = ContextVar("eventwire_request_id", default="")
-"""The id of the RPC or HTTP request being served; set by the server's interceptors."""
+class LazyRequestId:
+    """A gRPC call's request id, worked out only if something asks for it.
+
+    Most calls never log a line: reading their metadata and drawing random
+    bytes for each of them was per-call work for an id nobody saw.
+    """
+
+    __slots__ = ("_context", "_id")
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+        self._id = ""
+
+    def __call__(self) -> str:
+        if not self._id:
+            self._id = request_id_of(self._context.invocation_metadata())
+        return self._id
+
+
+REQUEST_ID: ContextVar[str | LazyRequestId] = ContextVar("eventwire_request_id", default="")
+"""The id of the RPC or HTTP request being served (set by the front doors);
+read it with :func:`current_request_id`."""
+
+
+def current_request_id() -> str:
+    """The id of the request being served, or "" outside any."""
+    value = REQUEST_ID.get()
+    return value if isinstance(value, str) else value()
+
+
+def request_id_of(metadata: Any) -> str:
+    """The caller's ``x-request-id`` when it is a usable one, else a new id."""
+    for key, value in metadata or ():
+        if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 64:
+            return value
+    return new_request_id()
 
 
 def new_request_id() -> str:
@@ -50,7 +84,7 @@ def new_request_id() -> str:
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     fields = {k: v for k, v in vars(record).items() if k not in _STANDARD}
     # Every line written while serving a request says which request, and which trace.
-    request_id = REQUEST_ID.get()
+    request_id = current_request_id()
     if request_id and "request_id" not in fields:
         fields["request_id"] = request_id
     trace_id = current_trace_id()

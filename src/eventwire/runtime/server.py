@@ -98,6 +98,7 @@ class Server:
             on_store_health=self._on_store_health,
             metrics=self.metrics,
             tracer=self._tracer,
+            max_delay=config.max_commit_delay,
         )
         self._grpc: grpc.aio.Server | None = None
         self._reads: ReadService | None = None

@@ -19,7 +19,7 @@ transactions, and SQLite serialises writers on its file lock (each worker
 group-commits on its own; they queue for the lock); the composition root
 holds the one-server-per-file lock (``<file>.lock``) in the supervisor for
 all of them, so another server on the same file is still refused. Measured
-on 2 cores (docs/performance.md), two SQLite workers stored batches no faster than one
+on 2 cores (docs/benchmarks.md), two SQLite workers stored batches no faster than one
 (1.02x) and unary calls 1.2x faster, below what a second process costs in
 memory and complexity; so ``--workers 0`` ("auto", the default) means one
 worker per core with PostgreSQL and one process with SQLite. The supervisor

@@ -172,6 +172,11 @@ class StoreGone(StoreUnavailable):
 class Store(Protocol):
     """Durable storage for events and alerts. All methods are safe to call concurrently."""
 
+    cancel_safe_commit: bool
+    """Whether a :meth:`commit` whose awaiting task is cancelled still completes
+    or rolls back cleanly, leaving the store ready for the next one; the
+    pipeline lets a lone caller commit its own request only then."""
+
     async def open(self) -> None:
         """Connect and bring the schema to the newest migration."""
 

@@ -207,6 +207,10 @@ _NOTIFY: Final = "SELECT pg_notify(%s, pg_current_xact_id()::text)"
 class PostgresStore:
     """The :class:`~eventwire.store.base.Store` on PostgreSQL; see the module docstring."""
 
+    # A commit cancelled mid-flight leaves its pooled connection to the driver's
+    # cancellation; the pipeline keeps PostgreSQL commits in its own writer task.
+    cancel_safe_commit = False
+
     def __init__(
         self,
         url: str,

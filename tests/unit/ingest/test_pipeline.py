@@ -10,7 +10,7 @@ import pytest
 
 from eventwire._errors import Unavailable
 from eventwire.ingest.pipeline import IngestPipeline
-from eventwire.store.base import AlertRow, CommitResult, EventRow
+from eventwire.store.base import AlertRow, CommitResult, EventQuery, EventRow
 from eventwire.store.sqlite import SQLiteStore
 
 
@@ -77,3 +77,64 @@ async def test_close_commits_what_was_queued_and_refuses_more(tmp_path: Path) ->
 def test_bounds_are_checked() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         IngestPipeline(SQLiteStore("unused.db"), max_batch=10, max_pending=5)
+
+
+async def test_a_lone_caller_commits_at_once_in_its_own_task(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path / "e.db")
+    await store.open()
+    # The longest wait allowed: a lone caller that lingered would be seen waiting.
+    pipeline = IngestPipeline(store, max_delay=1.0)
+    pipeline.start()
+    try:
+        for i in range(20):
+            assert await pipeline.add_events([row(f"lone-{i}")]) == 1
+        assert store.commits == 20
+        assert pipeline.led_commits == 20
+        assert pipeline.gatherings == 0
+    finally:
+        await pipeline.close()
+        await store.close()
+
+
+async def test_steady_concurrent_callers_are_gathered_into_shared_commits(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path / "e.db")
+    await store.open()
+    pipeline = IngestPipeline(store, max_delay=0.05)
+    pipeline.start()
+    sent = 0
+
+    async def caller(name: str) -> None:
+        nonlocal sent
+        for i in range(25):
+            # Callers arrive one by one, as requests off a busy socket do.
+            await asyncio.sleep(0.0005)
+            assert await pipeline.add_events([row(f"{name}-{i}")]) == 1
+            sent += 1
+
+    try:
+        await asyncio.gather(*(caller(f"c{n}") for n in range(8)))
+        assert sent == 200
+        assert pipeline.gatherings > 0
+        assert store.commits < 200 / 3, f"{store.commits} commits for 200 requests"
+        assert await store.count_events("", EventQuery()) == 200
+    finally:
+        await pipeline.close()
+        await store.close()
+
+
+async def test_no_gathering_when_the_delay_is_zero(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path / "e.db")
+    await store.open()
+    pipeline = IngestPipeline(store, max_delay=0)
+    pipeline.start()
+    try:
+        await asyncio.gather(*(pipeline.add_events([row(f"z-{i}")]) for i in range(100)))
+        assert pipeline.gatherings == 0
+    finally:
+        await pipeline.close()
+        await store.close()
+
+
+def test_the_delay_is_bounded() -> None:
+    with pytest.raises(ValueError, match="max_delay"):
+        IngestPipeline(SQLiteStore("unused.db"), max_delay=2.0)

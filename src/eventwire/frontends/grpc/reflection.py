@@ -16,7 +16,7 @@ the details of a failed call instead of printing base64.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
@@ -61,7 +61,7 @@ def _register_v1(pool: descriptor_pool.DescriptorPool) -> None:
         pool.AddSerializedFile(_v1_descriptor())
 
 
-def enable(server: grpc.aio.Server, service_names: Iterable[str]) -> None:
+def enable(server: Any, service_names: Iterable[str]) -> None:
     """Serve reflection (both protocols) about ``service_names`` and itself on ``server``."""
     _register_v1(descriptor_pool.Default())
     servicer = reflection.aio.ReflectionServicer((*service_names, *SERVICE_NAMES))
@@ -71,6 +71,5 @@ def enable(server: grpc.aio.Server, service_names: Iterable[str]) -> None:
         response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
     )
     for name in SERVICE_NAMES:
-        server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(name, {"ServerReflectionInfo": handler}),)
-        )
+        # The form generated code uses (a grpc.aio.Server or the front door's registrar).
+        server.add_registered_method_handlers(name, {"ServerReflectionInfo": handler})

@@ -1,4 +1,4 @@
-"""The gRPC server of one process: options, credentials, interceptors and services.
+"""The gRPC server of one process: options, credentials, endpoints and services.
 
 :func:`build_grpc_server` assembles it from the configuration and the layers
 below (the composition root in :mod:`eventwire.runtime.server` owns its life).
@@ -6,7 +6,8 @@ below (the composition root in :mod:`eventwire.runtime.server` owns its life).
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
@@ -16,9 +17,7 @@ from eventwire._rpc import SERVICE_NAMES
 from eventwire.api import analytics_pb2_grpc, telemetry_pb2_grpc
 from eventwire.config import ServerConfig
 from eventwire.frontends.grpc import reflection
-from eventwire.frontends.grpc.auth import AuthInterceptor
-from eventwire.frontends.grpc.guard import RequestGuard
-from eventwire.frontends.grpc.interceptors import ObservabilityInterceptor
+from eventwire.frontends.grpc.endpoints import Gate
 from eventwire.frontends.grpc.servicers import AnalyticsServicer, TelemetryServicer
 from eventwire.ingest.reads import ReadService
 from eventwire.ingest.service import IngestService
@@ -94,23 +93,18 @@ def build_grpc_server(
     tls: ServerTls | None,
     budget: ByteBudget | None = None,
 ) -> tuple[grpc.aio.Server, int]:
-    """The server with every service registered and its port bound, not yet started."""
-    interceptors: list[grpc.aio.ServerInterceptor] = [
-        ObservabilityInterceptor(metrics, tracer, SERVICE_NAMES)
-    ]
-    if auth is not None:
-        # Health stays open for probes; reflection needs a valid token.
-        interceptors.append(
-            AuthInterceptor(
-                auth, protected_services=SERVICE_NAMES, open_services=(health.SERVICE_NAME,)
-            )
-        )
-    interceptors.append(RequestGuard(limiter, SERVICE_NAMES, budget))
+    """The server with every service registered and its port bound, not yet started.
+
+    No interceptors: every method is wrapped once, here, by the :class:`Gate`
+    (see :mod:`eventwire.frontends.grpc.endpoints`).
+    """
     server = grpc.aio.server(
-        interceptors=interceptors,
         options=grpc_options(config),
         maximum_concurrent_rpcs=config.max_concurrent_rpcs or None,
     )
+    gate = Gate(metrics, tracer=tracer, auth=auth, limiter=limiter, budget=budget)
+    # The generated functions only call the two registration methods _Registrar has.
+    ours: Any = _Registrar()
     analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(
         AnalyticsServicer(
             service,
@@ -119,16 +113,48 @@ def build_grpc_server(
             max_stream_bytes=config.max_stream_bytes,
             budget=budget,
         ),
-        server,
+        ours,
     )
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(
-        TelemetryServicer(service, reads), server
+        TelemetryServicer(service, reads), ours
     )
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name, handlers in ours.services.items():
+        _register(server, name, gate.ours(name, handlers))
+    standard: Any = _Registrar()
+    # Health stays open for probes; reflection needs a valid token when auth is on.
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, standard)
     if config.reflection:
-        reflection.enable(server, (*SERVICE_NAMES, health.SERVICE_NAME))
+        reflection.enable(standard, (*SERVICE_NAMES, health.SERVICE_NAME))
+    for name, handlers in standard.services.items():
+        protected = name != health.SERVICE_NAME and auth is not None
+        _register(server, name, gate.theirs(name, handlers, authenticate=protected))
     if tls is None:
         port = server.add_insecure_port(config.address)
     else:
         port = server.add_secure_port(config.address, server_credentials(tls))
     return server, port
+
+
+class _Registrar:
+    """Stands in for the server in generated ``add_*_to_server`` calls, to collect
+    each service's method handlers so they can be wrapped before grpcio sees them."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        """The generated code registers every method twice; the named form is kept."""
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        self.services.setdefault(service, {}).update(handlers)
+
+
+def _register(
+    server: grpc.aio.Server, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+) -> None:
+    # Both forms, as generated code does: registered methods are looked up
+    # without the generic handlers' per-call walk.
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)

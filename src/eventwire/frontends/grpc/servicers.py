@@ -1,4 +1,8 @@
-"""gRPC servicers: decode, call the service layer, map errors to status. Nothing else."""
+"""gRPC servicers: call the service layer with the decoded request. Nothing else.
+
+What they raise becomes a status in their endpoint
+(:mod:`eventwire.frontends.grpc.endpoints`), with every other per-call step.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import grpc
 
 from eventwire._errors import FieldViolation, InvalidArgument, ServiceError
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
-from eventwire.frontends.grpc.status import guarded, guarded_stream
 from eventwire.ingest.reads import ReadService
 from eventwire.ingest.service import IngestService
 from eventwire.security.auth import current_tenant
@@ -68,14 +71,14 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         request: analytics_pb2.TrackEventRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> analytics_pb2.TrackEventResponse:
-        return await guarded(context, self._service.track_event(request, current_tenant()))
+        return await self._service.track_event(request, current_tenant())
 
     async def StreamEvents(
         self,
         request_iterator: AsyncIterator[analytics_pb2.TrackEventRequest],
         context: grpc.aio.ServicerContext[object, object],
     ) -> analytics_pb2.TrackEventResponse:
-        return await guarded(context, self._stream(request_iterator, context))
+        return await self._stream(request_iterator, context)
 
     async def _stream(
         self,
@@ -118,7 +121,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         request: analytics_pb2.EventBatch,
         context: grpc.aio.ServicerContext[object, object],
     ) -> analytics_pb2.IngestAck:
-        return await guarded(context, self._batch(request))
+        return await self._batch(request)
 
     async def _batch(self, batch: analytics_pb2.EventBatch) -> analytics_pb2.IngestAck:
         return await self._service.track_batch(batch, current_tenant())
@@ -130,7 +133,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         request_iterator: AsyncIterator[analytics_pb2.EventBatch],
         context: grpc.aio.ServicerContext[object, object],
     ) -> None:
-        await guarded(context, self._ingest(request_iterator, context))
+        await self._ingest(request_iterator, context)
 
     async def _ingest(
         self,
@@ -146,6 +149,13 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
         budget = self._budget
 
+        def _settled(write: asyncio.Future[None]) -> None:
+            sending.discard(write)
+            # Retrieved here: when the client is gone the shielded write fails
+            # after nobody awaits it, and asyncio would log it as never retrieved.
+            if not write.cancelled():
+                write.exception()
+
         async def one(batch: analytics_pb2.EventBatch, cost: int) -> None:
             try:
                 ack = await self._batch(batch)
@@ -154,7 +164,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                     # hands, and the final status cannot be sent until it is done.
                     write = asyncio.ensure_future(context.write(ack))
                     sending.add(write)
-                    write.add_done_callback(sending.discard)
+                    write.add_done_callback(_settled)
                     await asyncio.shield(write)
             finally:
                 budget.release(cost)
@@ -183,22 +193,21 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         request: analytics_pb2.CountEventsRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> analytics_pb2.CountEventsResponse:
-        return await guarded(context, self._service.count_events(request, current_tenant()))
+        return await self._service.count_events(request, current_tenant())
 
     async def QueryEvents(
         self,
         request: analytics_pb2.QueryEventsRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> analytics_pb2.QueryEventsResponse:
-        return await guarded(context, self._reads.query_events(request, current_tenant()))
+        return await self._reads.query_events(request, current_tenant())
 
     async def ExportEvents(
         self,
         request: analytics_pb2.ExportEventsRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> AsyncIterator[analytics_pb2.ExportedEvent]:
-        events = self._reads.export_events(request, current_tenant())
-        async for event in guarded_stream(context, events):
+        async for event in await self._reads.export_events(request, current_tenant()):
             yield event
 
 
@@ -212,27 +221,26 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         request: telemetry_pb2.AlertRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> telemetry_pb2.AlertResponse:
-        return await guarded(context, self._service.report_alert(request, current_tenant()))
+        return await self._service.report_alert(request, current_tenant())
 
     async def GetAlert(
         self,
         request: telemetry_pb2.GetAlertRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> telemetry_pb2.Alert:
-        return await guarded(context, self._service.get_alert(request, current_tenant()))
+        return await self._service.get_alert(request, current_tenant())
 
     async def ListAlerts(
         self,
         request: telemetry_pb2.ListAlertsRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> telemetry_pb2.ListAlertsResponse:
-        return await guarded(context, self._reads.list_alerts(request, current_tenant()))
+        return await self._reads.list_alerts(request, current_tenant())
 
     async def WatchAlerts(
         self,
         request: telemetry_pb2.WatchAlertsRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> AsyncIterator[telemetry_pb2.Alert]:
-        alerts = self._reads.watch_alerts(request, current_tenant())
-        async for alert in guarded_stream(context, alerts):
+        async for alert in await self._reads.watch_alerts(request, current_tenant()):
             yield alert

@@ -10,19 +10,16 @@ carries ``grpc-retry-pushback-ms``.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable
-from typing import Final, NoReturn, TypeVar
+from typing import Final, NoReturn
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from eventwire._errors import Code, InvalidArgument, Overloaded, ServiceError
-from eventwire.observability.logs import REQUEST_ID, new_request_id
+from eventwire.observability.logs import current_request_id, new_request_id
 
 log = logging.getLogger("eventwire.server")
-
-T = TypeVar("T")
 
 _BY_NUMBER: Final = {code.value[0]: code for code in grpc.StatusCode}
 
@@ -55,42 +52,11 @@ async def abort(context: grpc.aio.ServicerContext[object, object], err: ServiceE
     await context.abort(grpc_code(err.code), err.message, trailing_metadata=tuple(metadata))
 
 
-async def guarded(context: grpc.aio.ServicerContext[object, object], work: Awaitable[T]) -> T:
-    try:
-        return await work
-    except grpc.aio.AbortError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
-        await _fail(context, exc)
-
-
-async def guarded_stream(
-    context: grpc.aio.ServicerContext[object, object], items: Awaitable[AsyncIterator[T]]
-) -> AsyncIterator[T]:
-    """:func:`guarded` for a server stream: its items, then its error as a status."""
-    try:
-        async for item in await items:
-            yield item
-    except grpc.aio.AbortError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
-        await _fail(context, exc)
-
-
-async def _fail(context: grpc.aio.ServicerContext[object, object], exc: Exception) -> NoReturn:
-    """A service error's own status; INTERNAL (logged) for anything else.
-
-    A bare ServiceError is an internal failure too: only its subclasses carry a
-    status meant for the client.
-    """
-    if isinstance(exc, ServiceError) and type(exc) is not ServiceError:
-        await abort(context, exc)
-    await _internal(context, exc)
-
-
-async def _internal(context: grpc.aio.ServicerContext[object, object], exc: Exception) -> NoReturn:
-    # Set by the observability interceptor for every RPC of our services.
-    request_id = REQUEST_ID.get() or new_request_id()
+async def internal_error(
+    context: grpc.aio.ServicerContext[object, object], exc: BaseException
+) -> NoReturn:
+    """INTERNAL with a generic message and the request id; the exception is logged."""
+    request_id = current_request_id() or new_request_id()
     log.error(
         "unexpected error in %s",
         context.peer(),

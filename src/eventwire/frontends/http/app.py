@@ -39,7 +39,7 @@ from eventwire.frontends.http.reads import ReadRoutes, Stream, send_stream, send
 from eventwire.ingest.reads import ReadService
 from eventwire.ingest.service import IngestService, now_ms
 from eventwire.ingest.validation import latest_timestamp_ms
-from eventwire.observability.logs import REQUEST_ID, new_request_id
+from eventwire.observability.logs import REQUEST_ID, current_request_id, new_request_id
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.propagation import extract
 from eventwire.security.auth import (
@@ -400,7 +400,7 @@ class GatewayApp:
             self._limiter.charge(current_tenant(), cost)
 
     def _internal(self, scope: Scope, exc: Exception) -> _Reply:
-        request_id = REQUEST_ID.get() or _request_id(scope)
+        request_id = current_request_id() or _request_id(scope)
         log.error(
             "unexpected error in %s %s",
             scope.get("method"),

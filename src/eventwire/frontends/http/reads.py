@@ -31,7 +31,7 @@ from eventwire._errors import Code, FieldViolation, InvalidArgument, ServiceErro
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.frontends.http.errors import HttpError, from_service_error, status_body
 from eventwire.ingest.reads import ReadService
-from eventwire.observability.logs import REQUEST_ID, new_request_id
+from eventwire.observability.logs import current_request_id, new_request_id
 from eventwire.security.auth import current_tenant
 
 log = logging.getLogger("eventwire.gateway")
@@ -131,7 +131,7 @@ def _error_status(err: BaseException) -> bytes:
     if isinstance(err, ServiceError) and type(err) is not ServiceError:
         rendered = from_service_error(err)
         return status_body(rendered.code, rendered.message, rendered.violations)
-    request_id = REQUEST_ID.get() or new_request_id()
+    request_id = current_request_id() or new_request_id()
     log.error("unexpected error in a read stream", exc_info=err, extra={"request_id": request_id})
     return status_body(Code.INTERNAL, f"internal error (request id {request_id})")
 
