@@ -21,6 +21,16 @@ beyond ``max_connections`` ``503``: JSON ``google.rpc.Status`` bodies like
 every other error of the gateway, then a lingering close (half-close, read
 and discard for a moment, then close) so the client reads the answer instead
 of a reset.
+
+The application may answer before it has read the request body (a 401, 404,
+415...). A connection closed after such an answer without ``connection:
+close`` in it races the client, which may already be sending its next request
+on it and then reads a disconnect instead of an answer. So which it will be is
+settled before the answer: a body of at most :data:`DRAIN_BYTES` whose sender
+is not waiting for ``100 Continue`` keeps the connection, and is read and
+dropped after the answer (``body_timeout`` still applies); any other body
+makes the answer say ``connection: close`` unless it has all arrived by the
+time the answer starts.
 """
 
 from __future__ import annotations
@@ -56,6 +66,9 @@ LINGER_BYTES: Final = 1 << 20
 :data:`LINGER_BODY_BYTES`), so that a client that sends it all before reading
 reads the 413 rather than a reset."""
 LINGER_BODY_BYTES: Final = 64 << 20
+DRAIN_BYTES: Final = 256 << 10
+"""A request body of at most this many bytes (declared) is read and dropped after
+an answer sent before it was read, keeping the connection (Go's net/http: 256 KiB)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +144,10 @@ class _Transport:
     def close(self) -> None:
         self._protocol.close_transport()
 
+    def is_closing(self) -> bool:
+        # Lingering is closing, for uvicorn: it must not serve a next request.
+        return self._protocol.lingering or self._transport.is_closing()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
@@ -166,6 +183,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._lingering = False
         self._linger_ends = 0.0
         self._linger_bytes = 0
+        self._keep_alive_after_body = False
+        self._draining = False
+
+    @property
+    def lingering(self) -> bool:
+        """Closing: what the client still sends is read and dropped."""
+        return self._lingering
 
     # -- connection ------------------------------------------------------------------
 
@@ -275,18 +299,44 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._state = _BODY
         self._arm(self._limits.body_timeout, self._body_expired)
         super().on_headers_complete()
+        if self.cycle.keep_alive and not self._drainable(declared):
+            # Until the body has all arrived, an answer says ``connection: close``
+            # (uvicorn adds it when keep_alive is off) and closes: see the module docstring.
+            self.cycle.keep_alive = False
+            self._keep_alive_after_body = True
+
+    def _drainable(self, declared: int) -> bool:
+        """Whether a body declared this long can be read after an early answer."""
+        chunked = any(name == b"transfer-encoding" for name, _ in self.headers)
+        return not chunked and declared <= DRAIN_BYTES and not self.expect_100_continue
 
     def on_message_complete(self) -> None:
         self._state = _BUSY
         self._cancel()
+        if self._keep_alive_after_body:
+            self._keep_alive_after_body = False
+            if not self.cycle.response_started:  # else the answer already said close
+                self.cycle.keep_alive = True
         super().on_message_complete()
+        if self._draining:  # the rest of a body answered early is read: serve on
+            self._draining = False
+            self.on_response_complete()
+
+    def shutdown(self) -> None:
+        self._keep_alive_after_body = False  # shutting down: every answer from now on closes
+        super().shutdown()
 
     def on_response_complete(self) -> None:
+        if self._lingering:
+            super().on_response_complete()  # counts it, serves nothing more
+            return
         queued = bool(self.pipeline)  # a pipelined request, already parsed, is next
         if self._state == _BODY and not queued:
-            # Answered before the body was read (an error, usually): the rest of
-            # the body is not worth reading, nor the connection worth keeping.
-            self._linger()
+            # Answered before the body was read, keeping the connection (else
+            # uvicorn closed it: we linger): read and drop the rest of the body,
+            # then serve the next request from on_message_complete.
+            self._draining = True
+            self.flow.resume_reading()
             return
         if self._state == _BUSY and not queued:
             self._state = _IDLE
@@ -370,6 +420,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._lingering or raw is None or raw.is_closing():
             return
         self._lingering = True
+        self._draining = False
         self._state = _BUSY
         if self.flow is not None:
             self.flow.resume_reading()
