@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TypeAlias
 
@@ -137,12 +138,24 @@ async def test_overload_mid_stream_ends_it_with_pushback_not_internal(tmp_path: 
         assert warm[0].accepted == 10
         blocker = sqlite3.connect(db, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # commits stall: the queue fills up
+        finished = asyncio.Event()
+
+        async def requests() -> AsyncIterator[analytics_pb2.EventBatch]:
+            # The third batch overflows the queue (20 rows pending). Then the
+            # client writes nothing more: grpc.aio's client turns a write that
+            # races the end of the call into its own INTERNAL ("Internal error
+            # from Core"), hiding the status the server sent.
+            for seq in range(1, 4):
+                yield batch(seq, 10)
+            await finished.wait()
+
         try:
-            call = stub.IngestEvents(iter([batch(seq, 10) for seq in range(1, 6)]))
+            call = stub.IngestEvents(requests())
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 async for _ in call:
                     pass
         finally:
+            finished.set()
             blocker.execute("ROLLBACK")
             blocker.close()
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
