@@ -67,6 +67,26 @@ _MAX_GATHER: Final = 4096
 """Requests one gathering waits for at most (``max_batch`` bounds the rows)."""
 
 
+def _split(
+    batch: list[_Item],
+) -> tuple[list[_Item], list[Sequence[EventRow]], list[_Item], list[AlertRow], int]:
+    """In one pass: the event items and their rows, the alert items and theirs, all rows."""
+    event_items: list[_Item] = []
+    events: list[Sequence[EventRow]] = []
+    alert_items: list[_Item] = []
+    alerts: list[AlertRow] = []
+    rows = 0
+    for item in batch:
+        rows += item.weight
+        if item.events is not None:
+            event_items.append(item)
+            events.append(item.events)
+        elif item.alert is not None:
+            alert_items.append(item)
+            alerts.append(item.alert)
+    return event_items, events, alert_items, alerts, rows
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -373,13 +393,11 @@ class IngestPipeline:
             span.end()
 
     async def _commit_batch(self, batch: list[_Item], span: Span | None = None) -> None:
-        event_items = [item for item in batch if item.events is not None]
-        alert_items = [item for item in batch if item.alert is not None]
-        rows = sum(item.weight for item in batch)
+        event_items, events, alert_items, alerts, rows = _split(batch)
         metrics = self._metrics
         started = time.monotonic()
         try:
-            result = await self._store_commit(event_items, alert_items, span)
+            result = await self._store_commit(events, alerts, span)
         except StoreUnavailable as exc:
             self._set_health(ok=False, error=exc)
             log.warning("commit of %d requests failed: storage unavailable: %s", len(batch), exc)
@@ -418,13 +436,10 @@ class IngestPipeline:
                 item.future.set_result(tracking_id)
 
     async def _store_commit(
-        self, event_items: list[_Item], alert_items: list[_Item], span: Span | None
+        self, events: list[Sequence[EventRow]], alerts: list[AlertRow], span: Span | None
     ) -> CommitResult:
         if span is None:
-            return await self._store.commit(
-                [item.events for item in event_items if item.events is not None],
-                [item.alert for item in alert_items if item.alert is not None],
-            )
+            return await self._store.commit(events, alerts)
         # A span per transaction: a batch that a refused row splits (see
         # _commit_batch) shows one more per request committed on its own.
         assert self._tracer is not None  # noqa: S101 - a span exists only with a tracer
@@ -432,10 +447,7 @@ class IngestPipeline:
             "eventwire.store.commit", context=trace.set_span_in_context(span)
         )
         try:
-            return await self._store.commit(
-                [item.events for item in event_items if item.events is not None],
-                [item.alert for item in alert_items if item.alert is not None],
-            )
+            return await self._store.commit(events, alerts)
         except Exception as exc:
             for failed in (commit, span):
                 failed.record_exception(exc)

@@ -136,6 +136,7 @@ class Endpoint:
     ) -> None:
         self.kind, self._behavior, self._factory = _shape(handler)
         self._original = handler
+        self._streams_in = bool(handler.request_streaming)
         decode = handler.request_deserializer
         self._decode: Callable[[bytes], Any] = decode or (lambda raw: raw)
         self._invalid = f"is not a valid {_type_name(self._decode)} message"
@@ -193,7 +194,7 @@ class Endpoint:
             yield self._message(chunk)
 
     def _request(self, raw: Any) -> Any:
-        if self._original.request_streaming:
+        if self._streams_in:
             return self._messages(raw)
         return self._message(raw)
 
@@ -221,7 +222,9 @@ class Endpoint:
     # -- the two reply shapes ------------------------------------------------------
 
     def _unary_reply(self) -> Behavior:
-        behavior, stats, budget = self._behavior, self._stats, self._budget
+        behavior, stats = self._behavior, self._stats
+        # A stream's messages are charged by its servicer, as it holds them.
+        budget = None if self._streams_in else self._budget
 
         async def call(raw: Any, context: Context) -> Any:
             REQUEST_ID.set(LazyRequestId(context))
@@ -233,7 +236,7 @@ class Endpoint:
             held = 0
             try:
                 self._admit(context)
-                if budget is not None and not self._original.request_streaming:
+                if budget is not None:
                     budget.take(len(raw))
                     held = len(raw)
                 return await behavior(self._request(raw), context)
