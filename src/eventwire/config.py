@@ -158,6 +158,20 @@ class ServerConfig:
         10.0, "seconds a new connection gets to finish its TLS and HTTP/2 handshake"
     )
     max_connections: int = _opt(0, "open gRPC connections accepted at once (0: no limit)")
+    # -- reads: see docs/limits.md -----------------------------------------------
+    feed_max_bytes: int = _opt(
+        32 << 20,
+        "bytes of recent alerts the live feed keeps for watchers (the oldest are dropped; a "
+        "watcher behind them reads the store); the rendered-alert cache gets a quarter more",
+    )
+    stream_buffer_bytes: int = _opt(
+        1 << 20, "bytes a streaming reply (watch, export) may hold for its client"
+    )
+    stream_stall_timeout: float = _opt(
+        30.0,
+        "seconds a streaming reply's client may leave its buffer full before it is told where "
+        "to resume and disconnected",
+    )
     # -- retention: see docs/reading.md -------------------------------------------
     retention: str = _opt(
         "", "how long events and alerts are kept, e.g. 30d, 12h, 90m, 45s (empty: forever)"
@@ -193,6 +207,8 @@ class ServerConfig:
             raise ValueError("need max_concurrent_streams >= 1 and max_metadata_bytes >= 1024")
         for name in ("retention", "events_retention", "alerts_retention"):
             parse_duration(name, getattr(self, name))
+        if self.stream_buffer_bytes < 1 or self.stream_stall_timeout <= 0:
+            raise ValueError("need stream_buffer_bytes >= 1 and stream_stall_timeout > 0")
         if self.retention_chunk < 1 or self.retention_interval <= 0:
             raise ValueError("need retention_chunk >= 1 and retention_interval > 0")
 

@@ -26,11 +26,18 @@ import logging
 import struct
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Final, TypeVar
 
 import orjson
 
-from eventwire._errors import FieldViolation, InvalidArgument, OutOfRange, Unavailable
+from eventwire._errors import (
+    FieldViolation,
+    InvalidArgument,
+    OutOfRange,
+    Overloaded,
+    Unavailable,
+)
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.ingest.read_checks import (
     BUCKET_MS,
@@ -62,12 +69,17 @@ T = TypeVar("T")
 Cursor = Callable[[Position], str]
 
 CATCH_UP_PAGE: Final = 500
-"""Rows per store read while a stream catches up."""
+"""Most rows per store read while a stream catches up."""
+CATCH_UP_BYTES: Final = 2 << 20
+"""About the most bytes of rows one catch-up read brings in (pages shrink for big rows)."""
 FEED_PAGE: Final = 1000
-RENDERED_CACHE: Final = 4096
-"""Alert messages kept for watchers sharing a filter (a message is never modified)."""
-FEED_CAPACITY: Final = 8192
-"""Recent alerts the feed keeps in memory for watchers that are a little behind."""
+FEED_BYTES: Final = 32 << 20
+"""Default bytes of recent alerts the feed keeps for watchers that are a little behind."""
+SLICE_BYTES: Final = 256 << 10
+"""Most bytes of rows one watcher takes from the feed at a time: a watcher
+that stalls mid-slice keeps only that much alive after the feed drops it."""
+ROW_OVERHEAD: Final = 640
+"""Bytes a held alert costs beyond its strings' characters (tuples, ints, headers)."""
 _PENDING_DELAYS: Final = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 """Re-read delays while committed rows wait for an older transaction (PostgreSQL)."""
 _FEED_RETRY: Final = 0.5
@@ -149,6 +161,27 @@ async def _pause_while_pending(signal: Signal, attempt: int) -> None:
 # -- the live alert feed -------------------------------------------------------------
 
 
+def row_bytes(row: AlertRow) -> int:
+    """What holding ``row`` costs, about: characters counted as bytes, plus the objects."""
+    return (
+        ROW_OVERHEAD
+        + len(row.message)
+        + len(row.attributes)
+        + len(row.tracking_id)
+        + len(row.device_id)
+        + len(row.alert_type)
+        + len(row.tenant)
+    )
+
+
+def page_limit(rows: list[StoredAlert], target: int, most: int) -> int:
+    """Rows for the next read so that it brings about ``target`` bytes, judged by the last."""
+    if not rows:
+        return most
+    average = sum(row_bytes(r.row) for r in rows) // len(rows)
+    return max(1, min(most, target // average))
+
+
 class Waiter:
     """One watcher's wake-up: set when an alert it wants enters the feed."""
 
@@ -164,16 +197,22 @@ class AlertFeed:
 
     Holds the alerts after :attr:`floor` up to :attr:`head` in commit order;
     everything in that range is there, so a watcher at a position inside it
-    can go on from memory. Watchers are woken only by alerts their filter
-    takes (found through a (tenant, device) index), so a hundred watchers of
-    one device each cost nothing when another device reports.
+    can go on from memory. What it holds is counted in bytes (:func:`row_bytes`)
+    and kept under ``max_bytes`` by dropping the oldest, however big the
+    alerts are; a watcher left below :attr:`floor` reads from the store.
+    Watchers are woken only by alerts their filter takes (found through a
+    (tenant, device) index), so a hundred watchers of one device each cost
+    nothing when another device reports.
     """
 
-    def __init__(self, store: Store, *, capacity: int = FEED_CAPACITY) -> None:
+    def __init__(self, store: Store, *, max_bytes: int = FEED_BYTES) -> None:
         self._store = store
-        self._capacity = capacity
+        self.max_bytes = max_bytes
         self._rows: list[StoredAlert] = []
         self._positions: list[Position] = []
+        self._sizes: list[int] = []
+        self.held = 0
+        """Bytes of the alerts held now (see :func:`row_bytes`)."""
         self.floor = ORIGIN
         self.head = ORIGIN
         self.updated = Signal()
@@ -219,6 +258,7 @@ class AlertFeed:
 
     async def _run(self) -> None:
         pending = 0
+        limit = FEED_PAGE
         while True:
             if pending:
                 with contextlib.suppress(TimeoutError):
@@ -227,28 +267,31 @@ class AlertFeed:
                 await self._wake.wait()
             self._wake.clear()
             try:
-                page = await self._store.read_alerts(self.head, AlertFilter(None), FEED_PAGE)
+                page = await self._store.read_alerts(self.head, AlertFilter(None), limit)
             except StoreError as exc:
                 log.warning("alert feed cannot read: %s", exc)
                 await asyncio.sleep(_FEED_RETRY)
                 self._wake.set()
                 continue
             self._append(page.rows, page.through)
-            if len(page.rows) >= FEED_PAGE:
+            if len(page.rows) >= limit:
                 self._wake.set()
+            # One read brings about a quarter of what the feed may hold, so a
+            # burst of big alerts is never read in one piece.
+            limit = page_limit(page.rows, max(CATCH_UP_BYTES, self.max_bytes // 4), FEED_PAGE)
             pending = pending + 1 if page.pending else 0
 
     def _append(self, rows: list[StoredAlert], through: Position) -> None:
         if not rows and through <= self.head:
             return
+        sizes = [row_bytes(r.row) for r in rows]
         self._rows.extend(rows)
         self._positions.extend(r.position for r in rows)
+        self._sizes.extend(sizes)
+        self.held += sum(sizes)
         self.head = max(self.head, through)
-        excess = len(self._rows) - self._capacity
-        if excess > self._capacity // 4:  # trim in steps, not on every append
-            self.floor = self._positions[excess - 1]
-            del self._rows[:excess]
-            del self._positions[:excess]
+        if self.held > self.max_bytes:
+            self._trim(self.max_bytes - self.max_bytes // 4)  # in steps, not on every append
         waiters = self._waiters
         if waiters:
             for stored in rows:
@@ -259,15 +302,73 @@ class AlertFeed:
                             waiter.woken.set()
         self.updated.fire()
 
+    def _trim(self, target: int) -> None:
+        """Drop the oldest alerts until at most ``target`` bytes are held."""
+        held, dropped = self.held, 0
+        sizes = self._sizes
+        while held > target and dropped < len(sizes):
+            held -= sizes[dropped]
+            dropped += 1
+        if dropped:
+            self.floor = self._positions[dropped - 1]
+            del self._rows[:dropped]
+            del self._positions[:dropped]
+            del self._sizes[:dropped]
+            self.held = held
+
     def since(self, position: Position) -> tuple[list[StoredAlert], Position] | None:
-        """Alerts after ``position`` and how far that is complete; None if not in memory."""
+        """Alerts after ``position`` and how far that is complete; None if not in memory.
+
+        At most about :data:`SLICE_BYTES` of them: then complete through the
+        last one given, and the watcher asks again.
+        """
         if position < self.floor:
             return None
         start = bisect.bisect_right(self._positions, position)
+        sizes = self._sizes
+        end, taken = start, 0
+        while end < len(sizes) and taken < SLICE_BYTES:
+            taken += sizes[end]
+            end += 1
+        if end < len(sizes):
+            return self._rows[start:end], self._positions[end - 1]
         return self._rows[start:], max(position, self.head)
 
 
 # -- the service ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLimits:
+    """What the read side may hold in memory, and how long a stalled reader is kept.
+
+    ``feed_bytes`` bounds the live feed; the cache of rendered messages that
+    watchers with one filter share gets a quarter of it more. A streaming
+    reply holds at most ``stream_buffer_bytes`` for its client; a client that
+    leaves that buffer full for ``stream_stall_seconds`` is told where to
+    resume and disconnected.
+    """
+
+    feed_bytes: int = FEED_BYTES
+    stream_buffer_bytes: int = 1 << 20
+    stream_stall_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.feed_bytes < 0 or self.stream_buffer_bytes < 1 or self.stream_stall_seconds <= 0:
+            raise ValueError("need feed_bytes >= 0, stream_buffer_bytes >= 1, stall > 0")
+
+
+class ReaderTooSlow(Overloaded):
+    """A streaming reply's client stopped reading for too long; ``cursor`` is where to resume."""
+
+    def __init__(self, cursor: str, limits: ReadLimits) -> None:
+        where = f"resume with after={cursor!r}" if cursor else "resume with the same request"
+        super().__init__(
+            f"the client read nothing for {limits.stream_stall_seconds:g} s with "
+            f"{limits.stream_buffer_bytes} bytes waiting for it; the stream is closed: {where}",
+            0,
+        )
+        self.cursor = cursor
 
 
 def _alert_filter(tenant: str, device_id: str, alert_type: str, min_severity: int) -> AlertFilter:
@@ -291,23 +392,34 @@ def alert_message(row: AlertRow, cursor: str = "") -> telemetry_pb2.Alert:
 class ReadService:
     """The read RPCs' logic; see the module docstring."""
 
-    def __init__(self, store: Store, feed: AlertFeed, cursors: Cursors) -> None:
+    def __init__(
+        self, store: Store, feed: AlertFeed, cursors: Cursors, limits: ReadLimits | None = None
+    ) -> None:
         self._store = store
         self._feed = feed
         self._cursors = cursors
+        self.limits = limits or ReadLimits()
         self._events = Signal()
         self._closing = False
-        self._rendered: OrderedDict[tuple[Position, str, bytes], telemetry_pb2.Alert] = (
-            OrderedDict()
-        )
+        self._rendered: OrderedDict[
+            tuple[Position, str, bytes], tuple[telemetry_pb2.Alert, int]
+        ] = OrderedDict()
+        self.rendered_bytes = 0
+        """Bytes of the rendered messages kept (see :func:`row_bytes`)."""
         store.subscribe(self._on_change)
 
     @classmethod
-    async def start(cls, store: Store) -> ReadService:
+    async def start(cls, store: Store, limits: ReadLimits | None = None) -> ReadService:
         """The service for an opened ``store``, its feed running."""
-        feed = AlertFeed(store)
+        limits = limits or ReadLimits()
+        feed = AlertFeed(store, max_bytes=limits.feed_bytes)
         await feed.start()
-        return cls(store, feed, Cursors(await store.cursor_key()))
+        return cls(store, feed, Cursors(await store.cursor_key()), limits)
+
+    @property
+    def held(self) -> int:
+        """Bytes the feed and the rendered-message cache hold now."""
+        return self._feed.held + self.rendered_bytes
 
     async def close(self) -> None:
         self._closing = True
@@ -384,6 +496,7 @@ class ReadService:
         bound = fingerprint(where.device_id, where.alert_type, where.min_severity)
         waiter = feed.register(where)
         pending = 0
+        limit = CATCH_UP_PAGE
         try:
             while True:
                 self._check_open()
@@ -398,11 +511,13 @@ class ReadService:
                             yield self._render(stored, where, bound)
                             sent = True
                     position = through
-                    if not sent:
+                    if not sent and through >= feed.head:
                         await waiter.woken.wait()
                     continue
                 # Behind the feed's memory: read the store until caught up.
-                page = await _read(self._store.read_alerts(position, where, CATCH_UP_PAGE))
+                asked = limit
+                page = await _read(self._store.read_alerts(position, where, asked))
+                limit = page_limit(page.rows, CATCH_UP_BYTES, CATCH_UP_PAGE)
                 await self._check_retained(
                     "alerts",
                     position,
@@ -413,7 +528,7 @@ class ReadService:
                 for stored in page.rows:
                     yield self._render(stored, where, bound)
                 position = page.through
-                if page.pending and len(page.rows) < CATCH_UP_PAGE:
+                if page.pending and len(page.rows) < asked:
                     await _pause_while_pending(feed.updated, pending)
                     pending += 1
                 else:
@@ -424,13 +539,19 @@ class ReadService:
     def _render(self, stored: StoredAlert, where: AlertFilter, bound: bytes) -> telemetry_pb2.Alert:
         """The Alert message for a watcher; watchers with the same filter share one."""
         key = (stored.position, where.tenant or "", bound)
-        message = self._rendered.get(key)
-        if message is None:
-            cursor = self._cursors.encode("alert", where.tenant or "", bound, stored.position)
-            message = alert_message(stored.row, cursor)
-            self._rendered[key] = message
-            if len(self._rendered) > RENDERED_CACHE:
-                self._rendered.popitem(last=False)
+        kept = self._rendered.get(key)
+        if kept is not None:
+            return kept[0]
+        cursor = self._cursors.encode("alert", where.tenant or "", bound, stored.position)
+        message = alert_message(stored.row, cursor)
+        size = row_bytes(stored.row)
+        cap = self.limits.feed_bytes // 4
+        if size <= cap:
+            self._rendered[key] = (message, size)
+            self.rendered_bytes += size
+            while self.rendered_bytes > cap:
+                _, (_, dropped) = self._rendered.popitem(last=False)
+                self.rendered_bytes -= dropped
         return message
 
     async def _check_retained(

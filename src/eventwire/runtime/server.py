@@ -34,7 +34,7 @@ from eventwire.frontends.http import (
     uvicorn_tls_options,
 )
 from eventwire.ingest.pipeline import IngestPipeline
-from eventwire.ingest.reads import ReadService
+from eventwire.ingest.reads import ReadLimits, ReadService
 from eventwire.ingest.retention import Retention
 from eventwire.ingest.service import IngestService
 from eventwire.observability.metrics import ServerMetrics
@@ -172,7 +172,14 @@ class Server:
         await self.store.open()
         self._pipeline.start()
         service = IngestService(self._pipeline, self.store, metrics=self.metrics)
-        self._reads = reads = await ReadService.start(self.store)
+        self._reads = reads = await ReadService.start(
+            self.store,
+            ReadLimits(
+                self.config.feed_max_bytes,
+                self.config.stream_buffer_bytes,
+                self.config.stream_stall_timeout,
+            ),
+        )
         self.retention.start()
         server, self.port = build_grpc_server(
             self.config,
