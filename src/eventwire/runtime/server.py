@@ -34,11 +34,11 @@ from eventwire.frontends.http import (
     uvicorn_tls_options,
 )
 from eventwire.ingest.pipeline import IngestPipeline
-from eventwire.ingest.reads import ReadLimits, ReadService
-from eventwire.ingest.retention import Retention
 from eventwire.ingest.service import IngestService
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import TRACER_NAME, tracer_provider
+from eventwire.reads.retention import Retention
+from eventwire.reads.service import ReadLimits, ReadService
 from eventwire.security.auth import Authenticator
 from eventwire.security.limits import ByteBudget, RateLimiter
 from eventwire.security.tls import ServerTls

@@ -10,20 +10,19 @@ import pytest
 from eventwire._errors import FieldViolation, InvalidArgument
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.config import ServerConfig, parse_duration
-from eventwire.ingest.read_checks import (
-    validate_alert_details,
+from eventwire.ingest.alerts import validate_alert_details
+from eventwire.reads.checks import (
     validate_export,
     validate_list_alerts,
     validate_query,
     validate_watch_alerts,
 )
-from eventwire.ingest.reads import (
+from eventwire.reads.cursors import Cursors, fingerprint
+from eventwire.reads.feed import (
     CATCH_UP_BYTES,
     CATCH_UP_PAGE,
     SLICE_BYTES,
     AlertFeed,
-    Cursors,
-    fingerprint,
     page_limit,
     row_bytes,
 )

@@ -36,12 +36,12 @@ from eventwire.frontends.http.errors import (
 )
 from eventwire.frontends.http.openapi import openapi_document
 from eventwire.frontends.http.reads import ReadRoutes, Stream, send_stream, send_stream_head
-from eventwire.ingest.reads import ReadService
 from eventwire.ingest.service import IngestService, now_ms
 from eventwire.ingest.validation import latest_timestamp_ms
 from eventwire.observability.logs import REQUEST_ID, current_request_id, new_request_id
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.propagation import extract
+from eventwire.reads.service import ReadService
 from eventwire.security.auth import (
     CALLER,
     DEFAULT_TENANT,

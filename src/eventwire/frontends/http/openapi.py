@@ -21,7 +21,7 @@ from eventwire._version import __version__ as _version
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.frontends.http.errors import HTTP_ONLY, HTTP_STATUS
 from eventwire.frontends.http.openapi_reads import read_operations, read_schemas
-from eventwire.ingest.read_checks import (
+from eventwire.ingest.alerts import (
     MAX_ATTRIBUTE_KEY_CHARS,
     MAX_ATTRIBUTE_VALUE_CHARS,
     MAX_ATTRIBUTES,
