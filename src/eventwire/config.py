@@ -165,7 +165,7 @@ class ServerConfig:
         "watcher behind them reads the store); the rendered-alert cache gets a quarter more",
     )
     stream_buffer_bytes: int = _opt(
-        1 << 20, "bytes a streaming reply (watch, export) may hold for its client"
+        256 << 10, "bytes a streaming reply (watch, export) may hold for its client"
     )
     stream_stall_timeout: float = _opt(
         30.0,

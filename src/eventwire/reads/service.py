@@ -72,7 +72,7 @@ class ReadLimits:
     """
 
     feed_bytes: int = FEED_BYTES
-    stream_buffer_bytes: int = 1 << 20
+    stream_buffer_bytes: int = 256 << 10
     stream_stall_seconds: float = 30.0
 
     def __post_init__(self) -> None:
