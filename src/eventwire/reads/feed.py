@@ -12,12 +12,14 @@ import asyncio
 import bisect
 import contextlib
 import logging
+from collections.abc import Iterable
 from typing import Final
 
 from eventwire.store.base import (
     ORIGIN,
     AlertFilter,
     AlertRow,
+    EventRow,
     Kind,
     Position,
     Store,
@@ -81,12 +83,27 @@ def row_bytes(row: AlertRow) -> int:
     )
 
 
-def page_limit(rows: list[StoredAlert], target: int, most: int) -> int:
-    """Rows for the next read so that it brings about ``target`` bytes, judged by the last."""
-    if not rows:
+def event_bytes(row: EventRow) -> int:
+    """What holding an event row costs, about, like :func:`row_bytes`."""
+    return (
+        ROW_OVERHEAD
+        + len(row.properties)
+        + len(row.event_id)
+        + len(row.event_name)
+        + len(row.user_id)
+    )
+
+
+def page_limit(sizes: Iterable[int], target: int, most: int) -> int:
+    """Rows for the next read so that it brings about ``target`` bytes, judged by the
+    ``sizes`` of the rows the last one brought."""
+    total = count = 0
+    for size in sizes:
+        total += size
+        count += 1
+    if not count:
         return most
-    average = sum(row_bytes(r.row) for r in rows) // len(rows)
-    return max(1, min(most, target // average))
+    return max(1, min(most, target * count // total))
 
 
 class Waiter:
@@ -185,7 +202,11 @@ class AlertFeed:
                 self._wake.set()
             # One read brings about a quarter of what the feed may hold, so a
             # burst of big alerts is never read in one piece.
-            limit = page_limit(page.rows, max(CATCH_UP_BYTES, self.max_bytes // 4), FEED_PAGE)
+            limit = page_limit(
+                map(row_bytes, (r.row for r in page.rows)),
+                max(CATCH_UP_BYTES, self.max_bytes // 4),
+                FEED_PAGE,
+            )
             pending = pending + 1 if page.pending else 0
 
     def _append(self, rows: list[StoredAlert], through: Position) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 import orjson
@@ -18,7 +17,6 @@ from eventwire._errors import (
     FieldViolation,
     InvalidArgument,
     OutOfRange,
-    Overloaded,
     Unavailable,
 )
 from eventwire.api import analytics_pb2, telemetry_pb2
@@ -36,13 +34,14 @@ from eventwire.reads.cursors import Cursors, fingerprint
 from eventwire.reads.feed import (
     CATCH_UP_BYTES,
     CATCH_UP_PAGE,
-    FEED_BYTES,
     AlertFeed,
     Signal,
+    event_bytes,
     page_limit,
     pause_while_pending,
     row_bytes,
 )
+from eventwire.reads.limits import ReadLimits
 from eventwire.store.base import (
     ORIGIN,
     AlertFilter,
@@ -58,43 +57,6 @@ from eventwire.store.base import (
 
 T = TypeVar("T")
 Cursor = Callable[[Position], str]
-
-
-@dataclass(frozen=True, slots=True)
-class ReadLimits:
-    """What the read side may hold in memory, and how long a stalled reader is kept.
-
-    ``feed_bytes`` bounds the live feed; the cache of rendered messages that
-    watchers with one filter share gets a quarter of it more. A streaming
-    reply holds at most ``stream_buffer_bytes`` for its client; a client that
-    leaves that buffer full for ``stream_stall_seconds`` is told where to
-    resume and disconnected.
-    """
-
-    feed_bytes: int = FEED_BYTES
-    stream_buffer_bytes: int = 256 << 10
-    stream_stall_seconds: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.feed_bytes < 0 or self.stream_buffer_bytes < 1 or self.stream_stall_seconds <= 0:
-            raise ValueError("need feed_bytes >= 0, stream_buffer_bytes >= 1, stall > 0")
-
-
-class ReaderTooSlow(Overloaded):
-    """A streaming reply's client stopped reading for too long; ``cursor`` is where to resume."""
-
-    def __init__(self, cursor: str, limits: ReadLimits) -> None:
-        where = f"resume with after={cursor!r}" if cursor else "resume with the same request"
-        super().__init__(
-            f"the client read nothing for {limits.stream_stall_seconds:g} s with "
-            f"{limits.stream_buffer_bytes} bytes waiting for it; the stream is closed: {where}",
-            0,
-        )
-        self.cursor = cursor
-
-
-def _alert_filter(tenant: str, device_id: str, alert_type: str, min_severity: int) -> AlertFilter:
-    return AlertFilter(tenant, device_id, alert_type, min_severity)
 
 
 class ReadService:
@@ -183,7 +145,7 @@ class ReadService:
         """
         _raise_if(validate_watch_alerts(req))
         self._check_open()
-        where = _alert_filter(tenant, req.device_id, req.alert_type, req.min_severity)
+        where = AlertFilter(tenant, req.device_id, req.alert_type, req.min_severity)
         bound = fingerprint(where.device_id, where.alert_type, where.min_severity)
         resumed = bool(req.after)
         if resumed:
@@ -225,7 +187,9 @@ class ReadService:
                 # Behind the feed's memory: read the store until caught up.
                 asked = limit
                 page = await _read(self._store.read_alerts(position, where, asked))
-                limit = page_limit(page.rows, CATCH_UP_BYTES, CATCH_UP_PAGE)
+                limit = page_limit(
+                    (row_bytes(r.row) for r in page.rows), CATCH_UP_BYTES, CATCH_UP_PAGE
+                )
                 await self._check_retained(
                     "alerts",
                     position,
@@ -347,10 +311,16 @@ class ReadService:
         resumed: bool,
     ) -> AsyncIterator[analytics_pb2.ExportedEvent]:
         pending = 0
+        limit = CATCH_UP_PAGE
         while True:
             self._check_open()
             changed = self._events.changed
-            page = await _read(self._store.read_events(position, tenant, query, CATCH_UP_PAGE))
+            asked = limit
+            page = await _read(self._store.read_events(position, tenant, query, asked))
+            # Pages shrink for big events, so that one page stays about CATCH_UP_BYTES.
+            limit = page_limit(
+                (event_bytes(r.row) for r in page.rows), CATCH_UP_BYTES, CATCH_UP_PAGE
+            )
             await self._check_retained(
                 "events",
                 position,
@@ -361,7 +331,7 @@ class ReadService:
             for stored in page.rows:
                 yield self._exported(stored, tenant, bound)
             position = page.through
-            if len(page.rows) >= CATCH_UP_PAGE:
+            if len(page.rows) >= asked:
                 pending = 0
                 continue
             if end is not None and position >= end:

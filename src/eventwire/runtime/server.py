@@ -37,8 +37,9 @@ from eventwire.ingest.pipeline import IngestPipeline
 from eventwire.ingest.service import IngestService
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import TRACER_NAME, tracer_provider
+from eventwire.reads.limits import ReadLimits
 from eventwire.reads.retention import Retention
-from eventwire.reads.service import ReadLimits, ReadService
+from eventwire.reads.service import ReadService
 from eventwire.security.auth import Authenticator
 from eventwire.security.limits import ByteBudget, RateLimiter
 from eventwire.security.tls import ServerTls

@@ -174,6 +174,9 @@ def test_a_watcher_takes_the_feed_in_bounded_slices_and_misses_nothing() -> None
 def test_catch_up_pages_shrink_for_big_rows() -> None:
     small = [_stored(s) for s in range(10)]
     big = [_stored(s, "m" * 70_000) for s in range(10)]
+    small_sizes = [row_bytes(r.row) for r in small]
+    big_sizes = [row_bytes(r.row) for r in big]
     assert page_limit([], CATCH_UP_BYTES, CATCH_UP_PAGE) == CATCH_UP_PAGE
-    assert page_limit(small, CATCH_UP_BYTES, CATCH_UP_PAGE) == CATCH_UP_PAGE
-    assert page_limit(big, CATCH_UP_BYTES, CATCH_UP_PAGE) == CATCH_UP_BYTES // row_bytes(big[0].row)
+    assert page_limit(small_sizes, CATCH_UP_BYTES, CATCH_UP_PAGE) == CATCH_UP_PAGE
+    assert page_limit(big_sizes, CATCH_UP_BYTES, CATCH_UP_PAGE) == CATCH_UP_BYTES // big_sizes[0]
+    assert page_limit([CATCH_UP_BYTES * 2], CATCH_UP_BYTES, CATCH_UP_PAGE) == 1

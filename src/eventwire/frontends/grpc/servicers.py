@@ -16,7 +16,8 @@ import grpc
 from eventwire._errors import FieldViolation, InvalidArgument, ServiceError
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
 from eventwire.ingest.service import IngestService
-from eventwire.reads.service import ReaderTooSlow, ReadLimits, ReadService
+from eventwire.reads.limits import ReaderTooSlow, ReadLimits
+from eventwire.reads.service import ReadService
 from eventwire.security.auth import current_tenant
 from eventwire.security.limits import HELD_EVENT_OVERHEAD, ByteBudget
 from eventwire.store.base import EventRow

@@ -34,7 +34,8 @@ from eventwire._errors import Code, FieldViolation, InvalidArgument, ServiceErro
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.frontends.http.errors import HttpError, from_service_error, status_body
 from eventwire.observability.logs import current_request_id, new_request_id
-from eventwire.reads.service import ReaderTooSlow, ReadLimits, ReadService
+from eventwire.reads.limits import ReaderTooSlow, ReadLimits
+from eventwire.reads.service import ReadService
 from eventwire.security.auth import current_tenant
 
 log = logging.getLogger("eventwire.gateway")
