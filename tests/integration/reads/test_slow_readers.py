@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from typing import Any, Final
@@ -97,9 +98,17 @@ def _sse(body: bytes) -> list[dict[str, str]]:
     return events
 
 
+def _logged_once_without_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    cut = [r for r in caplog.records if "read nothing for" in r.getMessage()]
+    assert len(cut) == 1, [r.getMessage() for r in cut]
+    assert cut[0].levelno == logging.INFO
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
 async def test_a_stalled_sse_watcher_is_told_its_cursor_and_resumes_without_loss(
-    server: Server,
+    server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     ids = await _report_many(server)
     sock = _stalled_socket(
         server.http_address,
@@ -137,9 +146,13 @@ async def test_a_stalled_sse_watcher_is_told_its_cursor_and_resumes_without_loss
                 if len(got) >= ALERTS:
                     break
     assert got == ids
+    _logged_once_without_traceback(caplog)
 
 
-async def test_a_stalled_ndjson_export_ends_with_its_cursor(server: Server) -> None:
+async def test_a_stalled_ndjson_export_ends_with_its_cursor(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     events = [
         analytics_pb2.TrackEventRequest(
             event_name="big",
@@ -172,6 +185,7 @@ async def test_a_stalled_ndjson_export_ends_with_its_cursor(server: Server) -> N
         reply = await http.get("/v1/events:export", params={"after": last["cursor"]})
     got += [json.loads(line)["event"]["eventId"] for line in reply.text.splitlines()]
     assert got == [e.event_id for e in events]
+    _logged_once_without_traceback(caplog)
 
 
 async def _stalled_watch(server: Server, pause: float) -> tuple[list[str], str, Any]:
@@ -207,8 +221,9 @@ async def _resume(server: Server, got: list[str], cursor: str) -> None:
 
 
 async def test_a_stalled_grpc_watcher_gets_resource_exhausted_with_its_cursor(
-    server: Server,
+    server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     ids = await _report_many(server)
     got, cursor, error = await _stalled_watch(server, pause=STALL * 4)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
@@ -216,3 +231,4 @@ async def test_a_stalled_grpc_watcher_gets_resource_exhausted_with_its_cursor(
     assert repr(cursor) in (error.details() or "")
     await _resume(server, got, cursor)
     assert got == ids
+    _logged_once_without_traceback(caplog)
