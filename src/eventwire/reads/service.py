@@ -86,11 +86,6 @@ class ReadService:
         await feed.start()
         return cls(store, feed, Cursors(await store.cursor_key()), limits)
 
-    @property
-    def held(self) -> int:
-        """Bytes the feed and the rendered-message cache hold now."""
-        return self._feed.held + self.rendered_bytes
-
     async def close(self) -> None:
         self._closing = True
         self._events.fire()
