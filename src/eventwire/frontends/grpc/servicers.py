@@ -75,6 +75,7 @@ async def send_all(
     that one message; the client going away, or its connection reaching
     ``--max-connection-age``, ends it.
     """
+    write: asyncio.Future[None] | None = None
     try:
         async for message in messages:
             # Not cancelled on time-out: a write cancelled half-way stays in
@@ -86,6 +87,12 @@ async def send_all(
             write.result()
         else:
             return
+    except BaseException:
+        if write is not None and not write.done():
+            # The call is over (the client left): the write fails with nobody
+            # awaiting it, and asyncio would log that as never retrieved.
+            write.add_done_callback(_retrieve)
+        raise
     finally:
         if isinstance(messages, AsyncGenerator):
             await messages.aclose()
@@ -94,8 +101,14 @@ async def send_all(
         "and disconnected",
         limits.stream_stall_seconds,
     )
+    assert write is not None  # noqa: S101 - the loop broke out on a pending write
     await write
     raise ReaderTooSlow(message.cursor, limits)
+
+
+def _retrieve(write: asyncio.Future[None]) -> None:
+    if not write.cancelled():
+        write.exception()
 
 
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
