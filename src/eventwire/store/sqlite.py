@@ -31,15 +31,26 @@ server on the same file is refused at start instead of writing beside the
 first. ``--workers`` processes share a file on purpose: their supervisor holds
 the lock (:class:`DatabaseLock`) and each worker opens with ``exclusive=False``.
 
-Faults while serving. Before a commit group is acknowledged the file's
-identity is checked (``stat`` of the path against ``fstat`` of the file opened,
-and its link count): a file deleted or replaced under the server makes every
-later write fail with :class:`StoreGone`, since rows committed into an unlinked
-file are lost. Before each commit the ``-shm`` file's attributes are read
+Faults while serving. Acknowledged rows live in three files: the database,
+its ``-wal`` (every commit since the last checkpoint) and its ``-shm`` (the WAL
+index). A file deleted or replaced under the server keeps being written
+through the descriptor SQLite holds, and a restart reads the path, not that
+descriptor: rows committed then are lost. So after each commit, before it is
+acknowledged, the path of each file is ``stat``-ed against the identity the
+file had when opened (:class:`StorageFiles`; a descriptor of our own keeps
+each inode from being reused meanwhile), and the ``-wal``'s size against the
+most it has been (SQLite only ever rewrites it from the start, never shrinks
+it: ``journal_size_limit`` is pinned to -1), once more before the commit, so a
+truncated WAL is refused before anything is written after the hole. On such
+a fault the store saves what it can (a full checkpoint of the WAL it still
+holds into the database file; a database file deleted is written back to its
+path from the open connection, page for page), acknowledges the commit only
+if that worked, and refuses every later write with :class:`StoreGone`.
+Before each commit the ``-shm`` file's attributes are read
 (``FS_IOC_GETFLAGS``): SQLite keeps the WAL index in that file memory-mapped,
 and writing to a mapped page of an immutable file (``chattr +i``) is a SIGBUS
 that kills the process, so an immutable file is refused as unavailable before
-SQLite touches it, and served again once the attribute is cleared. Three
+SQLite touches it, and served again once the attribute is cleared. Five
 metadata syscalls per group commit (a few microseconds, against a commit's
 fsync of milliseconds), none per request. ``mmap_size`` stays 0 (SQLite's
 default, pinned here against builds that change it): memory-mapped reads would
@@ -171,6 +182,71 @@ class DatabaseLock:
             self._fd = None
 
 
+class StorageFiles:
+    """The database, ``-wal`` and ``-shm`` files as opened, to tell whether their
+    paths still lead to them (see the module docstring).
+
+    A descriptor of our own on each keeps its inode alive, so an inode number
+    seen at a path again is the same file, not a new one that reused it: one
+    ``stat`` of the path tells deleted, replaced and (for the WAL) truncated.
+    """
+
+    def __init__(self, database: Path) -> None:
+        self.database = database
+        self.wal = Path(f"{database}-wal")
+        self.shm = Path(f"{database}-shm")
+        self._fds: dict[Path, int] = {}
+        self._identity: dict[Path, tuple[int, int]] = {}
+        self._wal_size = 0
+        """The most the WAL has held: SQLite never shrinks it while it is open."""
+        self.truncated = False
+        """The WAL lost frames: nothing can be saved from it."""
+
+    def open(self) -> None:
+        """Once SQLite has all three open (a WAL database read and written once)."""
+        for path in (self.database, self.wal, self.shm):
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            self._fds[path] = fd
+            held = os.fstat(fd)
+            self._identity[path] = (held.st_dev, held.st_ino)
+            if path == self.wal:
+                self._wal_size = held.st_size
+
+    def fd(self, path: Path) -> int | None:
+        return self._fds.get(path)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def changed(self, *paths: Path) -> str:
+        """What happened to the first of ``paths`` (all three by default) no longer
+        holding what the server wrote; "" if none did."""
+        for path in paths or (self.database, self.wal, self.shm):
+            identity = self._identity.get(path)
+            if identity is None:
+                continue
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                return f"{path} was deleted while the server was using it"
+            if (now.st_dev, now.st_ino) != identity:
+                return f"{path} was replaced while the server was using it"
+            if path == self.wal:
+                if now.st_size < self._wal_size:
+                    self.truncated = True
+                    return (
+                        f"{path} was truncated while the server was using it "
+                        f"({now.st_size} bytes, it had held {self._wal_size})"
+                    )
+                self._wal_size = now.st_size
+        return ""
+
+    def database_in_place(self) -> bool:
+        return not self.changed(self.database)
+
+
 class SQLiteStore:
     # A cancelled commit's COMMIT still runs to its end on the writer thread,
     # and the next transaction waits for it (see _transaction).
@@ -186,10 +262,9 @@ class SQLiteStore:
         self.path = Path(path)
         self.synchronous = synchronous
         self._lock = DatabaseLock(self.path) if exclusive else None
-        # The database and WAL-index files as opened, to tell whether the path
-        # still leads to them and whether they became immutable (see above).
-        self._db_fd: int | None = None
-        self._shm_fd: int | None = None
+        # The files as opened, to tell whether the paths still lead to them and
+        # whether they became immutable (see above).
+        self._files = StorageFiles(self.path)
         self._gone = ""
         """Why the file is no longer ours; set once, never cleared."""
         self._frozen = ""
@@ -239,7 +314,7 @@ class SQLiteStore:
     async def close(self) -> None:
         writer, reader = self._writer, self._reader
         self._writer = self._reader = None
-        if writer is not None and _frozen(self._shm_fd, ""):
+        if writer is not None and _frozen(self._files.fd(self._files.shm), ""):
             # The last connection to close checkpoints, which writes the mapped
             # WAL index: a SIGBUS while it is immutable. Every commit is in the
             # WAL already (SQLite replays it at the next open), so the
@@ -259,10 +334,7 @@ class SQLiteStore:
             await self._on(self._read_thread, reader.close)
         self._write_thread.shutdown(wait=True)
         self._read_thread.shutdown(wait=True)
-        for fd in (self._db_fd, self._shm_fd):
-            if fd is not None:
-                os.close(fd)
-        self._db_fd = self._shm_fd = None
+        self._files.close()
         if self._lock is not None:
             self._lock.release()
 
@@ -278,6 +350,8 @@ class SQLiteStore:
             self._use_wal(conn)
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA mmap_size = 0")
+            # A WAL that shrinks is a WAL someone truncated (see StorageFiles).
+            conn.execute("PRAGMA journal_size_limit = -1")
             self._migrate(conn)
             conn.execute(
                 "INSERT OR IGNORE INTO eventwire_meta (key, value) VALUES (?, ?)",
@@ -289,9 +363,8 @@ class SQLiteStore:
             # Transactions begin on the event loop, which must never sleep in
             # SQLite's busy handler: a busy BEGIN is retried on the writer thread.
             conn.execute("PRAGMA busy_timeout = 0")
-            # The WAL index exists once a WAL database has been read.
-            self._db_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            self._shm_fd = os.open(f"{self.path}-shm", os.O_RDONLY | os.O_CLOEXEC)
+            # The WAL and its index exist once a WAL database has been read.
+            self._files.open()
         except BaseException:
             conn.close()
             raise
@@ -370,6 +443,11 @@ class SQLiteStore:
                 conn = self._require(self._writer)
                 self._refuse_if_faulted()
                 self._check_wal_index()
+                # The WAL alone before: a commit after a hole would be written
+                # past it; every file after (see _finish).
+                if fault := self._files.changed(self._files.wal):
+                    await self._on(self._write_thread, self._lose, conn, fault)
+                    raise StoreGone(self._gone)
                 if on_thread or not _try_begin(conn):
                     pending = self._thread_future(self._blocking, fill, *args)
                 else:
@@ -381,9 +459,11 @@ class SQLiteStore:
                         _rollback(conn)
                         raise
                     if not self._fsync_at_commit:
-                        self._check_identity()
-                        return result
-                    pending = self._thread_future(self._finish, conn, result)
+                        if not (fault := self._files.changed()):
+                            return result
+                        pending = self._thread_future(self._settle, conn, fault, result)
+                    else:
+                        pending = self._thread_future(self._finish, conn, result)
                 try:
                     return await asyncio.shield(pending)
                 except asyncio.CancelledError:
@@ -411,8 +491,16 @@ class SQLiteStore:
         except BaseException:
             _rollback(conn)
             raise
-        # Committed, but into the file the path leads to? Only then acknowledged.
-        self._check_identity()
+        # Committed, but into the files a restart reads? Only then acknowledged.
+        if fault := self._files.changed():
+            return self._settle(conn, fault, result)
+        return result
+
+    def _settle(self, conn: sqlite3.Connection, fault: str, result: T) -> T:
+        """On the writer thread: a commit that went into a file no longer at its
+        path is acknowledged only if it could be saved into one that is."""
+        if not self._lose(conn, fault):
+            raise StoreGone(self._gone)
         return result
 
     def _blocking(self, fill: Callable[..., T], *args: Any) -> T:
@@ -651,12 +739,26 @@ class SQLiteStore:
         await self._transaction(_probe)
 
     async def verify(self) -> None:
-        await self._on(self._write_thread, self._verify)
+        fault = await self._on(self._write_thread, self._verify)
+        if not fault:
+            return
+        # Refused from now on; the connection is ours once no transaction holds it.
+        self._gone = fault
+        async with self._writing:
+            conn = self._require(self._writer)
+            await self._on(self._write_thread, self._lose, conn, fault)
+        raise StoreGone(self._gone)
 
-    def _verify(self) -> None:
+    def _verify(self) -> str:
+        """What happened to a file (see :meth:`StorageFiles.changed`), or "" once
+        the attributes are checked too."""
         self._require(self._writer)
-        self._check_identity()
+        if self._gone:
+            raise StoreGone(self._gone)
+        if fault := self._files.changed():
+            return fault
         self._check_attributes()
+        return ""
 
     # -- faults --------------------------------------------------------------------
 
@@ -666,35 +768,54 @@ class SQLiteStore:
         if self._frozen:
             raise StoreUnavailable(self._frozen)
 
-    def _check_identity(self) -> None:
-        """Raise :class:`StoreGone` unless the path still leads to the file opened."""
-        if self._db_fd is None or self._gone:
-            self._refuse_if_faulted()
-            return
-        held = os.fstat(self._db_fd)
+    def _lose(self, conn: sqlite3.Connection, fault: str) -> bool:
+        """On the writer thread, the connection idle: a file no longer at its path.
+        Every later write is refused; True if every commit could be saved into
+        the files a restart reads."""
+        self._gone = fault
+        failed = ""
         try:
-            now = os.stat(self.path)
-        except FileNotFoundError:
-            same = False
-        else:
-            same = (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
-        if held.st_nlink == 0 or not same:
-            self._gone = (
-                f"{self.path} was deleted or replaced while the server was using it; what "
-                "it committed since is not in the file at that path. Restore the file or "
-                "restart the server"
-            )
-            raise StoreGone(self._gone)
+            saved = self._rescue(conn)
+        except (sqlite3.Error, OSError) as exc:
+            saved, failed = "", f" (saving it failed: {exc})"
+        self._gone = f"{fault}; " + (
+            saved
+            or f"what it committed since is not in the file at that path{failed}. "
+            "Restore the file or restart the server"
+        )
+        return bool(saved)
+
+    def _rescue(self, conn: sqlite3.Connection) -> str:
+        """Put every commit into a database file at the path, from the files SQLite
+        still holds open; what was done, or "" if it could not be."""
+        if self._files.truncated:
+            # Its index points past the end: a checkpoint would stop halfway,
+            # leaving the database file with some pages newer than others.
+            return ""
+        if self._files.database_in_place():
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            try:
+                # Every frame of the WAL it holds, into the database file at the path.
+                busy = conn.execute("PRAGMA wal_checkpoint(FULL)").fetchone()[0]
+            finally:
+                conn.execute("PRAGMA busy_timeout = 0")
+            if busy:
+                return ""
+            return f"every commit was saved into {self.path}; restart the server"
+        if self.path.exists():
+            return ""  # another file took its place: the operator's, left alone
+        _write_back(conn, self.path)
+        return f"{self.path} was written back from the open database; restart the server"
 
     def _check_wal_index(self) -> None:
         """Refuse to write while the memory-mapped WAL index cannot be (see above)."""
-        self._frozen = _frozen(self._shm_fd, f"{self.path}-shm")
+        self._frozen = _frozen(self._files.fd(self._files.shm), f"{self.path}-shm")
         if self._frozen:
             raise StoreUnavailable(self._frozen)
 
     def _check_attributes(self) -> None:
-        self._frozen = _frozen(self._shm_fd, f"{self.path}-shm") or _frozen(
-            self._db_fd, str(self.path)
+        self._frozen = _frozen(self._files.fd(self._files.shm), f"{self.path}-shm") or _frozen(
+            self._files.fd(self.path), str(self.path)
         )
         if self._frozen:
             raise StoreUnavailable(self._frozen)
@@ -714,6 +835,30 @@ class SQLiteStore:
             raise _store_error(exc) from exc
         except RuntimeError as exc:  # executor shut down
             raise StoreUnavailable("store is closed") from exc
+
+
+def _write_back(conn: sqlite3.Connection, path: Path) -> None:
+    """A copy of the database open as ``conn``, page for page, at ``path`` (absent)."""
+    spare = path.with_name(f".{path.name}.saved-{os.getpid()}")
+    copy = sqlite3.connect(spare)
+    try:
+        conn.backup(copy)
+    finally:
+        copy.close()
+    fd = os.open(spare, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(spare, path)  # never over a file that appeared meanwhile
+    finally:
+        spare.unlink()
+    fd = os.open(path.parent, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _probe(conn: sqlite3.Connection) -> None:
