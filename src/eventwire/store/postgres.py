@@ -71,6 +71,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
+from eventwire._redact import redact
 from eventwire.store.base import (
     ORIGIN,
     Aggregate,
@@ -797,10 +798,7 @@ class PostgresStore:
         return err
 
     def _redact(self, text: str) -> str:
-        if self._password:
-            text = text.replace(self._password, "***")
-        text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
-        return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
+        return redact(text, self._password)
 
 
 def alert_page_query(
