@@ -42,7 +42,8 @@ class Served:
     def __init__(self, store: str) -> None:
         argv = [sys.executable, "-m", "eventwire", "serve", "--store", store]
         argv += ["--address", "127.0.0.1:0", "--http-address", "127.0.0.1:0"]
-        argv += ["--metrics-address", "127.0.0.1:0", "--log-format", "json"]
+        # One process, no supervisor: the exit code is the server's own.
+        argv += ["--metrics-address", "127.0.0.1:0", "--log-format", "json", "--workers", "1"]
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
