@@ -59,6 +59,7 @@ async def test_a_database_file_gone_while_serving_is_never_acknowledged_into(
     tmp_path: Path, how: str
 ) -> None:
     db = tmp_path / "events.db"
+    saved = 0
     proc = ServerProcess("--store", f"sqlite:///{db}", http_address="").start()
     try:
         async with grpc.aio.insecure_channel(proc.address, options=CHANNEL_OPTIONS) as ch:
@@ -72,8 +73,10 @@ async def test_a_database_file_gone_while_serving_is_never_acknowledged_into(
                 other.replace(db)
             if how == "deleted":
                 # The next commit group goes into the file still open, which is
-                # then written back to its path: acknowledged, and kept.
-                assert (await stub.TrackEvent(event("saved"), timeout=10)).success
+                # then written back to its path: acknowledged, and kept. (Unless
+                # the idle watchdog found the deletion first: then refused.)
+                with contextlib.suppress(grpc.aio.AioRpcError):  # as the refusals below
+                    saved += (await stub.TrackEvent(event("saved"), timeout=10)).success
             else:
                 # The very next commit group is refused, and says which file.
                 with pytest.raises(grpc.aio.AioRpcError) as first:
@@ -86,7 +89,7 @@ async def test_a_database_file_gone_while_serving_is_never_acknowledged_into(
             assert str(db) in (again.details() or "")
             assert await health(ch, "liveness") == SERVING  # a restart is the fix
         lost = criticals(proc)
-        assert len(lost) == 1
+        assert len(lost) == 1, [line for line in list(proc.logs) if line.get("level") != "info"]
         assert str(db) in lost[0]
         assert scrape(proc, "eventwire_store_lost_total") == 1
         assert scrape(proc, "eventwire_store_up") == 0
@@ -96,7 +99,7 @@ async def test_a_database_file_gone_while_serving_is_never_acknowledged_into(
         proc.kill()
     if how == "deleted":
         with contextlib.closing(sqlite3.connect(db)) as conn:
-            assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 2
+            assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1 + saved
 
 
 async def _is(status: Awaitable[int], expected: int) -> bool:

@@ -75,7 +75,10 @@ class StorageFiles:
         self.wal = Path(f"{database}-wal")
         self.shm = Path(f"{database}-shm")
         self._fds: dict[Path, int] = {}
-        self._identity: dict[Path, tuple[int, int]] = {}
+        # (path, st_dev, st_ino) of the database, the WAL and the index, in that
+        # order: plain strings and ints, checked on every commit.
+        self._held: list[tuple[str, int, int]] = []
+        self._wal_path = str(self.wal)
         self._wal_size = 0
         """The most the WAL has held: SQLite never shrinks it while it is open."""
         self.truncated = False
@@ -87,9 +90,9 @@ class StorageFiles:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             self._fds[path] = fd
             held = os.fstat(fd)
-            self._identity[path] = (held.st_dev, held.st_ino)
-            if path == self.wal:
-                self._wal_size = held.st_size
+            self._held.append((str(path), held.st_dev, held.st_ino))
+        self._wal_path = self._held[1][0]  # the very object _check is given
+        self._wal_size = os.fstat(self._fds[self.wal]).st_size
 
     def fd(self, path: Path) -> int | None:
         return self._fds.get(path)
@@ -98,32 +101,39 @@ class StorageFiles:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+        self._held.clear()
 
-    def changed(self, *paths: Path) -> str:
-        """What happened to the first of ``paths`` (all three by default) no longer
-        holding what the server wrote; "" if none did."""
-        for path in paths or (self.database, self.wal, self.shm):
-            identity = self._identity.get(path)
-            if identity is None:
-                continue
-            try:
-                now = os.stat(path)
-            except FileNotFoundError:
-                return f"{path} was deleted while the server was using it"
-            if (now.st_dev, now.st_ino) != identity:
-                return f"{path} was replaced while the server was using it"
-            if path == self.wal:
-                if now.st_size < self._wal_size:
-                    self.truncated = True
-                    return (
-                        f"{path} was truncated while the server was using it "
-                        f"({now.st_size} bytes, it had held {self._wal_size})"
-                    )
-                self._wal_size = now.st_size
+    def changed(self) -> str:
+        """What happened to the first of the three files no longer holding what
+        the server wrote; "" if none did."""
+        for path, dev, ino in self._held:
+            if fault := self._check(path, dev, ino):
+                return fault
         return ""
 
+    def wal_changed(self) -> str:
+        """As :meth:`changed`, for the WAL alone."""
+        return self._check(*self._held[1]) if self._held else ""
+
     def database_in_place(self) -> bool:
-        return not self.changed(self.database)
+        return not self._held or not self._check(*self._held[0])
+
+    def _check(self, path: str, dev: int, ino: int) -> str:
+        try:
+            now = os.stat(path)
+        except FileNotFoundError:
+            return f"{path} was deleted while the server was using it"
+        if now.st_ino != ino or now.st_dev != dev:
+            return f"{path} was replaced while the server was using it"
+        if path is self._wal_path:
+            if now.st_size < self._wal_size:
+                self.truncated = True
+                return (
+                    f"{path} was truncated while the server was using it "
+                    f"({now.st_size} bytes, it had held {self._wal_size})"
+                )
+            self._wal_size = now.st_size
+        return ""
 
 
 def write_back(conn: sqlite3.Connection, path: Path) -> None:

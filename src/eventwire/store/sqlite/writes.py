@@ -80,7 +80,7 @@ class Writes(SQLiteConnection):
                 self._check_wal_index()
                 # The WAL alone before: a commit after a hole would be written
                 # past it; every file after (see _finish).
-                if fault := self._files.changed(self._files.wal):
+                if fault := self._files.wal_changed():
                     await self._on(self._write_thread, self._lose, conn, fault)
                     raise StoreGone(self._gone)
                 if on_thread or not _try_begin(conn):
