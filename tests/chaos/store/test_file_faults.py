@@ -88,6 +88,8 @@ async def test_a_database_file_gone_while_serving_is_never_acknowledged_into(
             assert again.code() == grpc.StatusCode.UNAVAILABLE
             assert str(db) in (again.details() or "")
             assert await health(ch, "liveness") == SERVING  # a restart is the fix
+        # The log is read on another thread, which a busy machine may delay.
+        await poll(lambda: _holds(bool(criticals(proc))), "a CRITICAL line")
         lost = criticals(proc)
         assert len(lost) == 1, [line for line in list(proc.logs) if line.get("level") != "info"]
         assert str(db) in lost[0]
@@ -104,6 +106,10 @@ async def test_a_database_file_gone_while_serving_is_never_acknowledged_into(
 
 async def _is(status: Awaitable[int], expected: int) -> bool:
     return await status == expected
+
+
+async def _holds(value: bool) -> bool:
+    return value
 
 
 async def test_a_deleted_file_is_noticed_while_idle(tmp_path: Path) -> None:

@@ -79,7 +79,9 @@ async def test_every_acknowledged_event_survives_a_file_gone_and_a_sigkill(
                 stop.set()
                 await asyncio.gather(*writers)
         assert set(refusals) == {grpc.StatusCode.UNAVAILABLE}
-        lost = [str(line["msg"]) for line in list(proc.logs) if line.get("level") == "critical"]
+        # The log is read on another thread, which a busy machine may delay.
+        await poll(lambda: _true(bool(criticals(proc))), "a CRITICAL line")
+        lost = criticals(proc)
         assert len(lost) == 1
         assert f"{db}{suffix}" in lost[0]
         proc.kill()  # no drain, no checkpoint at close
@@ -87,6 +89,10 @@ async def test_every_acknowledged_event_survives_a_file_gone_and_a_sigkill(
         assert await count_events(proc.address) == acknowledged
     finally:
         proc.kill()
+
+
+def criticals(proc: ServerProcess) -> list[str]:
+    return [str(line["msg"]) for line in list(proc.logs) if line.get("level") == "critical"]
 
 
 async def _true(value: bool) -> bool:
@@ -115,7 +121,8 @@ async def test_a_truncated_wal_is_refused_before_anything_is_written_past_it(
             assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
             assert "truncated" in (refused.value.details() or "")
             await poll(_not_serving(ch), "health NOT_SERVING")
-        lost = [str(line["msg"]) for line in list(proc.logs) if line.get("level") == "critical"]
+        await poll(lambda: _true(bool(criticals(proc))), "a CRITICAL line")
+        lost = criticals(proc)
         assert len(lost) == 1
         assert f"{db}-wal" in lost[0]
     # Nothing was written after the hole.
