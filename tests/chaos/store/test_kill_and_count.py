@@ -4,7 +4,9 @@ under load, then a SIGKILL: every acknowledged event is there after the restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.testing._process import ServerProcess
 from tests.conftest import CHANNEL_OPTIONS
-from tests.support.probes import NOT_SERVING, health, poll
+from tests.support.probes import NOT_SERVING, SERVING, health, poll
 
 WRITERS = 8
 
@@ -127,3 +129,39 @@ async def test_a_truncated_wal_is_refused_before_anything_is_written_past_it(
         assert f"{db}-wal" in lost[0]
     # Nothing was written after the hole.
     assert await asyncio.to_thread(os.path.getsize, f"{db}-wal") == 0
+
+
+async def test_checkpoints_and_an_online_backup_are_not_faults(tmp_path: Path) -> None:
+    """SQLite rewrites its WAL from the start after each checkpoint, and the
+    documented backup opens and closes the files under the server: neither is
+    a file gone."""
+    db = tmp_path / "events.db"
+    big = analytics_pb2.TrackEventRequest(
+        event_name="big", properties={f"k{j}": "x" * 4000 for j in range(4)}
+    )
+    with ServerProcess("--store", f"sqlite:///{db}", http_address="") as proc:
+        async with grpc.aio.insecure_channel(proc.address, options=CHANNEL_OPTIONS) as ch:
+            stub = analytics_pb2_grpc.AnalyticsServiceStub(ch)
+            sizes: list[int] = []
+            for i in range(600):  # ~10 MB: autocheckpoints every ~4 MB of WAL
+                await stub.TrackEvent(big)
+                sizes.append(await asyncio.to_thread(os.path.getsize, f"{db}-wal"))
+                if i == 300:
+                    await asyncio.to_thread(_backup, db, tmp_path / "backup.db")
+            assert await health(ch) == SERVING
+            counted = await stub.CountEvents(analytics_pb2.CountEventsRequest(), timeout=30)
+            assert counted.count == 600
+        assert criticals(proc) == []
+    # The WAL was checkpointed and reused (it stopped growing), never shrunk.
+    assert max(sizes) < 600 * 16_000, max(sizes)
+    assert sizes == sorted(sizes)
+    with contextlib.closing(sqlite3.connect(tmp_path / "backup.db")) as backup:
+        assert backup.execute("SELECT count(*) FROM events").fetchone()[0] == 301
+
+
+def _backup(db: Path, to: Path) -> None:
+    with (
+        contextlib.closing(sqlite3.connect(db)) as source,
+        contextlib.closing(sqlite3.connect(to)) as target,
+    ):
+        source.backup(target)
