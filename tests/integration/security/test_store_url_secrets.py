@@ -114,3 +114,14 @@ async def test_a_store_password_never_reaches_the_output_of_a_failed_start(how: 
     assert code != 0
     assert "127.0.0.1" in served.text()  # the failure is reported, the URL with it
     assert SENTINEL not in served.text()
+
+
+@pytest.mark.parametrize("scheme", ["postgresq", "mysql"])
+async def test_a_store_password_never_reaches_the_refusal_of_an_unknown_scheme(
+    scheme: str,
+) -> None:
+    served = Served(f"{scheme}://app:{SENTINEL}@127.0.0.1/x?password={SENTINEL}")
+    code = await asyncio.to_thread(lambda: served.stop(signalled=False))
+    assert code == 2
+    assert scheme in served.text()  # the refusal says what was wrong
+    assert SENTINEL not in served.text()
