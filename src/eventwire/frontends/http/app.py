@@ -575,14 +575,58 @@ def _no_constant(name: str) -> object:
 _DECODER: Final = json.JSONDecoder(object_pairs_hook=_unique, parse_constant=_no_constant)
 
 
+MAX_DEPTH: Final = 32
+"""How deeply arrays and objects may nest in a request body. The deepest request
+(a batch: object, array, event, properties) nests four deep; the standard
+library's parser recurses once per level, and past the interpreter's
+recursion limit it raises RecursionError, which is no answer for bad input."""
+
+_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_ONE_BRACKET: Final = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKET: Final = bytes(c for c in range(256) if c not in b"[]{}")
+
+
+def _deeper_than(body: bytes, limit: int) -> bool:
+    """Whether ``body``'s arrays and objects nest more than ``limit`` deep.
+
+    Every step runs in C (count, translate, replace: ~1.5 ms on a 1.4 MB batch,
+    a twentieth of parsing it). Brackets inside strings are counted at first,
+    which can only overstate the depth; only then are strings taken out.
+    """
+    if body.count(b"{") + body.count(b"[") <= limit:
+        return False
+    return _bracket_depth_over(body, limit) and _bracket_depth_over(_STRING.sub(b"", body), limit)
+
+
+def _bracket_depth_over(text: bytes, limit: int) -> bool:
+    # One kind of bracket (a mismatch is the parser's to refuse); each round
+    # removes every innermost pair, so a balanced text empties in exactly as
+    # many rounds as it nests deep.
+    brackets = text.translate(_ONE_BRACKET, _NOT_BRACKET)
+    for rounds in range(limit):
+        if not brackets:
+            return False
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):
+            # Unbalanced ("]]][[["): the parser would still descend the openers.
+            return rounds + brackets.count(b"[") > limit
+        brackets = shorter
+    return bool(brackets)
+
+
 def parse_json(body: bytes) -> object:
     """``body`` as JSON, refusing what parsers disagree on: a key repeated in one
     object (RFC 8259 leaves its meaning open; most parsers keep the last, some
-    the first), NaN and Infinity, and bytes that are not UTF-8.
+    the first), NaN and Infinity, and bytes that are not UTF-8; and refusing
+    nesting deeper than :data:`MAX_DEPTH` before parsing.
 
     The standard library's C parser with a pairs hook: ~1.4x orjson's time on a
     10,000-event batch, where counting keys beside orjson cost ~2.8x.
     """
+    if _deeper_than(body, MAX_DEPTH):
+        raise HttpError(
+            400, f"request body nests arrays and objects more than {MAX_DEPTH} levels deep"
+        )
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -17,7 +17,8 @@ in IDLE (closed quietly: nothing was asked), ``header_timeout`` for the whole
 head, ``body_timeout`` of silence while a body is incomplete (both answered
 ``408``). A head above ``max_header_bytes`` is answered ``431``, a declared
 body above ``max_body_bytes`` ``413`` before any of it is read, a connection
-beyond ``max_connections`` ``503``: JSON ``google.rpc.Status`` bodies like
+beyond ``max_connections`` ``503``, a transfer coding other than plain
+``chunked`` ``501``: JSON ``google.rpc.Status`` bodies like
 every other error of the gateway, then a lingering close (half-close, read
 and discard for a moment, then close) so the client reads the answer instead
 of a reset.
@@ -39,6 +40,7 @@ import asyncio
 import contextlib
 import logging
 import resource
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Self
@@ -82,6 +84,8 @@ class HttpLimits:
     body_timeout: float = 30.0
     max_connections: int = 1000
     max_body_bytes: int = 4 << 20
+    handshake_timeout: float = 10.0
+    """Seconds a TLS connection gets to finish its handshake (TLS listeners only)."""
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
@@ -98,6 +102,7 @@ class HttpLimits:
             body_timeout=config.http_body_timeout,
             max_connections=connection_cap(config.http_max_connections),
             max_body_bytes=config.http_max_body_bytes,
+            handshake_timeout=config.handshake_timeout,
         )
 
     @classmethod
@@ -129,6 +134,42 @@ class Refusals:
         self.lingering = 0
 
 
+class Handshakes:
+    """Per TLS listener: connections accepted whose handshake is under way.
+
+    The event loop runs the handshake and tells the HTTP protocol of the
+    connection only once it succeeded; a failed or abandoned one is closed
+    without a word. So each is counted from its acceptance (when the loop
+    makes its protocol) until its protocol hears of it or the handshake's
+    deadline has passed (and the loop has closed it).
+    """
+
+    _SLACK: Final = 1.0
+
+    def __init__(self, timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._timeout = timeout
+        self._clock = clock
+        self._until: dict[object, float] = {}
+        """Insertion order is deadline order: every entry gets the same timeout."""
+
+    def begin(self, connection: object) -> None:
+        self._until[connection] = self._clock() + self._timeout + self._SLACK
+
+    def end(self, connection: object) -> None:
+        self._until.pop(connection, None)
+
+    def __len__(self) -> int:
+        now = self._clock()
+        expired = []
+        for connection, until in self._until.items():
+            if until > now:
+                break
+            expired.append(connection)
+        for connection in expired:
+            del self._until[connection]
+        return len(self._until)
+
+
 class _Refused(Exception):
     """Raised in a parser callback to stop parsing a request that was refused."""
 
@@ -157,7 +198,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     ``refused`` is called with a short reason (``"connections"``,
     ``"header_bytes"``, ``"header_timeout"``, ``"body_timeout"``,
-    ``"body_bytes"``) for each refusal, for metrics.
+    ``"body_bytes"``, ``"transfer_encoding"``) for each refusal, for metrics.
     """
 
     def __init__(
@@ -170,8 +211,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         limits: HttpLimits,
         refusals: Refusals,
         refused: Callable[[str], None] | None = None,
+        handshakes: Handshakes | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self._handshakes = handshakes
+        if handshakes is not None:
+            handshakes.begin(self)  # made at acceptance, before the TLS handshake
         self._limits = limits
         self._refusals = refusals
         self._over_cap = False
@@ -195,7 +240,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._raw = transport
-        if len(self.connections) >= self._limits.max_connections:
+        handshaking = 0
+        if self._handshakes is not None:
+            self._handshakes.end(self)
+            handshaking = len(self._handshakes)
+        if len(self.connections) + handshaking >= self._limits.max_connections:
             # Not added to the connections, so refusals never count against the cap.
             self.transport = transport
             self._over_cap = self._refusals.lingering < self._refusals.budget
@@ -284,9 +333,22 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         declared = -1
+        codings: list[bytes] = []
         for name, value in self.headers:
             if name == b"content-length" and value.isdigit():
                 declared = int(value)
+            elif name == b"transfer-encoding":
+                codings.append(value)
+        if codings and (len(codings) != 1 or codings[0].strip().lower() != b"chunked"):
+            # The parser undoes the chunking and nothing else: a body that is
+            # also gzip'd (say) would reach the application still encoded.
+            self._refuse(
+                "transfer_encoding",
+                501,
+                "transfer-encoding other than plain chunked is not supported; "
+                "send the body as is, chunked or with a content-length",
+            )
+            raise _Refused
         if declared > self._limits.max_body_bytes:
             self._refuse(
                 "body_bytes",
