@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventwire.frontends.http.protocol import Handshakes
+from eventwire.frontends.http.limits import Handshakes
 
 
 class Clock:

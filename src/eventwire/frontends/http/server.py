@@ -10,7 +10,7 @@ By default the HTTP listeners run on an :class:`HttpThread`: their own thread
 and event loop, so that whatever HTTP clients make the server do (parse a
 4 MiB batch, answer thousands of connections) never holds the gRPC loop. They
 share the interpreter, so this isolates only as well as the longest step that
-holds the GIL is short; :class:`~eventwire.frontends.http.protocol.HttpLimits`
+holds the GIL is short; :class:`~eventwire.frontends.http.limits.HttpLimits`
 keeps every step short (no unbounded header, no unbounded body), and the
 interpreter hands the GIL over every 5 ms (``sys.getswitchinterval()``).
 ``bench/abuse.py`` measures gRPC latency during HTTP attacks both ways.
@@ -32,12 +32,8 @@ from typing import Any, TypeVar
 import uvicorn
 
 from eventwire._loops import run_on
-from eventwire.frontends.http.protocol import (
-    GuardedHttpProtocol,
-    Handshakes,
-    HttpLimits,
-    Refusals,
-)
+from eventwire.frontends.http.limits import Handshakes, HttpLimits, Refusals
+from eventwire.frontends.http.protocol import GuardedHttpProtocol
 from eventwire.security.tls import ServerTls
 
 T = TypeVar("T")
