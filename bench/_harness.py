@@ -273,7 +273,8 @@ def _metric(name: str, value: object) -> float | int:
     # bool is an int to Python but not a measurement; None and strings are not either.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"metric {name!r} must be a number, got {value!r}")
-    return value
+    # Four decimals keep every figure we print and keep history lines short enough to diff.
+    return round(value, 4) if isinstance(value, float) else value
 
 
 def record(

@@ -65,13 +65,17 @@ def latest_revision(records: Iterable[Mapping[str, Any]]) -> str:
     return str(newest["revision"]) if newest else ""
 
 
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def table(rows: list[Row], base: str, new: str) -> str:
     out = [
         f"| bench | scenario | metric | {base[:10]} | {new[:10]} | new / base |",
         "|---|---|---|--:|--:|--:|",
     ]
     out += [
-        f"| {r.bench} | {r.scenario} | {r.metric} | {r.base:,.4g} | {r.new:,.4g} | "
+        f"| {r.bench} | {r.scenario} | {r.metric} | {_num(r.base)} | {_num(r.new)} | "
         f"{'-' if r.ratio is None else f'{r.ratio:.2f}x'} |"
         for r in rows
     ]

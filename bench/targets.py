@@ -45,7 +45,6 @@ import contextlib
 import io
 import json
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -62,6 +61,7 @@ from typing import Any
 
 import report
 import run
+from _harness import Run, pinning, publish, record
 from run import Server
 
 BENCH = Path(__file__).resolve().parent
@@ -376,6 +376,36 @@ def summarize(runs: list[dict[str, Any]], only: set[str]) -> list[dict[str, Any]
     return out
 
 
+def records(
+    this: Run, targets: list[dict[str, Any]], runs: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """History records: each target's ratio (median, min, max over repeats) with both
+    sides' rate and CPU per request, then every measured run as it came."""
+    out = []
+    for t in targets:
+        if not t["ratio"]:
+            continue
+        metrics = {
+            "ratio": t["ratio"]["median"],
+            "ratio_min": t["ratio"]["min"],
+            "ratio_max": t["ratio"]["max"],
+        }
+        for side in ("ours_rate", "ref_rate", "ours_cpu_us", "ref_cpu_us"):
+            if t[side]:
+                metrics[side] = t[side]["median"]
+        scenario = f"{t['id']} {t['ours']['workload']} {t['metric']}"
+        out.append(
+            record(
+                this, "targets", scenario, metrics, label=t["label"], goal=t["goal"], met=t["met"]
+            )
+        )
+    for r in runs:
+        measured = {k: v for k, v in r.items() if k not in ("contender", "workload", "repeat")}
+        scenario = f"run {r['workload']}/{r['contender']}"
+        out.append(record(this, "targets", scenario, measured, repeat=r["repeat"]))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear script
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -397,14 +427,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
 
     tools = run.ensure_tools(Console(stderr=True))
     cpus = sorted(os.sched_getaffinity(0))
-    pinning = (
+    pin = pinning(args.server_cpu, args.client_cpu)
+    args.server_cpu, args.client_cpu = pin.server_cpu, pin.load_cpu
+    where = (
         f"server pinned to CPU {args.server_cpu} (taskset from its start: every thread and "
         f"worker); load generators and the OTLP receiver pinned to CPU {args.client_cpu}"
+        if pin.pinned
+        else pin.describe()
     )
-    if len(cpus) < 2 or not tools["taskset"]:
-        args.server_cpu = args.client_cpu = None
-        pinning = "NOT pinned (fewer than 2 CPUs or no taskset): server and load share cores"
-    print(f"targets {','.join(sorted(only))}: {pinning}", file=sys.stderr)
+    this = Run.now(where, ["bench/targets.py", *(argv if argv is not None else sys.argv[1:])])
+    print(f"targets {','.join(sorted(only))}: {where}", file=sys.stderr)
     workloads = plan(only)
     started = time.time()
     profiles: list[str] = []
@@ -420,8 +452,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
             from tracing_overhead import Receiver
 
             t.receiver = Receiver()
-            if args.client_cpu is not None:
-                os.sched_setaffinity(t.receiver._proc.pid, {int(args.client_cpu)})
+            pin.pin_pid_to_load(t.receiver._proc.pid)
         try:
             for repeat in range(args.repeats):
                 t.one_repeat(repeat, workloads)
@@ -435,12 +466,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_seconds": round(time.time() - started),
-        "command": " ".join(["bench/targets.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": this.command,
+        "revision": this.revision,
+        "dirty": this.dirty,
         "machine": {
+            **this.machine,
             "cpus": len(cpus),
-            "cpu_model": run._cpu_model(),
-            "python": platform.python_version(),
-            "grpcio": run._version("grpcio"),
             "h2load": run.tool_version(["h2load", "--version"]) if tools["h2load"] else "MISSING",
         },
         "settings": {
@@ -448,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
             "duration_s": args.duration,
             "server_cpu": args.server_cpu,
             "client_cpu": args.client_cpu,
-            "pinning": pinning,
+            "pinning": where,
             "sqlite_synchronous": t.synchronous,
             "baseline_rev": args.baseline_rev,
             "baseline_commit": commit,
@@ -459,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         "profiles": profiles,
     }
     args.out.write_text(json.dumps(result, indent=1) + "\n")
+    publish(records(this, result["targets"], t.runs))
     report.write_targets(result, args.out.parent)
     print(report.targets_md(result))
     return 0
