@@ -7,8 +7,10 @@
   nothing is pinned and the record says that instead.
 * **CPU per request**: :mod:`_cpu` (``utime + stime`` of the server's whole
   process tree from ``/proc``) sampled around a window by :class:`CpuMeter`.
-* **Servers**: :func:`free_port` and :func:`eventwire_server` (``eventwire
-  serve`` on ephemeral ports, pinned, learning its addresses from its log).
+* **Servers**: :func:`free_port`, :func:`wait_ready` (a child is up when a
+  probe such as :func:`healthz` answers) and :func:`eventwire_server`
+  (``eventwire serve`` on ephemeral ports, pinned, learning its addresses from
+  its log).
 * **Records**: :func:`record` builds one JSON object per measured scenario::
 
       {"bench": "targets", "scenario": "U1", "revision": "0971e19...", "dirty": false,
@@ -32,7 +34,9 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,6 +159,35 @@ def eventwire_server(*args: str, pin: Pinning, **kwargs: Any) -> Any:
     from eventwire.testing._process import ServerProcess
 
     return ServerProcess(*args, launcher=pin.launcher(), **kwargs)
+
+
+def healthz(address: str) -> Callable[[], None]:
+    """A probe for :func:`wait_ready`: ``GET http://address/healthz`` answers 2xx."""
+
+    def probe() -> None:
+        with urllib.request.urlopen(f"http://{address}/healthz", timeout=1):
+            pass
+
+    return probe
+
+
+def wait_ready(
+    proc: subprocess.Popen[bytes], probe: Callable[[], object], what: str, timeout: float = 60.0
+) -> None:
+    """Poll ``probe`` until it returns without raising; a dead child or the deadline
+    ends the wait with an error naming ``what`` (the caller stops what it started)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} before it was ready")
+        try:
+            probe()
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} not ready after {timeout:g} s: {exc}") from exc
+            time.sleep(0.1)
+        else:
+            return
 
 
 @contextlib.contextmanager

@@ -30,7 +30,6 @@ bench/results/history.jsonl.
 
 import argparse
 import asyncio
-import contextlib
 import json
 import re
 import shutil
@@ -38,13 +37,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from _cpu import per_request_us
-from _harness import CpuMeter, Run, free_port, pinning, publish, record
+from _harness import CpuMeter, Run, free_port, healthz, pinning, publish, record, wait_ready
 
 BODY = b'{"eventName":"bench_event","userId":"user-42","properties":{"plan":"pro","src":"wrk"}}'
 CONTENDERS = ("eventwire", "starlette", "fastapi")
@@ -195,19 +193,6 @@ end
 """
 
 
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        url = f"http://127.0.0.1:{port}/healthz"
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as r:
-            if r.status == 200:
-                return
-        time.sleep(0.05)
-    raise RuntimeError("server did not become ready")
-
-
 def _check_reply(port: int) -> None:
     """One real request first: a contender that answers errors fast must not win."""
     req = urllib.request.Request(
@@ -278,7 +263,7 @@ def _one(kind: str, args: argparse.Namespace, tmp: Path, script: str) -> dict[st
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        _wait_ready(port, proc)
+        wait_ready(proc, healthz(f"127.0.0.1:{port}"), kind)
         _check_reply(port)
         with CpuMeter(proc.pid) as cpu:
             result = _run_wrk(port, args, script) if shutil.which("wrk") else _run_httpx(port, args)

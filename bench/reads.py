@@ -506,7 +506,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"`bench/reads.py` on {machine.get('cpus')} CPUs ({machine.get('cpu')}), Python "
         f"{machine.get('python')}; {machine.get('pinning')}. PostgreSQL is not pinned. "
-        "Server CPU is utime + stime of the server process.",
+        "Server CPU is utime + stime of the server process tree.",
         "",
     ]
     if "live" in results:

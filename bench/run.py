@@ -59,7 +59,17 @@ from typing import Any
 
 import orjson
 from _cpu import cpu_seconds, descendants, per_request_us
-from _harness import Run, cpu_model, free_port, package_version, pinning, publish, record
+from _harness import (
+    Run,
+    cpu_model,
+    free_port,
+    healthz,
+    package_version,
+    pinning,
+    publish,
+    record,
+    wait_ready,
+)
 from http_gateway import WRK_SCRIPT
 
 from eventwire.testing._process import log_line
@@ -236,22 +246,17 @@ def start_baseline(kind: str, tmp: Path, cpus: str | None, synchronous: str) -> 
     server = Server(kind, proc, grpc=address if is_grpc else "", http="" if is_grpc else address)
     server.db = db
     server.pids = [proc.pid]
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"{kind} did not start")
-        try:
-            if is_grpc:
-                with grpc.insecure_channel(address) as channel:
-                    grpc.channel_ready_future(channel).result(timeout=1)
-            else:
-                with urllib.request.urlopen(f"http://{address}/healthz", timeout=1):
-                    pass
-        except Exception:  # noqa: BLE001 - not up yet
-            time.sleep(0.1)
-        else:
-            return server
+
+    def grpc_ready() -> None:
+        with grpc.insecure_channel(address) as channel:
+            grpc.channel_ready_future(channel).result(timeout=1)
+
+    try:
+        wait_ready(proc, grpc_ready if is_grpc else healthz(address), kind)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
 
 
 # -- load generators ------------------------------------------------------------------

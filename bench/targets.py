@@ -53,7 +53,6 @@ import sys
 import tarfile
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +60,7 @@ from typing import Any
 
 import report
 import run
-from _harness import Run, pinning, publish, record
+from _harness import Run, healthz, pinning, publish, record, wait_ready
 from run import Server
 
 BENCH = Path(__file__).resolve().parent
@@ -164,16 +163,12 @@ def start_ref_json_batch(tmp: Path, cpus: str | None, synchronous: str) -> Serve
             "--db", str(db), "--synchronous", synchronous]  # fmt: skip
     proc = subprocess.Popen(run.pinned(cpus, argv), stdout=subprocess.DEVNULL)
     server = Server("ref-json-batch", proc, http=f"127.0.0.1:{port}", db=db, pids=[proc.pid])
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError("bench/ref_json_batch.py did not start")
-        try:
-            with urllib.request.urlopen(f"http://{server.http}/healthz", timeout=1):
-                return server
-        except OSError:
-            time.sleep(0.1)
+    try:
+        wait_ready(proc, healthz(server.http), "bench/ref_json_batch.py")
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
 
 
 class Targets:
