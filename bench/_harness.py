@@ -25,7 +25,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
@@ -36,7 +35,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,8 +152,9 @@ def free_port() -> int:
 def eventwire_server(*args: str, pin: Pinning, **kwargs: Any) -> Any:
     """``eventwire serve`` in a child process on ephemeral ports, pinned to the server CPU.
 
-    Returns an unstarted :class:`eventwire.testing._process.ServerProcess` (use it
-    as a context manager, or ``start()``/``stop()``); ``kwargs`` go to it.
+    Returns an unstarted :class:`eventwire.testing._process.ServerProcess` (a
+    context manager that kills it on exit, or ``start()`` then ``terminate()``
+    and ``wait()`` to let it drain); ``kwargs`` go to it.
     """
     from eventwire.testing._process import ServerProcess
 
@@ -188,16 +188,6 @@ def wait_ready(
             time.sleep(0.1)
         else:
             return
-
-
-@contextlib.contextmanager
-def running(server: Any) -> Iterator[Any]:
-    """A started server, stopped (SIGTERM, then SIGKILL) however the block ends."""
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 # -- the machine and the revision -----------------------------------------------------

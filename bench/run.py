@@ -61,7 +61,6 @@ import orjson
 from _cpu import cpu_seconds, descendants, per_request_us
 from _harness import (
     Run,
-    cpu_model,
     free_port,
     healthz,
     package_version,
@@ -117,9 +116,6 @@ def tool_version(argv: list[str]) -> str:
 
 
 # -- processes ------------------------------------------------------------------------
-
-
-__all__ = ["free_port"]  # re-exported: targets.py starts its references through this module
 
 
 def pinned(cpus: str | None, argv: list[str]) -> list[str]:
@@ -930,10 +926,6 @@ def records(this: Run, runs: list[dict[str, Any]], soak: dict[str, Any]) -> list
             record(this, "run", "soak/eventwire", {k: v for k, v in soak.items() if k != "samples"})
         )
     return out
-
-
-_cpu_model = cpu_model  # the names targets.py and older callers use
-_version = package_version
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ from typing import Any
 
 import report
 import run
-from _harness import Run, healthz, pinning, publish, record, wait_ready
+from _harness import Run, free_port, healthz, pinning, publish, record, wait_ready
 from run import Server
 
 BENCH = Path(__file__).resolve().parent
@@ -157,7 +157,7 @@ def extract_baseline(rev: str, into: Path) -> tuple[str, Path]:
 
 
 def start_ref_json_batch(tmp: Path, cpus: str | None, synchronous: str) -> Server:
-    port = run.free_port()
+    port = free_port()
     db = tmp / f"ref-json-batch-{port}.db"
     argv = [run.PYTHON, str(BENCH / "ref_json_batch.py"), "--port", str(port),
             "--db", str(db), "--synchronous", synchronous]  # fmt: skip
