@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,13 +23,16 @@ STAT = (
 
 
 @pytest.fixture
-def bench(monkeypatch: pytest.MonkeyPatch) -> dict[str, ModuleType]:
-    # The scripts import each other by bare name, as when run from bench/.
+def bench(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, ModuleType]]:
+    # The scripts import each other by bare name, as when run from bench/; their
+    # generic names leave sys.modules again after the test.
     monkeypatch.syspath_prepend(str(BENCH))
     names = ("_cpu", "_harness", "compare")
     for name in names:
         sys.modules.pop(name, None)
-    return {name: importlib.import_module(name) for name in names}
+    yield {name: importlib.import_module(name) for name in names}
+    for name in names:
+        sys.modules.pop(name, None)
 
 
 def _run(harness: ModuleType, **changes: Any) -> Any:
