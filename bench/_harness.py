@@ -348,7 +348,8 @@ def publish(records: Iterable[Mapping[str, Any]], path: Path = HISTORY) -> int:
     with path.open("a", encoding="utf-8") as out:
         out.writelines(line + "\n" for line in lines)
     if lines:
-        print(f"{len(lines)} record(s) appended to {path.relative_to(ROOT)}", file=sys.stderr)
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        print(f"{len(lines)} record(s) appended to {shown}", file=sys.stderr)
     return len(lines)
 
 
