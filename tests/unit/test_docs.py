@@ -1,4 +1,4 @@
-"""The docs hold together: README is a front page, every link lands, settings are ServerConfig's.
+"""The docs hold together: a front page README, links and paths that land, generated settings.
 
 The settings table in docs/configuration.md is generated from
 :class:`~eventwire.config.ServerConfig`; after changing a field, rewrite it with
@@ -43,6 +43,23 @@ _LINK: Final = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*
 _INLINE_CODE: Final = re.compile(r"`[^`\n]*`")
 _ENV_NAME: Final = re.compile(r"\bEVENTWIRE_[A-Z0-9_]*[A-Z0-9]\b")
 _FLAG: Final = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+_PATHLIKE: Final = re.compile(r"[\w.\-/]+")
+_FILE_SUFFIX: Final = re.compile(
+    r"[\w\-]\.(py|pyi|md|toml|ya?ml|proto|json|txt|cfg|ini|sh|html|js|css|lock)$"
+)
+# Not in the tree: the user's own database file, a googleapis file the API
+# names, the suffixes generated modules end with.
+NOT_IN_REPOSITORY: Final = frozenset(
+    {
+        "eventwire.db",
+        "./eventwire.db",
+        "google/rpc/code.proto",
+        "_pb2.py",
+        "_pb2.pyi",
+        "_pb2_grpc.py",
+    }
+)
+_SKIPPED_DIRS: Final = frozenset({"__pycache__", "node_modules"})
 
 
 # -- the settings table ------------------------------------------------------------
@@ -156,6 +173,58 @@ def broken_links(page: Path, text: str) -> list[str]:
     return broken
 
 
+def repository_paths() -> set[str]:
+    """Every file and directory of the tree, relative to the root (hidden ones left out)."""
+    found: set[str] = set()
+    stack = [ROOT]
+    while stack:
+        for entry in stack.pop().iterdir():
+            if entry.name.startswith(".") or entry.name in _SKIPPED_DIRS:
+                continue
+            found.add(entry.relative_to(ROOT).as_posix())
+            if entry.is_dir():
+                stack.append(entry)
+    return found
+
+
+def named_paths(text: str, top_dirs: set[str]) -> list[str]:
+    """Inline-code spans in prose that name a file or a directory of the repository.
+
+    A span counts when it ends in a source or config suffix (``x.py``,
+    ``y.toml``) or has a slash and begins with one of ``top_dirs`` (``store/``);
+    spans that begin with a slash are URL routes or paths on the host.
+    """
+    named: list[str] = []
+    for line in prose_lines(text):
+        for span in _INLINE_CODE.findall(line):
+            token = span.strip("`").strip()
+            if not _PATHLIKE.fullmatch(token) or token.startswith("/"):
+                continue
+            if _FILE_SUFFIX.search(token) or (
+                "/" in token and token.removeprefix("./").split("/")[0] in top_dirs
+            ):
+                named.append(token)
+    return named
+
+
+def missing_paths(text: str, tree: set[str]) -> list[str]:
+    """Paths named in ``text`` that no file or directory of ``tree`` is or ends with.
+
+    Docs name files from where the reader stands (``store/base.py``,
+    ``tracker/spool.py``, ``test_spill.py``), so a path lands when some path of
+    the tree ends with it.
+    """
+    top_dirs = {path.split("/")[-1] for path in tree if ROOT.joinpath(path).is_dir()}
+    missing: list[str] = []
+    for token in named_paths(text, top_dirs):
+        path = token.removeprefix("./").rstrip("/")
+        if token in NOT_IN_REPOSITORY or path in tree:
+            continue
+        if not any(known.endswith("/" + path) for known in tree):
+            missing.append(token)
+    return missing
+
+
 def pages() -> list[Path]:
     return [README, *sorted(DOCS.glob("*.md"))]
 
@@ -171,6 +240,11 @@ def test_readme_is_a_front_page() -> None:
 @pytest.mark.parametrize("page", pages(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_relative_link_resolves(page: Path) -> None:
     assert broken_links(page, page.read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_path_named_in_backticks_exists(page: Path) -> None:
+    assert missing_paths(page.read_text(encoding="utf-8"), repository_paths()) == []
 
 
 def test_every_docs_page_is_linked_from_the_readme() -> None:
@@ -271,6 +345,22 @@ def test_a_broken_link_is_caught() -> None:
     assert broken_links(DOCS / "page.md", text) == [
         "nowhere.md: no such file",
         "api.md#no-such-heading: no heading #no-such-heading",
+    ]
+
+
+def test_a_renamed_path_is_caught() -> None:
+    tree = repository_paths()
+    text = (
+        "`src/eventwire/store/base.py`, `store/base.py`, `base.py`, `store/`, `docs/api.md`,\n"
+        "`store/basis.py`, `ingest/nowhere/`, `gone.py`, `docs/nowhere.md`,\n"
+        "`/v1/events`, `/var/lib/eventwire`, `application/json`, `eventwire.db`,\n"
+        "```\n`fenced.py`\n```\n"
+    )
+    assert missing_paths(text, tree) == [
+        "store/basis.py",
+        "ingest/nowhere/",
+        "gone.py",
+        "docs/nowhere.md",
     ]
 
 
