@@ -12,6 +12,7 @@ the recorded results); this test only checks that it is what that script writes.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import importlib.util
 import json
@@ -25,6 +26,7 @@ from typing import Any, Final
 import pytest
 
 from eventwire.config import ENV_PREFIX, ServerConfig
+from eventwire.runtime.cli import build_parser
 from tests.support.paths import ROOT
 
 README: Final = ROOT / "README.md"
@@ -285,6 +287,39 @@ def test_serve_command_lines_use_real_flags() -> None:
         if flag not in real
     ]
     assert wrong == []
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Every (nested) subcommand's parser by its command line, ``alerts list`` say."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    # argparse keeps its subparsers and actions in private attributes only.
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                nested = _subcommands(child)
+                found |= {f"{name} {sub}": p for sub, p in nested.items()} or {name: child}
+    return found
+
+
+def _long_options(parser: argparse.ArgumentParser) -> set[str]:
+    return {o for a in parser._actions for o in a.option_strings if o.startswith("--")}
+
+
+def test_the_cli_table_has_the_flags_every_client_command_shares() -> None:
+    text = CONFIGURATION.read_text(encoding="utf-8")
+    section = text.partition("## The CLI's client commands")[2].partition("\n## ")[0]
+    intro, _, table = section.partition("| flag |")
+    commands = set(re.findall(r"`(?:eventwire )?([a-z-]+(?: [a-z]+)?)`", intro))
+    parsers = _subcommands(build_parser({}))
+    assert commands <= set(parsers), commands - set(parsers)
+    shared = set.intersection(*(_long_options(parsers[c]) for c in commands)) - {"--help"}
+    documented = {
+        flag
+        for row in table.splitlines()
+        if row.startswith("| `--")
+        for flag in _FLAG.findall(row.split("|")[1])
+    }
+    assert documented == shared
 
 
 def test_every_environment_variable_named_in_the_docs_exists() -> None:
