@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib.util
 import json
 import re
@@ -175,7 +176,8 @@ def broken_links(page: Path, text: str) -> list[str]:
     return broken
 
 
-def repository_paths() -> set[str]:
+@functools.cache
+def repository_paths() -> frozenset[str]:
     """Every file and directory of the tree, relative to the root (hidden ones left out)."""
     found: set[str] = set()
     stack = [ROOT]
@@ -186,7 +188,7 @@ def repository_paths() -> set[str]:
             found.add(entry.relative_to(ROOT).as_posix())
             if entry.is_dir():
                 stack.append(entry)
-    return found
+    return frozenset(found)
 
 
 def named_paths(text: str, top_dirs: set[str]) -> list[str]:
@@ -209,7 +211,7 @@ def named_paths(text: str, top_dirs: set[str]) -> list[str]:
     return named
 
 
-def missing_paths(text: str, tree: set[str]) -> list[str]:
+def missing_paths(text: str, tree: frozenset[str]) -> list[str]:
     """Paths named in ``text`` that no file or directory of ``tree`` is or ends with.
 
     Docs name files from where the reader stands (``store/base.py``,
