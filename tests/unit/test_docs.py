@@ -62,7 +62,21 @@ NOT_IN_REPOSITORY: Final = frozenset(
         "_pb2_grpc.py",
     }
 )
-_SKIPPED_DIRS: Final = frozenset({"__pycache__", "node_modules"})
+# What set-up, tools and caches write: not the repository's own files.
+_NOT_IN_TREE: Final = frozenset(
+    {
+        ".git",
+        ".venv",
+        ".venv-lock",
+        ".tools",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".hypothesis",
+        "__pycache__",
+        "node_modules",
+    }
+)
 
 
 # -- the settings table ------------------------------------------------------------
@@ -178,12 +192,12 @@ def broken_links(page: Path, text: str) -> list[str]:
 
 @functools.cache
 def repository_paths() -> frozenset[str]:
-    """Every file and directory of the tree, relative to the root (hidden ones left out)."""
+    """Every file and directory of the tree, relative to the root, caches left out."""
     found: set[str] = set()
     stack = [ROOT]
     while stack:
         for entry in stack.pop().iterdir():
-            if entry.name.startswith(".") or entry.name in _SKIPPED_DIRS:
+            if entry.name in _NOT_IN_TREE:
                 continue
             found.add(entry.relative_to(ROOT).as_posix())
             if entry.is_dir():
