@@ -194,11 +194,11 @@ def test_the_allowed_graph_itself_is_acyclic() -> None:
     ("module", "source", "fragment"),
     [
         (
-            "eventwire.client._clients",
+            "eventwire.client._analytics",
             "from eventwire.store import open_store",
             "client may not import store",
         ),
-        ("eventwire.client._clients", "import psycopg", "client must not need psycopg"),
+        ("eventwire.client._analytics", "import psycopg", "client must not need psycopg"),
         (
             "eventwire.client._core",
             "from opentelemetry.sdk.trace import TracerProvider",

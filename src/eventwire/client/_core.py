@@ -3,7 +3,7 @@
 :class:`Resilience` holds one channel's policies and shared state (breaker,
 throttle bucket), built from a :class:`~eventwire.client.ClientConfig`;
 :class:`CallPlan` walks one call through its attempts. The interceptors in
-:mod:`eventwire.client._interceptors` only do the waiting and the network; every
+:mod:`eventwire.client._aio_interceptors` only do the waiting and the network; every
 "retry or not, how long, with what timeout" is here.
 """
 

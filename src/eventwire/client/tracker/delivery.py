@@ -23,7 +23,7 @@ from eventwire.client._backoff import backoff
 from eventwire.client._channel import plain_aio_channel
 from eventwire.client._config import ClientConfig
 from eventwire.client._core import Resilience
-from eventwire.client._interceptors import AioStreamStreamInterceptor
+from eventwire.client._drivers import AioDriver
 from eventwire.client._policy import RetryPolicy
 from eventwire.client.tracker.aio import Signals, offload, wait
 from eventwire.client.tracker.config import TrackerConfig
@@ -101,8 +101,10 @@ class Delivery:
                 request_serializer=None,
                 response_deserializer=analytics_pb2.IngestAck.FromString,
             )
-            policy = AioStreamStreamInterceptor(self.resilience)
-            self._ingest = lambda requests: policy.open(INGEST_METHOD, ingest, requests, None)
+            driver = AioDriver(self.resilience)
+            self._ingest = lambda requests: driver.bidi_stream(
+                INGEST_METHOD, ingest, requests, None
+            )
             self.tasks = [
                 loop.create_task(self._run(), name="eventwire-tracker"),
                 loop.create_task(self._sync_loop(), name="eventwire-tracker-fsync"),
