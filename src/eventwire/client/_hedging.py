@@ -1,7 +1,7 @@
 """Hedged unary calls: a second attempt sent when the first is slow, the first answer wins.
 
-:class:`~eventwire.client._core.HedgeState` decides (when to launch, which
-outcome settles the call, which losers to cancel); this module only launches
+:class:`HedgeState` decides, without I/O (when to launch, which outcome
+settles the call, which losers to cancel); the rest of this module only launches
 and waits, as asyncio tasks (:func:`aio_hedge`) or grpc futures
 (:func:`sync_hedge`).
 """
@@ -10,15 +10,86 @@ from __future__ import annotations
 
 import asyncio
 import queue
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Generic, NoReturn, TypeVar
 
 import grpc
 
-from eventwire.client._core import CallPlan, HedgeState
-from eventwire.client._exceptions import rpc_errors
+from eventwire.client._breaker import Permit
+from eventwire.client._core import CallPlan
+from eventwire.client._exceptions import code_of, rpc_errors, trailers_of
 
-__all__ = ["aio_hedge", "sync_hedge"]
+__all__ = ["HedgeState", "aio_hedge", "sync_hedge"]
+
+
+H = TypeVar("H", bound=Hashable)
+
+
+class HedgeState(Generic[H]):
+    """What a hedged call knows: attempts in flight (by handle) and what failed so far.
+
+    The async path keys attempts by task, the sync path by grpc future; both
+    make the same decisions here.
+    """
+
+    def __init__(self, plan: CallPlan) -> None:
+        assert plan.hedging is not None  # noqa: S101 - only built for hedged plans
+        self.policy = plan.hedging
+        self.plan = plan
+        self.running: dict[H, Permit | None] = {}
+        self.last_error: grpc.RpcError | None = None
+        self.stop_error: grpc.RpcError | None = None
+
+    def may_launch(self) -> bool:
+        throttle = self.plan.res.throttle
+        return (
+            self.stop_error is None
+            and self.plan.attempts < self.policy.max_attempts
+            and (self.plan.attempts == 0 or throttle is None or throttle.allows_retry())
+        )
+
+    def begin(self) -> tuple[Permit | None, float | None] | None:
+        """Leave and timeout for the next hedge, or None when no more may go out."""
+        try:
+            return self.plan.start_attempt()
+        except grpc.RpcError as exc:
+            # Breaker open or no time left: no more hedges, but attempts
+            # already in flight may still win.
+            self.stop_error = exc
+            return None
+
+    def settle(self, handle: H, error: BaseException | None) -> bool:
+        """True if ``handle`` won; raises (unmapped: the caller runs in ``rpc_errors``)
+        if its failure ends the call."""
+        permit = self.running.pop(handle)
+        if error is None:
+            self.plan.succeeded(permit)
+            return True
+        if not isinstance(error, grpc.RpcError):
+            self.plan.cancelled(permit)
+            raise error
+        code = code_of(error)
+        self.plan.failed(permit, code, trailers_of(error))
+        self.last_error = error
+        if code not in self.policy.non_fatal_codes:
+            self.plan.end(code)
+            raise error
+        return False
+
+    def give_up(self) -> NoReturn:
+        """Nothing in flight and nothing more to send: the call's final error."""
+        error = self.last_error or self.stop_error
+        assert error is not None  # noqa: S101 - the first launch failed, or one attempt did
+        self.plan.end(code_of(error))
+        raise error
+
+    def abandon(self) -> list[H]:
+        """Hand back the permits of attempts still in flight; the caller cancels them."""
+        losers = list(self.running)
+        for permit in self.running.values():
+            self.plan.cancelled(permit)
+        self.running.clear()
+        return losers
 
 
 async def aio_hedge(

@@ -169,7 +169,17 @@ class Delivery:
                     await self._sleep(self.config.stream_idle_timeout if due is None else due)
                     continue
                 self._streams += 1
-                outcome = await Session(self, self._streams).run()
+                outcome = await Session(
+                    self._streams,
+                    open_stream=self.open_stream,
+                    core=self.core,
+                    config=self.config,
+                    window=self.window,
+                    spiller=self.spiller,
+                    reporter=self.reporter,
+                    signals=self.signals,
+                    flush_target=lambda: self.flush_target,
+                ).run()
                 if outcome.ok:
                     failures = 0
                     continue
