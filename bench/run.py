@@ -1,4 +1,4 @@
-"""``make bench`` / ``eventwire bench``: eventwire against bare Python servers, side by side.
+"""``make bench``: eventwire against bare Python servers, side by side.
 
     .venv/bin/python bench/run.py                 # full run: 3 repeats x 8 s, 10-minute soak
     .venv/bin/python bench/run.py --quick         # ~5 minutes: 3 repeats x 2 s, 30 s soak
@@ -778,7 +778,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
 
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear script
     parser = argparse.ArgumentParser(
-        prog="eventwire bench", description=(__doc__ or "").split("\n\n")[0]
+        prog="bench/run.py", description=(__doc__ or "").split("\n\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="~5 minutes: 2 s runs, 30 s soak")
     parser.add_argument("--repeats", type=int, default=3)
