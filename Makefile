@@ -61,7 +61,8 @@ lock:
 # QueryEvents on 1 M events on SQLite and PostgreSQL; READS_ARGS="--only
 # live,query,index,retention" for all its sections, READS_ARGS=skip to leave it
 # out). Writes bench/results/targets.*, bench.* and reads.*, and the README's
-# Performance section from the first two.
+# Performance section from the first two; appends every measurement to
+# bench/results/history.jsonl (bench/compare.py BASE NEW compares revisions).
 TARGETS_ARGS ?=
 BENCH_ARGS   ?= --quick
 READS_ARGS   ?= --only live,query

@@ -33,14 +33,19 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def stat_ticks(stat: str) -> int:
+    """``utime + stime`` in clock ticks from the text of one ``/proc/<pid>/stat``."""
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def _own_seconds(pid: int) -> float:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:  # ended between listing and reading: its time is gone with it
         return 0.0
-    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) * TICK
+    return stat_ticks(stat) * TICK
 
 
 def cpu_seconds(pid: int) -> float:

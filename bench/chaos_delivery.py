@@ -11,7 +11,8 @@ directly: every tracked event_id must be there, once.
     .venv/bin/python bench/chaos_delivery.py                       # 1,000,000 events, 20 kills
     .venv/bin/python bench/chaos_delivery.py --events 50000 --kills 3 --no-write
 
-Results go to bench/results/chaos_delivery.json and .md (unless --no-write).
+Results go to bench/results/chaos_delivery.md and, as one record, to
+bench/results/history.jsonl (unless --no-write).
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _harness import Run, numbers, publish, record
+
 from eventwire.client import Tracker, TrackerConfig
 from eventwire.testing._process import ServerProcess
 
 RESULTS = Path(__file__).parent / "results"
+# The tracker in this process and the server it kills share the cores on purpose:
+# this measures delivery under faults, not speed.
+UNPINNED = "not pinned: tracker and server share the machine's cores"
 
 
 def stored(db: Path) -> tuple[int, set[str]]:
@@ -120,6 +126,11 @@ async def run(events: int, kills: int, tmp: Path) -> dict[str, Any]:
     }
 
 
+def metrics(result: dict[str, Any]) -> dict[str, float | int]:
+    """The run's figures and the tracker's counters (``tracker_*``) as one record's metrics."""
+    return numbers(result) | {f"tracker_{k}": v for k, v in numbers(result["tracker"]).items()}
+
+
 def markdown(result: dict[str, Any], command: str, when: str) -> str:
     t = result["tracker"]
     verdict = "PASS" if result["lost"] == 0 and result["duplicated"] == 0 else "FAIL"
@@ -145,7 +156,7 @@ Command ({when}, {os.cpu_count()}-CPU VM, Python {platform.python_version()}):
 SIGKILLed {kills} times at even shares of acknowledged progress and restarted
 on the same port; the async `Tracker` (disk spool on) tracked every event as
 fast as one Python process could. Stored ids were read straight from the
-SQLite file afterwards. Raw numbers: `chaos_delivery.json`.
+SQLite file afterwards. Raw numbers: `history.jsonl` (bench `chaos_delivery`).
 
 | events sent | server kills | stored | lost | duplicated | elapsed | throughput |
 |------------:|-------------:|-------:|-----:|-----------:|--------:|-----------:|
@@ -180,8 +191,8 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     if not args.no_write:
         RESULTS.mkdir(exist_ok=True)
-        payload = {"command": command, "date": when, "cpus": os.cpu_count(), **result}
-        (RESULTS / "chaos_delivery.json").write_text(json.dumps(payload, indent=2) + "\n")
+        this = Run.now(UNPINNED)
+        publish([record(this, "chaos_delivery", f"{args.kills} kills", metrics(result))])
         (RESULTS / "chaos_delivery.md").write_text(markdown(result, command, when))
     if result["lost"] or result["duplicated"] or result["unexpected"]:
         sys.exit(1)

@@ -2,8 +2,9 @@
 
 Both run side by side in one process, against the same server, in interleaved
 rounds (bare, resilient, bare, ...) so drift in the machine hits both alike.
-The server runs in a subprocess; with ``taskset`` available it is pinned to one
-core and this load generator to another.
+The server runs in a subprocess on CPU 0 and this load generator on CPU 1
+(bench/_harness.py). The table goes to bench/results/client_overhead.md, one
+record per server and RPC to bench/results/history.jsonl.
 
 Targets:
 * ``null``: a do-nothing grpc.aio AnalyticsService (CountEvents answers a
@@ -23,9 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -37,13 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from _harness import Pinning, Run, pinning, publish, record
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.client import AnalyticsClient
 
 RESULTS = Path(__file__).parent / "results"
-SERVER_CORE = 0
-CLIENT_CORE = 1
 TIMEOUT = 2.0
 
 
@@ -67,11 +64,6 @@ async def _serve_null() -> None:
     await server.start()
     print(json.dumps({"grpc_address": f"127.0.0.1:{port}"}), file=sys.stderr, flush=True)
     await server.wait_for_termination()
-
-
-def _pin(argv: list[str], core: int) -> list[str]:
-    taskset = shutil.which("taskset")
-    return [taskset, "-c", str(core), *argv] if taskset else argv
 
 
 def _start(argv: list[str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -149,10 +141,8 @@ async def _compare(address: str, method: str, calls: int, rounds: int) -> dict[s
     }
 
 
-async def _run(args: argparse.Namespace) -> dict[str, Any]:
-    pinned = bool(shutil.which("taskset")) and (os.cpu_count() or 1) >= 2
-    if pinned:
-        os.sched_setaffinity(0, {CLIENT_CORE})
+async def _run(args: argparse.Namespace, pin: Pinning) -> list[dict[str, Any]]:
+    pin.pin_self_to_load()
     results: list[dict[str, Any]] = []
     exe = Path(sys.executable)
     with tempfile.TemporaryDirectory(prefix="eventwire-bench-") as tmp:
@@ -173,7 +163,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         }
         for target, argv in targets.items():
             log = Path(tmp) / f"{target}.log"
-            proc, address = _start(_pin(argv, SERVER_CORE) if pinned else argv, log)
+            proc, address = _start(pin.server(argv), log)
             try:
                 methods = ["CountEvents"] if target == "null" else ["CountEvents", "TrackEvent"]
                 for method in methods:
@@ -189,37 +179,30 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 proc.terminate()
                 proc.wait(10)
-    return {
-        "benchmark": "client_overhead",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "python": platform.python_version(),
-        "grpcio": grpc.__version__,
-        "cpus": os.cpu_count(),
-        "pinned": (
-            {"server_core": SERVER_CORE, "client_core": CLIENT_CORE, "tool": "taskset"}
-            if pinned
-            else None
-        ),
-        "deadline_s": TIMEOUT,
-        "command": "python bench/client_overhead.py "
-        + f"--calls {args.calls} --rounds {args.rounds}",
-        "results": results,
-    }
+    return results
 
 
-def _markdown(report: dict[str, Any]) -> str:
-    pinned = report["pinned"]
-    where = (
-        f"server pinned to core {pinned['server_core']}, load generator to core "
-        f"{pinned['client_core']} (taskset)"
-        if pinned
-        else "not pinned (taskset unavailable or a single core)"
-    )
+def records(this: Run, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One history record per server and RPC."""
+    return [
+        record(
+            this,
+            "client_overhead",
+            f"{r['target']} {r['method']}",
+            {k: v for k, v in r.items() if isinstance(v, int | float)},
+            deadline_s=TIMEOUT,
+        )
+        for r in results
+    ]
+
+
+def _markdown(this: Run, results: list[dict[str, Any]]) -> str:
+    m = this.machine
     lines = [
         "# Resilient client overhead (unary calls)",
         "",
-        f"`{report['command']}`, {report['when']}, Python {report['python']}, "
-        f"grpcio {report['grpcio']}, {report['cpus']} CPUs; {where}.",
+        f"`{this.command}`, {this.date}, Python {m['python']}, "
+        f"grpcio {m['grpcio']}, {m['nproc']} CPUs; {this.pinning}.",
         "Sequential calls, median of the rounds' mean latency; bare = generated stub on a "
         "plain grpc.aio channel with the same deadline; resilient = AnalyticsClient with "
         "default retry, breaker, throttle and deadline.",
@@ -230,7 +213,7 @@ def _markdown(report: dict[str, Any]) -> str:
     lines.extend(
         f"| {r['target']} | {r['method']} | {r['bare_us_per_call']} | "
         f"{r['resilient_us_per_call']} | {r['overhead_us_per_call']} | {r['ratio']} |"
-        for r in report["results"]
+        for r in results
     )
     return "\n".join(lines) + "\n"
 
@@ -246,11 +229,13 @@ def main() -> None:
     if args.serve_null:
         asyncio.run(_serve_null())
         return
-    report = asyncio.run(_run(args))
+    pin = pinning()
+    this = Run.now(pin)
+    results = asyncio.run(_run(args, pin))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "client_overhead.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "client_overhead.md").write_text(_markdown(report))
-    print(_markdown(report))
+    publish(records(this, results))
+    (RESULTS / "client_overhead.md").write_text(_markdown(this, results))
+    print(_markdown(this, results))
 
 
 if __name__ == "__main__":

@@ -18,8 +18,10 @@ They differ only in the HTTP layer, all on uvicorn + httptools + uvloop:
   returning a dict that FastAPI serialises.
 
 Each server runs pinned to CPU 0, ``wrk`` (or, if it is missing, a small
-httpx-based generator) pinned to CPU 1. Contenders take turns within each
-repeat (order rotated per repeat), and the table reports medians.
+httpx-based generator) pinned to CPU 1 (bench/_harness.py). Contenders take
+turns within each repeat (order rotated per repeat), and the table reports
+medians, with the server's CPU per request; one record per contender goes to
+bench/results/history.jsonl.
 
     .venv/bin/python bench/http_gateway.py --repeats 5 --duration 8
 """
@@ -28,25 +30,22 @@ repeat (order rotated per repeat), and the table reports medians.
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
-import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from _cpu import per_request_us
+from _harness import CpuMeter, Run, free_port, healthz, pinning, publish, record, wait_ready
+
 BODY = b'{"eventName":"bench_event","userId":"user-42","properties":{"plan":"pro","src":"wrk"}}'
 CONTENDERS = ("eventwire", "starlette", "fastapi")
-RESULTS = Path(__file__).parent / "results"
 
 
 # -- servers (run in child processes) -----------------------------------------------
@@ -194,26 +193,6 @@ end
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        url = f"http://127.0.0.1:{port}/healthz"
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as r:
-            if r.status == 200:
-                return
-        time.sleep(0.05)
-    raise RuntimeError("server did not become ready")
-
-
 def _check_reply(port: int) -> None:
     """One real request first: a contender that answers errors fast must not win."""
     req = urllib.request.Request(
@@ -229,10 +208,10 @@ def _check_reply(port: int) -> None:
 
 def _run_wrk(port: int, args: argparse.Namespace, script: str) -> dict[str, float]:
     out = subprocess.run(
-        [
-            "taskset", "-c", args.client_cpu, "wrk", "-t1", f"-c{args.connections}",
+        args.pin.load([
+            "wrk", "-t1", f"-c{args.connections}",
             f"-d{args.duration}s", "-s", script, f"http://127.0.0.1:{port}/v1/events",
-        ],
+        ]),
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     m = re.search(r"BENCH (\d+) (\d+) (\d+) (\d+)", out)
@@ -268,7 +247,7 @@ async def main():
 asyncio.run(main())
 """
     out = subprocess.run(
-        ["taskset", "-c", args.client_cpu, sys.executable, "-c", code],
+        args.pin.load([sys.executable, "-c", code]),
         capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     rps, errors, requests, p50, p99 = (float(x) for x in out)
@@ -276,19 +255,20 @@ asyncio.run(main())
 
 
 def _one(kind: str, args: argparse.Namespace, tmp: Path, script: str) -> dict[str, float]:
-    port = _free_port()
+    port = free_port()
     db = tmp / f"{kind}-{port}.db"
     proc = subprocess.Popen(
-        ["taskset", "-c", args.server_cpu, sys.executable, __file__, "--serve", kind,
-         "--port", str(port), "--db", str(db)],
+        args.pin.server([sys.executable, __file__, "--serve", kind,
+                         "--port", str(port), "--db", str(db)]),
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        _wait_ready(port, proc)
+        wait_ready(proc, healthz(f"127.0.0.1:{port}"), kind)
         _check_reply(port)
-        if shutil.which("wrk"):
-            return _run_wrk(port, args, script)
-        return _run_httpx(port, args)
+        with CpuMeter(proc.pid) as cpu:
+            result = _run_wrk(port, args, script) if shutil.which("wrk") else _run_httpx(port, args)
+        # wrk's requests include the ones cut off at the end; near enough for µs per request.
+        return result | {"cpu_us": per_request_us(cpu.seconds, result["requests"])}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -307,11 +287,12 @@ def main() -> None:
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--client-cpu", default="1")
     parser.add_argument("--only", nargs="*", choices=CONTENDERS, default=list(CONTENDERS))
-    parser.add_argument("--out", type=Path, default=RESULTS / "http_gateway.json")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port, args.db)
         return
+    args.pin = pinning(args.server_cpu, args.client_cpu)
+    this = Run.now(args.pin)
 
     generator = "wrk" if shutil.which("wrk") else "httpx (wrk not installed)"
     runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in args.only}
@@ -336,6 +317,7 @@ def main() -> None:
             "median_rps": statistics.median(r["rps"] for r in rs),
             "median_p50_ms": statistics.median(r["p50_ms"] for r in rs),
             "median_p99_ms": statistics.median(r["p99_ms"] for r in rs),
+            "median_cpu_us": statistics.median(r["cpu_us"] for r in rs),
             "errors": sum(r["errors"] for r in rs),
             "runs_rps": [round(r["rps"]) for r in rs],
         }
@@ -350,30 +332,18 @@ def main() -> None:
     if "fastapi" in summary and "eventwire" in summary:
         ratio = summary["eventwire"]["median_rps"] / summary["fastapi"]["median_rps"]
         print(f"\neventwire / fastapi = {ratio:.2f}x")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "platform": platform.platform(),
-                },
-                "load_generator": generator,
-                "settings": {
-                    "repeats": args.repeats,
-                    "duration_s": args.duration,
-                    "connections": args.connections,
-                    "server_cpu": args.server_cpu,
-                    "client_cpu": args.client_cpu,
-                    "body": BODY.decode(),
-                },
-                "summary": summary,
-            },
-            indent=2,
+    publish(
+        record(
+            this,
+            "http_gateway",
+            kind,
+            {k: v for k, v in summ.items() if k != "runs_rps"},
+            load_generator=generator,
+            repeats=args.repeats,
+            duration_s=args.duration,
+            connections=args.connections,
         )
-        + "\n"
+        for kind, summ in summary.items()
     )
 
 

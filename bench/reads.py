@@ -4,9 +4,9 @@
     flock -x /tmp/eventwire-cpu.lock .venv/bin/python bench/reads.py --only live,query
 
 The server (``eventwire serve`` in a child process) runs on core 0, this load
-generator on core 1 (``taskset`` / ``sched_setaffinity``); PostgreSQL, when
-used, is not pinned. Next to every rate is the server's CPU per operation
-(utime + stime of its process, from /proc). Sections:
+generator on core 1 (bench/_harness.py); PostgreSQL, when used, is not pinned.
+Next to every rate is the server's CPU per operation (utime + stime of its
+process tree, from /proc). Sections:
 
 * ``live``: 100 WatchAlerts streams on one server while alerts are reported
   at 1,000/s; latency from the ReportAlert acknowledgement reaching the
@@ -20,7 +20,8 @@ used, is not pinned. Next to every rate is the server's CPU per operation
 * ``retention``: unary TrackEvent p50/p99 while a purge deletes expired rows,
   against the same load without retention, alternated.
 
-Results go to bench/results/reads.json and bench/results/reads.md.
+Results go to bench/results/reads.md (from reads.json, every section's latest
+cells) and, one record per cell, to bench/results/history.jsonl.
 """
 
 from __future__ import annotations
@@ -30,10 +31,8 @@ import asyncio
 import gc
 import json
 import os
-import platform
 import random
 import secrets
-import shutil
 import sqlite3
 import statistics
 import tempfile
@@ -44,26 +43,25 @@ from typing import Any
 
 import grpc
 import psycopg
+from _cpu import cpu_seconds
+from _harness import Run, eventwire_server, numbers, pinning, publish, record, strings
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
 from eventwire.store import EventRow, open_store
 from eventwire.testing._process import ServerProcess
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SERVER_CORE, LOAD_CORE = 0, 1
+PIN = pinning()
 DAY = 1_749_945_600_000
 NAMES = [f"event_{i:02d}" for i in range(20)]
 PROPS = '{"plan": "pro", "screen": "checkout"}'
 
 
-def pinned_server(*args: str) -> ServerProcess:
-    launcher = ["taskset", "-c", str(SERVER_CORE)] if shutil.which("taskset") else []
-    return ServerProcess(*args, "--workers", "1", http_address="", launcher=launcher)
-
-
-def cpu_seconds(pid: int) -> float:
-    rest = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+def pinned_server(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
+    server: ServerProcess = eventwire_server(
+        *args, "--workers", "1", pin=PIN, http_address="", env=env
+    )
+    return server
 
 
 def pct(values: list[float], q: float) -> float:
@@ -361,16 +359,7 @@ async def against_base(
             env = dict(os.environ)
             if variant == "base":
                 env["PYTHONPATH"] = str(base_src / "src")
-            launcher = ["taskset", "-c", str(SERVER_CORE)] if shutil.which("taskset") else []
-            server = ServerProcess(
-                "--store",
-                url_of(f"{variant}-{n}"),
-                "--workers",
-                "1",
-                http_address="",
-                launcher=launcher,
-                env=env,
-            )
+            server = pinned_server("--store", url_of(f"{variant}-{n}"), env=env)
             await asyncio.to_thread(server.start)
             try:
                 await ingest_rate(server, 1.0)
@@ -485,10 +474,29 @@ async def retention(
 # -- driver ---------------------------------------------------------------------------
 
 
-def write_results(results: dict[str, Any]) -> None:
+def write_results(results: dict[str, Any], this: Run, section: str) -> None:
+    """The section's records to the history; reads.json keeps every section's latest
+    cells (a run of some sections leaves the others' in place) for reads.md."""
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "reads.json").write_text(json.dumps(results, indent=2) + "\n")
     (RESULTS / "reads.md").write_text(markdown(results))
+    cells = results[section]
+    if isinstance(cells, dict):  # against_base: {"base": label, "cells": [...]}
+        cells = [c | {"base": cells["base"]} for c in cells["cells"]]
+    publish(section_records(this, section, cells))
+
+
+def section_records(this: Run, section: str, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per cell, named by section, store, and watch or index name; the
+    cell's other words (the index's description, the base commit) are context."""
+    out = []
+    for cell in cells:
+        words = strings(cell)
+        parts = [section, str(words.get("store", "")), str(words.get("watch", ""))]
+        parts.append(str(words.get("index", "")).split(" ", 1)[0])
+        scenario = " ".join(p for p in parts if p)
+        out.append(record(this, "reads", scenario, numbers(cell), **words))
+    return out
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -498,7 +506,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"`bench/reads.py` on {machine.get('cpus')} CPUs ({machine.get('cpu')}), Python "
         f"{machine.get('python')}; {machine.get('pinning')}. PostgreSQL is not pinned. "
-        "Server CPU is utime + stime of the server process.",
+        "Server CPU is utime + stime of the server process tree.",
         "",
     ]
     if "live" in results:
@@ -628,18 +636,19 @@ async def main() -> None:  # noqa: PLR0912, PLR0915 - the sections, in order
     )
     parser.add_argument("--base-label", default="", help="what --base-src is (a commit)")
     args = parser.parse_args()
-    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-        os.sched_setaffinity(0, {LOAD_CORE})
+    PIN.pin_self_to_load()
+    this = Run.now(PIN)
     sections = set(args.only.split(","))
     results: dict[str, Any] = {}
     path = RESULTS / "reads.json"
     if path.exists():
         results = json.loads(path.read_text())
+    results |= this.header()
     results["machine"] = {
-        "cpu": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "pinning": f"server on core {SERVER_CORE}, load on core {LOAD_CORE} (taskset)",
+        **this.machine,
+        "cpu": this.machine["cpu_model"],
+        "cpus": this.machine["nproc"],
+        "pinning": this.pinning,
     }
     with tempfile.TemporaryDirectory(prefix="eventwire-bench-") as tmp:
         work = Path(tmp)
@@ -672,7 +681,7 @@ async def main() -> None:  # noqa: PLR0912, PLR0915 - the sections, in order
                         print("live", cell, flush=True)
                         out.append(cell)
                 results["live"] = out
-                write_results(results)
+                write_results(results, this, "live")
             if "query" in sections:
                 out = []
                 for store_name, url in stores.items():
@@ -684,7 +693,7 @@ async def main() -> None:  # noqa: PLR0912, PLR0915 - the sections, in order
                     print("query", cell, flush=True)
                     out.append(cell)
                 results["query"] = out
-                write_results(results)
+                write_results(results, this, "query")
             if "index" in sections:
                 out = [
                     await index_cost(
@@ -714,7 +723,7 @@ async def main() -> None:  # noqa: PLR0912, PLR0915 - the sections, in order
                 for cell in out:
                     print("index", cell, flush=True)
                 results["index"] = out
-                write_results(results)
+                write_results(results, this, "index")
             if "base" in sections and args.base_src:
                 base = Path(args.base_src)
                 made: list[str] = []
@@ -741,7 +750,7 @@ async def main() -> None:  # noqa: PLR0912, PLR0915 - the sections, in order
                 for cell in cells:
                     print("base", cell, flush=True)
                 results["against_base"] = {"base": args.base_label, "cells": cells}
-                write_results(results)
+                write_results(results, this, "against_base")
             if "retention" in sections:
                 cells = [
                     await retention(
@@ -764,7 +773,7 @@ async def main() -> None:  # noqa: PLR0912, PLR0915 - the sections, in order
                 for cell in cells:
                     print("retention", cell, flush=True)
                 results["retention"] = cells
-                write_results(results)
+                write_results(results, this, "retention")
         finally:
             drop_database(args.pg_url, pg)
 

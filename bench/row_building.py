@@ -9,7 +9,7 @@ the properties JSON. No store, no transport: the pipeline is never called.
 times both in this process, round by round in turn, so that a busy machine
 slows both alike; the ratio is what to read.
 
-    .venv/bin/python bench/row_building.py            # writes bench/results/row_building.{json,md}
+    .venv/bin/python bench/row_building.py            # bench/results/row_building.md, history.jsonl
     .venv/bin/python bench/row_building.py --compare /tmp/base_service.py
 """
 
@@ -17,19 +17,20 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from _harness import Run, numbers, publish, record
+
 from eventwire.api import analytics_pb2
 from eventwire.ingest import service as current
 
 RESULTS = Path(__file__).parent / "results"
+# No server and no load generator: one process timing a function, wherever the OS runs it.
+IN_PROCESS = "in process, not pinned (one process times every revision in turn)"
 
 
 def batch(shape: str, size: int) -> list[analytics_pb2.TrackEventRequest]:
@@ -110,6 +111,8 @@ def main() -> int:
     parser.add_argument("--compare", help="another revision's ingest/service.py")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
+    this = Run.now(IN_PROCESS)
+    m = this.machine
     modules = {"this": current}
     if args.compare:
         modules["compared"] = load(args.compare)
@@ -127,14 +130,17 @@ def main() -> int:
             for r in results
         ),
         "",
-        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
+        f"{m['cpu_model']}, {m['nproc']} cores, Python {m['python']}. "
         f"`python bench/row_building.py {' '.join(sys.argv[1:])}`".rstrip(),
         "",
     ]
     print("\n".join(lines))
     if not args.no_write:
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "row_building.json").write_text(json.dumps(results, indent=2) + "\n")
+        publish(
+            record(this, "row_building", f"{r['code']} {r['shape']} {r['batch']}", numbers(r))
+            for r in results
+        )
         (RESULTS / "row_building.md").write_text("\n".join(lines))
     return 0
 

@@ -1,4 +1,4 @@
-"""``make bench`` / ``eventwire bench``: eventwire against bare Python servers, side by side.
+"""``make bench``: eventwire against bare Python servers, side by side.
 
     .venv/bin/python bench/run.py                 # full run: 3 repeats x 8 s, 10-minute soak
     .venv/bin/python bench/run.py --quick         # ~5 minutes: 3 repeats x 2 s, 30 s soak
@@ -44,7 +44,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import struct
 import subprocess
@@ -60,6 +59,16 @@ from typing import Any
 
 import orjson
 from _cpu import cpu_seconds, descendants, per_request_us
+from _harness import (
+    Run,
+    free_port,
+    healthz,
+    package_version,
+    pinning,
+    publish,
+    record,
+    wait_ready,
+)
 from http_gateway import WRK_SCRIPT
 
 from eventwire.testing._process import log_line
@@ -109,15 +118,9 @@ def tool_version(argv: list[str]) -> str:
 # -- processes ------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def pinned(cpus: str | None, argv: list[str]) -> list[str]:
-    return ["taskset", "-c", cpus, *argv] if cpus and shutil.which("taskset") else argv
+    """``argv`` under ``taskset -c cpus``; ``None`` when main() found pinning impossible."""
+    return ["taskset", "-c", cpus, *argv] if cpus else argv
 
 
 @dataclass
@@ -239,22 +242,17 @@ def start_baseline(kind: str, tmp: Path, cpus: str | None, synchronous: str) -> 
     server = Server(kind, proc, grpc=address if is_grpc else "", http="" if is_grpc else address)
     server.db = db
     server.pids = [proc.pid]
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"{kind} did not start")
-        try:
-            if is_grpc:
-                with grpc.insecure_channel(address) as channel:
-                    grpc.channel_ready_future(channel).result(timeout=1)
-            else:
-                with urllib.request.urlopen(f"http://{address}/healthz", timeout=1):
-                    pass
-        except Exception:  # noqa: BLE001 - not up yet
-            time.sleep(0.1)
-        else:
-            return server
+
+    def grpc_ready() -> None:
+        with grpc.insecure_channel(address) as channel:
+            grpc.channel_ready_future(channel).result(timeout=1)
+
+    try:
+        wait_ready(proc, grpc_ready if is_grpc else healthz(address), kind)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
 
 
 # -- load generators ------------------------------------------------------------------
@@ -780,7 +778,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
 
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear script
     parser = argparse.ArgumentParser(
-        prog="eventwire bench", description=(__doc__ or "").split("\n\n")[0]
+        prog="bench/run.py", description=(__doc__ or "").split("\n\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="~5 minutes: 2 s runs, 30 s soak")
     parser.add_argument("--repeats", type=int, default=3)
@@ -813,12 +811,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     console = Console(stderr=True)
     tools = ensure_tools(console)
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    server_cpu: str | None = args.server_cpu
-    client_cpu: str | None = args.client_cpu
+    pin = pinning(args.server_cpu, args.client_cpu)
+    server_cpu, client_cpu = pin.server_cpu, pin.load_cpu
     notes: list[str] = []
-    if len(cpus) < 2 or not tools["taskset"]:
-        server_cpu = client_cpu = None
+    if not pin.pinned:
         notes.append("NOT pinned: fewer than 2 CPUs or no taskset; server and load share cores")
+    this = Run.now(pin, ["bench/run.py", *(argv if argv is not None else sys.argv[1:])])
     synchronous = args.synchronous or ServerConfig().sqlite_synchronous
     settings = Settings(
         repeats=args.repeats,
@@ -835,6 +833,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    load_at_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     soak: dict[str, Any] = {}
     profiles: list[str] = []
     with (
@@ -871,18 +870,20 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_seconds": round(time.time() - started),
-        "command": " ".join(["bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": this.command,
+        "revision": this.revision,
+        "dirty": this.dirty,
+        "pinning": this.pinning,
         "machine": {
+            **this.machine,
             "cpus": len(cpus) or os.cpu_count(),
-            "cpu_model": _cpu_model(),
-            "python": platform.python_version(),
             "platform": platform.platform(),
-            "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            "load_average_at_start": load_at_start,
         },
         "tools": {
             "h2load": tool_version(["h2load", "--version"]) if tools["h2load"] else "MISSING",
             "wrk": tool_version(["wrk", "--version"]) if tools["wrk"] else "MISSING",
-            "grpcio": _version("grpcio"),
+            "grpcio": package_version("grpcio"),
         },
         "settings": {
             "repeats": settings.repeats,
@@ -900,6 +901,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     }
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     console.print(f"wrote {args.out}")
+    publish(records(this, bench.runs, soak))
     sys.path.insert(0, str(BENCH))
     import report
 
@@ -907,21 +909,23 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     return 0
 
 
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
-def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return ""
+def records(this: Run, runs: list[dict[str, Any]], soak: dict[str, Any]) -> list[dict[str, Any]]:
+    """One history record per measured run (workload/contender, each repeat), and the soak's."""
+    out = [
+        record(
+            this,
+            "run",
+            f"{r['workload']}/{r['contender']}",
+            {k: v for k, v in r.items() if k not in ("contender", "workload", "repeat")},
+            repeat=r["repeat"],
+        )
+        for r in runs
+    ]
+    if soak:
+        out.append(
+            record(this, "run", "soak/eventwire", {k: v for k, v in soak.items() if k != "samples"})
+        )
+    return out
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ with ``start_as_current_span`` (a context manager) and with
 does). CPU time of the whole process (export thread included) per span; the
 machine's noise shows in the spread, so each figure is the median of 5 runs.
 
-    .venv/bin/python bench/span_cost.py
+    .venv/bin/python bench/span_cost.py      # the table; records to bench/results/history.jsonl
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 
+from _harness import Run, publish, record
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -88,12 +89,17 @@ def main() -> None:
         ("+ batch processor, dropped", Drop()),
         ("+ the SDK's OTLP encoding", SdkEncode()),
     )
+    this = Run.now("in process, not pinned")
+    records = []
     print("| one span | CPU µs, start_as_current_span | CPU µs, start_span + attach |")
     print("|---|---|---|")
     for label, exporter in rows:
         managed = cpu_per_span(exporter, context_manager)
         attached = cpu_per_span(exporter, attach_detach)
         print(f"| {label} | {managed:.1f} | {attached:.1f} |")
+        metrics = {"cpu_us_start_as_current_span": managed, "cpu_us_start_span_attach": attached}
+        records.append(record(this, "span_cost", label, metrics, spans=SPANS, runs=RUNS))
+    publish(records)
 
 
 if __name__ == "__main__":

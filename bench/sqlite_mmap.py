@@ -8,6 +8,8 @@ cost of the checks run before every group commit is acknowledged (file
 identity and the WAL index's attributes: stat, fstat, ioctl).
 
     flock -x /tmp/eventwire-cpu.lock .venv/bin/python bench/sqlite_mmap.py
+
+Printed; every figure is also a record in bench/results/history.jsonl.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import itertools
 import tempfile
 import time
 from pathlib import Path
+
+from _harness import Run, publish, record
 
 from eventwire.store.base import EventQuery, EventRow
 from eventwire.store.sqlite import SQLiteStore
@@ -78,11 +82,15 @@ async def main() -> None:
             for store in stores.values():
                 for _ in range(args.rows // 10_000):
                     await store.commit([rows(10_000)], [])
+            this = Run.now("in process, not pinned")
+            records = []
             print(f"{'':<24} {'rows/s (commits of 100 groups)':>32} {'ms per count query':>20}")
             for name, store in stores.items():
                 rate = await commits_per_s(store, args.seconds)
                 ms = await query_ms(store, 200)
                 print(f"{name:<24} {rate:>32,.0f} {ms:>20.2f}", flush=True)
+                metrics = {"rows_per_s": rate, "ms_per_count_query": ms}
+                records.append(record(this, "sqlite_mmap", name, metrics, rows=args.rows))
             store = stores["mmap_size=0 (shipped)"]
             n = 100_000
             started = time.perf_counter()
@@ -91,6 +99,8 @@ async def main() -> None:
                 store._check_identity()
             cost = (time.perf_counter() - started) / n * 1e6
             print(f"fault checks per group commit (stat + fstat + ioctl): {cost:.2f} us")
+            records.append(record(this, "sqlite_mmap", "fault checks", {"us_per_commit": cost}))
+            publish(records)
         finally:
             for store in stores.values():
                 await store.close()

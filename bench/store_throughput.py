@@ -12,7 +12,9 @@ group (a StreamEvents call). Every row is new, so each is a real insert.
 ``--e2e`` then measures one replica end to end: ``eventwire serve`` in a child
 process on each store, fed over gRPC by this process with concurrent unary
 TrackEvent calls and with TrackEvents batches; events/s are acknowledged ones.
-Server, load generator and PostgreSQL share the machine's cores.
+The server runs on CPU 0 and this process on CPU 1 (bench/_harness.py);
+PostgreSQL is not pinned. Every cell is also a record in
+bench/results/history.jsonl.
 
 PostgreSQL runs in a throwaway database created on ``--pg-url``'s server and
 dropped at the end; unreachable PostgreSQL is reported and skipped.
@@ -23,17 +25,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
-import platform
 import secrets
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import grpc
 import psycopg
+from _cpu import TICK, stat_ticks
+from _harness import CpuMeter, Run, eventwire_server, pinning, publish, record
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.store.base import EventRow, Store
@@ -43,6 +45,7 @@ from eventwire.testing._process import ServerProcess
 
 PROPS = '{"plan": "pro", "screen": "checkout", "ab": "b"}'
 _ids = itertools.count()
+PIN = pinning()
 
 
 def rows(n: int) -> list[EventRow]:
@@ -58,13 +61,12 @@ def postgres_cpu_seconds() -> float:
     total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)
+            text = stat.read_text()
         except OSError:  # the process ended meanwhile
             continue
-        if fields[0].endswith("(postgres"):
-            rest = fields[1].split()
-            total += int(rest[11]) + int(rest[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+        if text.rsplit(")", 1)[0].endswith("(postgres"):
+            total += stat_ticks(text)
+    return total * TICK
 
 
 class Cell(NamedTuple):
@@ -97,11 +99,6 @@ async def measure(store: Store, batch: int, shape: str, seconds: float) -> Cell:
     return Cell(total / busy, busy / commits * 1000, client_cpu / total * 1e6, pg_cpu / total * 1e6)
 
 
-def process_cpu_seconds(pid: int) -> float:
-    rest = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def drive(
     server: ServerProcess, mode: str, seconds: float, concurrency: int, batch: int
 ) -> tuple[float, float, float]:
@@ -132,24 +129,32 @@ async def drive(
                     )
                     acked += ack.accepted
 
-        server_cpu, pg_cpu = process_cpu_seconds(server.pid), postgres_cpu_seconds()
+        meter, pg_cpu = CpuMeter(server.pid).start(), postgres_cpu_seconds()
         started = time.monotonic()
         await asyncio.gather(*(caller() for _ in range(concurrency)))
         elapsed = time.monotonic() - started
-        server_cpu = process_cpu_seconds(server.pid) - server_cpu
+        server_cpu = meter.stop()
         pg_cpu = postgres_cpu_seconds() - pg_cpu
         return acked / elapsed, server_cpu / acked * 1e6, pg_cpu / acked * 1e6
 
 
-async def end_to_end(stores: dict[str, str], seconds: float) -> None:
+async def end_to_end(stores: dict[str, str], seconds: float, this: Run) -> list[dict[str, Any]]:
+    """One replica, pinned as every benchmark's server, fed from this process."""
     shapes = [("unary", 64, 1), ("batch", 4, 1000)]
+    out = []
     print(f"\none replica end to end ({seconds:g} s per cell): acknowledged events/s,")
     print("CPU microseconds per event in the server process and in PostgreSQL")
     print(f"{'store':<12} | " + " | ".join(f"{f'{m} x{c}, {b}/call':>32}" for m, c, b in shapes))
     for name, url in stores.items():
-        with ServerProcess("--store", url, http_address="") as server:
+        with eventwire_server("--store", url, http_address="", pin=PIN) as server:
             await drive(server, "unary", 0.5, 8, 1)  # warm up
             cells = [await drive(server, m, seconds, c, b) for m, c, b in shapes]
+        for (mode, concurrency, batch), (rate, cpu, pg) in zip(shapes, cells, strict=True):
+            metrics = {"events_per_s": rate, "server_cpu_us_per_event": cpu}
+            if name == "postgresql":
+                metrics["pg_cpu_us_per_event"] = pg
+            scenario = f"e2e {name} {mode} x{concurrency} {batch}/call"
+            out.append(record(this, "store_throughput", scenario, metrics))
         print(
             f"{name:<12} | "
             + " | ".join(
@@ -159,11 +164,17 @@ async def end_to_end(stores: dict[str, str], seconds: float) -> None:
             ),
             flush=True,
         )
+    return out
 
 
 async def store_table(
-    factories: dict[str, Callable[[], Store]], batches: list[int], shapes: list[str], seconds: float
-) -> None:
+    factories: dict[str, Callable[[], Store]],
+    batches: list[int],
+    shapes: list[str],
+    seconds: float,
+    this: Run,
+) -> list[dict[str, Any]]:
+    out = []
     names = list(factories)
     stores = {name: factory() for name, factory in factories.items()}
     try:
@@ -179,6 +190,11 @@ async def store_table(
                 cells = []
                 for name in names:
                     c = await measure(stores[name], batch, shape, seconds)
+                    metrics = c._asdict()
+                    if not name.startswith("pg"):
+                        del metrics["pg_us_per_row"]
+                    scenario = f"{shape} {batch} {name}"
+                    out.append(record(this, "store_throughput", scenario, metrics))
                     pg = f"{c.pg_us_per_row:5.1f}" if name.startswith("pg") else "    -"
                     cells.append(
                         f"{c.rows_per_s:>9,.0f} {c.ms_per_commit:>8.2f}"
@@ -188,6 +204,7 @@ async def store_table(
     finally:
         for store in stores.values():
             await store.close()
+    return out
 
 
 def create_database(admin_url: str) -> tuple[str, str]:
@@ -216,8 +233,15 @@ async def main() -> None:
     args = parser.parse_args()
 
     pg_url, db = create_database(args.pg_url)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, ", end="")
-    print(f"Python {platform.python_version()}; {args.seconds:g} s per cell\n")
+    this = Run.now(
+        "store table: in this process, not pinned; --e2e: " + PIN.describe()
+        if args.e2e
+        else "in this process, not pinned"
+    )
+    m = this.machine
+    print(f"{m['cpu_model']}, {m['nproc']} CPUs, Python {m['python']}; ", end="")
+    print(f"{args.seconds:g} s per cell\n")
+    records: list[dict[str, Any]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="eventwire-bench-") as tmp:
             factories: dict[str, Callable[[], Store]] = {
@@ -230,12 +254,16 @@ async def main() -> None:
                 factories["pg-insert"] = lambda: PostgresStore(pg_url, write_method="insert")
             chosen = {n: factories[n] for n in args.stores.split(",") if n in factories}
             batches = [int(b) for b in args.batches.split(",")]
-            await store_table(chosen, batches, args.shapes.split(","), args.seconds)
+            records += await store_table(
+                chosen, batches, args.shapes.split(","), args.seconds, this
+            )
             if args.e2e:
                 urls = {"sqlite-full": f"sqlite:///{Path(tmp) / 'e2e.db'}"}
                 if pg_url:
                     urls["postgresql"] = pg_url
-                await end_to_end(urls, args.e2e_seconds)
+                PIN.pin_self_to_load()
+                records += await end_to_end(urls, args.e2e_seconds, this)
+        publish(records)
     finally:
         if db:
             with psycopg.connect(args.pg_url, autocommit=True) as admin:

@@ -45,7 +45,6 @@ import contextlib
 import io
 import json
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -54,7 +53,6 @@ import sys
 import tarfile
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +60,7 @@ from typing import Any
 
 import report
 import run
+from _harness import Run, free_port, healthz, pinning, publish, record, wait_ready
 from run import Server
 
 BENCH = Path(__file__).resolve().parent
@@ -158,22 +157,18 @@ def extract_baseline(rev: str, into: Path) -> tuple[str, Path]:
 
 
 def start_ref_json_batch(tmp: Path, cpus: str | None, synchronous: str) -> Server:
-    port = run.free_port()
+    port = free_port()
     db = tmp / f"ref-json-batch-{port}.db"
     argv = [run.PYTHON, str(BENCH / "ref_json_batch.py"), "--port", str(port),
             "--db", str(db), "--synchronous", synchronous]  # fmt: skip
     proc = subprocess.Popen(run.pinned(cpus, argv), stdout=subprocess.DEVNULL)
     server = Server("ref-json-batch", proc, http=f"127.0.0.1:{port}", db=db, pids=[proc.pid])
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError("bench/ref_json_batch.py did not start")
-        try:
-            with urllib.request.urlopen(f"http://{server.http}/healthz", timeout=1):
-                return server
-        except OSError:
-            time.sleep(0.1)
+    try:
+        wait_ready(proc, healthz(server.http), "bench/ref_json_batch.py")
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
 
 
 class Targets:
@@ -376,6 +371,36 @@ def summarize(runs: list[dict[str, Any]], only: set[str]) -> list[dict[str, Any]
     return out
 
 
+def records(
+    this: Run, targets: list[dict[str, Any]], runs: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """History records: each target's ratio (median, min, max over repeats) with both
+    sides' rate and CPU per request, then every measured run as it came."""
+    out = []
+    for t in targets:
+        if not t["ratio"]:
+            continue
+        metrics = {
+            "ratio": t["ratio"]["median"],
+            "ratio_min": t["ratio"]["min"],
+            "ratio_max": t["ratio"]["max"],
+        }
+        for side in ("ours_rate", "ref_rate", "ours_cpu_us", "ref_cpu_us"):
+            if t[side]:
+                metrics[side] = t[side]["median"]
+        scenario = f"{t['id']} {t['ours']['workload']} {t['metric']}"
+        out.append(
+            record(
+                this, "targets", scenario, metrics, label=t["label"], goal=t["goal"], met=t["met"]
+            )
+        )
+    for r in runs:
+        measured = {k: v for k, v in r.items() if k not in ("contender", "workload", "repeat")}
+        scenario = f"run {r['workload']}/{r['contender']}"
+        out.append(record(this, "targets", scenario, measured, repeat=r["repeat"]))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear script
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -397,14 +422,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
 
     tools = run.ensure_tools(Console(stderr=True))
     cpus = sorted(os.sched_getaffinity(0))
-    pinning = (
+    pin = pinning(args.server_cpu, args.client_cpu)
+    args.server_cpu, args.client_cpu = pin.server_cpu, pin.load_cpu
+    where = (
         f"server pinned to CPU {args.server_cpu} (taskset from its start: every thread and "
         f"worker); load generators and the OTLP receiver pinned to CPU {args.client_cpu}"
+        if pin.pinned
+        else pin.describe()
     )
-    if len(cpus) < 2 or not tools["taskset"]:
-        args.server_cpu = args.client_cpu = None
-        pinning = "NOT pinned (fewer than 2 CPUs or no taskset): server and load share cores"
-    print(f"targets {','.join(sorted(only))}: {pinning}", file=sys.stderr)
+    this = Run.now(where, ["bench/targets.py", *(argv if argv is not None else sys.argv[1:])])
+    print(f"targets {','.join(sorted(only))}: {where}", file=sys.stderr)
     workloads = plan(only)
     started = time.time()
     profiles: list[str] = []
@@ -420,8 +447,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
             from tracing_overhead import Receiver
 
             t.receiver = Receiver()
-            if args.client_cpu is not None:
-                os.sched_setaffinity(t.receiver._proc.pid, {int(args.client_cpu)})
+            pin.pin_pid_to_load(t.receiver._proc.pid)
         try:
             for repeat in range(args.repeats):
                 t.one_repeat(repeat, workloads)
@@ -435,12 +461,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_seconds": round(time.time() - started),
-        "command": " ".join(["bench/targets.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": this.command,
+        "revision": this.revision,
+        "dirty": this.dirty,
         "machine": {
+            **this.machine,
             "cpus": len(cpus),
-            "cpu_model": run._cpu_model(),
-            "python": platform.python_version(),
-            "grpcio": run._version("grpcio"),
             "h2load": run.tool_version(["h2load", "--version"]) if tools["h2load"] else "MISSING",
         },
         "settings": {
@@ -448,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
             "duration_s": args.duration,
             "server_cpu": args.server_cpu,
             "client_cpu": args.client_cpu,
-            "pinning": pinning,
+            "pinning": where,
             "sqlite_synchronous": t.synchronous,
             "baseline_rev": args.baseline_rev,
             "baseline_commit": commit,
@@ -459,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         "profiles": profiles,
     }
     args.out.write_text(json.dumps(result, indent=1) + "\n")
+    publish(records(this, result["targets"], t.runs))
     report.write_targets(result, args.out.parent)
     print(report.targets_md(result))
     return 0

@@ -13,7 +13,8 @@ counts the spans it gets, which gives the spans per request.
 
 The whole server process (every thread: grpc's, the SQLite writer's, the span
 export thread) runs under ``taskset -c 0``; the load generator (grpc.aio, N
-calls in flight) and the span receiver are pinned to CPU 1. Variants alternate
+calls in flight) and the span receiver are pinned to CPU 1 (bench/_harness.py),
+and the server's CPU per call is measured over each window. Variants alternate
 within each repeat, in rotated order, and the report gives medians with
 min-max, so every variant sees the same machine noise.
 
@@ -24,10 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -36,14 +34,14 @@ import time
 from pathlib import Path
 
 import grpc
+from _cpu import per_request_us
+from _harness import CpuMeter, Pinning, Run, eventwire_server, pinning, publish, record
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
-from eventwire.testing._process import ServerProcess
 
 RESULTS = Path(__file__).parent / "results"
 VARIANTS = ("off", "sampler-off", "unexported", "on", "on-10%")
 UNEXPORTED = Path(__file__).parent / "_unexported_spans.py"
-SERVER_CPU = "0"
 
 # The receiver answers each line on its stdin with how many spans it has got.
 SINK = """
@@ -67,17 +65,6 @@ def report():
 threading.Thread(target=report, daemon=True).start()
 asyncio.run(main())
 """
-
-
-def can_pin() -> bool:
-    return hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2
-
-
-def pin(pid: int, cpu: int) -> bool:
-    if not can_pin():
-        return False
-    os.sched_setaffinity(pid, {cpu})
-    return True
 
 
 async def load(address: str, duration: float, in_flight: int) -> dict[str, float]:
@@ -120,7 +107,7 @@ class Receiver:
         assert self._proc.stdout is not None
         self._stdin, self._stdout = self._proc.stdin, self._proc.stdout
         self.port = int(self._stdout.readline())
-        pin(self._proc.pid, 1)
+        pinning().pin_pid_to_load(self._proc.pid)
 
     def spans(self) -> int:
         self._stdin.write("\n")
@@ -133,7 +120,7 @@ class Receiver:
 
 
 def run_variant(
-    variant: str, receiver: Receiver, args: argparse.Namespace, tmp: Path
+    variant: str, receiver: Receiver, args: argparse.Namespace, tmp: Path, pin: Pinning
 ) -> dict[str, float]:
     sink_port = receiver.port
     env = dict(os.environ)
@@ -158,7 +145,7 @@ def run_variant(
     if variant == "on-10%":
         env |= {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
     db = tmp / f"{variant}-{time.monotonic_ns()}.db"
-    server = ServerProcess(
+    server = eventwire_server(
         "--store",
         f"sqlite:///{db}",
         "--sqlite-synchronous",
@@ -171,20 +158,24 @@ def run_variant(
         http_address="",
         env=env,
         # Under taskset from the start: every thread of the server (grpc's, the
-        # SQLite writer, the span exporter) on CPU 0, not just the main one.
-        launcher=["taskset", "-c", SERVER_CPU] if can_pin() and shutil.which("taskset") else [],
+        # SQLite writer, the span exporter) on the server's CPU, not just the main one.
+        pin=pin,
         program=program,
     )
     spans_before = receiver.spans()
     server.start()
     try:
         warm_up = asyncio.run(load(server.address, 1.0, args.in_flight))
-        result = asyncio.run(load(server.address, args.duration, args.in_flight))
+        with CpuMeter(server.pid) as cpu:
+            result = asyncio.run(load(server.address, args.duration, args.in_flight))
     finally:
         server.terminate()
         server.wait()  # the server flushes its spans before it exits
     calls = warm_up["calls"] + result["calls"]
-    return result | {"spans_per_call": (receiver.spans() - spans_before) / calls}
+    return result | {
+        "spans_per_call": (receiver.spans() - spans_before) / calls,
+        "cpu_us": per_request_us(cpu.seconds, result["calls"]),
+    }
 
 
 def main() -> int:
@@ -193,7 +184,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--in-flight", type=int, default=64)
     args = parser.parse_args()
-    pinned = pin(0, 1)
+    pin = pinning()
+    pin.pin_self_to_load()
+    this = Run.now(pin)
     receiver = Receiver()
     runs: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
     try:
@@ -201,7 +194,7 @@ def main() -> int:
             for r in range(args.repeats):
                 order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
                 for variant in order:
-                    result = run_variant(variant, receiver, args, Path(tmp))
+                    result = run_variant(variant, receiver, args, Path(tmp), pin)
                     runs[variant].append(result)
                     print(
                         f"repeat {r + 1} {variant:>11}: {result['rps']:,.0f} req/s "
@@ -213,7 +206,7 @@ def main() -> int:
     summary = {
         v: {
             k: statistics.median(run[k] for run in runs[v])
-            for k in ("rps", "p50_ms", "p99_ms", "spans_per_call")
+            for k in ("rps", "p50_ms", "p99_ms", "spans_per_call", "cpu_us")
         }
         | {
             "rps_min": min(run["rps"] for run in runs[v]),
@@ -222,36 +215,37 @@ def main() -> int:
         for v in VARIANTS
     }
     costs = {v: 1 - summary[v]["rps"] / summary["off"]["rps"] for v in VARIANTS}
-    report = {
-        "machine": (
-            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-        ),
-        "pinned": "server (all threads) under taskset -c 0; load generator and OTLP receiver "
-        "on CPU 1"
-        if pinned
-        else "not pinned",
-        "args": vars(args),
-        "runs": runs,
-        "summary": summary,
-        "throughput_cost": costs,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "tracing_overhead.json").write_text(json.dumps(report, indent=2) + "\n")
+    publish(
+        record(
+            this,
+            "tracing_overhead",
+            v,
+            summary[v] | {"throughput_cost": costs[v]},
+            in_flight=args.in_flight,
+            repeats=args.repeats,
+            duration_s=args.duration,
+        )
+        for v in VARIANTS
+    )
+    m = this.machine
+    where = f"{this.pinning}; the OTLP receiver on the load's CPU" if pin.pinned else this.pinning
     lines = [
         "# Tracing overhead, unary TrackEvent",
         "",
-        f"{report['machine']}; {report['pinned']}; {args.in_flight} calls in flight, "
+        f"{m['cpu_model']}, {m['nproc']} cores, Python {m['python']}; {where}; "
+        f"{args.in_flight} calls in flight, "
         f"{args.repeats} interleaved repeats of {args.duration:.0f} s, medians (min-max).",
         "",
-        "| tracing | req/s | cost | spans exported per call | p50 ms | p99 ms |",
-        "|---|---|---|---|---|---|",
+        "| tracing | req/s | cost | spans exported per call | p50 ms | p99 ms "
+        "| server CPU µs/call |",
+        "|---|---|---|---|---|---|---|",
     ]
     for v in VARIANTS:
         s = summary[v]
         lines.append(
             f"| {v} | {s['rps']:,.0f} ({s['rps_min']:,.0f}-{s['rps_max']:,.0f}) | "
             f"{costs[v]:.1%} | {s['spans_per_call']:.2f} | "
-            f"{s['p50_ms']:.2f} | {s['p99_ms']:.2f} |"
+            f"{s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['cpu_us']:.0f} |"
         )
     lines += [
         "",
@@ -263,6 +257,7 @@ def main() -> int:
         f"--repeats {args.repeats} --duration {args.duration:g}`",
         "",
     ]
+    RESULTS.mkdir(exist_ok=True)
     (RESULTS / "tracing_overhead.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0

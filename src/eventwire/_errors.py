@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple, TypeGuard
 
 
 class Code(enum.IntEnum):
@@ -36,6 +36,11 @@ class Code(enum.IntEnum):
     UNAUTHENTICATED = 16
 
 
+def is_public(exc: BaseException) -> TypeGuard[ServiceError]:
+    """Whether ``exc`` is a :class:`ServiceError` whose code and message the client may see."""
+    return isinstance(exc, ServiceError) and exc.public
+
+
 class FieldViolation(NamedTuple):
     field: str
     """Path of the offending field, e.g. ``event_name`` or ``properties["plan"]``."""
@@ -46,6 +51,16 @@ class ServiceError(Exception):
     """A request that failed; a bare ServiceError is an internal failure (never leaked)."""
 
     code = Code.INTERNAL
+    public: ClassVar[bool] = False
+    """Whether code and message are meant for the client. A bare ServiceError is
+    an internal failure, reported as INTERNAL with a generic message; every
+    subclass names a condition the client caused or can act on, and is public
+    unless it says otherwise."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "public" not in cls.__dict__:
+            cls.public = True
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -1,12 +1,16 @@
-"""Full gRPC method names, read from the generated descriptors rather than spelled out.
+"""The operations table: each RPC's full method, the scope it needs, its rate
+cost and the gateway routes serving it, read by every door (gRPC auth and
+limits, the gateway, the OpenAPI document).
 
-A method renamed or removed in ``proto/`` fails here, at import, instead of
+Method names are read from the generated descriptors rather than spelled out:
+a method renamed or removed in ``proto/`` fails here, at import, instead of
 turning into an ``UNIMPLEMENTED`` at run time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from google.protobuf.descriptor import ServiceDescriptor
@@ -26,3 +30,60 @@ def methods(service: ServiceDescriptor) -> Mapping[str, str]:
 
 ANALYTICS_METHODS: Final = methods(ANALYTICS)
 TELEMETRY_METHODS: Final = methods(TELEMETRY)
+
+
+READ: Final = "read"
+WRITE: Final = "write"
+"""The scopes an operation may need; a token's scopes name the same strings."""
+
+PER_MESSAGE: Final = "per message"
+"""The one rate-cost rule: each request message is charged
+``eventwire.security.limits.cost_of(message)`` as it arrives, on every door
+(a stream pays per message, a batch by what it carries)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One operation of the API, as every door sees it."""
+
+    method: str
+    """The full gRPC method, ``/analytics.AnalyticsService/TrackEvent``."""
+    scope: str
+    """:data:`READ` or :data:`WRITE`."""
+    routes: tuple[tuple[str, str], ...]
+    """The gateway's ``(HTTP method, path template)`` pairs serving it (HEAD
+    rides along with GET); empty for streams only gRPC carries."""
+    cost: str = PER_MESSAGE
+
+    @property
+    def name(self) -> str:
+        """``AnalyticsService.TrackEvent``: service and method, as docs name it."""
+        service, _, method = self.method[1:].partition("/")
+        return f"{service.rpartition('.')[2]}.{method}"
+
+
+def _op(table: Mapping[str, str], name: str, scope: str, *routes: str) -> Operation:
+    # ``table[name]`` fails at import when proto/ renames or drops the method.
+    pairs = tuple((verb, path) for verb, _, path in (route.partition(" ") for route in routes))
+    return Operation(table[name], scope, pairs)
+
+
+OPERATIONS: Final = (
+    _op(ANALYTICS_METHODS, "TrackEvent", WRITE, "POST /v1/events"),
+    _op(ANALYTICS_METHODS, "TrackEvents", WRITE, "POST /v1/events:batch"),
+    _op(ANALYTICS_METHODS, "StreamEvents", WRITE),
+    _op(ANALYTICS_METHODS, "IngestEvents", WRITE),
+    _op(ANALYTICS_METHODS, "CountEvents", READ, "GET /v1/events:count"),
+    _op(ANALYTICS_METHODS, "QueryEvents", READ, "GET /v1/events:query"),
+    _op(ANALYTICS_METHODS, "ExportEvents", READ, "GET /v1/events:export"),
+    _op(TELEMETRY_METHODS, "ReportAlert", WRITE, "POST /v1/alerts"),
+    _op(TELEMETRY_METHODS, "GetAlert", READ, "GET /v1/alerts/{tracking_id}"),
+    _op(TELEMETRY_METHODS, "ListAlerts", READ, "GET /v1/alerts"),
+    _op(TELEMETRY_METHODS, "WatchAlerts", READ, "GET /v1/alerts:watch"),
+)
+"""Every operation of the API: what it needs (scope), what it costs, where the gateway serves it."""
+
+BY_METHOD: Final[Mapping[str, Operation]] = {op.method: op for op in OPERATIONS}
+BY_ROUTE: Final[Mapping[tuple[str, str], Operation]] = {
+    route: op for op in OPERATIONS for route in op.routes
+}

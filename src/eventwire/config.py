@@ -188,7 +188,9 @@ class ServerConfig:
         _check_address("http_address", self.http_address, optional=True)
         _check_address("metrics_address", self.metrics_address, optional=True)
         if not self.store.startswith(("sqlite:///", "postgresql://", "postgres://")):
-            raise ValueError(f"store must be a sqlite:/// or postgresql:// URL, got {self.store!r}")
+            # Only the scheme: the rest of a mistyped URL may hold a password.
+            scheme = self.store.partition(":")[0]
+            raise ValueError(f"store must be a sqlite:/// or postgresql:// URL, not {scheme!r}")
         _check_fields(self)
         if self.max_batch_events < 1 or self.max_pending_events < self.max_batch_events:
             raise ValueError("need 1 <= max_batch_events <= max_pending_events")

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from eventwire.runtime.cli import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE
+from eventwire.client import TelemetryClient
+from eventwire.runtime.cli import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
 from eventwire.runtime.server import Server
 
 
@@ -153,3 +154,37 @@ async def test_read_commands_name_bad_input(server: Server) -> None:
     code, _, err = await cli("alerts", "watch", "--after", "junk", "--target", server.address)
     assert code == EXIT_REFUSED
     assert "after:" in err
+
+
+async def test_track_gives_each_event_an_id_so_a_retry_is_stored_once(server: Server) -> None:
+    # The SDK assigns the idempotency key before the first attempt.
+    target = ("--target", server.address)
+    code, out, _ = await cli("track", "signup", "--json", *target)
+    assert code == EXIT_OK
+    assert len(json.loads(out)["eventId"]) == 36
+    code, out, _ = await cli("alert", "dev-1", "heat", *target)
+    assert code == EXIT_OK
+    assert "tracking_id: " in out
+
+
+async def test_severity_names_are_the_clients_and_a_bad_one_is_a_usage_error(
+    server: Server,
+) -> None:
+    target = ("--target", server.address)
+    async with TelemetryClient(server.address) as client:
+        for severity in ("info", "warning", "critical"):
+            await client.report_alert("dev-1", severity, severity=severity)
+    code, out, _ = await cli("alerts", "list", "--min-severity", "SEVERITY_CRITICAL", *target)
+    assert code == EXIT_OK
+    assert [line.split()[1] for line in out.splitlines()] == ["CRITICAL"]
+    code, out, _ = await cli("alerts", "list", "--min-severity", "2", *target)
+    assert [line.split()[1] for line in out.splitlines()] == ["WARNING", "CRITICAL"]
+    code, _, err = await cli("alerts", "list", "--min-severity", "loud", *target)
+    assert code == EXIT_USAGE
+    assert "min_severity must be one of" in err
+
+
+async def test_bench_is_not_a_command_of_the_product() -> None:
+    code, _, err = await cli("bench")
+    assert code == EXIT_USAGE
+    assert "invalid choice: 'bench'" in err

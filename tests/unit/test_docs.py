@@ -1,4 +1,4 @@
-"""The docs hold together: README is a front page, every link lands, settings are ServerConfig's.
+"""The docs hold together: a front page README, links and paths that land, generated settings.
 
 The settings table in docs/configuration.md is generated from
 :class:`~eventwire.config.ServerConfig`; after changing a field, rewrite it with
@@ -12,7 +12,9 @@ the recorded results); this test only checks that it is what that script writes.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import functools
 import importlib.util
 import json
 import re
@@ -25,6 +27,7 @@ from typing import Any, Final
 import pytest
 
 from eventwire.config import ENV_PREFIX, ServerConfig
+from eventwire.runtime.cli import build_parser
 from tests.support.paths import ROOT
 
 README: Final = ROOT / "README.md"
@@ -43,6 +46,37 @@ _LINK: Final = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*
 _INLINE_CODE: Final = re.compile(r"`[^`\n]*`")
 _ENV_NAME: Final = re.compile(r"\bEVENTWIRE_[A-Z0-9_]*[A-Z0-9]\b")
 _FLAG: Final = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+_PATHLIKE: Final = re.compile(r"[\w.\-/]+")
+_FILE_SUFFIX: Final = re.compile(
+    r"[\w\-]\.(py|pyi|md|toml|ya?ml|proto|json|txt|cfg|ini|sh|html|js|css|lock)$"
+)
+# Not in the tree: the user's own database file, a googleapis file the API
+# names, the suffixes generated modules end with.
+NOT_IN_REPOSITORY: Final = frozenset(
+    {
+        "eventwire.db",
+        "./eventwire.db",
+        "google/rpc/code.proto",
+        "_pb2.py",
+        "_pb2.pyi",
+        "_pb2_grpc.py",
+    }
+)
+# What set-up, tools and caches write: not the repository's own files.
+_NOT_IN_TREE: Final = frozenset(
+    {
+        ".git",
+        ".venv",
+        ".venv-lock",
+        ".tools",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".hypothesis",
+        "__pycache__",
+        "node_modules",
+    }
+)
 
 
 # -- the settings table ------------------------------------------------------------
@@ -156,6 +190,59 @@ def broken_links(page: Path, text: str) -> list[str]:
     return broken
 
 
+@functools.cache
+def repository_paths() -> frozenset[str]:
+    """Every file and directory of the tree, relative to the root, caches left out."""
+    found: set[str] = set()
+    stack = [ROOT]
+    while stack:
+        for entry in stack.pop().iterdir():
+            if entry.name in _NOT_IN_TREE:
+                continue
+            found.add(entry.relative_to(ROOT).as_posix())
+            if entry.is_dir():
+                stack.append(entry)
+    return frozenset(found)
+
+
+def named_paths(text: str, top_dirs: set[str]) -> list[str]:
+    """Inline-code spans in prose that name a file or a directory of the repository.
+
+    A span counts when it ends in a source or config suffix (``x.py``,
+    ``y.toml``) or has a slash and begins with one of ``top_dirs`` (``store/``);
+    spans that begin with a slash are URL routes or paths on the host.
+    """
+    named: list[str] = []
+    for line in prose_lines(text):
+        for span in _INLINE_CODE.findall(line):
+            token = span.strip("`").strip()
+            if not _PATHLIKE.fullmatch(token) or token.startswith("/"):
+                continue
+            if _FILE_SUFFIX.search(token) or (
+                "/" in token and token.removeprefix("./").split("/")[0] in top_dirs
+            ):
+                named.append(token)
+    return named
+
+
+def missing_paths(text: str, tree: frozenset[str]) -> list[str]:
+    """Paths named in ``text`` that no file or directory of ``tree`` is or ends with.
+
+    Docs name files from where the reader stands (``store/base.py``,
+    ``tracker/spool.py``, ``test_spill.py``), so a path lands when some path of
+    the tree ends with it.
+    """
+    top_dirs = {path.split("/")[-1] for path in tree if ROOT.joinpath(path).is_dir()}
+    missing: list[str] = []
+    for token in named_paths(text, top_dirs):
+        path = token.removeprefix("./").rstrip("/")
+        if token in NOT_IN_REPOSITORY or path in tree:
+            continue
+        if not any(known.endswith("/" + path) for known in tree):
+            missing.append(token)
+    return missing
+
+
 def pages() -> list[Path]:
     return [README, *sorted(DOCS.glob("*.md"))]
 
@@ -171,6 +258,11 @@ def test_readme_is_a_front_page() -> None:
 @pytest.mark.parametrize("page", pages(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_relative_link_resolves(page: Path) -> None:
     assert broken_links(page, page.read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_path_named_in_backticks_exists(page: Path) -> None:
+    assert missing_paths(page.read_text(encoding="utf-8"), repository_paths()) == []
 
 
 def test_every_docs_page_is_linked_from_the_readme() -> None:
@@ -211,6 +303,39 @@ def test_serve_command_lines_use_real_flags() -> None:
         if flag not in real
     ]
     assert wrong == []
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Every (nested) subcommand's parser by its command line, ``alerts list`` say."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    # argparse keeps its subparsers and actions in private attributes only.
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                nested = _subcommands(child)
+                found |= {f"{name} {sub}": p for sub, p in nested.items()} or {name: child}
+    return found
+
+
+def _long_options(parser: argparse.ArgumentParser) -> set[str]:
+    return {o for a in parser._actions for o in a.option_strings if o.startswith("--")}
+
+
+def test_the_cli_table_has_the_flags_every_client_command_shares() -> None:
+    text = CONFIGURATION.read_text(encoding="utf-8")
+    section = text.partition("## The CLI's client commands")[2].partition("\n## ")[0]
+    intro, _, table = section.partition("| flag |")
+    commands = set(re.findall(r"`(?:eventwire )?([a-z-]+(?: [a-z]+)?)`", intro))
+    parsers = _subcommands(build_parser({}))
+    assert commands <= set(parsers), commands - set(parsers)
+    shared = set.intersection(*(_long_options(parsers[c]) for c in commands)) - {"--help"}
+    documented = {
+        flag
+        for row in table.splitlines()
+        if row.startswith("| `--")
+        for flag in _FLAG.findall(row.split("|")[1])
+    }
+    assert documented == shared
 
 
 def test_every_environment_variable_named_in_the_docs_exists() -> None:
@@ -271,6 +396,22 @@ def test_a_broken_link_is_caught() -> None:
     assert broken_links(DOCS / "page.md", text) == [
         "nowhere.md: no such file",
         "api.md#no-such-heading: no heading #no-such-heading",
+    ]
+
+
+def test_a_renamed_path_is_caught() -> None:
+    tree = repository_paths()
+    text = (
+        "`src/eventwire/store/base.py`, `store/base.py`, `base.py`, `store/`, `docs/api.md`,\n"
+        "`store/basis.py`, `ingest/nowhere/`, `gone.py`, `docs/nowhere.md`,\n"
+        "`/v1/events`, `/var/lib/eventwire`, `application/json`, `eventwire.db`,\n"
+        "```\n`fenced.py`\n```\n"
+    )
+    assert missing_paths(text, tree) == [
+        "store/basis.py",
+        "ingest/nowhere/",
+        "gone.py",
+        "docs/nowhere.md",
     ]
 
 

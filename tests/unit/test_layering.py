@@ -1,14 +1,16 @@
 """The package graph of src/eventwire is the one docs/architecture.md draws: layered, acyclic.
 
 Every import of every module counts (function-local and TYPE_CHECKING ones too),
-so a shortcut taken anywhere shows up here. The checker is tested against a
-deliberately bad import, so this test cannot pass by checking nothing.
+so a shortcut taken anywhere shows up here. Inside every package, its modules
+and subpackages import one another without a cycle either (a package's
+``__init__`` is one of its nodes). The checkers are tested against deliberately
+bad imports, so these tests cannot pass by checking nothing.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -83,8 +85,21 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(source: str, module: str, *, is_package: bool) -> Iterator[str]:
-    """Every module ``source`` imports, absolute, with relative imports resolved."""
+def _is_module(name: str, modules: Collection[str]) -> bool:
+    if name in modules:
+        return True
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return path.is_dir() or path.with_suffix(".py").is_file()
+
+
+def imports_of(
+    source: str, module: str, *, is_package: bool, modules: Collection[str] = ()
+) -> Iterator[str]:
+    """Every module ``source`` imports, absolute, with relative imports resolved.
+
+    ``from package import name`` imports the submodule ``package.name`` when
+    there is one (on disk or in ``modules``), else the package itself.
+    """
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
@@ -95,17 +110,14 @@ def imports_of(source: str, module: str, *, is_package: bool) -> Iterator[str]:
                 target = ".".join([*base, node.module] if node.module else base)
             else:
                 target = node.module or ""
-            if target != "eventwire":
+            if target != "eventwire" and not target.startswith("eventwire."):
                 yield target
                 continue
             # ``from eventwire import config`` imports the submodule eventwire.config;
             # ``from eventwire import Tracker`` imports the root package.
             for alias in node.names:
-                submodule = PACKAGE / alias.name
-                if submodule.is_dir() or submodule.with_suffix(".py").is_file():
-                    yield f"eventwire.{alias.name}"
-                else:
-                    yield target
+                submodule = f"{target}.{alias.name}"
+                yield submodule if _is_module(submodule, modules) else target
 
 
 def violations(sources: Mapping[str, tuple[str, bool]]) -> list[str]:
@@ -176,6 +188,47 @@ def cycle_in(graph: Mapping[str, set[str]]) -> list[str] | None:
     return None
 
 
+def child_of(package: str, module: str) -> str | None:
+    """The direct child of ``package`` that holds ``module`` ("__init__" for the
+    package itself), or None when ``module`` is outside it."""
+    if module == package:
+        return "__init__"
+    if module.startswith(package + "."):
+        return module[len(package) + 1 :].split(".", maxsplit=1)[0]
+    return None
+
+
+def package_graphs(sources: Mapping[str, tuple[str, bool]]) -> dict[str, dict[str, set[str]]]:
+    """Per package: which of its children (modules, subpackages) import which.
+
+    An import from deep inside a subpackage counts as one of the subpackage's,
+    so a cycle that leaves a package and comes back is seen one level up.
+    """
+    packages = [module for module, (_, is_package) in sources.items() if is_package]
+    graphs: dict[str, dict[str, set[str]]] = {package: {} for package in packages}
+    for module, (source, is_package) in sources.items():
+        targets = set(imports_of(source, module, is_package=is_package, modules=sources))
+        for package in packages:
+            child = child_of(package, module)
+            if child is None:
+                continue
+            edges = graphs[package].setdefault(child, set())
+            for target in targets:
+                other = child_of(package, target)
+                if other is not None and other != child:
+                    edges.add(other)
+    return graphs
+
+
+def package_cycles(sources: Mapping[str, tuple[str, bool]]) -> list[str]:
+    """One cycle of each package whose import graph has one, as ``package: a -> b -> a``."""
+    return [
+        f"{package}: {' -> '.join(cycle)}"
+        for package, graph in sorted(package_graphs(sources).items())
+        if (cycle := cycle_in(graph)) is not None
+    ]
+
+
 def test_every_import_respects_the_layers() -> None:
     assert violations(package_sources()) == []
 
@@ -198,11 +251,11 @@ def test_the_allowed_graph_itself_is_acyclic() -> None:
     ("module", "source", "fragment"),
     [
         (
-            "eventwire.client._clients",
+            "eventwire.client._analytics",
             "from eventwire.store import open_store",
             "client may not import store",
         ),
-        ("eventwire.client._clients", "import psycopg", "client must not need psycopg"),
+        ("eventwire.client._analytics", "import psycopg", "client must not need psycopg"),
         (
             "eventwire.client._core",
             "from opentelemetry.sdk.trace import TracerProvider",
@@ -219,7 +272,11 @@ def test_the_allowed_graph_itself_is_acyclic() -> None:
             "from eventwire.client import Tracker",
             "observability may not import client",
         ),
-        ("eventwire.store.sqlite", "from ..ingest import service", "store may not import ingest"),
+        (
+            "eventwire.store.sqlite.reads",
+            "from ...ingest import service",
+            "store may not import ingest",
+        ),
     ],
 )
 def test_a_bad_import_is_caught(module: str, source: str, fragment: str) -> None:
@@ -233,3 +290,56 @@ def test_a_cycle_is_caught() -> None:
     graph = unit_graph(package_sources())
     graph.setdefault("store", set()).add("ingest")
     assert cycle_in(graph) is not None
+
+
+def test_no_cycle_between_modules_inside_a_package() -> None:
+    assert package_cycles(package_sources()) == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        # Two modules of one package importing each other.
+        (
+            {
+                "eventwire.fake": ("", True),
+                "eventwire.fake.a": ("from eventwire.fake import b\n", False),
+                "eventwire.fake.b": ("from . import a\n", False),
+            },
+            "eventwire.fake: a -> b -> a",
+        ),
+        # A cycle through a subpackage, seen one level up.
+        (
+            {
+                "eventwire.fake": ("", True),
+                "eventwire.fake.a": ("from eventwire.fake.sub.c import thing\n", False),
+                "eventwire.fake.sub": ("", True),
+                "eventwire.fake.sub.c": ("from ..a import other\n", False),
+            },
+            "eventwire.fake: a -> sub -> a",
+        ),
+        # A module importing its own package, whose __init__ imports it.
+        (
+            {
+                "eventwire.fake": ("from eventwire.fake.a import thing\n", True),
+                "eventwire.fake.a": ("from eventwire.fake import Name\n", False),
+            },
+            "eventwire.fake: __init__ -> a -> __init__",
+        ),
+    ],
+)
+def test_a_cycle_inside_a_package_is_caught(
+    extra: Mapping[str, tuple[str, bool]], fragment: str
+) -> None:
+    sources = {**package_sources(), **extra}
+    assert fragment in package_cycles(sources)
+
+
+def test_a_new_cycle_in_the_real_client_is_caught() -> None:
+    sources = package_sources()
+    module = "eventwire.client._backoff"
+    cyclic = "from eventwire.client._analytics import AnalyticsClient"
+    sources[module] = (sources[module][0] + "\n" + cyclic + "\n", False)
+    assert package_cycles(sources) == [
+        "eventwire.client: _analytics -> _base -> _core -> _backoff -> _analytics"
+    ]

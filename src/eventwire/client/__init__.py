@@ -15,6 +15,7 @@ client's options; the same policies work on any stub through
 
 from __future__ import annotations
 
+from eventwire.client._analytics import AnalyticsClient, SyncAnalyticsClient
 from eventwire.client._backoff import (
     backoff,
     backoff_ceiling,
@@ -28,12 +29,6 @@ from eventwire.client._channel import (
     resilient_channel,
     resilient_sync_channel,
     targets,
-)
-from eventwire.client._clients import (
-    AnalyticsClient,
-    SyncAnalyticsClient,
-    SyncTelemetryClient,
-    TelemetryClient,
 )
 from eventwire.client._config import ClientConfig
 from eventwire.client._credentials import (
@@ -75,6 +70,7 @@ from eventwire.client._policy import (
     ThrottlePolicy,
 )
 from eventwire.client._streams import ResumableStream, SyncResumableStream
+from eventwire.client._telemetry import SyncTelemetryClient, TelemetryClient
 from eventwire.client._throttle import RetryThrottle
 from eventwire.client.tracker import (
     DroppedEvent,

@@ -8,9 +8,10 @@ from typing import Any, Final, Unpack
 
 import grpc
 
+from eventwire.client._aio_interceptors import aio_interceptors
 from eventwire.client._config import BARE, ChannelOptions, ClientConfig, ClientOptions, configure
 from eventwire.client._core import Resilience
-from eventwire.client._interceptors import aio_interceptors, sync_interceptors
+from eventwire.client._sync_interceptors import sync_interceptors
 
 __all__ = ["channel_options", "resilient_channel", "resilient_sync_channel", "targets"]
 

@@ -2,8 +2,9 @@
 
 :class:`Resilience` holds one channel's policies and shared state (breaker,
 throttle bucket), built from a :class:`~eventwire.client.ClientConfig`;
-:class:`CallPlan` walks one call through its attempts. The interceptors in
-:mod:`eventwire.client._interceptors` only do the waiting and the network; every
+:class:`CallPlan` walks one call through its attempts (a hedged one with
+:class:`~eventwire.client._hedging.HedgeState`). The interceptors in
+:mod:`eventwire.client._aio_interceptors` only do the waiting and the network; every
 "retry or not, how long, with what timeout" is here.
 """
 
@@ -13,8 +14,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Collection, Hashable
-from typing import Any, Generic, NoReturn, TypeVar
+from collections.abc import Callable, Collection
+from typing import Any
 
 import grpc
 from opentelemetry import trace
@@ -28,13 +29,12 @@ from eventwire.client._exceptions import (
     DeadlineExceededError,
     code_of,
     parse_pushback,
-    trailers_of,
 )
 from eventwire.client._policy import CircuitBreakerPolicy, RetryEvent, ThrottlePolicy
 from eventwire.client._throttle import RetryThrottle
 from eventwire.observability.propagation import TRACER_NAME, inject
 
-__all__ = ["SETTLED_AFTER", "CallPlan", "HedgeState", "Idempotent", "Resilience", "StreamVerdict"]
+__all__ = ["SETTLED_AFTER", "CallPlan", "Idempotent", "Resilience", "StreamVerdict"]
 
 log = logging.getLogger("eventwire.client")
 
@@ -313,76 +313,6 @@ class CallPlan:
                 # An instrumentation bug must not change what the call does.
                 log.exception("on_retry hook %r failed", res.on_retry)
         return delay
-
-
-H = TypeVar("H", bound=Hashable)
-
-
-class HedgeState(Generic[H]):
-    """What a hedged call knows: attempts in flight (by handle) and what failed so far.
-
-    The async path keys attempts by task, the sync path by grpc future; both
-    make the same decisions here.
-    """
-
-    def __init__(self, plan: CallPlan) -> None:
-        assert plan.hedging is not None  # noqa: S101 - only built for hedged plans
-        self.policy = plan.hedging
-        self.plan = plan
-        self.running: dict[H, Permit | None] = {}
-        self.last_error: grpc.RpcError | None = None
-        self.stop_error: grpc.RpcError | None = None
-
-    def may_launch(self) -> bool:
-        throttle = self.plan.res.throttle
-        return (
-            self.stop_error is None
-            and self.plan.attempts < self.policy.max_attempts
-            and (self.plan.attempts == 0 or throttle is None or throttle.allows_retry())
-        )
-
-    def begin(self) -> tuple[Permit | None, float | None] | None:
-        """Leave and timeout for the next hedge, or None when no more may go out."""
-        try:
-            return self.plan.start_attempt()
-        except grpc.RpcError as exc:
-            # Breaker open or no time left: no more hedges, but attempts
-            # already in flight may still win.
-            self.stop_error = exc
-            return None
-
-    def settle(self, handle: H, error: BaseException | None) -> bool:
-        """True if ``handle`` won; raises (unmapped: the caller runs in ``rpc_errors``)
-        if its failure ends the call."""
-        permit = self.running.pop(handle)
-        if error is None:
-            self.plan.succeeded(permit)
-            return True
-        if not isinstance(error, grpc.RpcError):
-            self.plan.cancelled(permit)
-            raise error
-        code = code_of(error)
-        self.plan.failed(permit, code, trailers_of(error))
-        self.last_error = error
-        if code not in self.policy.non_fatal_codes:
-            self.plan.end(code)
-            raise error
-        return False
-
-    def give_up(self) -> NoReturn:
-        """Nothing in flight and nothing more to send: the call's final error."""
-        error = self.last_error or self.stop_error
-        assert error is not None  # noqa: S101 - the first launch failed, or one attempt did
-        self.plan.end(code_of(error))
-        raise error
-
-    def abandon(self) -> list[H]:
-        """Hand back the permits of attempts still in flight; the caller cancels them."""
-        losers = list(self.running)
-        for permit in self.running.values():
-            self.plan.cancelled(permit)
-        self.running.clear()
-        return losers
 
 
 class StreamVerdict:

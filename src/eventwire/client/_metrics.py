@@ -15,10 +15,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from eventwire.client._breaker import CircuitBreaker, Transition
-    from eventwire.client.tracker.stats import TrackerStats
 
 _STATE_VALUE: Final = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -44,12 +43,20 @@ _TRACKER_GAUGES: Final = (
 )
 
 
+class _Stats(Protocol):
+    """What is read of a :class:`~eventwire.client.TrackerStats` besides the numbers
+    named above (read by name); a protocol, because the tracker imports this module."""
+
+    @property
+    def drops(self) -> Mapping[str, int]: ...
+
+
 class _HasStats(Protocol):
     @property
     def target(self) -> str: ...
 
     @property
-    def stats(self) -> TrackerStats: ...
+    def stats(self) -> _Stats: ...
 
 
 class ClientMetrics:

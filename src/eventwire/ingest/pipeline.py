@@ -20,7 +20,9 @@ request is committed at once: by the caller itself when the writer is idle
 PostgreSQL's ``commit_siblings`` do it.
 
 A request's future resolves only after the transaction holding it committed;
-that is what lets the servicers answer ``success=true`` honestly.
+that is what lets the servicers answer ``success=true`` honestly. Running a
+batch once taken (its span, its transaction, the replies, failures) is
+:mod:`eventwire.ingest.commit`'s.
 """
 
 from __future__ import annotations
@@ -33,20 +35,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, Tracer
+from opentelemetry.trace import Tracer
 
-from eventwire._errors import Overloaded, ServiceError, Unavailable
+from eventwire._errors import Overloaded, Unavailable
+from eventwire.ingest.commit import GroupCommit, Item
 from eventwire.observability.metrics import ServerMetrics
-from eventwire.store.base import (
-    AlertRow,
-    CommitResult,
-    EventRow,
-    Store,
-    StoreGone,
-    StoreUnavailable,
-)
+from eventwire.store.base import AlertRow, EventRow, Store, StoreUnavailable
 
 log = logging.getLogger("eventwire.pipeline")
 
@@ -66,25 +61,8 @@ _MAX_SKIP: Final = 1024
 _MAX_GATHER: Final = 4096
 """Requests one gathering waits for at most (``max_batch`` bounds the rows)."""
 
-
-def _split(
-    batch: list[_Item],
-) -> tuple[list[_Item], list[Sequence[EventRow]], list[_Item], list[AlertRow], int]:
-    """In one pass: the event items and their rows, the alert items and theirs, all rows."""
-    event_items: list[_Item] = []
-    events: list[Sequence[EventRow]] = []
-    alert_items: list[_Item] = []
-    alerts: list[AlertRow] = []
-    rows = 0
-    for item in batch:
-        rows += item.weight
-        if item.events is not None:
-            event_items.append(item)
-            events.append(item.events)
-        elif item.alert is not None:
-            alert_items.append(item)
-            alerts.append(item.alert)
-    return event_items, events, alert_items, alerts, rows
+_MIN_PUSHBACK_MS: Final = 10
+_MAX_PUSHBACK_MS: Final = 5_000
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -92,28 +70,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-_MIN_PUSHBACK_MS: Final = 10
-_MAX_PUSHBACK_MS: Final = 5_000
-
-
-class _Item:
-    __slots__ = ("alert", "events", "future", "queued_ns", "span", "weight")
-
-    def __init__(
-        self,
-        events: Sequence[EventRow] | None,
-        alert: AlertRow | None,
-        future: asyncio.Future[int | str],
-    ) -> None:
-        self.events = events
-        self.alert = alert
-        self.future = future
-        self.weight = len(events) if events is not None else 1
-        self.span: SpanContext | None = None
-        self.queued_ns = 0
-
-
-class IngestPipeline:
+class IngestPipeline(GroupCommit):
     """Group-commits events and alerts; see the module docstring.
 
     ``max_pending`` bounds the rows waiting (backpressure: beyond it, callers get
@@ -136,11 +93,10 @@ class IngestPipeline:
             raise ValueError("need 1 <= max_batch <= max_pending")
         if not 0 <= max_delay <= 1:
             raise ValueError("need 0 <= max_delay <= 1 second")
-        self._store = store
+        super().__init__(store, on_store_health, metrics, tracer)
         self._max_batch = max_batch
         self._max_pending = max_pending
-        self._on_store_health = on_store_health
-        self._queue: deque[_Item] = deque()
+        self._queue: deque[Item] = deque()
         self._pending = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -169,11 +125,6 @@ class IngestPipeline:
         """Requests their own callers committed (the writer was idle, nobody else waited)."""
         self.gatherings = 0
         """Times the writer waited for more requests before committing."""
-        self._healthy = True
-        # Smoothed commit throughput (rows per ms) for the pushback hint.
-        self._rate = 0.0
-        self._metrics = metrics
-        self._tracer = tracer
         if metrics is not None:
             metrics.watch_queue(lambda: self._pending)
 
@@ -188,17 +139,17 @@ class IngestPipeline:
 
     async def add_events(self, rows: Sequence[EventRow]) -> int:
         """Commit ``rows`` (with other requests' rows); return how many were new."""
-        result = await self._wait(_Item(rows, None, self._future()))
+        result = await self._wait(Item(rows, None, self._future()))
         assert isinstance(result, int)  # noqa: S101 - the writer resolves event items with ints
         return result
 
     async def add_alert(self, row: AlertRow) -> str:
         """Commit ``row``; return its tracking id (the first one's, for a repeated key)."""
-        result = await self._wait(_Item(None, row, self._future()))
+        result = await self._wait(Item(None, row, self._future()))
         assert isinstance(result, str)  # noqa: S101 - the writer resolves alert items with str
         return result
 
-    async def _wait(self, item: _Item) -> int | str:
+    async def _wait(self, item: Item) -> int | str:
         if self._tracer is not None:
             # The request's own (RPC) span: the group commit that carries it links
             # to it. Unsampled requests are left out, so that a batch of them all
@@ -219,7 +170,7 @@ class IngestPipeline:
             return await self._lead(item)
         return await self._submit(item)
 
-    async def _lead(self, item: _Item) -> int | str:
+    async def _lead(self, item: Item) -> int | str:
         """Commit a lone caller's request in its own task: the writer is idle and
         nobody else is waiting, so handing it over would only cost a task switch."""
         self._busy = True
@@ -265,7 +216,7 @@ class IngestPipeline:
     def _future() -> asyncio.Future[int | str]:
         return asyncio.get_running_loop().create_future()
 
-    def _submit(self, item: _Item) -> asyncio.Future[int | str]:
+    def _submit(self, item: Item) -> asyncio.Future[int | str]:
         if self._closing:
             raise Unavailable("server is shutting down")
         # An oversize item is still admitted into an empty queue, so that every
@@ -293,7 +244,7 @@ class IngestPipeline:
         drain_ms = int(self._pending / self._rate)
         return max(_MIN_PUSHBACK_MS, min(_MAX_PUSHBACK_MS, drain_ms))
 
-    def _take(self) -> list[_Item]:
+    def _take(self) -> list[Item]:
         batch = [self._queue.popleft()]
         rows = batch[0].weight
         while self._queue and rows + self._queue[0].weight <= self._max_batch:
@@ -362,108 +313,3 @@ class IngestPipeline:
             else:  # nobody came: a lone caller on a busy loop
                 self._skip = self._backoff
                 self._backoff = min(2 * self._backoff, _MAX_SKIP)
-
-    async def _commit(self, batch: list[_Item]) -> None:
-        sampled = [item for item in batch if item.span is not None]
-        if self._tracer is None or not sampled:
-            await self._commit_batch(batch)
-            return
-        # One pipeline span per group commit, not per request: its cost is
-        # shared by the batch. It hangs under the first sampled request's span,
-        # links to all of them, and runs from when that request entered the
-        # ingest queue until the batch is durable; its child
-        # "eventwire.store.commit" span is the store's transaction.
-        links = [Link(item.span) for item in sampled if item.span is not None]
-        span = self._tracer.start_span(
-            "eventwire.ingest.batch",
-            context=trace.set_span_in_context(trace.NonRecordingSpan(links[0].context)),
-            links=links,
-            attributes={
-                "eventwire.requests": len(batch),
-                "eventwire.rows": sum(item.weight for item in batch),
-            },
-            start_time=sampled[0].queued_ns,
-        )
-        # Current while committing, so that log lines carry the trace id.
-        token = otel_context.attach(trace.set_span_in_context(span))
-        try:
-            await self._commit_batch(batch, span)
-        finally:
-            otel_context.detach(token)
-            span.end()
-
-    async def _commit_batch(self, batch: list[_Item], span: Span | None = None) -> None:
-        event_items, events, alert_items, alerts, rows = _split(batch)
-        metrics = self._metrics
-        started = time.monotonic()
-        try:
-            result = await self._store_commit(events, alerts, span)
-        except StoreUnavailable as exc:
-            self._set_health(ok=False, error=exc)
-            log.warning("commit of %d requests failed: storage unavailable: %s", len(batch), exc)
-            # A lost database is for the operator to fix: the reply says which.
-            reason = f": {exc}" if isinstance(exc, StoreGone) else "; retry later"
-            self._fail(batch, Unavailable(f"storage is unavailable{reason}"))
-            if metrics is not None:
-                metrics.commits.failed("unavailable")
-            return
-        except Exception:
-            if metrics is not None:
-                metrics.commits.failed("error")
-            if len(batch) > 1:
-                # One request's rows can fail a whole group commit (a value the
-                # database refuses); commit them one by one so only it fails.
-                log.warning("commit of %d requests failed; isolating the cause", len(batch))
-                for item in batch:
-                    await self._commit_batch([item], span)
-                return
-            log.exception("commit failed")
-            self._fail(batch, ServiceError("commit failed"))
-            return
-        self._set_health(ok=True)
-        elapsed = time.monotonic() - started
-        if metrics is not None:
-            metrics.commits.committed(rows, elapsed, sum(result.inserted), len(alert_items))
-        elapsed_ms = max(elapsed * 1000, 0.001)
-        self._rate = (
-            rows / elapsed_ms if self._rate <= 0 else 0.8 * self._rate + 0.2 * rows / elapsed_ms
-        )
-        for item, inserted in zip(event_items, result.inserted, strict=True):
-            if not item.future.done():  # the caller may have been cancelled meanwhile
-                item.future.set_result(inserted)
-        for item, tracking_id in zip(alert_items, result.tracking_ids, strict=True):
-            if not item.future.done():
-                item.future.set_result(tracking_id)
-
-    async def _store_commit(
-        self, events: list[Sequence[EventRow]], alerts: list[AlertRow], span: Span | None
-    ) -> CommitResult:
-        if span is None:
-            return await self._store.commit(events, alerts)
-        # A span per transaction: a batch that a refused row splits (see
-        # _commit_batch) shows one more per request committed on its own.
-        assert self._tracer is not None  # noqa: S101 - a span exists only with a tracer
-        commit = self._tracer.start_span(
-            "eventwire.store.commit", context=trace.set_span_in_context(span)
-        )
-        try:
-            return await self._store.commit(events, alerts)
-        except Exception as exc:
-            for failed in (commit, span):
-                failed.record_exception(exc)
-                failed.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            raise
-        finally:
-            commit.end()
-
-    @staticmethod
-    def _fail(batch: list[_Item], error: Exception) -> None:
-        for item in batch:
-            if not item.future.done():
-                item.future.set_exception(error)
-
-    def _set_health(self, *, ok: bool, error: StoreUnavailable | None = None) -> None:
-        if ok != self._healthy or isinstance(error, StoreGone):
-            self._healthy = ok
-            if self._on_store_health is not None:
-                self._on_store_health(ok, error)

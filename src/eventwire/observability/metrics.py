@@ -71,7 +71,8 @@ class ServerMetrics:
         self.http_refused = Counter(
             "eventwire_http_refused",
             "HTTP connections refused by a limit (gateway and /metrics), by reason: "
-            "connections, header_bytes, header_timeout, body_timeout, body_bytes.",
+            "connections, header_bytes, header_timeout, body_timeout, body_bytes, "
+            "transfer_encoding.",
             ("listener", "reason"),
             registry=r,
         )

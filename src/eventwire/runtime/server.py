@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import make_asgi_app
 
+from eventwire._redact import redact
 from eventwire._rpc import SERVICE_NAMES
 from eventwire.config import ServerConfig
 from eventwire.frontends.grpc.health import HealthServicer
@@ -225,7 +226,7 @@ class Server:
                     if self._metrics_listener is not None
                     else ""
                 ),
-                "store": _redact(self.config.store),
+                "store": redact(self.config.store),
                 "tls": "mtls" if self.config.tls_client_ca else "on" if self._tls else "off",
                 "auth_tokens": len(self.auth) if self.auth is not None else "off",
                 "pid": os.getpid(),
@@ -358,15 +359,6 @@ def _bind(listener: HttpGateway, address: str) -> int:
 
 def _with_port(address: str, port: int) -> str:
     return f"{address.rpartition(':')[0]}:{port}"
-
-
-def _redact(url: str) -> str:
-    """The store URL without any password, for logs."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not at or ":" not in creds:
-        return url
-    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
 
 
 async def serve(config: ServerConfig) -> int:

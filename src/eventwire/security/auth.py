@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,18 @@ class TokenTable:
             if hmac.compare_digest(digest, presented):
                 found = caller
         return found
+
+
+def authorization_value(values: Sequence[str | bytes]) -> str | None:
+    """The one ``authorization`` value of a request, given every value it sent
+    under that name (HTTP headers decoded as Latin-1, gRPC metadata as is).
+
+    None when there is none; "" (refused as malformed) when there are several,
+    which are ambiguous, or when it is binary (gRPC ``-bin`` style values).
+    """
+    if len(values) != 1 or not isinstance(values[0], str):
+        return "" if values else None
+    return values[0]
 
 
 class Authenticator:

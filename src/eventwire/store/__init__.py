@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from eventwire._redact import redact
 from eventwire.store.base import (
     ORIGIN,
     Aggregate,
@@ -65,4 +66,6 @@ def open_store(url: str, *, sqlite_synchronous: str = "full", exclusive: bool = 
         from eventwire.store.postgres import PostgresStore
 
         return PostgresStore(url)
-    raise ValueError(f"unsupported store URL {url!r}; use sqlite:///PATH or postgresql://...")
+    raise ValueError(
+        f"unsupported store URL {redact(url)!r}; use sqlite:///PATH or postgresql://..."
+    )

@@ -12,6 +12,7 @@ import pytest
 from eventwire.store import EventQuery, StoreUnavailable
 from eventwire.store.postgres import PostgresStore
 from eventwire.testing import FaultProxy
+from tests.chaos.store.postgres_route import rerouted, server_of
 from tests.support.probes import poll
 from tests.support.store import ev
 
@@ -32,10 +33,6 @@ async def silent_port() -> AsyncIterator[int]:
     await server.wait_closed()
 
 
-def proxied(url: str, address: str) -> str:
-    return url.replace("127.0.0.1:5432", address, 1)
-
-
 async def test_silent_server_gives_unavailable_promptly(silent_port: int) -> None:
     store = PostgresStore(f"postgresql://app@127.0.0.1:{silent_port}/db", command_timeout=1)
     started = time.monotonic()
@@ -46,8 +43,8 @@ async def test_silent_server_gives_unavailable_promptly(silent_port: int) -> Non
 
 
 async def test_blackholed_connection_times_out_then_recovers(pg_url: str) -> None:
-    async with FaultProxy("127.0.0.1:5432") as proxy:
-        store = PostgresStore(proxied(pg_url, proxy.address), command_timeout=1)
+    async with FaultProxy(server_of(pg_url)) as proxy:
+        store = PostgresStore(rerouted(pg_url, proxy.address), command_timeout=1)
         await store.open()
         try:
             assert (await store.commit([[ev("before")]], [])).inserted == [1]
@@ -84,8 +81,8 @@ async def test_blackholed_connection_times_out_then_recovers(pg_url: str) -> Non
 
 
 async def test_reset_connections_fail_one_operation_at_most(pg_url: str) -> None:
-    async with FaultProxy("127.0.0.1:5432") as proxy:
-        store = PostgresStore(proxied(pg_url, proxy.address), command_timeout=2)
+    async with FaultProxy(server_of(pg_url)) as proxy:
+        store = PostgresStore(rerouted(pg_url, proxy.address), command_timeout=2)
         await store.open()
         try:
             proxy.reset_connections()

@@ -9,6 +9,7 @@ import pytest
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.testing import FaultProxy, running_server
+from tests.chaos.store.postgres_route import rerouted, server_of
 from tests.conftest import CHANNEL_OPTIONS, pg_rows
 from tests.support.probes import NOT_SERVING, SERVING, health, poll
 
@@ -19,8 +20,9 @@ async def test_database_outage_turns_unavailable_and_recovers_losing_nothing(
 ) -> None:
     """silent: the network swallows everything (the hard case, only timeouts tell);
     refused: the database is down, connections are reset and new ones refused."""
-    async with FaultProxy("127.0.0.1:5432") as proxy:
-        store = pg_url.replace("127.0.0.1:5432", proxy.address, 1) + "&command_timeout=1"
+    upstream = server_of(pg_url)
+    async with FaultProxy(upstream) as proxy:
+        store = rerouted(pg_url, proxy.address) + "&command_timeout=1"
         async with (
             running_server(store=store, store_probe_interval=0.2) as server,
             grpc.aio.insecure_channel(server.address, options=CHANNEL_OPTIONS) as channel,
@@ -84,7 +86,7 @@ async def test_database_outage_turns_unavailable_and_recovers_losing_nothing(
 
                 # It comes back; connections open during the outage are gone for good.
                 proxy.set_faults()
-                proxy.set_upstream("127.0.0.1:5432")
+                proxy.set_upstream(upstream)
                 proxy.reset_connections()
                 await poll(lambda: health_is(SERVING), "health SERVING again", timeout=30)
                 await poll(lambda: acked_at_least(during + 50), "deliveries after recovery")

@@ -19,7 +19,7 @@ from eventwire.client import (
     RetryPolicy,
     backoff,
 )
-from eventwire.client._clients import _enum, _next_page, _Rpc
+from eventwire.client._base import _enum, _next_page, _Rpc
 from eventwire.client._core import Resilience, StreamVerdict
 from eventwire.client._exceptions import error_for
 from eventwire.client._resume import Resumption

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventwire.api import analytics_pb2
-from eventwire.frontends.http.app import _plain_event
+from eventwire.frontends.http.messages import _plain_event
 
 # Every name json_format takes for a TrackEventRequest field, a near miss, and
 # a field name that does not exist.

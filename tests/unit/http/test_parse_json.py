@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventwire.frontends.http.app import parse_json
 from eventwire.frontends.http.errors import HttpError
+from eventwire.frontends.http.jsonparse import parse_json
 
 # Every code point, lone surrogates included, weighted towards the D block
 # (U+D000 to U+DFFF), where letters and surrogates share the first hex digit.

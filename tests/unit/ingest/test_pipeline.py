@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -96,28 +96,83 @@ async def test_a_lone_caller_commits_at_once_in_its_own_task(tmp_path: Path) -> 
         await store.close()
 
 
-async def test_steady_concurrent_callers_are_gathered_into_shared_commits(tmp_path: Path) -> None:
-    store = CountingStore(tmp_path / "e.db")
-    await store.open()
-    pipeline = IngestPipeline(store, max_delay=0.05)
-    pipeline.start()
-    sent = 0
+class GatedStore(SQLiteStore):
+    """The real store, whose every commit waits until the test releases it."""
 
-    async def caller(name: str) -> None:
-        nonlocal sent
-        for i in range(25):
-            # Callers arrive one by one, as requests off a busy socket do.
-            await asyncio.sleep(0.0005)
-            assert await pipeline.add_events([row(f"{name}-{i}")]) == 1
-            sent += 1
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.batches: list[int] = []
+        """Requests per commit, in the order the commits began."""
+        self._entered = asyncio.Event()
+        self._gate = asyncio.Event()
+
+    async def commit(
+        self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
+    ) -> CommitResult:
+        gate = self._gate = asyncio.Event()
+        self.batches.append(len(events) + len(alerts))
+        self._entered.set()
+        await gate.wait()
+        return await super().commit(events, alerts)
+
+    async def held(self) -> int:
+        """Wait for a commit to begin (it is then held); return its request count."""
+        await asyncio.wait_for(self._entered.wait(), 30)
+        self._entered.clear()
+        return self.batches[-1]
+
+    def release(self) -> None:
+        """Let the held commit go on."""
+        self._gate.set()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Run the loop's other tasks until ``condition`` holds: counted in turns, not time."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    pytest.fail("condition never held")
+
+
+async def test_steady_concurrent_callers_are_gathered_into_shared_commits(tmp_path: Path) -> None:
+    store = GatedStore(tmp_path / "e.db")
+    await store.open()
+    # The longest wait allowed, so that the gathering below outlasts the test's own
+    # turns of the loop on any machine: what is checked is who commits with whom.
+    pipeline = IngestPipeline(store, max_delay=1.0)
+    pipeline.start()
+    calls: list[asyncio.Task[int]] = []
+
+    def call(name: str) -> None:
+        calls.append(asyncio.create_task(pipeline.add_events([row(name)])))
 
     try:
-        await asyncio.gather(*(caller(f"c{n}") for n in range(8)))
-        assert sent == 200
-        assert pipeline.gatherings > 0
-        assert store.commits < 200 / 3, f"{store.commits} commits for 200 requests"
-        assert await store.count_events("", EventQuery()) == 200
+        call("first")  # a lone caller: its commit begins at once
+        assert await store.held() == 1
+        for i in range(7):  # arrive while the first commit holds the store
+            call(f"queued-{i}")
+        await until(lambda: pipeline.pending == 8)
+        store.release()
+        assert await store.held() == 7  # all of them in the next commit
+        # Seven arrived in one round: more are expected per round now. One comes
+        # while that commit runs; the writer then waits for the others instead of
+        # committing it alone.
+        call("gathered-0")
+        await until(lambda: pipeline.pending == 8)
+        store.release()
+        await until(lambda: pipeline.gatherings == 1)
+        assert store.batches == [1, 7]
+        call("gathered-1")
+        call("gathered-2")
+        assert await store.held() == 3
+        store.release()
+        assert await asyncio.gather(*calls) == [1] * 11
+        assert store.batches == [1, 7, 3]
+        assert pipeline.gatherings == 1
+        assert await store.count_events("", EventQuery()) == 11
     finally:
+        store.release()
         await pipeline.close()
         await store.close()
 

@@ -23,7 +23,7 @@ from eventwire.client._backoff import backoff
 from eventwire.client._channel import plain_aio_channel
 from eventwire.client._config import ClientConfig
 from eventwire.client._core import Resilience
-from eventwire.client._interceptors import AioStreamStreamInterceptor
+from eventwire.client._drivers import AioDriver
 from eventwire.client._policy import RetryPolicy
 from eventwire.client.tracker.aio import Signals, offload, wait
 from eventwire.client.tracker.config import TrackerConfig
@@ -101,8 +101,10 @@ class Delivery:
                 request_serializer=None,
                 response_deserializer=analytics_pb2.IngestAck.FromString,
             )
-            policy = AioStreamStreamInterceptor(self.resilience)
-            self._ingest = lambda requests: policy.open(INGEST_METHOD, ingest, requests, None)
+            driver = AioDriver(self.resilience)
+            self._ingest = lambda requests: driver.bidi_stream(
+                INGEST_METHOD, ingest, requests, None
+            )
             self.tasks = [
                 loop.create_task(self._run(), name="eventwire-tracker"),
                 loop.create_task(self._sync_loop(), name="eventwire-tracker-fsync"),
@@ -167,7 +169,17 @@ class Delivery:
                     await self._sleep(self.config.stream_idle_timeout if due is None else due)
                     continue
                 self._streams += 1
-                outcome = await Session(self, self._streams).run()
+                outcome = await Session(
+                    self._streams,
+                    open_stream=self.open_stream,
+                    core=self.core,
+                    config=self.config,
+                    window=self.window,
+                    spiller=self.spiller,
+                    reporter=self.reporter,
+                    signals=self.signals,
+                    flush_target=lambda: self.flush_target,
+                ).run()
                 if outcome.ok:
                     failures = 0
                     continue

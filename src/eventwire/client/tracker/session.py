@@ -28,7 +28,11 @@ from eventwire.client.tracker.aio import offload, wait
 from eventwire.client.tracker.framing import Batch
 
 if TYPE_CHECKING:
-    from eventwire.client.tracker.delivery import Delivery
+    from eventwire.client.tracker.aio import Signals
+    from eventwire.client.tracker.config import TrackerConfig
+    from eventwire.client.tracker.report import Reporter
+    from eventwire.client.tracker.spill import Spiller
+    from eventwire.client.tracker.state import Pipeline
 
 __all__ = ["Outcome", "Session", "Window"]
 
@@ -76,28 +80,51 @@ class Window:
 
 
 class Session:
-    """One stream of a :class:`~eventwire.client.tracker.delivery.Delivery`."""
+    """One stream of a :class:`~eventwire.client.tracker.delivery.Delivery`.
 
-    def __init__(self, delivery: Delivery, number: int) -> None:
-        self.d = delivery
+    Its collaborators come in explicitly, all owned by the delivery and kept
+    across sessions; ``flush_target`` is read afresh (a flush may raise it
+    while the stream is up).
+    """
+
+    def __init__(
+        self,
+        number: int,
+        *,
+        open_stream: OpenStream,
+        core: Pipeline,
+        config: TrackerConfig,
+        window: Window,
+        spiller: Spiller,
+        reporter: Reporter,
+        signals: Signals,
+        flush_target: Callable[[], int],
+    ) -> None:
         self.number = number
+        self.open_stream = open_stream
+        self.core = core
+        self.config = config
+        self.window = window
+        self.spiller = spiller
+        self.reporter = reporter
+        self.signals = signals
+        self.flush_target = flush_target
         self.outcome = Outcome()
         self._last_ack = time.monotonic()
 
     async def run(self) -> Outcome:
-        d = self.d
-        d.core.count("streams")
+        self.core.count("streams")
         # Requests go through our own generator rather than call.write(): when a
         # call dies, grpc leaves the task feeding a write()-style call pending
         # forever, while a generator we end ourselves lets it finish.
         outbox: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1)
         try:
-            call = d.open_stream(_drain(outbox))
+            call = self.open_stream(_drain(outbox))
         except CircuitOpenError as exc:
             return self._failed(exc)
         reader = asyncio.ensure_future(self._read_acks(call))
         writer = asyncio.ensure_future(self._write_batches(outbox))
-        tick = min(1.0, d.config.ack_timeout / 4)
+        tick = min(1.0, self.config.ack_timeout / 4)
         try:
             waiting: set[asyncio.Future[None]] = {reader, writer}
             while True:
@@ -112,10 +139,10 @@ class Session:
                         log.error("eventwire tracker: sending failed", exc_info=writer.exception())
                         call.cancel()
                 if self._ack_overdue():
-                    d.core.count("stream_errors")
+                    self.core.count("stream_errors")
                     log.warning(
                         "eventwire tracker: no ack for %.1fs; abandoning the stream",
-                        d.config.ack_timeout,
+                        self.config.ack_timeout,
                     )
                     self.outcome.unreachable = True
                     self.outcome.code = grpc.StatusCode.DEADLINE_EXCEEDED
@@ -136,69 +163,67 @@ class Session:
     def _finish(self, reader: asyncio.Future[None]) -> Outcome:
         if reader.cancelled():
             # The call was cancelled under the reader (grpc raises CancelledError).
-            self.d.core.count("stream_errors")
+            self.core.count("stream_errors")
             return self.outcome
         error = reader.exception()
         if error is None:
             # The server ended the stream cleanly; anything unacked goes again.
-            self.outcome.ok = not self.d.core.has_unacked()
+            self.outcome.ok = not self.core.has_unacked()
             return self.outcome
         if not isinstance(error, RpcError):
-            self.d.core.count("stream_errors")
+            self.core.count("stream_errors")
             log.error("eventwire tracker: reading acks failed", exc_info=error)
             return self.outcome
         return self._failed(error)
 
     def _failed(self, error: RpcError) -> Outcome:
-        d, outcome = self.d, self.outcome
-        d.core.count("stream_errors")
+        outcome = self.outcome
+        self.core.count("stream_errors")
         outcome.code = error.status_code
         if isinstance(error, CircuitOpenError):
             outcome.unreachable = True
             outcome.delay = max(error.retry_after, 0.01)
         elif error.status_code == grpc.StatusCode.RESOURCE_EXHAUSTED:
             outcome.pushback = True
-            d.core.count("pushbacks")
-            d.window.pushed_back()
+            self.core.count("pushbacks")
+            self.window.pushed_back()
             pushback = parse_pushback(error.trailing_metadata())
             if pushback is not None and pushback > 0:
                 outcome.delay = pushback / 1000
-        d.reporter.error(error)
+        self.reporter.error(error)
         return outcome
 
     def _ack_overdue(self) -> bool:
-        oldest = self.d.core.oldest_unacked_sent_at()
+        oldest = self.core.oldest_unacked_sent_at()
         if oldest is None:
             return False
-        return time.monotonic() - max(oldest, self._last_ack) > self.d.config.ack_timeout
+        return time.monotonic() - max(oldest, self._last_ack) > self.config.ack_timeout
 
     async def _read_acks(self, call: Any) -> None:
-        d = self.d
         with rpc_errors():
             async for ack in call:
-                batch = d.core.acknowledge(ack)
+                batch = self.core.acknowledge(ack)
                 if batch is None:
                     continue
                 self._last_ack = time.monotonic()
                 self.outcome.progress = True
-                d.window.acked()
-                d.spiller.acked(batch)
+                self.window.acked()
+                self.spiller.acked(batch)
                 for rejection in batch.rejections(ack):
-                    d.reporter.error(rejection)
-                d.signals.settled.set()
-                d.signals.wake.set()
+                    self.reporter.error(rejection)
+                self.signals.settled.set()
+                self.signals.wake.set()
 
     async def _write_batches(self, outbox: asyncio.Queue[bytes | None]) -> None:
-        d = self.d
-        wake, core, config = d.signals.wake, d.core, d.config
+        wake, core, config = self.signals.wake, self.core, self.config
         idle_since: float | None = None
         while True:
             wake.clear()
             if core.spill_requested:
                 # Memory is full while the stream is up: spill what is queued,
                 # not what is in flight (its acks may still come).
-                await d.spiller.spill(include_unacked=False)
-            room = core.in_flight(self.number) < d.window.size
+                await self.spiller.spill(include_unacked=False)
+            room = core.in_flight(self.number) < self.window.size
             if room:
                 # Batches a broken stream left unacked go first, oldest first.
                 batch = core.next_resend(self.number) or await self._next_batch()
@@ -215,27 +240,27 @@ class Session:
                     await outbox.put(None)  # half-close: the server ends the stream
                     return
                 timeout = idle_since + config.stream_idle_timeout - now
-            due = core.pending_due(now, config.flush_interval, d.flush_target)
+            due = core.pending_due(now, config.flush_interval, self.flush_target())
             if due is not None and room:
                 timeout = min(timeout, max(due, 0.001))
             await wait(wake, timeout)
 
     async def _next_batch(self) -> Batch | None:
-        d = self.d
-        spool = d.spiller.spool
-        limits = d.core.limits
+        spool = self.spiller.spool
+        limits = self.core.limits
         # The spool holds the oldest events: it goes first.
         while spool is not None and spool.unread:
             batch, more = await offload(
-                d.spiller.read_batch, limits.max_batch_events, limits.max_batch_bytes
+                self.spiller.read_batch, limits.max_batch_events, limits.max_batch_bytes
             )
             if batch is not None:
                 return batch
             if not more:
                 break
-        due = d.core.pending_due(time.monotonic(), d.config.flush_interval, d.flush_target)
+        now = time.monotonic()
+        due = self.core.pending_due(now, self.config.flush_interval, self.flush_target())
         if due == 0:
-            return d.core.take_memory_batch()
+            return self.core.take_memory_batch()
         return None
 
 

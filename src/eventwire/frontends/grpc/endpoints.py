@@ -28,8 +28,15 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from eventwire._errors import Code, FieldViolation, InvalidArgument, PermissionDenied, ServiceError
-from eventwire.frontends.grpc.auth import METHOD_SCOPES, authorization
+from eventwire._errors import (
+    Code,
+    FieldViolation,
+    InvalidArgument,
+    PermissionDenied,
+    is_public,
+)
+from eventwire._rpc import BY_METHOD
+from eventwire.frontends.grpc.auth import authorization
 from eventwire.frontends.grpc.status import abort, internal_error
 from eventwire.observability.logs import REQUEST_ID, LazyRequestId
 from eventwire.observability.metrics import RpcStats, ServerMetrics
@@ -142,7 +149,8 @@ class Endpoint:
         self._invalid = f"is not a valid {_type_name(self._decode)} message"
         path = f"/{service}/{name}"
         self._auth = gate.auth if authenticate else None
-        self._scope = METHOD_SCOPES.get(path)
+        operation = BY_METHOD.get(path)
+        self._scope = None if operation is None else operation.scope
         # A method of our services nobody gave a scope to is refused, not left open.
         self._unscoped = counted and self._scope is None
         self._limiter = gate.limiter if counted else None
@@ -287,7 +295,7 @@ def _code_of(context: Context, exc: BaseException) -> str:
         return _aborted_code(context)
     if not isinstance(exc, Exception):  # CancelledError, GeneratorExit: the caller left
         return "CANCELLED"
-    if isinstance(exc, ServiceError) and type(exc) is not ServiceError:
+    if is_public(exc):
         return Code(exc.code).name
     return "INTERNAL"
 
@@ -296,8 +304,6 @@ async def _abort(context: Context, exc: BaseException) -> None:
     """End the call with ``exc``'s status (raises AbortError); nothing for a cancellation."""
     if not isinstance(exc, Exception) or isinstance(exc, grpc.aio.AbortError):
         return
-    # A bare ServiceError is an internal failure: only subclasses carry a
-    # status meant for the client.
-    if isinstance(exc, ServiceError) and type(exc) is not ServiceError:
+    if is_public(exc):
         await abort(context, exc)
     await internal_error(context, exc)

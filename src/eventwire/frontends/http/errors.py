@@ -48,6 +48,7 @@ HTTP_ONLY: Final[dict[int, Code]] = {
     413: Code.RESOURCE_EXHAUSTED,  # gRPC: a message above the size limit
     415: Code.INVALID_ARGUMENT,  # gRPC: a request that cannot be decoded
     431: Code.RESOURCE_EXHAUSTED,  # gRPC: metadata above the size limit
+    501: Code.UNIMPLEMENTED,  # a transfer coding the server does not decode
     503: Code.UNAVAILABLE,  # connection cap: retry later
 }
 """The ``code`` of errors only HTTP has, chosen as the gRPC door answers the same

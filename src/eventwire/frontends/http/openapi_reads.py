@@ -121,6 +121,38 @@ def read_schemas(message_schema: Callable[[Descriptor], dict[str, Any]]) -> dict
     }
 
 
+def _json_data(ref: str) -> dict[str, Any]:
+    """An SSE ``data`` field that carries one JSON document (JSON Schema 2020-12)."""
+    return {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": {"$ref": f"#/components/schemas/{ref}"},
+    }
+
+
+_SSE_EVENT: Final = {
+    "description": "One Server-Sent Event (OpenAPI 3.1: the schema describes each event).",
+    "oneOf": [
+        {
+            "type": "object",
+            "description": "an alert: its cursor as the id, the Alert as JSON",
+            "properties": {
+                "event": {"const": "alert"},
+                "id": {"type": "string", "minLength": 1},
+                "data": _json_data("Alert"),
+            },
+            "required": ["event", "id", "data"],
+        },
+        {
+            "type": "object",
+            "description": "the stream's last event: why it ended, a google.rpc.Status as JSON",
+            "properties": {"event": {"const": "error"}, "data": _json_data("Status")},
+            "required": ["event", "data"],
+        },
+    ],
+}
+
+
 def read_operations(
     json_reply: Callable[[str, str], dict[str, Any]], errors: dict[str, Any], limits: Limits
 ) -> dict[str, dict[str, Any]]:
@@ -141,7 +173,7 @@ def read_operations(
         "/v1/alerts": {
             "get": {
                 "operationId": "listAlerts",
-                "summary": "Stored alerts in commit order, a page at a time (ListAlerts)",
+                "summary": "Stored alerts in commit order, a page at a time",
                 "parameters": query_parameters(telemetry_pb2.ListAlertsRequest.DESCRIPTOR, limits),
                 "responses": {"200": json_reply("ListAlertsResponse", "a page"), **errors},
             }
@@ -149,7 +181,7 @@ def read_operations(
         "/v1/alerts:watch": {
             "get": {
                 "operationId": "watchAlerts",
-                "summary": "Alerts as they commit, as Server-Sent Events (WatchAlerts)",
+                "summary": "Alerts as they commit, as Server-Sent Events",
                 "description": "Each alert is an `alert` event whose `id` is its cursor and "
                 "whose `data` is the Alert as JSON; send `Last-Event-ID` (EventSource does) "
                 "to resume after it. A comment line every 15 s keeps idle connections open. "
@@ -167,7 +199,10 @@ def read_operations(
                     },
                 ],
                 "responses": {
-                    "200": stream("text/event-stream", "Alert", "an endless event stream"),
+                    "200": {
+                        "description": "an endless event stream",
+                        "content": {"text/event-stream": {"schema": _SSE_EVENT}},
+                    },
                     **errors,
                 },
             }
@@ -175,7 +210,7 @@ def read_operations(
         "/v1/events:query": {
             "get": {
                 "operationId": "queryEvents",
-                "summary": "Exact counts per time bucket and group (QueryEvents)",
+                "summary": "Exact counts per time bucket and group",
                 "parameters": query_parameters(analytics_pb2.QueryEventsRequest.DESCRIPTOR, limits),
                 "responses": {"200": json_reply("QueryEventsResponse", "the rows"), **errors},
             }

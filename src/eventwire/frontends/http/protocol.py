@@ -17,7 +17,8 @@ in IDLE (closed quietly: nothing was asked), ``header_timeout`` for the whole
 head, ``body_timeout`` of silence while a body is incomplete (both answered
 ``408``). A head above ``max_header_bytes`` is answered ``431``, a declared
 body above ``max_body_bytes`` ``413`` before any of it is read, a connection
-beyond ``max_connections`` ``503``: JSON ``google.rpc.Status`` bodies like
+beyond ``max_connections`` ``503``, a transfer coding other than plain
+``chunked`` ``501``: JSON ``google.rpc.Status`` bodies like
 every other error of the gateway, then a lingering close (half-close, read
 and discard for a moment, then close) so the client reads the answer instead
 of a reset.
@@ -38,16 +39,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import resource
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from eventwire.config import ServerConfig
 from eventwire.frontends.http.errors import HTTP_ONLY, status_body
+from eventwire.frontends.http.limits import Handshakes, HttpLimits, Refusals
 
 log = logging.getLogger("eventwire.gateway")
 
@@ -69,64 +68,6 @@ LINGER_BODY_BYTES: Final = 64 << 20
 DRAIN_BYTES: Final = 256 << 10
 """A request body of at most this many bytes (declared) is read and dropped after
 an answer sent before it was read, keeping the connection (Go's net/http: 256 KiB)."""
-
-
-@dataclass(frozen=True, slots=True)
-class HttpLimits:
-    """The limits of one HTTP listener; see the module docstring."""
-
-    max_header_bytes: int = 16 * 1024
-    """Request line and headers together."""
-    header_timeout: float = 10.0
-    idle_timeout: float = 30.0
-    body_timeout: float = 30.0
-    max_connections: int = 1000
-    max_body_bytes: int = 4 << 20
-
-    def __post_init__(self) -> None:
-        for name in self.__dataclass_fields__:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"HttpLimits.{name} must be positive")
-
-    @classmethod
-    def from_config(cls, config: ServerConfig) -> Self:
-        """The gateway's limits: the ``http_*`` flags, the cap lowered by :func:`connection_cap`."""
-        return cls(
-            max_header_bytes=config.http_max_header_bytes,
-            header_timeout=config.http_header_timeout,
-            idle_timeout=config.http_idle_timeout,
-            body_timeout=config.http_body_timeout,
-            max_connections=connection_cap(config.http_max_connections),
-            max_body_bytes=config.http_max_body_bytes,
-        )
-
-    @classmethod
-    def for_metrics(cls) -> Self:
-        """/metrics serves scrapers: a few connections, small heads, no request body."""
-        return cls(max_header_bytes=8192, max_connections=64, max_body_bytes=1024)
-
-
-def connection_cap(requested: int) -> int:
-    """``requested``, lowered to half the process's descriptor limit (``ulimit -n``):
-    the other half stays for gRPC, storage and the listeners themselves."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return requested
-    return max(1, min(requested, soft // 2))
-
-
-class Refusals:
-    """Per listener: connections refused at the cap that are still lingering.
-
-    Those hold a descriptor each outside the cap, so their number is bounded
-    too: beyond :attr:`budget`, a refusal is written and the connection closed
-    at once (the client may then see a reset instead of the 503, but the
-    process keeps descriptors for the connections it serves).
-    """
-
-    def __init__(self, max_connections: int) -> None:
-        self.budget = max(8, max_connections // 8)
-        self.lingering = 0
 
 
 class _Refused(Exception):
@@ -157,7 +98,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     ``refused`` is called with a short reason (``"connections"``,
     ``"header_bytes"``, ``"header_timeout"``, ``"body_timeout"``,
-    ``"body_bytes"``) for each refusal, for metrics.
+    ``"body_bytes"``, ``"transfer_encoding"``) for each refusal, for metrics.
     """
 
     def __init__(
@@ -170,8 +111,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         limits: HttpLimits,
         refusals: Refusals,
         refused: Callable[[str], None] | None = None,
+        handshakes: Handshakes | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self._handshakes = handshakes
+        if handshakes is not None:
+            handshakes.begin(self)  # made at acceptance, before the TLS handshake
         self._limits = limits
         self._refusals = refusals
         self._over_cap = False
@@ -195,7 +140,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._raw = transport
-        if len(self.connections) >= self._limits.max_connections:
+        handshaking = 0
+        if self._handshakes is not None:
+            self._handshakes.end(self)
+            handshaking = len(self._handshakes)
+        if len(self.connections) + handshaking >= self._limits.max_connections:
             # Not added to the connections, so refusals never count against the cap.
             self.transport = transport
             self._over_cap = self._refusals.lingering < self._refusals.budget
@@ -284,9 +233,22 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         declared = -1
+        codings: list[bytes] = []
         for name, value in self.headers:
             if name == b"content-length" and value.isdigit():
                 declared = int(value)
+            elif name == b"transfer-encoding":
+                codings.append(value)
+        if codings and (len(codings) != 1 or codings[0].strip().lower() != b"chunked"):
+            # The parser undoes the chunking and nothing else: a body that is
+            # also gzip'd (say) would reach the application still encoded.
+            self._refuse(
+                "transfer_encoding",
+                501,
+                "transfer-encoding other than plain chunked is not supported; "
+                "send the body as is, chunked or with a content-length",
+            )
+            raise _Refused
         if declared > self._limits.max_body_bytes:
             self._refuse(
                 "body_bytes",

@@ -10,7 +10,7 @@ By default the HTTP listeners run on an :class:`HttpThread`: their own thread
 and event loop, so that whatever HTTP clients make the server do (parse a
 4 MiB batch, answer thousands of connections) never holds the gRPC loop. They
 share the interpreter, so this isolates only as well as the longest step that
-holds the GIL is short; :class:`~eventwire.frontends.http.protocol.HttpLimits`
+holds the GIL is short; :class:`~eventwire.frontends.http.limits.HttpLimits`
 keeps every step short (no unbounded header, no unbounded body), and the
 interpreter hands the GIL over every 5 ms (``sys.getswitchinterval()``).
 ``bench/abuse.py`` measures gRPC latency during HTTP attacks both ways.
@@ -32,7 +32,8 @@ from typing import Any, TypeVar
 import uvicorn
 
 from eventwire._loops import run_on
-from eventwire.frontends.http.protocol import GuardedHttpProtocol, HttpLimits, Refusals
+from eventwire.frontends.http.limits import Handshakes, HttpLimits, Refusals
+from eventwire.frontends.http.protocol import GuardedHttpProtocol
 from eventwire.security.tls import ServerTls
 
 T = TypeVar("T")
@@ -41,16 +42,40 @@ log = logging.getLogger("eventwire.gateway")
 
 
 class _EmbeddedServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, handshake_timeout: float) -> None:
         super().__init__(config)
         self.ready = asyncio.Event()
+        self._handshake_timeout = handshake_timeout
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
+        """uvicorn's start-up on our bound sockets (lifespan is off), with one
+        difference: the TLS handshake's deadline. uvicorn leaves asyncio's
+        default (60 s), long enough for idle connections to pile up."""
+        assert sockets is not None  # noqa: S101 - HttpGateway always passes its socket
+        config = self.config
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state={}, _loop=_loop
+            )
+
+        loop = asyncio.get_running_loop()
+        timeout = None if config.ssl is None else self._handshake_timeout
+        self.servers = [
+            await loop.create_server(
+                create_protocol,
+                sock=sock,
+                ssl=config.ssl,
+                backlog=config.backlog,
+                ssl_handshake_timeout=timeout,
+            )
+            for sock in sockets
+        ]
+        self.started = True
         self.ready.set()
 
 
@@ -179,6 +204,7 @@ class HttpGateway:
                 limits=limits,
                 refusals=Refusals(limits.max_connections),
                 refused=self._refused,
+                handshakes=Handshakes(limits.handshake_timeout) if self._tls else None,
             ),
             lifespan="off",
             interface="asgi3",
@@ -190,7 +216,7 @@ class HttpGateway:
             timeout_graceful_shutdown=max(1, math.ceil(self._grace)),
             **self._tls,
         )
-        server = _EmbeddedServer(config)
+        server = _EmbeddedServer(config, limits.handshake_timeout)
         self._server = server
         assert self._sock is not None  # noqa: S101 - bound above
         self._task = asyncio.get_running_loop().create_task(

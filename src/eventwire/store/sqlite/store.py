@@ -1,0 +1,17 @@
+"""The SQLite store: its reads and writes over one pair of connections."""
+
+from __future__ import annotations
+
+from eventwire.store.sqlite.reads import Reads
+from eventwire.store.sqlite.writes import Writes
+
+
+class SQLiteStore(Reads, Writes):
+    """The :class:`~eventwire.store.base.Store` on SQLite; see :mod:`eventwire.store.sqlite`."""
+
+    # A cancelled commit's COMMIT still runs to its end on the writer thread,
+    # and the next transaction waits for it (see Writes._transaction).
+    cancel_safe_commit = True
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r}, synchronous={self.synchronous!r})"
