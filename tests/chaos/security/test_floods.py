@@ -1,0 +1,84 @@
+"""Request floods from raw HTTP/2 clients must not fail anyone else's calls.
+
+A real ``eventwire serve`` process takes 20 connections pipelining unary
+health checks (no token needed) as fast as it answers them, then Rapid Reset
+from 10 connections, while a well-behaved client calls ``TrackEvent`` and a
+load balancer's probe calls ``Health/Check``, each with a 1 s deadline. Every
+one of their calls must succeed. The attackers run in their own process, so
+the probes' latencies are the server's; how fast the server answered is for
+``bench/abuse.py`` to measure, not for a test on a shared machine to assert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import Iterator
+from multiprocessing.pool import Pool
+from pathlib import Path
+
+import pytest
+
+from eventwire.testing._floods import FloodResult, pipelined_flood, rapid_reset
+from eventwire.testing._probes import HealthProber, LegitClient
+from eventwire.testing._process import ServerProcess
+from tests.support.security import Leaks, spawn
+
+DEADLINE = 1.0
+
+
+@pytest.fixture
+def target(tmp_path: Path, leaks: Leaks) -> Iterator[ServerProcess]:
+    proc = spawn(
+        leaks, "--store", f"sqlite:///{tmp_path / 'e.db'}", "--sqlite-synchronous", "normal"
+    ).start()
+    try:
+        yield proc
+    finally:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def attacker() -> Iterator[Pool]:
+    with multiprocessing.get_context("spawn").Pool(10) as pool:
+        pool.apply(abs, (0,))  # the children are up before anything is timed
+        yield pool
+
+
+async def test_pipelined_unary_floods_fail_no_other_call(
+    target: ServerProcess, attacker: Pool
+) -> None:
+    with (
+        LegitClient(target.address, timeout=DEADLINE) as client,
+        HealthProber(target.address, timeout=DEADLINE) as prober,
+    ):
+        flood: FloodResult = await asyncio.to_thread(
+            attacker.apply, pipelined_flood, (target.address, 5.0), {"connections": 20}
+        )
+    assert flood.answered > 1000, flood  # the flood was served, not just refused
+    assert not client.errors, client.errors
+    assert not prober.errors, prober.errors
+    assert len(client.latencies) > 20
+    assert len(prober.latencies) > 20
+    assert target._require().poll() is None, "the server survived"
+
+
+async def test_rapid_reset_fails_no_other_call(target: ServerProcess, attacker: Pool) -> None:
+    method = "/analytics.AnalyticsService/TrackEvent"
+    with (
+        LegitClient(target.address, timeout=DEADLINE) as client,
+        HealthProber(target.address, timeout=DEADLINE) as prober,
+    ):
+        await asyncio.sleep(0.2)
+        started = [
+            attacker.apply_async(rapid_reset, (target.address, 50_000), {"method": method})
+            for _ in range(10)
+        ]
+        outcomes = await asyncio.to_thread(lambda: [s.get(120) for s in started])
+        await asyncio.sleep(0.2)
+    assert sum(sent for sent, _ in outcomes) >= 10_000, outcomes
+    assert not client.errors, client.errors
+    assert not prober.errors, prober.errors
+    assert client.latencies
+    assert prober.latencies
+    assert target._require().poll() is None, "the server survived"
