@@ -4,8 +4,9 @@ A real ``eventwire serve`` process takes 20 connections pipelining unary
 health checks (no token needed) as fast as it answers them, then Rapid Reset
 from 10 connections, while a well-behaved client calls ``TrackEvent`` and a
 load balancer's probe calls ``Health/Check`` (1 s deadlines; 3 s for the probe
-while the flood is of health checks too). Every one of their calls must succeed. The attackers run in their own process, so
-the probes' latencies are the server's; how fast the server answered is for
+while the flood is of health checks too). Every one of their calls must
+succeed. The attackers run in their own process, so the probes' latencies are
+the server's; how fast the server answered is for
 ``bench/abuse.py`` to measure, not for a test on a shared machine to assert.
 """
 
