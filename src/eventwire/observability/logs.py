@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Final, TextIO
@@ -117,13 +118,131 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(doc, default=str).decode()
 
 
+class RepeatFilter(logging.Filter):
+    """Collapses repeated identical records into one line per interval, with a count.
+
+    Records are identical when logger, level and message template (``msg``
+    before its arguments) are: "commit failed: %s" while the disk is full is
+    one failure, however many requests hit it. The first passes; the others in
+    the next ``interval`` seconds are counted, and the next record of any kind
+    after that (or :meth:`flush`, at exit) writes "... (repeated N times in the
+    last T s)" with the last one's text and ``repeated=N``. Records below
+    ``level`` pass untouched (debug logging wants every line).
+    """
+
+    def __init__(
+        self,
+        interval: float = 10.0,
+        *,
+        level: int = logging.WARNING,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 1024,
+    ) -> None:
+        super().__init__()
+        self.interval = interval
+        self.level = level
+        self._clock = clock
+        self._max_keys = max_keys
+        self._windows: dict[tuple[str, int, str], _Window] = {}
+        self._lock = threading.Lock()
+        self.handler: logging.Handler | None = None
+        """Where the summary lines go (:func:`configure` sets it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < self.level or hasattr(record, "repeated"):
+            return True
+        now = self._clock()
+        key = (record.name, record.levelno, str(record.msg))
+        with self._lock:
+            due = self._take_due(now)
+            window = self._windows.get(key)
+            passes = window is None or now - window.start >= self.interval
+            if window is not None and not passes:
+                window.count += 1
+                window.last = record
+            else:
+                if len(self._windows) >= self._max_keys:
+                    self._windows.pop(next(iter(self._windows)))
+                self._windows[key] = _Window(now)
+        self._emit(due, now)
+        return passes
+
+    def flush(self) -> None:
+        """Write the counts still held (the process is about to exit)."""
+        now = self._clock()
+        with self._lock:
+            due = [w for w in self._windows.values() if w.count]
+            self._windows.clear()
+        self._emit(due, now)
+
+    def _take_due(self, now: float) -> list[_Window]:
+        due = []
+        for key, window in list(self._windows.items()):
+            if now - window.start >= self.interval:
+                del self._windows[key]
+                if window.count:
+                    due.append(window)
+        return due
+
+    def _emit(self, due: list[_Window], now: float) -> None:
+        if self.handler is None:
+            return
+        for window in due:
+            last = window.last
+            if last is None:
+                continue
+            summary = logging.makeLogRecord(vars(last))
+            seconds = max(1, round(now - window.start))
+            summary.msg = (
+                f"{last.getMessage()} (repeated {window.count} times in the last {seconds} s)"
+            )
+            summary.args = None
+            summary.exc_info = summary.exc_text = None
+            summary.repeated = window.count
+            self.handler.handle(summary)
+
+
+class _Window:
+    __slots__ = ("count", "last", "start")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.count = 0
+        self.last: logging.LogRecord | None = None
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The one handler; writes the repeat counts it still holds when closed at exit."""
+
+    def __init__(self, stream: TextIO, repeats: RepeatFilter) -> None:
+        super().__init__(stream)
+        self.repeats = repeats
+        repeats.handler = self
+        self.addFilter(repeats)
+
+    def close(self) -> None:
+        self.repeats.flush()
+        super().close()
+
+
 LIBRARY_LEVEL: Final = logging.WARNING
 """Other loggers (uvicorn, grpc, asyncio, ...) below this are dropped, unless the
 configured level is debug: their INFO lines are chatter ("Started server process")."""
 
 
-def configure(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)
+def configure(
+    level: str = "info",
+    fmt: str = "text",
+    stream: TextIO | None = None,
+    *,
+    repeat_interval: float = 10.0,
+) -> None:
+    """One handler on the root logger, in ``fmt``; identical warnings and errors
+    are collapsed per ``repeat_interval`` seconds (0: never)."""
+    repeats = RepeatFilter(
+        repeat_interval or 0.0, level=logging.WARNING if repeat_interval else logging.CRITICAL + 1
+    )
+    handler = _Handler(stream or sys.stderr, repeats)
     formatter = JsonFormatter() if fmt == "json" else TextFormatter()
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
