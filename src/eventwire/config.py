@@ -142,14 +142,15 @@ class ServerConfig:
     )
     rate_burst: int = _opt(0, "per-tenant bucket size (0: one second of --rate-limit)")
     max_concurrent_streams: int = _opt(
-        100,
-        "RPCs one HTTP/2 connection may have open at once (more wait on the client); with "
-        "--max-pending-rpcs it bounds how far one connection's calls queue ahead of others'",
+        1000,
+        "RPCs one HTTP/2 connection may have open at once (more wait on the client); also "
+        "how many of one connection's calls may queue ahead of other connections' calls",
     )
     max_pending_rpcs: int = _opt(
-        4000,
+        50_000,
         "RPCs of one method that may wait for the server to take them; beyond it new ones end "
-        "at once (grpcio's own default drops a random share from 1,000 on, as CANCELLED)",
+        "at once (grpcio's own default ends a random share CANCELLED from 1,000 on, whoever "
+        "sent them)",
     )
     max_connection_age: float = _opt(
         1800.0, "seconds before a connection is asked to go away, so load rebalances (0: never)"

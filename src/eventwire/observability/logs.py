@@ -13,8 +13,11 @@ stderr, bypassing Python; at its default verbosity it writes only errors.)
 
 from __future__ import annotations
 
+import atexit
+import faulthandler
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -260,9 +263,68 @@ def configure(
         library.handlers.clear()
         library.setLevel(logging.NOTSET)
         library.propagate = True
+    if stream is None:
+        handler.setStream(_route_native_stderr())
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_in_thread
+
+
+_NATIVE: Final = re.compile(r"^([IWEF])\d{4} [\d:.]+\s+\d+ ([^\]]+)\] ?(.*)$")
+_NATIVE_LEVELS: Final = {
+    "I": logging.INFO,
+    "W": logging.WARNING,
+    "E": logging.ERROR,
+    "F": logging.CRITICAL,
+}
+_native: list[TextIO] = []
+
+
+def _route_native_stderr() -> TextIO:
+    """Make what native code writes to file descriptor 2 log lines; the real stderr.
+
+    grpc's C core logs through absl straight to fd 2 (``I1207 05:50:39.49 6193
+    ssl_transport_security.cc:2563] Handshake failed ...``), which broke the
+    one-format promise of the JSON log. fd 2 becomes a pipe read by a thread
+    that logs each line as logger ``grpc.core`` at the line's own level (so
+    INFO chatter is dropped below ``--log-level debug``, like any library's),
+    with its source as a field. Idempotent; crash dumps (faulthandler) go to
+    the real stderr directly, since a dying process runs no thread.
+    """
+    if _native:
+        return _native[0]
+    sys.stderr.flush()
+    real = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+    read, write = os.pipe()
+    os.dup2(write, 2)
+    os.close(write)
+    pump = threading.Thread(target=_pump, args=(read,), name="eventwire-native-log", daemon=True)
+    pump.start()
+    faulthandler.enable(real)
+    _native.append(real)
+
+    def restore() -> None:
+        # Closing the pipe's last writer ends the pump once it has read all.
+        os.dup2(real.fileno(), 2)
+        pump.join(1.0)
+
+    atexit.register(restore)
+    return real
+
+
+def _pump(fd: int) -> None:
+    log = logging.getLogger("grpc.core")
+    with os.fdopen(fd, "rb") as lines:
+        for raw in lines:
+            text = raw.decode(errors="replace").rstrip()
+            if not text:
+                continue
+            match = _NATIVE.match(text)
+            if match is None:
+                logging.getLogger("stderr").warning(text)
+                continue
+            level, source, message = match.groups()
+            log.log(_NATIVE_LEVELS[level], message, extra={"source": source.strip()})
 
 
 def _log_uncaught(
