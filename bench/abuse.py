@@ -56,6 +56,7 @@ def main() -> int:
     parser.add_argument("--hold", type=float, default=3.0)
     parser.add_argument("--http-seconds", type=float, default=4.0, help="per HTTP attack")
     parser.add_argument("--flood-seconds", type=float, default=10.0)
+    parser.add_argument("--streams", type=int, default=0, help="--max-concurrent-streams (floods)")
     parser.add_argument("--only", choices=("all", "grpc", "floods", "http"), default="all")
     parser.add_argument("--before", help="also run the server from this source tree's src/")
     args = parser.parse_args()
@@ -134,6 +135,7 @@ def request_floods(args: argparse.Namespace) -> dict[str, Any]:
     ):
         server = ServerProcess(
             *("--store", f"sqlite:///{tmp}/abuse.db", "--sqlite-synchronous", "normal"),
+            *(("--max-concurrent-streams", str(args.streams)) if args.streams else ()),
             launcher=("taskset", "-c", "0"),
         ).start()
         pool.apply(abs, (0,))

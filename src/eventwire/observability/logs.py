@@ -263,8 +263,8 @@ def configure(
         library.handlers.clear()
         library.setLevel(logging.NOTSET)
         library.propagate = True
-    if stream is None:
-        handler.setStream(_route_native_stderr())
+    if stream is None and fmt == "json":
+        handler.setStream(_route_native_stderr(handler))
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_in_thread
@@ -280,12 +280,12 @@ _NATIVE_LEVELS: Final = {
 _native: list[TextIO] = []
 
 
-def _route_native_stderr() -> TextIO:
+def _route_native_stderr(handler: logging.Handler) -> TextIO:
     """Make what native code writes to file descriptor 2 log lines; the real stderr.
 
     grpc's C core logs through absl straight to fd 2 (``I1207 05:50:39.49 6193
     ssl_transport_security.cc:2563] Handshake failed ...``), which broke the
-    one-format promise of the JSON log. fd 2 becomes a pipe read by a thread
+    one-format promise of the JSON log. With JSON logs, fd 2 becomes a pipe read by a thread
     that logs each line as logger ``grpc.core`` at the line's own level (so
     INFO chatter is dropped below ``--log-level debug``, like any library's),
     with its source as a field. Idempotent; crash dumps (faulthandler) go to
@@ -298,7 +298,9 @@ def _route_native_stderr() -> TextIO:
     read, write = os.pipe()
     os.dup2(write, 2)
     os.close(write)
-    pump = threading.Thread(target=_pump, args=(read,), name="eventwire-native-log", daemon=True)
+    pump = threading.Thread(
+        target=_pump, args=(read, real, handler), name="eventwire-native-log", daemon=True
+    )
     pump.start()
     faulthandler.enable(real)
     _native.append(real)
@@ -312,12 +314,20 @@ def _route_native_stderr() -> TextIO:
     return real
 
 
-def _pump(fd: int) -> None:
+def _pump(fd: int, real: TextIO, handler: logging.Handler) -> None:
     log = logging.getLogger("grpc.core")
     with os.fdopen(fd, "rb") as lines:
         for raw in lines:
             text = raw.decode(errors="replace").rstrip()
             if not text:
+                continue
+            if text.startswith("{"):
+                # Already a log line: a --workers child's, whose stderr is this pipe.
+                handler.acquire()
+                try:
+                    real.write(text + "\n")
+                finally:
+                    handler.release()
                 continue
             match = _NATIVE.match(text)
             if match is None:
