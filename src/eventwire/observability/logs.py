@@ -8,7 +8,9 @@ line the process writes has the one format: eventwire's own, and uvicorn's,
 grpcio's, asyncio's (its "Task exception was never retrieved"), warnings,
 and uncaught exceptions in any thread. Libraries log at WARNING and above;
 eventwire at the configured level. (grpc's C core writes its own lines to
-stderr, bypassing Python; at its default verbosity it writes only errors.)
+stderr, bypassing Python: with JSON logs :func:`configure` turns those lines into
+records of logger ``grpc.core``.) Identical warnings and errors are collapsed
+by :class:`RepeatFilter`.
 """
 
 from __future__ import annotations
