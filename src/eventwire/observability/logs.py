@@ -296,7 +296,10 @@ def _route_native_stderr(handler: logging.Handler) -> TextIO:
     if _native:
         return _native[0]
     sys.stderr.flush()
-    real = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+    try:
+        real = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+    except OSError:  # no stderr at all: nothing to route, nowhere to write
+        return sys.stderr
     read, write = os.pipe()
     os.dup2(write, 2)
     os.close(write)
