@@ -147,7 +147,7 @@ class ServerConfig:
         "how many of one connection's calls may queue ahead of other connections' calls",
     )
     max_pending_rpcs: int = _opt(
-        20_000,
+        24_000,
         "RPCs of one method that may wait for the server to take them; beyond it new ones end "
         "at once (grpcio's own default ends a random share CANCELLED from 1,000 on, whoever "
         "sent them)",

@@ -58,7 +58,7 @@ def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
         # (src/core/server/server.cc, pending_backlog_protector_): a pipelining
         # client then fails everyone's calls at random, and each refusal frees
         # its stream for the next request at once. Above what
-        # --max-concurrent-streams lets 20 connections queue, nothing is
+        # --max-concurrent-streams lets 20 connections queue (and some), nothing is
         # refused: a flood is paced by the server's own answers instead.
         ("grpc.server.max_pending_requests", config.max_pending_rpcs),
         ("grpc.server.max_pending_requests_hard_limit", config.max_pending_rpcs),
