@@ -8,8 +8,8 @@ line the process writes has the one format: eventwire's own, and uvicorn's,
 grpcio's, asyncio's (its "Task exception was never retrieved"), warnings,
 and uncaught exceptions in any thread. Libraries log at WARNING and above;
 eventwire at the configured level. (grpc's C core writes its own lines to
-stderr, bypassing Python: with JSON logs :func:`configure` turns those lines into
-records of logger ``grpc.core``.) Identical warnings and errors are collapsed
+stderr, bypassing Python: with JSON logs :func:`route_native_stderr` turns those
+lines into records of logger ``grpc.core``.) Identical warnings and errors are collapsed
 by :class:`RepeatFilter`.
 """
 
@@ -265,8 +265,6 @@ def configure(
         library.handlers.clear()
         library.setLevel(logging.NOTSET)
         library.propagate = True
-    if stream is None and fmt == "json":
-        handler.setStream(_route_native_stderr(handler))
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_in_thread
@@ -280,6 +278,22 @@ _NATIVE_LEVELS: Final = {
     "F": logging.CRITICAL,
 }
 _native: list[TextIO] = []
+
+
+def route_native_stderr() -> None:
+    """With JSON logs on stderr, make what native code writes there log records.
+
+    Called by the process that serves (a lone server, each worker), not by a
+    supervisor: its workers inherit its stderr, and must not inherit a pipe
+    that dies with it.
+    """
+    for handler in logging.getLogger().handlers:
+        if (
+            isinstance(handler, _Handler)
+            and isinstance(handler.formatter, JsonFormatter)
+            and handler.stream is sys.stderr
+        ):
+            handler.setStream(_route_native_stderr(handler))
 
 
 def _route_native_stderr(handler: logging.Handler) -> TextIO:
@@ -327,7 +341,7 @@ def _pump(fd: int, real: TextIO, handler: logging.Handler) -> None:
             if not text:
                 continue
             if text.startswith("{"):
-                # Already a log line: a --workers child's, whose stderr is this pipe.
+                # Already a log line (a child process sharing this stderr wrote it).
                 handler.acquire()
                 try:
                     real.write(text + "\n")

@@ -34,6 +34,7 @@ from eventwire.ingest.pipeline import IngestPipeline
 from eventwire.ingest.reads import ReadService
 from eventwire.ingest.retention import Retention
 from eventwire.ingest.service import IngestService
+from eventwire.observability import logs
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import TRACER_NAME, tracer_provider
 from eventwire.runtime.store_watch import LIVENESS, StoreWatch
@@ -366,6 +367,7 @@ def run(config: ServerConfig) -> int:
 
 def run_one(config: ServerConfig) -> int:
     """Serve on uvloop when it is installed, else on the default asyncio loop."""
+    logs.route_native_stderr()
     loop_factory = None
     with contextlib.suppress(ImportError):
         import uvloop
