@@ -7,6 +7,10 @@ resets streams as fast as the socket takes them (CVE-2023-44487's pattern),
 and holds hundreds of idle connections. Records the server's RSS before, at
 its peak and after, and how each attack ended.
 
+Floods (``--only floods``): a TrackEvent client's and a health prober's p99
+(1 s deadlines) while 20 connections pipeline health checks and while 10 do
+Rapid Reset, the server alone on core 0.
+
 HTTP (``bench/_http_abuse.py``): gRPC health latency while the gateway takes
 64 MiB heads, slowloris connections and a flood of 10,000-event batches, side
 by side for the HTTP listeners on their own thread and loop (the default) and
@@ -27,6 +31,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,8 @@ import grpc
 from _http_abuse import PHASES, http_abuse  # bench/ is on sys.path: this script's folder
 
 from eventwire.testing._abuse import abuse
+from eventwire.testing._floods import pipelined_flood, rapid_reset
+from eventwire.testing._probes import HealthProber, LegitClient
 from eventwire.testing._process import ServerProcess
 
 RESULTS = Path(__file__).parent / "results"
@@ -48,7 +55,9 @@ def main() -> int:
     parser.add_argument("--flood-connections", type=int, default=2000)
     parser.add_argument("--hold", type=float, default=3.0)
     parser.add_argument("--http-seconds", type=float, default=4.0, help="per HTTP attack")
-    parser.add_argument("--only", choices=("all", "grpc", "http"), default="all")
+    parser.add_argument("--flood-seconds", type=float, default=10.0)
+    parser.add_argument("--streams", type=int, default=0, help="--max-concurrent-streams (floods)")
+    parser.add_argument("--only", choices=("all", "grpc", "floods", "http"), default="all")
     parser.add_argument("--before", help="also run the server from this source tree's src/")
     args = parser.parse_args()
     # A partial run (--only) keeps the other half of the last results.
@@ -59,6 +68,9 @@ def main() -> int:
         floods, alive = grpc_floods(args)
         result.update(floods)
     command = "python bench/abuse.py " + " ".join(sys.argv[1:])
+    if args.only in ("all", "floods"):
+        result["floods"] = request_floods(args)
+        result["floods_command"] = command
     if args.only in ("all", "http"):
         result["http"] = http_attacks(args)
         result["http_command"] = command
@@ -70,7 +82,11 @@ def main() -> int:
         result["command"] = command
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "abuse.json").write_text(json.dumps(result, indent=2) + "\n")
-    text = (table(result) if "ping_flood" in result else "") + http_table(result)
+    text = (
+        (table(result) if "ping_flood" in result else "")
+        + floods_table(result)
+        + http_table(result)
+    )
     (RESULTS / "abuse.md").write_text(text)
     print(text)
     return 0 if alive else 1
@@ -103,6 +119,86 @@ def http_attacks(args: argparse.Namespace) -> dict[str, Any]:
                 server.terminate()
                 server.wait()
     return out
+
+
+def request_floods(args: argparse.Namespace) -> dict[str, Any]:
+    """A TrackEvent client and a health prober (1 s deadlines) while 20 connections
+    pipeline health checks, then while 10 connections do Rapid Reset. The server
+    has core 0 to itself; attackers and probes share core 1."""
+    import multiprocessing
+
+    os.sched_setaffinity(0, {1})
+    out: dict[str, Any] = {}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        multiprocessing.get_context("spawn").Pool(10) as pool,
+    ):
+        server = ServerProcess(
+            *("--store", f"sqlite:///{tmp}/abuse.db", "--sqlite-synchronous", "normal"),
+            *(("--max-concurrent-streams", str(args.streams)) if args.streams else ()),
+            launcher=("taskset", "-c", "0"),
+        ).start()
+        pool.apply(abs, (0,))
+        method = "/analytics.AnalyticsService/TrackEvent"
+        try:
+            for name in ("idle", "pipelined unary, 20 connections", "Rapid Reset, 10 connections"):
+                with (
+                    LegitClient(server.address, timeout=1.0) as client,
+                    HealthProber(server.address, timeout=1.0) as prober,
+                ):
+                    if name == "idle":
+                        time.sleep(args.flood_seconds / 2)
+                        attack = ""
+                    elif name.startswith("pipelined"):
+                        flood = pool.apply(pipelined_flood, (server.address, args.flood_seconds))
+                        attack = f"{flood.answered / flood.seconds:,.0f} calls/s answered"
+                    else:
+                        runs = [
+                            pool.apply_async(
+                                rapid_reset, (server.address, 50_000), {"method": method}
+                            )
+                            for _ in range(10)
+                        ]
+                        ends = [r.get() for r in runs]
+                        sent = sum(n for n, _ in ends)
+                        closed = sum(end != "open" for _, end in ends)
+                        attack = (
+                            f"{sent:,} streams reset, {closed}/10 connections closed by the server"
+                        )
+                out[name] = {
+                    "trackevent_p99_ms": round(client.p99() * 1000, 1),
+                    "trackevent_calls": len(client.latencies),
+                    "trackevent_errors": client.errors,
+                    "health_p99_ms": round(prober.p99() * 1000, 1),
+                    "health_calls": len(prober.latencies),
+                    "health_errors": prober.errors,
+                    "attack": attack,
+                }
+        finally:
+            server.terminate()
+            server.wait()
+    return out
+
+
+def floods_table(r: dict[str, Any]) -> str:
+    floods: dict[str, dict[str, Any]] = r.get("floods", {})
+    if not floods:
+        return ""
+    lines = [
+        "",
+        "A well-behaved client and a health prober (1 s deadlines) during request floods:",
+        "",
+        "| flood | TrackEvent p99 | calls | errors | Health/Check p99 | calls | errors | attack |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in floods.items():
+        lines.append(
+            f"| {name} | {m['trackevent_p99_ms']} ms | {m['trackevent_calls']:,} | "
+            f"{len(m['trackevent_errors'])} | {m['health_p99_ms']} ms | {m['health_calls']:,} | "
+            f"{len(m['health_errors'])} | {m['attack']} |"
+        )
+    lines += ["", f"{r['machine']}. `{r['floods_command']}`", ""]
+    return "\n".join(lines)
 
 
 def http_table(r: dict[str, Any]) -> str:

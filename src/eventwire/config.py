@@ -142,7 +142,15 @@ class ServerConfig:
     )
     rate_burst: int = _opt(0, "per-tenant bucket size (0: one second of --rate-limit)")
     max_concurrent_streams: int = _opt(
-        1000, "RPCs one HTTP/2 connection may have open at once (more wait on the client)"
+        1000,
+        "RPCs one HTTP/2 connection may have open at once (more wait on the client); also "
+        "how many of one connection's calls may queue ahead of other connections' calls",
+    )
+    max_pending_rpcs: int = _opt(
+        24_000,
+        "RPCs of one method that may wait for the server to take them; beyond it new ones end "
+        "at once (grpcio's own default ends a random share CANCELLED from 1,000 on, whoever "
+        "sent them)",
     )
     max_connection_age: float = _opt(
         1800.0, "seconds before a connection is asked to go away, so load rebalances (0: never)"
@@ -202,15 +210,16 @@ class ServerConfig:
             raise ValueError("tls_client_ca (mTLS) needs tls_cert and tls_key")
         if self.http_max_header_bytes < 1024 or self.http_max_connections < 1:
             raise ValueError("need http_max_header_bytes >= 1024 and http_max_connections >= 1")
-        for name in ("http_header_timeout", "http_body_timeout", "http_idle_timeout"):
+        positive = ("http_header_timeout", "http_body_timeout", "http_idle_timeout")
+        for name in (*positive, "stream_buffer_bytes", "stream_stall_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.max_pending_rpcs < 1:
+            raise ValueError("need max_pending_rpcs >= 1")
         if self.max_concurrent_streams < 1 or self.max_metadata_bytes < 1024:
             raise ValueError("need max_concurrent_streams >= 1 and max_metadata_bytes >= 1024")
         for name in ("retention", "events_retention", "alerts_retention"):
             parse_duration(name, getattr(self, name))
-        if self.stream_buffer_bytes < 1 or self.stream_stall_timeout <= 0:
-            raise ValueError("need stream_buffer_bytes >= 1 and stream_stall_timeout > 0")
         if self.retention_chunk < 1 or self.retention_interval <= 0:
             raise ValueError("need retention_chunk >= 1 and retention_interval > 0")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -22,7 +22,15 @@ from opentelemetry.sdk.trace.export import (
 
 from eventwire.observability.propagation import TRACER_NAME, current_trace_id, extract, inject
 
-__all__ = ["EXPORTERS", "TRACER_NAME", "current_trace_id", "extract", "inject", "tracer_provider"]
+__all__ = [
+    "EXPORTERS",
+    "TRACER_NAME",
+    "current_trace_id",
+    "extract",
+    "inject",
+    "resource",
+    "tracer_provider",
+]
 
 EXPORTERS: Final = ("none", "console", "otlp")
 
@@ -38,7 +46,7 @@ def tracer_provider(
         return None
     if exporter not in EXPORTERS:
         raise ValueError(f"trace exporter must be one of {EXPORTERS}, got {exporter!r}")
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider = TracerProvider(resource=resource(service_name))
     if processor is not None:
         provider.add_span_processor(processor)
     elif exporter == "console":
@@ -49,3 +57,16 @@ def tracer_provider(
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return provider
+
+
+def resource(default_service_name: str = "eventwire") -> Resource:
+    """The SDK's resource, named ``default_service_name`` only when the environment names none.
+
+    Configuration is read in :mod:`eventwire.config` alone, with one exception:
+    the OpenTelemetry SDK reads its own standard variables (``OTEL_SERVICE_NAME``,
+    ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_EXPORTER_OTLP_*``), so that eventwire
+    is configured like every other instrumented service. Attributes passed to
+    ``Resource.create`` would override the environment, hence the check first.
+    """
+    named = SERVICE_NAME in OTELResourceDetector().detect().attributes
+    return Resource.create({} if named else {SERVICE_NAME: default_service_name})

@@ -15,15 +15,12 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from typing import Final
 
 import grpc
-from grpc_health.v1 import health_pb2
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import make_asgi_app
 
 from eventwire._redact import redact
-from eventwire._rpc import SERVICE_NAMES
 from eventwire.config import ServerConfig
 from eventwire.frontends.grpc.health import HealthServicer
 from eventwire.frontends.grpc.server import build_grpc_server
@@ -36,23 +33,22 @@ from eventwire.frontends.http import (
 )
 from eventwire.ingest.pipeline import IngestPipeline
 from eventwire.ingest.service import IngestService
+from eventwire.observability import logs
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import TRACER_NAME, tracer_provider
 from eventwire.reads.limits import ReadLimits
 from eventwire.reads.retention import Retention
 from eventwire.reads.service import ReadService
+from eventwire.runtime.store_watch import LIVENESS, StoreWatch
 from eventwire.security.auth import Authenticator
 from eventwire.security.limits import ByteBudget, RateLimiter
 from eventwire.security.tls import ServerTls
-from eventwire.store import Store, StoreError, StoreGone, StoreUnavailable, open_store
+from eventwire.store import Store, StoreError, open_store
 from eventwire.store.sqlite import DatabaseLock
 
-log = logging.getLogger("eventwire.server")
+__all__ = ["LIVENESS", "Server", "migrate_once", "run", "run_one", "serve"]
 
-LIVENESS: Final = "liveness"
-"""A health service name that is SERVING while the process serves at all, whatever
-storage does: a liveness probe on it restarts a wedged process, never one that
-merely waits for its database (restarting cannot fix that)."""
+log = logging.getLogger("eventwire.server")
 
 
 class Server:
@@ -91,13 +87,19 @@ class Server:
         self._gateway: HttpGateway | None = None
         self._metrics_listener: HttpGateway | None = None
         self._http_thread = HttpThread() if config.http_thread else None
-        self._serving = False
         self._health = HealthServicer()
+        self._store_watch = StoreWatch(
+            self.store,
+            self._health,
+            self.metrics,
+            interval=config.store_probe_interval,
+            draining=lambda: self._draining,
+        )
         self._pipeline = IngestPipeline(
             self.store,
             max_batch=config.max_batch_events,
             max_pending=config.max_pending_events,
-            on_store_health=self._on_store_health,
+            on_store_health=self._store_watch.on_store_health,
             metrics=self.metrics,
             tracer=self._tracer,
             max_delay=config.max_commit_delay,
@@ -110,9 +112,6 @@ class Server:
             chunk=config.retention_chunk,
             interval=config.retention_interval,
         )
-        self._probe: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.Task[None] | None = None
-        self._lost = False
         self._draining = False
         self._stopped = asyncio.Event()
 
@@ -202,7 +201,7 @@ class Server:
                 GatewayApp(
                     service,
                     reads=reads,
-                    ready=lambda: self._serving and not self._draining,
+                    ready=lambda: self._store_watch.serving and not self._draining,
                     max_body_bytes=self.config.http_max_body_bytes,
                     auth=self.auth,
                     limiter=self._limiter,
@@ -212,10 +211,8 @@ class Server:
             )
         if self._metrics_listener is not None:
             await self._metrics_listener.start(make_asgi_app(self.metrics.registry))
-        await self._set_serving(serving=True)
-        self._watchdog = asyncio.get_running_loop().create_task(
-            self._watch_store(), name="eventwire-store-watchdog"
-        )
+        await self._store_watch.set_serving(serving=True)
+        self._store_watch.start()
         log.info(
             "serving",
             extra={
@@ -256,9 +253,7 @@ class Server:
         grace = self.config.grace if grace is None else grace
         log.info("draining", extra={"grace_s": grace})
         await self._health.enter_graceful_shutdown()
-        for task in (self._probe, self._watchdog):
-            if task is not None:
-                task.cancel()
+        self._store_watch.stop()
         # Streams that never end by themselves (watch, export with follow) end
         # now with UNAVAILABLE, so that their clients resume on another replica
         # instead of holding the drain for the whole grace period.
@@ -287,67 +282,6 @@ class Server:
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
-
-    async def _set_serving(self, *, serving: bool) -> None:
-        self._serving = serving
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
-        for name in ("", *SERVICE_NAMES):
-            await self._health.set(name, status)
-        if serving:
-            await self._health.set(LIVENESS, status)
-
-    def _on_store_health(self, ok: bool, error: StoreUnavailable | None = None) -> None:
-        self.metrics.store_up.set(1 if ok else 0)
-        if error is not None:
-            self._note_fault(error)
-        if self._draining:
-            return
-        loop = asyncio.get_running_loop()
-        loop.create_task(self._set_serving(serving=ok))  # noqa: RUF006 - completes promptly
-        if ok:
-            log.info("storage recovered")
-        elif self._probe is None or self._probe.done():
-            log.error("storage unavailable (%s); probing until it recovers", error or "unknown")
-            self._probe = loop.create_task(self._probe_store(), name="eventwire-store-probe")
-
-    def _note_fault(self, error: StoreUnavailable) -> None:
-        if isinstance(error, StoreGone) and not self._lost:
-            self._lost = True
-            self.metrics.store_lost.inc()
-            log.critical("storage lost: %s", error)
-
-    async def _watch_store(self) -> None:
-        """Notice a fault while no write comes to find it (a deleted file, chattr +i)."""
-        while True:
-            await asyncio.sleep(self.config.store_probe_interval)
-            if not self._serving:
-                continue  # the probe is on it
-            try:
-                await self.store.verify()
-            except StoreUnavailable as exc:
-                self._on_store_health(False, exc)
-            except Exception:
-                log.exception("storage watchdog failed")
-
-    async def _probe_store(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.store_probe_interval)
-            try:
-                await self.store.check()
-            except StoreUnavailable as exc:
-                self._note_fault(exc)
-                continue
-            except Exception:
-                log.exception("storage probe failed")
-                continue
-            self.metrics.store_up.set(1)
-            await self._set_serving(serving=True)
-            log.info("storage recovered")
-            return
 
 
 def _bind(listener: HttpGateway, address: str) -> int:
@@ -433,6 +367,7 @@ def run(config: ServerConfig) -> int:
 
 def run_one(config: ServerConfig) -> int:
     """Serve on uvloop when it is installed, else on the default asyncio loop."""
+    logs.route_native_stderr()
     loop_factory = None
     with contextlib.suppress(ImportError):
         import uvloop

@@ -46,10 +46,7 @@ async def test_floods_leave_the_server_up_bounded_and_serving(target: ServerProc
     assert report.outcomes["ping_flood"] == ["too_many_pings"] * 5, report
     assert report.rapid_reset["streams"] > 0
     assert report.connection_flood["connections"] == 300
-    # grpcio itself (a bare grpc.aio server too) cancels a few calls of other
-    # connections while it fends off a Rapid Reset flood; nothing else may fail.
-    assert all(e.startswith("StatusCode.CANCELLED") for e in report.legit_errors), report
-    assert len(report.legit_errors) < max(3, report.legit_calls_during // 10), report
+    assert not report.legit_errors, report
     assert report.legit_calls_during > 10, report
     # Loose bounds: two shared cores, other suites running. What matters is
     # that nothing grows with the attack's size and nothing stalls for long.

@@ -52,6 +52,16 @@ def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
         ("grpc.http2.max_ping_strikes", 2),
         # Bounds what one connection can make the server hold at once.
         ("grpc.max_concurrent_streams", config.max_concurrent_streams),
+        # Calls the server has not yet taken wait in one queue per method, first
+        # come first served across connections. grpcio ends a random share of
+        # new ones CANCELLED once 1,000 wait, and every one from 3,000 on
+        # (src/core/server/server.cc, pending_backlog_protector_): a pipelining
+        # client then fails everyone's calls at random, and each refusal frees
+        # its stream for the next request at once. Above what
+        # --max-concurrent-streams lets 20 connections queue (and some), nothing is
+        # refused: a flood is paced by the server's own answers instead.
+        ("grpc.server.max_pending_requests", config.max_pending_rpcs),
+        ("grpc.server.max_pending_requests_hard_limit", config.max_pending_rpcs),
         # Soft and hard limit alike: grpcio refuses a random share of requests
         # between the two, which would make the limit flaky to hit.
         ("grpc.max_metadata_size", config.max_metadata_bytes),
