@@ -166,6 +166,20 @@ class ServerConfig:
         10.0, "seconds a new connection gets to finish its TLS and HTTP/2 handshake"
     )
     max_connections: int = _opt(0, "open gRPC connections accepted at once (0: no limit)")
+    # -- reads: see docs/limits.md -----------------------------------------------
+    feed_max_bytes: int = _opt(
+        32 << 20,
+        "bytes of recent alerts the live feed keeps for watchers (the oldest are dropped; a "
+        "watcher behind them reads the store); the rendered-alert cache gets a quarter more",
+    )
+    stream_buffer_bytes: int = _opt(
+        256 << 10, "bytes a streaming reply (watch, export) may hold for its client"
+    )
+    stream_stall_timeout: float = _opt(
+        30.0,
+        "seconds a streaming reply's client may leave its buffer full before it is told where "
+        "to resume and disconnected",
+    )
     # -- retention: see docs/reading.md -------------------------------------------
     retention: str = _opt(
         "", "how long events and alerts are kept, e.g. 30d, 12h, 90m, 45s (empty: forever)"
@@ -196,7 +210,8 @@ class ServerConfig:
             raise ValueError("tls_client_ca (mTLS) needs tls_cert and tls_key")
         if self.http_max_header_bytes < 1024 or self.http_max_connections < 1:
             raise ValueError("need http_max_header_bytes >= 1024 and http_max_connections >= 1")
-        for name in ("http_header_timeout", "http_body_timeout", "http_idle_timeout"):
+        positive = ("http_header_timeout", "http_body_timeout", "http_idle_timeout")
+        for name in (*positive, "stream_buffer_bytes", "stream_stall_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.max_pending_rpcs < 1:

@@ -18,8 +18,8 @@ import httpx
 
 from eventwire.frontends.http import GatewayApp
 from eventwire.ingest.pipeline import IngestPipeline
-from eventwire.ingest.reads import ReadService
 from eventwire.ingest.service import IngestService
+from eventwire.reads.service import ReadService
 from eventwire.store import open_store
 
 

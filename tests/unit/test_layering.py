@@ -20,7 +20,8 @@ from tests.support.paths import ROOT
 
 PACKAGE: Final = ROOT / "src" / "eventwire"
 
-# The layers, top to bottom: ``runtime → frontends → ingest, security → store``;
+# The layers, top to bottom: ``runtime → frontends → reads → ingest, security → store``
+# (reads use ingest's validation rules and alert rendering; ingest never imports reads);
 # ``observability`` and ``config`` are usable from every layer and import nothing
 # above them; ``shared`` is the small private modules (eventwire._ids, ...).
 _BASE: Final = frozenset({"config", "shared", "api"})
@@ -32,11 +33,13 @@ ALLOWED: Final[Mapping[str, frozenset[str]]] = {
     "store": _BASE | {"observability"},
     "security": _BASE | {"observability", "store"},
     "ingest": _BASE | {"observability", "store"},
-    "frontends.grpc": _BASE | {"observability", "store", "security", "ingest"},
-    "frontends.http": _BASE | {"observability", "store", "security", "ingest"},
+    "reads": _BASE | {"observability", "store", "ingest"},
+    "frontends.grpc": _BASE | {"observability", "store", "security", "ingest", "reads"},
+    "frontends.http": _BASE | {"observability", "store", "security", "ingest", "reads"},
     "client": frozenset({"shared", "api", "observability"}),
     "runtime": _BASE
-    | {"observability", "store", "security", "ingest", "frontends.grpc", "frontends.http"}
+    | {"observability", "store", "security", "ingest", "reads"}
+    | {"frontends.grpc", "frontends.http"}
     | {"client"},
     "testing": _BASE | {"client", "runtime", "observability", "store"},
     "root": frozenset({"client", "shared"}),
@@ -51,6 +54,7 @@ FORBIDDEN_EXTERNAL: Final[Mapping[str, frozenset[str]]] = {
     "observability": _SERVER_ONLY | {"httpx"},
     "shared": _SERVER_ONLY | {"grpc"},
     "ingest": _TRANSPORTS,
+    "reads": _TRANSPORTS,
     "security": _TRANSPORTS,
     "store": _TRANSPORTS,
 }

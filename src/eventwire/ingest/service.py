@@ -23,9 +23,8 @@ from eventwire._errors import FieldViolation, InvalidArgument, NotFound, Unavail
 from eventwire._ids import random_id, uuid7
 from eventwire._loops import run_on
 from eventwire.api import analytics_pb2, telemetry_pb2
+from eventwire.ingest.alerts import alert_message, validate_alert_details
 from eventwire.ingest.pipeline import IngestPipeline
-from eventwire.ingest.read_checks import validate_alert_details
-from eventwire.ingest.reads import alert_message
 from eventwire.ingest.validation import (
     DEFAULT_LIMITS,
     MIN_TIMESTAMP_MS,

@@ -32,12 +32,13 @@ from eventwire.frontends.http import (
     uvicorn_tls_options,
 )
 from eventwire.ingest.pipeline import IngestPipeline
-from eventwire.ingest.reads import ReadService
-from eventwire.ingest.retention import Retention
 from eventwire.ingest.service import IngestService
 from eventwire.observability import logs
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import TRACER_NAME, tracer_provider
+from eventwire.reads.limits import ReadLimits
+from eventwire.reads.retention import Retention
+from eventwire.reads.service import ReadService
 from eventwire.runtime.store_watch import LIVENESS, StoreWatch
 from eventwire.security.auth import Authenticator
 from eventwire.security.limits import ByteBudget, RateLimiter
@@ -172,7 +173,14 @@ class Server:
         await self.store.open()
         self._pipeline.start()
         service = IngestService(self._pipeline, self.store, metrics=self.metrics)
-        self._reads = reads = await ReadService.start(self.store)
+        self._reads = reads = await ReadService.start(
+            self.store,
+            ReadLimits(
+                self.config.feed_max_bytes,
+                self.config.stream_buffer_bytes,
+                self.config.stream_stall_timeout,
+            ),
+        )
         self.retention.start()
         server, self.port = build_grpc_server(
             self.config,

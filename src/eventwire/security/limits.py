@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from google.protobuf.message import Message
+
 from eventwire._errors import Overloaded
 from eventwire.api import analytics_pb2
 
@@ -57,11 +59,22 @@ class RateLimiter:
         self._buckets[tenant] = (level - cost, now)
 
 
-def cost_of(message: object) -> int:
-    """What a request message costs: one per event it carries, at least one."""
-    if isinstance(message, analytics_pb2.EventBatch):
-        return max(1, len(message.events))
-    return 1
+BYTES_PER_UNIT: Final = 16 << 10
+"""A request costs one unit more per this many bytes of it (see :func:`cost_of`)."""
+
+
+def cost_of(message: object, bytes_per_unit: int = BYTES_PER_UNIT) -> int:
+    """What a request message costs: one per event it carries (at least one),
+    plus one per whole ``bytes_per_unit`` of its encoded size (0: count only).
+
+    So a tenant's rate limit bounds the bytes it sends as well as its events:
+    a small event costs 1, a maximum-size alert (~70 KB) 5, a 4 MiB batch of
+    ten events 266.
+    """
+    events = max(1, len(message.events)) if isinstance(message, analytics_pb2.EventBatch) else 1
+    if bytes_per_unit and isinstance(message, Message):
+        return events + message.ByteSize() // bytes_per_unit
+    return events
 
 
 HELD_EVENT_OVERHEAD: Final = 320

@@ -19,14 +19,14 @@ import httpx
 import jsonschema_rs
 import pytest
 
-from eventwire.ingest.read_checks import (
+from eventwire.ingest.alerts import (
     MAX_ATTRIBUTE_KEY_CHARS,
     MAX_ATTRIBUTE_VALUE_CHARS,
     MAX_ATTRIBUTES,
     MAX_MESSAGE_CHARS,
-    MAX_PROPERTY_KEY_CHARS,
 )
 from eventwire.ingest.validation import DEFAULT_LIMITS
+from eventwire.reads.checks import MAX_PROPERTY_KEY_CHARS
 from eventwire.testing import running_server
 from tests.support.gateway import status_of, violations_of
 from tests.support.security import token, token_file_text

@@ -10,14 +10,22 @@ import pytest
 from eventwire._errors import FieldViolation, InvalidArgument
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.config import ServerConfig, parse_duration
-from eventwire.ingest.read_checks import (
-    validate_alert_details,
+from eventwire.ingest.alerts import validate_alert_details
+from eventwire.reads.checks import (
     validate_export,
     validate_list_alerts,
     validate_query,
     validate_watch_alerts,
 )
-from eventwire.ingest.reads import AlertFeed, Cursors, fingerprint
+from eventwire.reads.cursors import Cursors, fingerprint
+from eventwire.reads.feed import (
+    CATCH_UP_BYTES,
+    CATCH_UP_PAGE,
+    SLICE_BYTES,
+    AlertFeed,
+    page_limit,
+    row_bytes,
+)
 from eventwire.store import AlertRow, Position, StoredAlert
 
 KEY = b"k" * 32
@@ -109,12 +117,15 @@ class _NoStore:
     """The feed's buffer logic needs no store; any call would be a bug here."""
 
 
-def _stored(seq: int) -> StoredAlert:
-    return StoredAlert(Position(0, seq), AlertRow(f"t{seq}", "acme", "d", "t", 1, 1, None))
+def _stored(seq: int, message: str = "") -> StoredAlert:
+    return StoredAlert(
+        Position(0, seq), AlertRow(f"t{seq}", "acme", "d", "t", 1, 1, None, 0, message)
+    )
 
 
 def test_the_feed_hands_over_only_positions_it_holds_completely() -> None:
-    feed = AlertFeed(_NoStore(), capacity=8)  # type: ignore[arg-type]
+    one = row_bytes(_stored(1).row)
+    feed = AlertFeed(_NoStore(), max_bytes=8 * one)  # type: ignore[arg-type]
     feed._append([_stored(s) for s in range(1, 6)], Position(0, 5))
     live = feed.since(Position(0, 2))
     assert live is not None
@@ -129,3 +140,43 @@ def test_the_feed_hands_over_only_positions_it_holds_completely() -> None:
     assert rows[0].position > feed.floor
     assert rows[-1].position.seq == 19
     assert through == Position(0, 25)  # complete past the last row: nothing there
+
+
+def test_the_feed_is_bounded_in_bytes_whatever_the_size_of_the_alerts() -> None:
+    cap = 1 << 20
+    feed = AlertFeed(_NoStore(), max_bytes=cap)  # type: ignore[arg-type]
+    big = "m" * 70_000  # about a maximum-size alert
+    for seq in range(1, 201):
+        feed._append([_stored(seq, big)], Position(0, seq))
+        assert feed.held <= cap
+    assert feed.held == sum(row_bytes(r.row) for r in feed._rows)
+    # Counted in alerts, the feed kept 8,192 of these (~570 MB); now about 14.
+    assert 0 < len(feed._rows) <= cap // 70_000
+    assert feed._rows[-1].position.seq == 200
+    assert feed.since(Position(0, 150)) is None
+    assert feed.since(feed.floor) is not None
+
+
+def test_a_watcher_takes_the_feed_in_bounded_slices_and_misses_nothing() -> None:
+    feed = AlertFeed(_NoStore(), max_bytes=64 << 20)  # type: ignore[arg-type]
+    rows = [_stored(seq, "m" * 50_000) for seq in range(1, 41)]
+    feed._append(rows, Position(0, 40))
+    position, seen = Position(0, 0), list[int]()
+    while position < feed.head:
+        live = feed.since(position)
+        assert live is not None
+        taken, position = live
+        assert sum(row_bytes(r.row) for r in taken) <= SLICE_BYTES + row_bytes(rows[0].row)
+        seen.extend(r.position.seq for r in taken)
+    assert seen == list(range(1, 41))
+
+
+def test_catch_up_pages_shrink_for_big_rows() -> None:
+    small = [_stored(s) for s in range(10)]
+    big = [_stored(s, "m" * 70_000) for s in range(10)]
+    small_sizes = [row_bytes(r.row) for r in small]
+    big_sizes = [row_bytes(r.row) for r in big]
+    assert page_limit([], CATCH_UP_BYTES, CATCH_UP_PAGE) == CATCH_UP_PAGE
+    assert page_limit(small_sizes, CATCH_UP_BYTES, CATCH_UP_PAGE) == CATCH_UP_PAGE
+    assert page_limit(big_sizes, CATCH_UP_BYTES, CATCH_UP_PAGE) == CATCH_UP_BYTES // big_sizes[0]
+    assert page_limit([CATCH_UP_BYTES * 2], CATCH_UP_BYTES, CATCH_UP_PAGE) == 1

@@ -19,9 +19,9 @@ from eventwire.config import ServerConfig
 from eventwire.frontends.grpc import reflection
 from eventwire.frontends.grpc.endpoints import Gate
 from eventwire.frontends.grpc.servicers import AnalyticsServicer, TelemetryServicer
-from eventwire.ingest.reads import ReadService
 from eventwire.ingest.service import IngestService
 from eventwire.observability.metrics import ServerMetrics
+from eventwire.reads.service import ReadService
 from eventwire.security.auth import Authenticator
 from eventwire.security.limits import ByteBudget, RateLimiter
 from eventwire.security.tls import ServerTls

@@ -7,17 +7,27 @@ What they raise becomes a status in their endpoint
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Protocol
 
 import grpc
 
 from eventwire._errors import FieldViolation, InvalidArgument, ServiceError
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
-from eventwire.ingest.reads import ReadService
 from eventwire.ingest.service import IngestService
+from eventwire.reads.limits import ReaderTooSlow, ReadLimits
+from eventwire.reads.service import ReadService
 from eventwire.security.auth import current_tenant
 from eventwire.security.limits import HELD_EVENT_OVERHEAD, ByteBudget
 from eventwire.store.base import EventRow
+
+log = logging.getLogger("eventwire.reads")
+
+
+class _Resumable(Protocol):
+    @property
+    def cursor(self) -> str: ...
 
 
 async def _confirm_peer(context: grpc.aio.ServicerContext[object, object]) -> None:
@@ -46,6 +56,59 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         else:
             flat.append(exc)
     return next((e for e in flat if isinstance(e, ServiceError)), flat[0])
+
+
+async def send_all(
+    messages: AsyncIterator[_Resumable],
+    context: grpc.aio.ServicerContext[object, object],
+    limits: ReadLimits,
+) -> None:
+    """Write a streaming reply, each message once the previous one left.
+
+    A write completes once HTTP/2 flow control let the message out to the
+    socket, so a client that stops reading makes the server hold one message
+    and its stream's window, no more. A write pending for
+    ``stream_stall_seconds`` ends the stream: its reads stop at once, and as
+    grpcio sends no status while a write is pending, RESOURCE_EXHAUSTED naming
+    the message's cursor follows the message when the client takes it
+    (resuming there repeats and skips nothing). Until then the call holds
+    that one message; the client going away, or its connection reaching
+    ``--max-connection-age``, ends it.
+    """
+    write: asyncio.Future[None] | None = None
+    try:
+        async for message in messages:
+            # Not cancelled on time-out: a write cancelled half-way stays in
+            # grpcio's hands, and the final status could not follow it.
+            write = asyncio.ensure_future(context.write(message))
+            done, _ = await asyncio.wait({write}, timeout=limits.stream_stall_seconds)
+            if not done:
+                break
+            write.result()
+        else:
+            return
+    except BaseException:
+        if write is not None and not write.done():
+            # The call is over (the client left): the write fails with nobody
+            # awaiting it, and asyncio would log that as never retrieved.
+            write.add_done_callback(_retrieve)
+        raise
+    finally:
+        if isinstance(messages, AsyncGenerator):
+            await messages.aclose()
+    log.info(
+        "a streaming reply's client read nothing for %g s; told to resume from its cursor "
+        "and disconnected",
+        limits.stream_stall_seconds,
+    )
+    assert write is not None  # noqa: S101 - the loop broke out on a pending write
+    await write
+    raise ReaderTooSlow(message.cursor, limits)
+
+
+def _retrieve(write: asyncio.Future[None]) -> None:
+    if not write.cancelled():
+        write.exception()
 
 
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
@@ -202,13 +265,13 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     ) -> analytics_pb2.QueryEventsResponse:
         return await self._reads.query_events(request, current_tenant())
 
-    async def ExportEvents(
+    async def ExportEvents(  # type: ignore[override]  # writes through the context
         self,
         request: analytics_pb2.ExportEventsRequest,
         context: grpc.aio.ServicerContext[object, object],
-    ) -> AsyncIterator[analytics_pb2.ExportedEvent]:
-        async for event in await self._reads.export_events(request, current_tenant()):
-            yield event
+    ) -> None:
+        events = await self._reads.export_events(request, current_tenant())
+        await send_all(events, context, self._reads.limits)
 
 
 class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
@@ -237,10 +300,10 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
     ) -> telemetry_pb2.ListAlertsResponse:
         return await self._reads.list_alerts(request, current_tenant())
 
-    async def WatchAlerts(
+    async def WatchAlerts(  # type: ignore[override]  # writes through the context
         self,
         request: telemetry_pb2.WatchAlertsRequest,
         context: grpc.aio.ServicerContext[object, object],
-    ) -> AsyncIterator[telemetry_pb2.Alert]:
-        async for alert in await self._reads.watch_alerts(request, current_tenant()):
-            yield alert
+    ) -> None:
+        alerts = await self._reads.watch_alerts(request, current_tenant())
+        await send_all(alerts, context, self._reads.limits)

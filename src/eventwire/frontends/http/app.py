@@ -32,11 +32,11 @@ from eventwire.frontends.http.errors import (
 )
 from eventwire.frontends.http.reads import ReadRoutes, Stream, send_stream, send_stream_head
 from eventwire.frontends.http.routes import ALERTS, Handler, Reply, Routes
-from eventwire.ingest.reads import ReadService
 from eventwire.ingest.service import IngestService
 from eventwire.observability.logs import REQUEST_ID, current_request_id, new_request_id
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.propagation import extract
+from eventwire.reads.service import ReadService
 from eventwire.security.auth import (
     CALLER,
     DEFAULT_TENANT,

@@ -3,7 +3,7 @@
 Query parameters are derived from the request messages' descriptors, as the
 gateway parses them (:mod:`.reads`): proto names, 64-bit integers as numbers
 or decimal strings, enums by name or number. Each states the rule the read
-checks (:mod:`eventwire.ingest.read_checks`) enforce on it; what no schema
+checks (:mod:`eventwire.reads.checks`) enforce on it; what no schema
 can state is in its description, and a request breaking it is refused with
 400 naming the field: ``end`` must be greater than ``start`` when both are
 set, ``after`` and ``from_start`` exclude each other, and cursors and page
@@ -19,7 +19,8 @@ from typing import Any, Final
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from eventwire.api import analytics_pb2, telemetry_pb2
-from eventwire.ingest.read_checks import (
+from eventwire.ingest.validation import Limits, name_pattern
+from eventwire.reads.checks import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_QUERY_LIMIT,
     GROUP_BY_PROPERTY,
@@ -27,7 +28,6 @@ from eventwire.ingest.read_checks import (
     MAX_PROPERTY_KEY_CHARS,
     MAX_QUERY_LIMIT,
 )
-from eventwire.ingest.validation import Limits, name_pattern
 
 _INT64: Final = {
     FieldDescriptor.TYPE_INT64,

@@ -15,7 +15,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.frontends.http.openapi_reads import read_schemas
-from eventwire.ingest.read_checks import (
+from eventwire.ingest.alerts import (
     MAX_ATTRIBUTE_KEY_CHARS,
     MAX_ATTRIBUTE_VALUE_CHARS,
     MAX_ATTRIBUTES,

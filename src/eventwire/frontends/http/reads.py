@@ -16,8 +16,11 @@ last NDJSON line ``{"error": {...}}`` carrying the same google.rpc.Status.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import time
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl
@@ -30,8 +33,9 @@ from google.protobuf.message import Message
 from eventwire._errors import Code, FieldViolation, InvalidArgument, ServiceError
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.frontends.http.errors import HttpError, from_service_error, status_body
-from eventwire.ingest.reads import ReadService
 from eventwire.observability.logs import current_request_id, new_request_id
+from eventwire.reads.limits import ReaderTooSlow, ReadLimits
+from eventwire.reads.service import ReadService
 from eventwire.security.auth import current_tenant
 
 log = logging.getLogger("eventwire.gateway")
@@ -57,11 +61,30 @@ _RANGES: Final = {
 
 
 class Stream:
-    """A streamed reply: its media type and its chunks (not started until iterated)."""
+    """A streamed reply: its media type and its chunks (not started until iterated).
 
-    def __init__(self, media_type: bytes, chunks: AsyncGenerator[bytes, None]) -> None:
+    Each chunk comes with the cursor a client resumes from once it has read
+    it ("" when the chunk moves no position); ``too_slow`` renders the last
+    chunk of a client cut off for not reading (see :func:`send_stream`).
+    """
+
+    def __init__(
+        self,
+        media_type: bytes,
+        chunks: AsyncGenerator[tuple[bytes, str], None],
+        limits: ReadLimits | None = None,
+    ) -> None:
         self.media_type = media_type
         self.chunks = chunks
+        self.limits = limits or ReadLimits()
+
+    def too_slow(self, cursor: str) -> bytes:
+        err = ReaderTooSlow(cursor, self.limits)
+        status = status_body(Code.RESOURCE_EXHAUSTED, str(err))
+        if self.media_type == SSE:
+            # With the cursor as its id, an EventSource reconnects from there by itself.
+            return b"id: %s\nevent: error\ndata: %s\n\n" % (cursor.encode(), status)
+        return b'{"error":%s,"cursor":%s}\n' % (status, orjson.dumps(cursor))
 
 
 def _parse_value(field: Any, value: str) -> object:
@@ -136,22 +159,25 @@ def _error_status(err: BaseException) -> bytes:
     return status_body(Code.INTERNAL, f"internal error (request id {request_id})")
 
 
-async def _sse(alerts: AsyncIterator[telemetry_pb2.Alert]) -> AsyncGenerator[bytes, None]:
+async def _sse(
+    alerts: AsyncIterator[telemetry_pb2.Alert],
+) -> AsyncGenerator[tuple[bytes, str], None]:
     try:
         async for alert in alerts:
-            yield b"id: %s\nevent: alert\ndata: %s\n\n" % (alert.cursor.encode(), _json(alert))
+            cursor = alert.cursor.encode()
+            yield b"id: %s\nevent: alert\ndata: %s\n\n" % (cursor, _json(alert)), alert.cursor
     except Exception as exc:  # noqa: BLE001 - rendered as the stream's last event
-        yield b"event: error\ndata: %s\n\n" % _error_status(exc)
+        yield b"event: error\ndata: %s\n\n" % _error_status(exc), ""
 
 
 async def _ndjson(
     events: AsyncIterator[analytics_pb2.ExportedEvent],
-) -> AsyncGenerator[bytes, None]:
+) -> AsyncGenerator[tuple[bytes, str], None]:
     try:
         async for event in events:
-            yield _json(event) + b"\n"
+            yield _json(event) + b"\n", event.cursor
     except Exception as exc:  # noqa: BLE001 - rendered as the stream's last line
-        yield b'{"error":%s}\n' % _error_status(exc)
+        yield b'{"error":%s}\n' % _error_status(exc), ""
 
 
 class ReadRoutes:
@@ -189,7 +215,7 @@ class ReadRoutes:
                     for v in err.violations
                 ]
             ) from None
-        return Stream(SSE, _sse(alerts))
+        return Stream(SSE, _sse(alerts), self._reads.limits)
 
     async def query_events(self, scope: Scope) -> bytes:
         req = request_from_query(scope, analytics_pb2.QueryEventsRequest())
@@ -200,7 +226,7 @@ class ReadRoutes:
         req = request_from_query(scope, analytics_pb2.ExportEventsRequest())
         self._charge(1)
         events = await self._reads.export_events(req, current_tenant())
-        return Stream(NDJSON, _ndjson(events))
+        return Stream(NDJSON, _ndjson(events), self._reads.limits)
 
 
 def _start(stream: Stream, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
@@ -229,17 +255,78 @@ async def send_stream_head(stream: Stream, send: Send, headers: list[tuple[bytes
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+class _Buffer:
+    """Chunks on their way to one client, bounded in bytes rather than in chunks."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._chunks: deque[bytes | None] = deque()
+        self._bytes = 0
+        self._space = asyncio.Event()
+        self._data = asyncio.Event()
+
+    async def put(self, chunk: bytes, patience: float) -> bool:
+        """Queue ``chunk`` once there is room; False if none came within ``patience`` s."""
+        deadline = time.monotonic() + patience
+        while self._bytes >= self._limit:
+            self._space.clear()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._space.wait(), left)
+        self.end(chunk)
+        return True
+
+    def end(self, chunk: bytes | None) -> None:
+        """Queue ``chunk`` whatever the room (the small last ones), None for the end."""
+        self._chunks.append(chunk)
+        self._bytes += len(chunk or b"")
+        self._data.set()
+
+    async def get(self) -> bytes | None:
+        while not self._chunks:
+            self._data.clear()
+            await self._data.wait()
+        chunk = self._chunks.popleft()
+        self._bytes -= len(chunk or b"")
+        self._space.set()
+        return chunk
+
+
 async def send_stream(
     stream: Stream, send: Send, receive: Receive, headers: list[tuple[bytes, bytes]]
 ) -> None:
-    """Send ``stream`` until it ends or the client goes away (then it is closed)."""
+    """Send ``stream`` until it ends or the client goes away (then it is closed).
+
+    At most ``stream_buffer_bytes`` wait for the client beyond what the
+    transport holds. A client that leaves them waiting for
+    ``stream_stall_timeout`` seconds gets, after them, a last event (or line)
+    with RESOURCE_EXHAUSTED and the cursor of the last chunk before it, and
+    the reply ends: the stream's reads stop, nothing more is held for it.
+    """
     await send(_start(stream, headers))
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=64)
+    limits = stream.limits
+    buffer = _Buffer(limits.stream_buffer_bytes)
 
     async def produce() -> None:
-        async for chunk in stream.chunks:
-            await queue.put(chunk)
-        await queue.put(None)
+        cursor = ""
+        cut = False
+        async for chunk, position in stream.chunks:
+            if not await buffer.put(chunk, limits.stream_stall_seconds):
+                cut = True
+                break
+            cursor = position or cursor
+        if cut:
+            await stream.chunks.aclose()
+            log.info(
+                "a streaming reply's client read nothing for %g s; told to resume from its "
+                "cursor and disconnected",
+                limits.stream_stall_seconds,
+                extra={"request_id": current_request_id()},
+            )
+            buffer.end(stream.too_slow(cursor))
+        buffer.end(None)
 
     async def disconnected() -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -250,7 +337,7 @@ async def send_stream(
     heartbeat = b": keep-alive\n\n" if stream.media_type == SSE else b""
     try:
         while True:
-            get = asyncio.ensure_future(queue.get())
+            get = asyncio.ensure_future(buffer.get())
             done, _ = await asyncio.wait(
                 {get, gone}, timeout=HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED
             )
@@ -270,3 +357,4 @@ async def send_stream(
         for task in (producer, gone):
             task.cancel()
         await asyncio.gather(producer, gone, return_exceptions=True)
+        await stream.chunks.aclose()

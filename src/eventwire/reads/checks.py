@@ -1,4 +1,4 @@
-"""Validation of the read requests and of alert details: pure functions to field violations."""
+"""Validation of the read requests: pure functions to field violations."""
 
 from __future__ import annotations
 
@@ -7,19 +7,15 @@ from typing import Final
 
 from eventwire._errors import FieldViolation
 from eventwire.api import analytics_pb2, telemetry_pb2
+from eventwire.ingest.alerts import check_severity
 from eventwire.ingest.validation import DEFAULT_LIMITS, check_filter_name
 
 DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
 DEFAULT_QUERY_LIMIT: Final = 1000
 MAX_QUERY_LIMIT: Final = 10_000
-MAX_MESSAGE_CHARS: Final = 4096
-MAX_ATTRIBUTES: Final = 64
-MAX_ATTRIBUTE_KEY_CHARS: Final = 128
-MAX_ATTRIBUTE_VALUE_CHARS: Final = 1024
 MAX_PROPERTY_KEY_CHARS: Final = 256
 
-SEVERITIES: Final = frozenset(telemetry_pb2.Severity.values())
 BUCKETS: Final = frozenset(analytics_pb2.Bucket.values())
 BUCKET_MS: Final = {
     analytics_pb2.BUCKET_NONE: 0,
@@ -28,8 +24,8 @@ BUCKET_MS: Final = {
     analytics_pb2.BUCKET_DAY: 86_400_000,
 }
 GROUP_BY_PROPERTY: Final = "properties."
-_GROUP_COLUMNS: Final = frozenset({"", "event_name", "user_id"})
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_GROUP_COLUMNS: Final = frozenset({"", "event_name", "user_id"})
 
 
 def _time_range(out: list[FieldViolation], start: int, end: int) -> None:
@@ -41,52 +37,6 @@ def _time_range(out: list[FieldViolation], start: int, end: int) -> None:
         out.append(FieldViolation("end", f"must be greater than start ({start}), got {end}"))
 
 
-def _severity(out: list[FieldViolation], field: str, value: int) -> None:
-    if value not in SEVERITIES:
-        known = ", ".join(f"{telemetry_pb2.Severity.Name(v)} ({v})" for v in sorted(SEVERITIES))
-        out.append(FieldViolation(field, f"must be one of {known}, got {value}"))
-
-
-def validate_alert_details(req: telemetry_pb2.AlertRequest) -> list[FieldViolation]:
-    """The additive AlertRequest fields: severity, message and attributes."""
-    out: list[FieldViolation] = []
-    _severity(out, "severity", req.severity)
-    if len(req.message) > MAX_MESSAGE_CHARS:
-        out.append(
-            FieldViolation(
-                "message", f"must be at most {MAX_MESSAGE_CHARS} characters, got {len(req.message)}"
-            )
-        )
-    if "\x00" in req.message:
-        out.append(FieldViolation("message", "must not contain NUL (U+0000)"))
-    attributes = req.attributes
-    if len(attributes) > MAX_ATTRIBUTES:
-        out.append(
-            FieldViolation(
-                "attributes", f"must have at most {MAX_ATTRIBUTES} entries, got {len(attributes)}"
-            )
-        )
-        return out
-    for key, value in attributes.items():
-        path = f"attributes[{key[:40]!r}]"
-        if not key or len(key) > MAX_ATTRIBUTE_KEY_CHARS or _CONTROL.search(key):
-            out.append(
-                FieldViolation(
-                    path,
-                    f"key must be 1 to {MAX_ATTRIBUTE_KEY_CHARS} characters without control "
-                    "characters",
-                )
-            )
-        if len(value) > MAX_ATTRIBUTE_VALUE_CHARS or "\x00" in value:
-            out.append(
-                FieldViolation(
-                    path,
-                    f"value must be at most {MAX_ATTRIBUTE_VALUE_CHARS} characters, without NUL",
-                )
-            )
-    return out
-
-
 def _alert_filter(out: list[FieldViolation], device_id: str, alert_type: str) -> None:
     check_filter_name(out, "device_id", device_id)
     check_filter_name(out, "alert_type", alert_type, DEFAULT_LIMITS.max_alert_type_chars)
@@ -95,7 +45,7 @@ def _alert_filter(out: list[FieldViolation], device_id: str, alert_type: str) ->
 def validate_list_alerts(req: telemetry_pb2.ListAlertsRequest) -> list[FieldViolation]:
     out: list[FieldViolation] = []
     _alert_filter(out, req.device_id, req.alert_type)
-    _severity(out, "min_severity", req.min_severity)
+    check_severity(out, "min_severity", req.min_severity)
     _time_range(out, req.start, req.end)
     if not 0 <= req.page_size <= MAX_PAGE_SIZE:
         out.append(
@@ -110,7 +60,7 @@ def validate_list_alerts(req: telemetry_pb2.ListAlertsRequest) -> list[FieldViol
 def validate_watch_alerts(req: telemetry_pb2.WatchAlertsRequest) -> list[FieldViolation]:
     out: list[FieldViolation] = []
     _alert_filter(out, req.device_id, req.alert_type)
-    _severity(out, "min_severity", req.min_severity)
+    check_severity(out, "min_severity", req.min_severity)
     if req.after and req.from_start:
         out.append(FieldViolation("from_start", "must be false when after is set"))
     return out
