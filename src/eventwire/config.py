@@ -211,7 +211,7 @@ class ServerConfig:
         if self.http_max_header_bytes < 1024 or self.http_max_connections < 1:
             raise ValueError("need http_max_header_bytes >= 1024 and http_max_connections >= 1")
         positive = ("http_header_timeout", "http_body_timeout", "http_idle_timeout")
-        for name in (*positive, "stream_buffer_bytes", "stream_stall_timeout"):
+        for name in (*positive, "handshake_timeout", "stream_buffer_bytes", "stream_stall_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.max_pending_rpcs < 1:

@@ -30,13 +30,14 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from eventwire._errors import Code, FieldViolation, InvalidArgument, ServiceError
+from eventwire._errors import Code, FieldViolation, InvalidArgument, is_public
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.frontends.http.errors import HttpError, from_service_error, status_body
 from eventwire.observability.logs import current_request_id, new_request_id
 from eventwire.reads.limits import ReaderTooSlow, ReadLimits
 from eventwire.reads.service import ReadService
 from eventwire.security.auth import current_tenant
+from eventwire.security.limits import cost_of
 
 log = logging.getLogger("eventwire.gateway")
 
@@ -151,7 +152,7 @@ def _json(message: Message) -> bytes:
 
 
 def _error_status(err: BaseException) -> bytes:
-    if isinstance(err, ServiceError) and type(err) is not ServiceError:
+    if is_public(err):
         rendered = from_service_error(err)
         return status_body(rendered.code, rendered.message, rendered.violations)
     request_id = current_request_id() or new_request_id()
@@ -189,7 +190,7 @@ class ReadRoutes:
 
     async def list_alerts(self, scope: Scope) -> bytes:
         req = request_from_query(scope, telemetry_pb2.ListAlertsRequest())
-        self._charge(1)
+        self._charge(cost_of(req))
         return _json(await self._reads.list_alerts(req, current_tenant()))
 
     async def watch_alerts(self, scope: Scope) -> Stream:
@@ -202,7 +203,7 @@ class ReadRoutes:
                 req.after = value.decode("latin-1")
                 req.from_start = False
                 header = True
-        self._charge(1)
+        self._charge(cost_of(req))
         try:
             alerts = await self._reads.watch_alerts(req, current_tenant())
         except InvalidArgument as err:
@@ -219,12 +220,12 @@ class ReadRoutes:
 
     async def query_events(self, scope: Scope) -> bytes:
         req = request_from_query(scope, analytics_pb2.QueryEventsRequest())
-        self._charge(1)
+        self._charge(cost_of(req))
         return _json(await self._reads.query_events(req, current_tenant()))
 
     async def export_events(self, scope: Scope) -> Stream:
         req = request_from_query(scope, analytics_pb2.ExportEventsRequest())
-        self._charge(1)
+        self._charge(cost_of(req))
         events = await self._reads.export_events(req, current_tenant())
         return Stream(NDJSON, _ndjson(events), self._reads.limits)
 
