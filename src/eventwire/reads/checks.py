@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 from eventwire._errors import FieldViolation
 from eventwire.api import analytics_pb2, telemetry_pb2
-from eventwire.ingest.alerts import check_severity
+from eventwire.ingest.alerts import CONTROL_CHARS, check_severity
 from eventwire.ingest.validation import DEFAULT_LIMITS, check_filter_name
 
 DEFAULT_PAGE_SIZE: Final = 100
@@ -24,7 +23,6 @@ BUCKET_MS: Final = {
     analytics_pb2.BUCKET_DAY: 86_400_000,
 }
 GROUP_BY_PROPERTY: Final = "properties."
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _GROUP_COLUMNS: Final = frozenset({"", "event_name", "user_id"})
 
 
@@ -75,7 +73,7 @@ def validate_query(req: analytics_pb2.QueryEventsRequest) -> list[FieldViolation
     group_by = req.group_by
     if group_by.startswith(GROUP_BY_PROPERTY):
         key = group_by.removeprefix(GROUP_BY_PROPERTY)
-        if not key or len(key) > MAX_PROPERTY_KEY_CHARS or _CONTROL.search(key):
+        if not key or len(key) > MAX_PROPERTY_KEY_CHARS or CONTROL_CHARS.search(key):
             out.append(
                 FieldViolation(
                     "group_by",
