@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from eventwire._errors import Code, ServiceError
+from eventwire._errors import Code, ServiceError, internal_message
 from eventwire._rpc import BY_ROUTE
 from eventwire.frontends.http.body import Disconnected
 from eventwire.frontends.http.errors import (
@@ -227,7 +227,7 @@ class GatewayApp:
             exc_info=exc,
             extra={"request_id": request_id},
         )
-        body = status_body(Code.INTERNAL, f"internal error (request id {request_id})")
+        body = status_body(Code.INTERNAL, internal_message(request_id))
         return Reply(500, body, [(b"x-request-id", request_id.encode())])
 
 

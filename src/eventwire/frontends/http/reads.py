@@ -30,7 +30,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from eventwire._errors import Code, FieldViolation, InvalidArgument, is_public
+from eventwire._errors import Code, FieldViolation, InvalidArgument, internal_message, is_public
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.frontends.http.errors import HttpError, from_service_error, status_body
 from eventwire.frontends.http.messages import INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN
@@ -158,7 +158,7 @@ def _error_status(err: BaseException) -> bytes:
         return status_body(rendered.code, rendered.message, rendered.violations)
     request_id = current_request_id() or new_request_id()
     log.error("unexpected error in a read stream", exc_info=err, extra={"request_id": request_id})
-    return status_body(Code.INTERNAL, f"internal error (request id {request_id})")
+    return status_body(Code.INTERNAL, internal_message(request_id))
 
 
 async def _sse(
