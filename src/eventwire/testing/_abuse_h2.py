@@ -39,12 +39,13 @@ def grpc_headers(method: str, authority: str = "localhost") -> list[tuple[str, s
     ]
 
 
-def rss_kib(pid: int) -> int:
-    """Resident memory of process ``pid`` in KiB (Linux)."""
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory of process ``pid`` in KiB (Linux): ``VmRSS`` (now) or
+    ``VmHWM`` (the peak)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {field} for pid {pid}")
 
 
 @dataclass
