@@ -41,6 +41,12 @@ def is_public(exc: BaseException) -> TypeGuard[ServiceError]:
     return isinstance(exc, ServiceError) and exc.public
 
 
+def internal_message(request_id: str) -> str:
+    """All a caller is told of an error that is not public, on every door: the id
+    its logged traceback carries, so an operator can find it."""
+    return f"internal error (request id {request_id})"
+
+
 class FieldViolation(NamedTuple):
     field: str
     """Path of the offending field, e.g. ``event_name`` or ``properties["plan"]``."""

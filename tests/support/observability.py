@@ -31,10 +31,12 @@ def provider(exporter: InMemorySpanExporter) -> TracerProvider:
 
 
 class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-    """A real OTLP/gRPC trace receiver."""
+    """A real OTLP/gRPC trace receiver: the spans, and the resource of each export
+    that carried any."""
 
     def __init__(self) -> None:
         self.spans: list[tuple[bytes, bytes, str]] = []
+        self.resources: list[dict[str, str]] = []
         self.arrived = asyncio.Event()
 
     async def Export(
@@ -45,6 +47,10 @@ class Collector(trace_service_pb2_grpc.TraceServiceServicer):
         for resource in request.resource_spans:
             for scope in resource.scope_spans:
                 self.spans.extend((s.trace_id, s.parent_span_id, s.name) for s in scope.spans)
+            if any(scope.spans for scope in resource.scope_spans):
+                self.resources.append(
+                    {a.key: a.value.string_value for a in resource.resource.attributes}
+                )
         self.arrived.set()
         return trace_service_pb2.ExportTraceServiceResponse()
 

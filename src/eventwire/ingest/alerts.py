@@ -16,7 +16,8 @@ MAX_ATTRIBUTES: Final = 64
 MAX_ATTRIBUTE_KEY_CHARS: Final = 128
 MAX_ATTRIBUTE_VALUE_CHARS: Final = 1024
 SEVERITIES: Final = frozenset(telemetry_pb2.Severity.values())
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
+"""What no key (an attribute's here, a property's in a read's ``group_by``) may hold."""
 
 
 def check_severity(out: list[FieldViolation], field: str, value: int) -> None:
@@ -47,7 +48,7 @@ def validate_alert_details(req: telemetry_pb2.AlertRequest) -> list[FieldViolati
         return out
     for key, value in attributes.items():
         path = f"attributes[{key[:40]!r}]"
-        if not key or len(key) > MAX_ATTRIBUTE_KEY_CHARS or _CONTROL.search(key):
+        if not key or len(key) > MAX_ATTRIBUTE_KEY_CHARS or CONTROL_CHARS.search(key):
             out.append(
                 FieldViolation(
                     path,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 from eventwire._errors import FieldViolation
 from eventwire.api import analytics_pb2, telemetry_pb2
-from eventwire.ingest.alerts import check_severity
+from eventwire.ingest.alerts import CONTROL_CHARS, check_severity
 from eventwire.ingest.validation import DEFAULT_LIMITS, check_filter_name
 
 DEFAULT_PAGE_SIZE: Final = 100
@@ -24,7 +23,6 @@ BUCKET_MS: Final = {
     analytics_pb2.BUCKET_DAY: 86_400_000,
 }
 GROUP_BY_PROPERTY: Final = "properties."
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _GROUP_COLUMNS: Final = frozenset({"", "event_name", "user_id"})
 
 
@@ -37,6 +35,12 @@ def _time_range(out: list[FieldViolation], start: int, end: int) -> None:
         out.append(FieldViolation("end", f"must be greater than start ({start}), got {end}"))
 
 
+def _how_many(out: list[FieldViolation], field: str, value: int, most: int, default: int) -> None:
+    """A count a client may ask for: 1 to ``most``, or 0 for ``default``."""
+    if not 0 <= value <= most:
+        out.append(FieldViolation(field, f"must be 1 to {most} (0 for {default}), got {value}"))
+
+
 def _alert_filter(out: list[FieldViolation], device_id: str, alert_type: str) -> None:
     check_filter_name(out, "device_id", device_id)
     check_filter_name(out, "alert_type", alert_type, DEFAULT_LIMITS.max_alert_type_chars)
@@ -47,13 +51,7 @@ def validate_list_alerts(req: telemetry_pb2.ListAlertsRequest) -> list[FieldViol
     _alert_filter(out, req.device_id, req.alert_type)
     check_severity(out, "min_severity", req.min_severity)
     _time_range(out, req.start, req.end)
-    if not 0 <= req.page_size <= MAX_PAGE_SIZE:
-        out.append(
-            FieldViolation(
-                "page_size",
-                f"must be 1 to {MAX_PAGE_SIZE} (0 for {DEFAULT_PAGE_SIZE}), got {req.page_size}",
-            )
-        )
+    _how_many(out, "page_size", req.page_size, MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE)
     return out
 
 
@@ -75,7 +73,7 @@ def validate_query(req: analytics_pb2.QueryEventsRequest) -> list[FieldViolation
     group_by = req.group_by
     if group_by.startswith(GROUP_BY_PROPERTY):
         key = group_by.removeprefix(GROUP_BY_PROPERTY)
-        if not key or len(key) > MAX_PROPERTY_KEY_CHARS or _CONTROL.search(key):
+        if not key or len(key) > MAX_PROPERTY_KEY_CHARS or CONTROL_CHARS.search(key):
             out.append(
                 FieldViolation(
                     "group_by",
@@ -89,13 +87,7 @@ def validate_query(req: analytics_pb2.QueryEventsRequest) -> list[FieldViolation
                 f"must be empty, event_name, user_id or properties.<key>, got {group_by[:64]!r}",
             )
         )
-    if not 0 <= req.limit <= MAX_QUERY_LIMIT:
-        out.append(
-            FieldViolation(
-                "limit",
-                f"must be 1 to {MAX_QUERY_LIMIT} (0 for {DEFAULT_QUERY_LIMIT}), got {req.limit}",
-            )
-        )
+    _how_many(out, "limit", req.limit, MAX_QUERY_LIMIT, DEFAULT_QUERY_LIMIT)
     return out
 
 

@@ -280,9 +280,6 @@ class Server:
         log.info("stopped")
         self._stopped.set()
 
-    async def wait_stopped(self) -> None:
-        await self._stopped.wait()
-
 
 def _bind(listener: HttpGateway, address: str) -> int:
     try:

@@ -74,7 +74,8 @@ class StoreWatch:
             await self._health.set(LIVENESS, status)
 
     def on_store_health(self, ok: bool, error: StoreUnavailable | None = None) -> None:
-        """What the pipeline calls after each commit (and the watchdog on a fault)."""
+        """What the pipeline calls when a commit changes the store's health (and the watchdog
+        on a fault)."""
         self._metrics.store_up.set(1 if ok else 0)
         if error is not None:
             self._note_fault(error)

@@ -9,8 +9,8 @@ token itself but its SHA-256, hex encoded, then the tenant, then the scopes::
 
 ``eventwire hash-token`` prints the hash of a token read from stdin (or makes a
 new random token with ``--generate``). A stolen file therefore grants nothing.
-Scopes are ``write`` (TrackEvent, StreamEvents, TrackEvents, IngestEvents,
-ReportAlert and their HTTP routes) and ``read`` (CountEvents, GetAlert).
+Scopes are ``write`` and ``read``; which one each operation needs, on every
+door, is the operations table's to say (:mod:`eventwire._rpc`).
 
 The tenant a request acts for comes from its token and nothing else; it is put
 in :data:`CALLER` for the servicers and the gateway to read. Presented tokens
@@ -31,12 +31,11 @@ from pathlib import Path
 from typing import Final
 
 from eventwire._errors import PermissionDenied, Unauthenticated
+from eventwire._rpc import READ, WRITE
 
 DEFAULT_TENANT: Final = ""
 """The one tenant every caller shares when authentication is off."""
 
-WRITE: Final = "write"
-READ: Final = "read"
 SCOPES: Final = frozenset({WRITE, READ})
 
 _TENANT: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -39,12 +39,13 @@ def grpc_headers(method: str, authority: str = "localhost") -> list[tuple[str, s
     ]
 
 
-def rss_kib(pid: int) -> int:
-    """Resident memory of process ``pid`` in KiB (Linux)."""
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory of process ``pid`` in KiB (Linux): ``VmRSS`` (now) or
+    ``VmHWM`` (the peak)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {field} for pid {pid}")
 
 
 @dataclass
@@ -82,25 +83,6 @@ class RawH2:
         for i in range(count):
             self.conn.ping(i.to_bytes(8, "big"))
         self.flush()
-
-    def open_and_reset(self, method: str, count: int, *, batch: int = 100) -> int:
-        """Open ``count`` streams to ``method`` and reset each at once; how many went out."""
-        sent = 0
-        headers = grpc_headers(method)
-        try:
-            while sent < count:
-                for _ in range(min(batch, count - sent)):
-                    stream_id = self.conn.get_next_available_stream_id()
-                    self.conn.send_headers(stream_id, headers)
-                    self.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
-                    sent += 1
-                self.flush()
-                self.poll(0)
-                if self.seen.goaway is not None or self.seen.closed:
-                    break
-        except (OSError, h2.exceptions.ProtocolError):
-            self.seen.closed = True
-        return sent
 
     def poll(self, timeout: float) -> Seen:
         """Read and answer what the server sent, for up to ``timeout`` seconds."""

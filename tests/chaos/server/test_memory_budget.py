@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
+from eventwire.testing._abuse_h2 import rss_kib
 from eventwire.testing._process import ServerProcess
 from tests.conftest import CHANNEL_OPTIONS
 
@@ -22,15 +23,6 @@ STREAMS = 6
 STREAM_BYTES = 60 * MIB
 CHUNK = 28 * 1024  # one event, near the 32 KiB a single event may have
 EVENTS_PER_STREAM = STREAM_BYTES // CHUNK
-
-
-def rss_kib(pid: int, field: str) -> int:
-    """``VmRSS`` (now) or ``VmHWM`` (the peak) of a process, in KiB, from /proc."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc/{pid}/status")
 
 
 def one_stream(address: str, n: int) -> analytics_pb2.TrackEventResponse | grpc.RpcError:

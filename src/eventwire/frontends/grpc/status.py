@@ -16,7 +16,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from eventwire._errors import Code, InvalidArgument, Overloaded, ServiceError
+from eventwire._errors import Code, InvalidArgument, Overloaded, ServiceError, internal_message
 from eventwire.observability.logs import current_request_id, new_request_id
 
 log = logging.getLogger("eventwire.server")
@@ -63,4 +63,4 @@ async def internal_error(
         exc_info=exc,
         extra={"request_id": request_id},
     )
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
+    await context.abort(grpc.StatusCode.INTERNAL, internal_message(request_id))

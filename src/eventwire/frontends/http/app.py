@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from eventwire._errors import Code, ServiceError
+from eventwire._errors import Code, ServiceError, internal_message
 from eventwire._rpc import BY_ROUTE
 from eventwire.frontends.http.body import Disconnected
 from eventwire.frontends.http.errors import (
@@ -119,7 +119,7 @@ class GatewayApp:
         token = REQUEST_ID.set(_request_id(scope))
         try:
             if self._tracer is None:
-                status = await self._serve(scope, receive, send)
+                status = await self._serve(scope, receive, send, route)
             else:
                 headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
                 with self._tracer.start_as_current_span(
@@ -128,7 +128,7 @@ class GatewayApp:
                     kind=SpanKind.SERVER,
                     attributes={"http.request.method": scope["method"], "http.route": route},
                 ) as span:
-                    status = await self._serve(scope, receive, send)
+                    status = await self._serve(scope, receive, send, route)
                     span.set_attribute("http.response.status_code", status)
                     if status >= 500:
                         span.set_status(Status(StatusCode.ERROR))
@@ -145,10 +145,11 @@ class GatewayApp:
             return _ALERT
         return "unmatched"
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> int:
-        """Answer one request; its HTTP status (499: the client went away first)."""
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, route: str) -> int:
+        """Answer one request on ``route`` (its template, found once by :meth:`_route_of`);
+        its HTTP status (499: the client went away first)."""
         try:
-            reply = await self._dispatch(scope, receive)
+            reply = await self._dispatch(scope, receive, route)
         except HttpError as err:
             reply = Reply(err.http_status, err.body(), err.headers)
         except ServiceError as err:
@@ -174,9 +175,8 @@ class GatewayApp:
         await send({"type": "http.response.body", "body": reply.body})
         return reply.status
 
-    async def _dispatch(self, scope: Scope, receive: Receive) -> Reply:
+    async def _dispatch(self, scope: Scope, receive: Receive, route: str) -> Reply:
         path: str = scope["path"]
-        route = self._route_of(path)
         methods = self._routes.get(route)
         if methods is None:
             raise HttpError(404, f"no route for {path}", code=HTTP_ONLY[404])
@@ -227,7 +227,7 @@ class GatewayApp:
             exc_info=exc,
             extra={"request_id": request_id},
         )
-        body = status_body(Code.INTERNAL, f"internal error (request id {request_id})")
+        body = status_body(Code.INTERNAL, internal_message(request_id))
         return Reply(500, body, [(b"x-request-id", request_id.encode())])
 
 

@@ -24,7 +24,7 @@ M = TypeVar("M", bound=Message)
 
 _DECIMAL: Final = re.compile(r"-?(?:0|[1-9][0-9]{0,18})")
 """An int64 as a JSON string: canonical decimal, as the API document states it."""
-_INT64_TYPES: Final = frozenset(
+INT64_TYPES: Final = frozenset(
     {
         FieldDescriptor.TYPE_INT64,
         FieldDescriptor.TYPE_SINT64,
@@ -33,10 +33,13 @@ _INT64_TYPES: Final = frozenset(
         FieldDescriptor.TYPE_FIXED64,
     }
 )
+"""The fields proto3 JSON carries as decimal strings (the API document says so too)."""
 
 
-_INT32_MIN: Final = -(2**31)
-_INT32_MAX: Final = 2**31 - 1
+INT32_MIN: Final = -(2**31)
+INT32_MAX: Final = 2**31 - 1
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
 SEVERITY_NAMES: Final = frozenset(telemetry_pb2.Severity.keys())
 SEVERITY_RULE: Final = (
     "a Severity name (" + ", ".join(telemetry_pb2.Severity.keys()) + ") or its number, an integer"
@@ -57,8 +60,8 @@ def enum_value(value: object, names: frozenset[str]) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, float):
-        return value.is_integer() and _INT32_MIN <= value <= _INT32_MAX
-    return (isinstance(value, int) and _INT32_MIN <= value <= _INT32_MAX) or value is None
+        return value.is_integer() and INT32_MIN <= value <= INT32_MAX
+    return (isinstance(value, int) and INT32_MIN <= value <= INT32_MAX) or value is None
 
 
 def to_json(msg: Message) -> bytes:
@@ -86,7 +89,7 @@ def parse_into(obj: object, msg: M, what: str) -> M:
                 violations=[FieldViolation(prefix + key, "duplicate key")],
             )
         seen[field.name] = key
-        if field.type in _INT64_TYPES:
+        if field.type in INT64_TYPES:
             value = obj[key]
             if isinstance(value, str) and not _DECIMAL.fullmatch(value):
                 # json_format would take int()'s liberties: "+5", " 5", "1_000", "٣".

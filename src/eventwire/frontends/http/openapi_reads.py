@@ -19,6 +19,7 @@ from typing import Any, Final
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from eventwire.api import analytics_pb2, telemetry_pb2
+from eventwire.ingest.alerts import CONTROL_CHARS
 from eventwire.ingest.validation import Limits, name_pattern
 from eventwire.reads.checks import (
     DEFAULT_PAGE_SIZE,
@@ -59,13 +60,17 @@ _DOCS: Final = {
 _GROUP_BY: Final = (
     "^(?:|event_name|user_id|"
     + GROUP_BY_PROPERTY.replace(".", "\\.")
-    + f"[^\\x00-\\x1f\\x7f]{{1,{MAX_PROPERTY_KEY_CHARS}}})$"
+    + "[^"
+    + CONTROL_CHARS.pattern.removeprefix("[")
+    + f"{{1,{MAX_PROPERTY_KEY_CHARS}}})$"
 )
-"""read_checks' rule on group_by, as a regular expression."""
+"""The read checks' rule on group_by (:func:`eventwire.reads.checks.validate_query`),
+as a regular expression."""
 
 
 def _filter(max_chars: int) -> dict[str, Any]:
-    """A filter on a name: what a stored name can be (read_checks.check_filter_name)."""
+    """A filter on a name: what a stored name can be
+    (:func:`eventwire.ingest.validation.check_filter_name`)."""
     return {"type": "string", "maxLength": max_chars, "pattern": name_pattern()}
 
 

@@ -14,6 +14,13 @@ from typing import Any, Final
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from eventwire.api import analytics_pb2, telemetry_pb2
+from eventwire.frontends.http.messages import (
+    INT32_MAX,
+    INT32_MIN,
+    INT64_MAX,
+    INT64_MIN,
+    INT64_TYPES,
+)
 from eventwire.frontends.http.openapi_reads import read_schemas
 from eventwire.ingest.alerts import (
     MAX_ATTRIBUTE_KEY_CHARS,
@@ -28,18 +35,6 @@ from eventwire.ingest.validation import (
     name_pattern,
     timestamp_ranges,
 )
-
-_INT64_TYPES: Final = frozenset(
-    {
-        FieldDescriptor.TYPE_INT64,
-        FieldDescriptor.TYPE_UINT64,
-        FieldDescriptor.TYPE_SINT64,
-        FieldDescriptor.TYPE_FIXED64,
-        FieldDescriptor.TYPE_SFIXED64,
-    }
-)
-INT64_MIN: Final = -(2**63)
-INT64_MAX: Final = 2**63 - 1
 
 
 def decimal_pattern(low: int, high: int) -> str:
@@ -148,8 +143,8 @@ def _single_field_schema(field: FieldDescriptor, *, request: bool) -> dict[str, 
             return {"oneOf": [{"enum": names}, {"enum": numbers}]}
         return {"enum": names}
     if field.type in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32):
-        return {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
-    if field.type in _INT64_TYPES:
+        return {"type": "integer", "minimum": INT32_MIN, "maximum": INT32_MAX}
+    if field.type in INT64_TYPES:
         return _int64() if request else dict(_INT64_OUT)
     if field.type == FieldDescriptor.TYPE_BOOL:
         return {"type": "boolean"}

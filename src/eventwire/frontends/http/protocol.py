@@ -261,15 +261,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._state = _BODY
         self._arm(self._limits.body_timeout, self._body_expired)
         super().on_headers_complete()
-        if self.cycle.keep_alive and not self._drainable(declared):
+        if self.cycle.keep_alive and not self._drainable(declared, chunked=bool(codings)):
             # Until the body has all arrived, an answer says ``connection: close``
             # (uvicorn adds it when keep_alive is off) and closes: see the module docstring.
             self.cycle.keep_alive = False
             self._keep_alive_after_body = True
 
-    def _drainable(self, declared: int) -> bool:
-        """Whether a body declared this long can be read after an early answer."""
-        chunked = any(name == b"transfer-encoding" for name, _ in self.headers)
+    def _drainable(self, declared: int, *, chunked: bool) -> bool:
+        """Whether a body declared this long (or chunked) can be read after an early answer."""
         return not chunked and declared <= DRAIN_BYTES and not self.expect_100_continue
 
     def on_message_complete(self) -> None:

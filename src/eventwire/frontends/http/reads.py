@@ -30,9 +30,10 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from eventwire._errors import Code, FieldViolation, InvalidArgument, is_public
+from eventwire._errors import Code, FieldViolation, InvalidArgument, internal_message, is_public
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.frontends.http.errors import HttpError, from_service_error, status_body
+from eventwire.frontends.http.messages import INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN
 from eventwire.observability.logs import current_request_id, new_request_id
 from eventwire.reads.limits import ReaderTooSlow, ReadLimits
 from eventwire.reads.service import ReadService
@@ -56,8 +57,8 @@ _INT: Final = re.compile(r"-?[0-9]{1,19}")
 _TRUE: Final = frozenset({"true", "1"})
 _FALSE: Final = frozenset({"false", "0"})
 _RANGES: Final = {
-    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_INT32: (INT32_MIN, INT32_MAX),
+    FieldDescriptor.TYPE_INT64: (INT64_MIN, INT64_MAX),
 }
 
 
@@ -93,7 +94,7 @@ def _parse_value(field: Any, value: str) -> object:
     if field.enum_type is not None:
         if value in field.enum_type.values_by_name:
             return value
-        if _INT.fullmatch(value) and -(2**31) <= int(value) < 2**31:
+        if _INT.fullmatch(value) and INT32_MIN <= int(value) <= INT32_MAX:
             return int(value)
         names = ", ".join(field.enum_type.values_by_name)
         raise ValueError(f"must be one of {names} (or its number), got {value!r}")
@@ -157,7 +158,7 @@ def _error_status(err: BaseException) -> bytes:
         return status_body(rendered.code, rendered.message, rendered.violations)
     request_id = current_request_id() or new_request_id()
     log.error("unexpected error in a read stream", exc_info=err, extra={"request_id": request_id})
-    return status_body(Code.INTERNAL, f"internal error (request id {request_id})")
+    return status_body(Code.INTERNAL, internal_message(request_id))
 
 
 async def _sse(
