@@ -12,27 +12,23 @@ this interpreter's GIL with the prober) while a thread here calls
   as fast as the gateway takes them (this is what a loop shared with gRPC
   cannot absorb: each batch is tens of ms of parsing and validation).
 
-The server's CPU time per phase comes from /proc; the batch flood also counts
-the events the gateway acknowledged.
+The server's CPU time per phase comes from /proc (its whole process tree,
+``bench/_harness.py``); the batch flood also counts the events the gateway
+acknowledged, and the CPU µs each one cost.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import socket
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
+from _harness import CpuMeter
+
 from eventwire.testing._abuse import HealthProber
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _connect(address: str) -> socket.socket:
@@ -133,11 +129,13 @@ def http_abuse(
     with multiprocessing.get_context("spawn").Pool(1) as attacker:
         attacker.apply(time.sleep, (0,))
         for name, (attack, size) in PHASES.items():
-            cpu = _cpu_seconds(pid)
-            with HealthProber(grpc_address, pause=0.005) as probe:
+            with CpuMeter(pid) as cpu, HealthProber(grpc_address, pause=0.005) as probe:
                 began = time.perf_counter()
                 result = attacker.apply(attack, (http_address, seconds, size))
                 elapsed = time.perf_counter() - began
+            if result.get("events"):
+                result["events_per_s"] = round(result["events"] / elapsed)
+                result["cpu_us_per_event"] = round(cpu.seconds * 1e6 / result["events"], 2)
             out[name] = {
                 **result,
                 "health_calls": len(probe.latencies),
@@ -145,7 +143,7 @@ def http_abuse(
                 "p50_ms": round(probe.quantile(0.5) * 1000, 2),
                 "p99_ms": round(probe.quantile(0.99) * 1000, 2),
                 "max_ms": round(max(probe.latencies, default=float("nan")) * 1000, 2),
-                "server_cpu_s": round(_cpu_seconds(pid) - cpu, 2),
+                "server_cpu_s": round(cpu.seconds, 2),
                 "seconds": round(elapsed, 2),
             }
             time.sleep(0.5)  # let the server close what the phase left
