@@ -45,6 +45,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -60,6 +61,7 @@ from typing import Any
 
 import report
 import run
+from _cpu import TICK, stat_ticks
 from _harness import Run, free_port, healthz, pinning, publish, record, wait_ready
 from run import Server
 
@@ -127,6 +129,35 @@ def split(in_flight: int) -> tuple[int, int]:
     as one client channel multiplexes them."""
     clients = max(1, in_flight // 8)
     return clients, in_flight // clients
+
+
+EXPORT_THREAD = "OtelBatchSpanRecordProcessor"  # the SDK's BatchSpanProcessor thread
+
+
+def thread_id(pid: int, name: str) -> int | None:
+    """The OS id of ``pid``'s Python thread called ``name`` (py-spy: Python 3.11 does not
+    name its threads for the kernel), or None."""
+    spy = shutil.which("py-spy") or str(Path(run.PYTHON).parent / "py-spy")
+    try:
+        out = subprocess.run(
+            [spy, "dump", "--pid", str(pid)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(rf'^Thread (\d+) \(\w+\): "{name}"', out, re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
+def thread_seconds(pid: int, tid: int) -> float:
+    """User + system CPU seconds so far of thread ``tid`` of ``pid``."""
+    try:
+        return stat_ticks(Path(f"/proc/{pid}/task/{tid}/stat").read_text()) * TICK
+    except OSError:
+        return 0.0
 
 
 def clean_env() -> dict[str, str]:
@@ -235,9 +266,18 @@ class Targets:
             if not self.tools["h2load"]:
                 return None
             clients, streams = split(int(workload.split("-")[1]))
+            # The span exporter's own thread, apart: what exporting costs, beside making spans.
+            # Its window also holds h2load's warm-up (~5 % more calls than counted).
+            tid = None
+            if srv.name.startswith("eventwire-trace"):
+                tid = thread_id(srv.proc.pid, EXPORT_THREAD)
+            exported = thread_seconds(srv.proc.pid, tid) if tid else 0.0
             result = run.h2load(
                 srv, self.frame, self.tmp, clients=clients, streams=streams, seconds=d, cpus=cpu
             )
+            if tid and result.get("ok"):
+                exported = thread_seconds(srv.proc.pid, tid) - exported
+                result["export_cpu_us"] = exported * 1e6 / result["ok"]
             if result["errors"] > 0.01 * result["sent"]:
                 self.notes.append(
                     f"{srv.name} {workload}: {result['errors']:.0f} of {result['sent']:.0f} "
@@ -268,7 +308,9 @@ class Targets:
                     per = "call" if workload.startswith("unary") else "event"
                     print(
                         f"repeat {repeat + 1}/{self.args.repeats} {name:>18} {workload:>10}: "
-                        f"{row['rate']:>9,.0f} {unit}, {row.get('cpu_us', 0):7.1f} µs CPU/{per}",
+                        f"{row['rate']:>9,.0f} {unit}, {row.get('cpu_us', 0):7.1f} µs CPU/{per}"
+                        + (f" ({row['export_cpu_us']:.1f} exporting)" if "export_cpu_us" in row
+                           else ""),
                         file=sys.stderr, flush=True,
                     )  # fmt: skip
                 calls = srv.ok_count() if name.startswith("eventwire") else 0.0
@@ -362,6 +404,9 @@ def summarize(runs: list[dict[str, Any]], only: set[str]) -> list[dict[str, Any]
                 "ref_rate": _stat([ref[i]["rate"] for i in sorted(ref)]),
                 "ours_cpu_us": _stat([ours[i].get("cpu_us", 0.0) for i in sorted(ours)]),
                 "ref_cpu_us": _stat([ref[i].get("cpu_us", 0.0) for i in sorted(ref)]),
+                "ours_export_cpu_us": _stat(
+                    [ours[i]["export_cpu_us"] for i in sorted(ours) if "export_cpu_us" in ours[i]]
+                ),
                 "ours_spans_per_call": _stat(
                     [ours[i]["spans_per_call"] for i in sorted(ours) if "spans_per_call" in ours[i]]
                 ),

@@ -62,6 +62,10 @@ class BatchResult:
     """Invalid events, none of them stored, in batch order."""
 
 
+# A NamedTuple's own __new__ is a Python function around this: one frame less a row.
+_new_row: Final = tuple.__new__
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -104,7 +108,7 @@ class IngestService:
             if self._metrics is not None:
                 self._metrics.events_rejected.inc()
             raise InvalidArgument(violations)
-        return _row(req, tenant, received, dict(req.properties))
+        return _row(req, tenant, received, _properties(req))
 
     def event_rows(
         self,
@@ -130,7 +134,7 @@ class IngestService:
                 if violations:
                     rejections.append(Rejection(index, violations))
                     continue
-                row = _row(req, tenant, received, dict(req.properties))
+                row = _row(req, tenant, received, _properties(req))
             rows.append(row)
         if rejections and self._metrics is not None:
             self._metrics.events_rejected.inc(len(rejections))
@@ -316,7 +320,10 @@ def _fast_row(
     ):
         return None
     chars = len(name) + len(user) + len(event_id)
-    props = dict(req.properties)
+    # Not dict(): upb's map feeds it through Python's KeysView and a lookup per
+    # key (~1.3 us for three properties); a comprehension over the map is ~0.6.
+    properties = req.properties
+    props = {key: properties[key] for key in properties}
     if props:
         keys = "".join(props)
         values = "".join(props.values())
@@ -340,15 +347,23 @@ def _fast_row(
         req.ByteSize() > limits.max_event_bytes
     ):
         return None
-    return EventRow(
-        tenant,
-        event_id or uuid7(),
-        name,
-        user,
-        timestamp,
-        received,
-        orjson.dumps(props).decode() if props else "{}",
+    return _new_row(
+        EventRow,
+        (
+            tenant,
+            event_id or uuid7(),
+            name,
+            user,
+            timestamp,
+            received,
+            orjson.dumps(props).decode() if props else "{}",
+        ),
     )
+
+
+def _properties(req: analytics_pb2.TrackEventRequest) -> dict[str, str]:
+    properties = req.properties
+    return {key: properties[key] for key in properties}
 
 
 async def _read(awaitable: Awaitable[T]) -> T:

@@ -10,8 +10,11 @@ resource the standard ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from typing import Final
 
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -19,12 +22,23 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SimpleSpanProcessor,
 )
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    StaticSampler,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import Link, SpanKind, Tracer
+from opentelemetry.util.types import Attributes
 
 from eventwire.observability.propagation import TRACER_NAME, current_trace_id, extract, inject
 
 __all__ = [
     "EXPORTERS",
     "TRACER_NAME",
+    "HeadSampling",
     "current_trace_id",
     "extract",
     "inject",
@@ -70,3 +84,80 @@ def resource(default_service_name: str = "eventwire") -> Resource:
     """
     named = SERVICE_NAME in OTELResourceDetector().detect().attributes
     return Resource.create({} if named else {SERVICE_NAME: default_service_name})
+
+
+_DECIDED: Final = otel_context.create_key("eventwire-head-sampled")
+_SAMPLED_ROOT: Final = otel_context.set_value(_DECIDED, True, otel_context.Context())
+_ROOT: Final = otel_context.Context()
+
+
+def root_rate(sampler: object) -> float | None:
+    """The share of root spans (no parent) ``sampler`` samples, or None when it is not
+    one of the SDK's standard samplers (then the SDK decides, span by span)."""
+    if isinstance(sampler, ParentBased):
+        return root_rate(getattr(sampler, "_root", None))
+    if isinstance(sampler, TraceIdRatioBased):
+        return float(sampler.rate)
+    if isinstance(sampler, StaticSampler):
+        return 1.0 if sampler.get_description() == "AlwaysOnSampler" else 0.0
+    return None
+
+
+class _Predecided(Sampler):
+    """The tracer's own sampler, except for a root span :class:`HeadSampling` already
+    chose: that one is sampled without asking again (which would sample rate² of them)."""
+
+    def __init__(self, inner: Sampler) -> None:
+        self._inner = inner
+
+    def should_sample(  # noqa: PLR0917 - the SDK's signature
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: object = None,
+    ) -> SamplingResult:
+        if parent_context is not None and parent_context.get(_DECIDED):
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+        return self._inner.should_sample(parent_context, trace_id, name, kind, attributes, links)
+
+    def get_description(self) -> str:
+        return self._inner.get_description()
+
+
+class HeadSampling:
+    """A root call's sampling decision, made before any span work.
+
+    The SDK decides only inside ``start_span``, after it has drawn a trace id and
+    a span id, built a ``SamplingResult`` and a ``NonRecordingSpan``; a server
+    sampling 10 % of its calls paid that (plus attaching the span to the
+    context) for the other 90 %. Here a call without a ``traceparent`` draws one
+    random number against the sampler's root rate and, unsampled, creates
+    nothing at all. A sampled one starts its span in a context the tracer's
+    sampler (wrapped once, here) recognises as already chosen. Calls that carry
+    a ``traceparent``, and samplers other than the SDK's standard ones, take the
+    SDK's own path, span by span. Which root calls are sampled is decided by a
+    random draw rather than by the trace id's bits: the share is the same, and
+    the decision still travels with the trace in its sampled flag.
+    """
+
+    def __init__(self, tracer: Tracer) -> None:
+        sampler = getattr(tracer, "sampler", None)
+        self.rate = root_rate(sampler)
+        if self.rate is not None and 0 < self.rate < 1:
+            assert isinstance(sampler, Sampler)  # noqa: S101 - root_rate knew it
+            # Our own tracer object (the provider makes one per get_tracer): the
+            # provider's other tracers keep the plain sampler.
+            tracer.sampler = _Predecided(sampler)  # type: ignore[attr-defined]
+
+    def root(self) -> otel_context.Context | None:
+        """The context to start a root span in, or None: this call is not sampled."""
+        rate = self.rate
+        if rate is None or rate >= 1:
+            return _ROOT
+        if rate <= 0 or random.random() >= rate:  # noqa: S311 - sampling, not secrecy
+            return None
+        return _SAMPLED_ROOT

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventwire.api import analytics_pb2
-from eventwire.ingest.service import _fast_row
+from eventwire.ingest.service import _fast_row, _row
 from eventwire.ingest.validation import (
     DEFAULT_LIMITS,
     MIN_TIMESTAMP_MS,
@@ -18,6 +18,7 @@ from eventwire.ingest.validation import (
     timestamp_ms,
     validate_event,
 )
+from eventwire.store.base import EventRow
 from tests.support.bad_inputs import CASES, NOW_MS
 
 TRICKY: list[dict[str, object]] = [
@@ -82,7 +83,12 @@ def test_fast_path_takes_the_common_event() -> None:
     req = analytics_pb2.TrackEventRequest(
         event_name="page_view", user_id="u-1", event_id="e-1", properties={"plan": "pro"}
     )
-    assert _fast_row(req, "", NOW_MS, DEFAULT_LIMITS) is not None
+    row = _fast_row(req, "", NOW_MS, DEFAULT_LIMITS)
+    # Made without the NamedTuple's __new__: still an EventRow, field for field
+    # what the validated path builds.
+    assert isinstance(row, EventRow)
+    assert row == _row(req, "", NOW_MS, {"plan": "pro"})
+    assert row.properties == '{"plan":"pro"}'
 
 
 # Mostly plausible text, sometimes text that crosses a rule (spaces, controls,
