@@ -26,6 +26,7 @@ from typing import Any, Final
 
 import pytest
 
+from eventwire._rpc import OPERATIONS
 from eventwire.config import ENV_PREFIX, ServerConfig
 from eventwire.runtime.cli import build_parser
 from tests.support.paths import ROOT
@@ -39,6 +40,12 @@ SETTINGS_START: Final = (
     "<!-- settings: generated from ServerConfig by `.venv/bin/python -m tests.unit.test_docs` -->"
 )
 SETTINGS_END: Final = "<!-- settings: end -->"
+SECURITY: Final = DOCS / "security.md"
+OPERATIONS_START: Final = (
+    "<!-- operations: generated from eventwire._rpc.OPERATIONS by"
+    " `.venv/bin/python -m tests.unit.test_docs` -->"
+)
+OPERATIONS_END: Final = "<!-- operations: end -->"
 
 _FENCE: Final = re.compile(r"^ {0,3}(```|~~~)")
 _HEADING: Final = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -121,13 +128,33 @@ def settings_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def operations_table() -> str:
+    """One row per operation of the one operations table: the docs never list them by hand."""
+    rows = ["| RPC | full method | scope | gateway routes |", "|---|---|---|---|"]
+    for op in OPERATIONS:
+        routes = ", ".join(f"`{verb} {path}`" for verb, path in op.routes) or "(gRPC only)"
+        rows.append(f"| {op.name} | `{op.method}` | `{op.scope}` | {routes} |")
+    return "\n".join(rows) + "\n"
+
+
+def _generated(text: str, start: str, end: str, table: str, page: str) -> str:
+    head, found_start, rest = text.partition(start)
+    _, found_end, tail = rest.partition(end)
+    if not found_start or not found_end:
+        raise ValueError(f"{page} lost its generated-section markers")
+    return f"{head}{start}\n{table}{end}{tail}"
+
+
 def with_settings(text: str) -> str:
     """``text`` with the part between the settings markers replaced by :func:`settings_table`."""
-    head, start, rest = text.partition(SETTINGS_START)
-    _, end, tail = rest.partition(SETTINGS_END)
-    if not start or not end:
-        raise ValueError("docs/configuration.md lost its settings markers")
-    return f"{head}{SETTINGS_START}\n{settings_table()}{SETTINGS_END}{tail}"
+    return _generated(text, SETTINGS_START, SETTINGS_END, settings_table(), "docs/configuration.md")
+
+
+def with_operations(text: str) -> str:
+    """``text`` with its operations section replaced by :func:`operations_table`."""
+    return _generated(
+        text, OPERATIONS_START, OPERATIONS_END, operations_table(), "docs/security.md"
+    )
 
 
 # -- Markdown, as far as links and anchors need it ---------------------------------
@@ -280,6 +307,20 @@ def test_the_settings_table_is_generated_from_server_config() -> None:
     )
 
 
+def test_the_operations_table_is_generated_from_the_rpc_table() -> None:
+    text = SECURITY.read_text(encoding="utf-8")
+    assert text == with_operations(text), (
+        "docs/security.md is stale: run .venv/bin/python -m tests.unit.test_docs"
+    )
+
+
+def test_a_stale_operations_table_is_caught() -> None:
+    text = SECURITY.read_text(encoding="utf-8")
+    stale = text.replace("| TelemetryService.GetAlert |", "| TelemetryService.FetchAlert |")
+    assert stale != text
+    assert with_operations(stale) != stale
+
+
 def test_every_setting_is_in_the_configuration_page() -> None:
     text = CONFIGURATION.read_text(encoding="utf-8")
     for field in dataclasses.fields(ServerConfig):
@@ -423,5 +464,6 @@ def test_a_stale_settings_table_is_caught() -> None:
 
 
 if __name__ == "__main__":
-    CONFIGURATION.write_text(with_settings(CONFIGURATION.read_text(encoding="utf-8")))
-    print(f"wrote {CONFIGURATION.relative_to(ROOT)}", file=sys.stderr)
+    for page, regenerate in ((CONFIGURATION, with_settings), (SECURITY, with_operations)):
+        page.write_text(regenerate(page.read_text(encoding="utf-8")))
+        print(f"wrote {page.relative_to(ROOT)}", file=sys.stderr)
