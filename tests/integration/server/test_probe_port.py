@@ -1,0 +1,79 @@
+"""``--health-port``: grpc.health.v1.Health on a port of its own, reporting
+exactly what the main port reports, draining included."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from eventwire.testing import running_server
+from tests.support.probes import NOT_SERVING, SERVING
+
+SERVICES = ("", "analytics.AnalyticsService", "telemetry.TelemetryService")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def stub(channel: grpc.aio.Channel) -> Any:
+    # grpcio-health-checking's stubs are typed for sync channels only.
+    return health_pb2_grpc.HealthStub(channel)
+
+
+async def statuses(channel: grpc.aio.Channel) -> dict[str, int]:
+    """Every service List reports, with the status Check gives for each."""
+    listed = await stub(channel).List(health_pb2.HealthListRequest(), timeout=5)  # type: ignore[attr-defined]
+    reported = {name: s.status for name, s in listed.statuses.items()}
+    assert set(SERVICES) <= set(reported)
+    for name, status in reported.items():
+        checked = await stub(channel).Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+        assert checked.status == status
+    return reported
+
+
+async def test_probe_port_reports_what_the_main_port_does_until_it_drains(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_server(store=f"sqlite:///{tmp_path / 'e.db'}", health_port=free_port()) as srv,
+        grpc.aio.insecure_channel(srv.address) as main,
+        grpc.aio.insecure_channel(f"127.0.0.1:{srv.health_port}") as probe,
+    ):
+        assert srv.health_port != srv.port
+        assert await statuses(probe) == await statuses(main)
+        assert set((await statuses(probe)).values()) == {SERVING}
+        watches = [
+            stub(ch).Watch(health_pb2.HealthCheckRequest(service="")) for ch in (main, probe)
+        ]
+        for watch in watches:
+            assert (await watch.read()).status == SERVING
+        stopping = asyncio.create_task(srv.stop())
+        for watch in watches:
+            assert (await watch.read()).status == NOT_SERVING
+        await stopping
+
+
+async def test_probe_port_serves_health_alone(tmp_path: Path) -> None:
+    async with (
+        running_server(store=f"sqlite:///{tmp_path / 'e.db'}", health_port=free_port()) as srv,
+        grpc.aio.insecure_channel(f"127.0.0.1:{srv.health_port}") as probe,
+    ):
+        track: Any = probe.unary_unary("/analytics.AnalyticsService/TrackEvent")
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await track(b"", timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_probe_port_is_off_by_default(tmp_path: Path) -> None:
+    async with running_server(store=f"sqlite:///{tmp_path / 'e.db'}") as srv:
+        assert srv.health_port == 0
