@@ -12,8 +12,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from eventwire.client._credentials import channel_credentials
 from eventwire.testing import running_server
 from tests.support.probes import NOT_SERVING, SERVING
+from tests.support.security import Pki, pki  # noqa: F401 - fixture
 
 SERVICES = ("", "analytics.AnalyticsService", "telemetry.TelemetryService")
 
@@ -77,3 +79,22 @@ async def test_probe_port_serves_health_alone(tmp_path: Path) -> None:
 async def test_probe_port_is_off_by_default(tmp_path: Path) -> None:
     async with running_server(store=f"sqlite:///{tmp_path / 'e.db'}") as srv:
         assert srv.health_port == 0
+
+
+async def test_probe_port_speaks_the_grpc_ports_tls(
+    tmp_path: Path,
+    pki: Pki,  # noqa: F811 - the fixture
+) -> None:
+    async with running_server(
+        store=f"sqlite:///{tmp_path / 'e.db'}",
+        health_port=free_port(),
+        tls_cert=str(pki.server_cert),
+        tls_key=str(pki.server_key),
+    ) as srv:
+        target = f"127.0.0.1:{srv.health_port}"
+        async with grpc.aio.secure_channel(target, channel_credentials(ca=pki.ca)) as probe:
+            assert set((await statuses(probe)).values()) == {SERVING}
+        async with grpc.aio.insecure_channel(target) as plaintext:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub(plaintext).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
