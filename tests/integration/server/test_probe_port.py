@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +100,21 @@ async def test_probe_port_speaks_the_grpc_ports_tls(
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stub(plaintext).Check(health_pb2.HealthCheckRequest(), timeout=5)
             assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_taken_probe_port_fails_startup(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # The flags not under test are off or ephemeral, so only the probe port can clash.
+        argv = [sys.executable, "-m", "eventwire", "serve", "--health-port", str(port)]
+        argv += ["--store", f"sqlite:///{tmp_path / 'e.db'}", "--address", "127.0.0.1:0"]
+        ran = subprocess.run(
+            [*argv, "--http-address", "", "--metrics-address", ""],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert ran.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port} (--health-port)" in ran.stderr.decode()
