@@ -7,6 +7,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from eventwire.client._credentials import channel_credentials
 from eventwire.testing import running_server
+from eventwire.testing._process import ServerProcess
 from tests.support.probes import NOT_SERVING, SERVING
 from tests.support.security import Pki, pki  # noqa: F401 - fixture
 
@@ -118,3 +120,28 @@ def test_a_taken_probe_port_fails_startup(tmp_path: Path) -> None:
         )
     assert ran.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port} (--health-port)" in ran.stderr.decode()
+
+
+def test_workers_share_the_probe_port_as_they_share_the_grpc_port(tmp_path: Path) -> None:
+    port = free_port()
+    server = ServerProcess(
+        "--workers", "2", "--store", f"sqlite:///{tmp_path / 'e.db'}", "--health-port", str(port)
+    ).start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(serving := [m for m in list(server.logs) if m.get("msg") == "serving"]) < 2:
+            assert time.monotonic() < deadline, "both workers serve"
+            time.sleep(0.05)
+        # Without SO_REUSEPORT the second worker could not have bound it.
+        assert [line["health_port"] for line in serving] == [port, port]
+        assert len({line["pid"] for line in serving}) == 2
+        for _ in range(10):  # new connections, spread over the workers by the kernel
+            options = [("grpc.use_local_subchannel_pool", 1)]
+            with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+                sync: Any = health_pb2_grpc.HealthStub(channel)  # its stubs lack method types
+                reply = sync.Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert reply.status == SERVING
+        server.terminate()
+        assert server.wait(60) == 0
+    finally:
+        server.kill()
