@@ -7,9 +7,9 @@ resets streams as fast as the socket takes them (CVE-2023-44487's pattern),
 and holds hundreds of idle connections. Records the server's RSS before, at
 its peak and after, and how each attack ended.
 
-Floods (``--only floods``): a TrackEvent client's and a health prober's p99
-(1 s deadlines) while 20 connections pipeline health checks and while 10 do
-Rapid Reset.
+Floods (``--only floods``): a TrackEvent client's and two health probers' p99
+(1 s deadlines; one on the gRPC port, one on ``--health-port``) while 20
+connections pipeline health checks and while 10 do Rapid Reset.
 
 HTTP (``bench/_http_abuse.py``): gRPC health latency while the gateway takes
 64 MiB heads, slowloris connections and a flood of 10,000-event batches, side
@@ -36,6 +36,7 @@ import dataclasses
 import json
 import math
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -159,7 +160,10 @@ def request_floods(args: argparse.Namespace) -> dict[str, Any]:
         tempfile.TemporaryDirectory() as tmp,
         multiprocessing.get_context("spawn").Pool(10) as pool,
     ):
-        proc = server(tmp, *streams)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            health_port = sock.getsockname()[1]
+        proc = server(tmp, *streams, "--health-port", str(health_port))
         pool.apply(abs, (0,))
         method = "/analytics.AnalyticsService/TrackEvent"
         try:
@@ -168,6 +172,7 @@ def request_floods(args: argparse.Namespace) -> dict[str, Any]:
                 with (
                     LegitClient(proc.address, timeout=1.0) as client,
                     HealthProber(proc.address, timeout=1.0) as prober,
+                    HealthProber(f"127.0.0.1:{health_port}", timeout=1.0) as probe_port,
                     CpuMeter(proc.pid) as cpu,
                 ):
                     if name == "idle":
@@ -200,6 +205,9 @@ def request_floods(args: argparse.Namespace) -> dict[str, Any]:
                     "health_p99_ms": round(prober.p99() * 1000, 1),
                     "health_calls": len(prober.latencies),
                     "health_errors": prober.errors,
+                    "probe_port_p99_ms": round(probe_port.p99() * 1000, 1),
+                    "probe_port_calls": len(probe_port.latencies),
+                    "probe_port_errors": probe_port.errors,
                     "attack": attack,
                     **figures,
                     "server_cpu_s": round(cpu.seconds, 2),
@@ -325,16 +333,24 @@ def floods_table(r: dict[str, Any]) -> str:
         return ""
     lines = [
         "",
-        "A well-behaved client and a health prober (1 s deadlines) during request floods:",
+        "A well-behaved client and health probers (1 s deadlines; one on the gRPC port, "
+        "one on --health-port) during request floods:",
         "",
-        "| flood | TrackEvent p99 | calls | errors | Health/Check p99 | calls | errors | attack |",
-        "|---|---|---|---|---|---|---|---|",
+        "| flood | TrackEvent p99 | calls | errors | Health/Check p99 | calls | errors "
+        "| on --health-port: p99 | calls | errors | attack |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in floods.items():
+        probe_port = (
+            f"{m['probe_port_p99_ms']} ms | {m['probe_port_calls']:,} | "
+            f"{len(m['probe_port_errors'])}"
+            if "probe_port_calls" in m
+            else "| |"
+        )
         lines.append(
             f"| {name} | {m['trackevent_p99_ms']} ms | {m['trackevent_calls']:,} | "
             f"{len(m['trackevent_errors'])} | {m['health_p99_ms']} ms | {m['health_calls']:,} | "
-            f"{len(m['health_errors'])} | {m['attack']} |"
+            f"{len(m['health_errors'])} | {probe_port} | {m['attack']} |"
         )
     lines += ["", machine_line(r, "floods"), ""]
     return "\n".join(lines)

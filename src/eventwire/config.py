@@ -72,6 +72,12 @@ class ServerConfig:
         choices=("off", "normal", "full", "extra"),
     )
     grace: float = _opt(10.0, "seconds in-flight RPCs get to finish after SIGTERM/SIGINT")
+    health_port: int = _opt(
+        0,
+        "a second gRPC port, on the host of --address and with its TLS, serving only "
+        "grpc.health.v1.Health for probes, so that floods on the main port do not delay them "
+        "(0: off)",
+    )
     reflection: bool = _opt(True, "serve gRPC server reflection")
     log_level: str = _opt(
         "info", "log level", choices=("debug", "info", "warning", "error", "critical")
@@ -200,6 +206,7 @@ class ServerConfig:
             scheme = self.store.partition(":")[0]
             raise ValueError(f"store must be a sqlite:/// or postgresql:// URL, not {scheme!r}")
         _check_fields(self)
+        _check_health_port(self)
         if self.max_batch_events < 1 or self.max_pending_events < self.max_batch_events:
             raise ValueError("need 1 <= max_batch_events <= max_pending_events")
         if not 0 <= self.max_commit_delay <= 1:
@@ -252,6 +259,19 @@ def _check_fields(config: ServerConfig) -> None:
         choices = f.metadata.get("choices")
         if choices and value not in choices:
             raise ValueError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _check_health_port(config: ServerConfig) -> None:
+    port = config.health_port
+    if port > 65535:
+        raise ValueError(f"health_port must be a TCP port or 0, got {port}")
+    # Under --workers both ports have SO_REUSEPORT: the two servers would share it silently.
+    if port and port in (_port_of(config.address), _port_of(config.http_address)):
+        raise ValueError(f"health_port {port} is already the gRPC or HTTP port")
+
+
+def _port_of(address: str) -> int:
+    return int(address.rpartition(":")[2]) if address else 0
 
 
 def _check_address(name: str, value: str, *, optional: bool) -> None:

@@ -51,6 +51,9 @@ def test_config_is_frozen() -> None:
         ("grace", -1.0, "grace"),
         ("sqlite_synchronous", "sometimes", "sqlite_synchronous"),
         ("max_batch_events", 0, "max_batch_events"),
+        ("health_port", 70000, "health_port"),
+        ("health_port", 50051, "already the gRPC or HTTP port"),
+        ("health_port", 8080, "already the gRPC or HTTP port"),
     ],
 )
 def test_invalid_values_are_refused(field: str, value: object, message: str) -> None:

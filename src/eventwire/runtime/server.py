@@ -23,6 +23,7 @@ from prometheus_client import make_asgi_app
 from eventwire._redact import redact
 from eventwire.config import ServerConfig
 from eventwire.frontends.grpc.health import HealthServicer
+from eventwire.frontends.grpc.probe import build_probe_server
 from eventwire.frontends.grpc.server import build_grpc_server
 from eventwire.frontends.http import (
     GatewayApp,
@@ -105,6 +106,8 @@ class Server:
             max_delay=config.max_commit_delay,
         )
         self._grpc: grpc.aio.Server | None = None
+        self._probe: grpc.aio.Server | None = None
+        self.health_port = 0  # --health-port's bound port; 0 while it is off
         self._reads: ReadService | None = None
         self.retention = Retention(
             self.store,
@@ -194,8 +197,12 @@ class Server:
             tls=self._tls,
             budget=self.budget,
         )
+        # Bound before either starts: a taken probe port fails startup like the main one.
+        self._probe, self.health_port = build_probe_server(self.config, self._health, self._tls)
         await server.start()
         self._grpc = server
+        if self._probe is not None:
+            await self._probe.start()
         if self._gateway is not None:
             await self._gateway.start(
                 GatewayApp(
@@ -217,6 +224,7 @@ class Server:
             "serving",
             extra={
                 "grpc_address": self.address,
+                "health_port": self.health_port or "off",
                 "http_address": self.http_address if self._gateway is not None else "",
                 "metrics_address": (
                     _with_port(self.config.metrics_address, self.metrics_port)
@@ -262,9 +270,7 @@ class Server:
         await self.retention.close()
         # Both front doors drain at once: each refuses new work and lets what is
         # in flight finish, then the pipeline commits everything they queued.
-        drains = []
-        if self._grpc is not None:
-            drains.append(self._grpc.stop(grace))
+        drains = [grpcs.stop(grace) for grpcs in (self._grpc, self._probe) if grpcs is not None]
         if self._gateway is not None:
             drains.append(self._gateway.stop(grace))
         await asyncio.gather(*drains)

@@ -5,20 +5,23 @@ health checks (no token needed) as fast as it answers them, then Rapid Reset
 from 10 connections, while a well-behaved client calls ``TrackEvent`` and a
 load balancer's probe calls ``Health/Check`` (1 s deadlines; 3 s for the probe
 while the flood is of health checks too). Every one of their calls must
-succeed. The attackers run in their own process, so the probes' latencies are
-the server's; how fast the server answered is for
-``bench/abuse.py`` to measure, not for a test on a shared machine to assert.
+succeed; a prober on ``--health-port`` gets every check answered SERVING
+within 1 s during the health-check flood. The attackers run in their own
+process, so the probes' latencies are the server's; how fast the server
+answered is for ``bench/abuse.py`` to measure, not for a test on a shared machine to assert.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import socket
 from collections.abc import Iterator
 from multiprocessing.pool import Pool
 from pathlib import Path
 
 import pytest
+from grpc_health.v1 import health_pb2
 
 from eventwire.testing._floods import FloodResult, pipelined_flood, rapid_reset
 from eventwire.testing._probes import HealthProber, LegitClient
@@ -62,6 +65,39 @@ async def test_pipelined_unary_floods_fail_no_other_call(
     else:
         assert not prober.errors, prober.errors
         assert len(prober.latencies) > 5
+
+
+class ServingProber(HealthProber):
+    """Counts an answer other than SERVING as an error too."""
+
+    def _call(self) -> None:
+        reply = self._stub.Check(self._request, timeout=self._timeout)
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            self.errors.append(f"answered {reply.status}")
+
+
+async def test_probe_port_answers_every_check_during_a_health_check_flood(
+    tmp_path: Path, leaks: Leaks, attacker: Pool
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    target = spawn(
+        leaks, "--store", f"sqlite:///{tmp_path / 'e.db'}", "--health-port", str(port)
+    ).start()
+    try:
+        # The flood fills the main port's Health/Check queue; the probe port's
+        # server has its own, which only the prober uses.
+        with ServingProber(f"127.0.0.1:{port}", timeout=DEADLINE) as prober:
+            flood: FloodResult = await asyncio.to_thread(
+                attacker.apply, pipelined_flood, (target.address, 5.0), {"connections": 20}
+            )
+        assert target._require().poll() is None, "the server survived"
+    finally:
+        target.kill()
+    assert flood.answered > 1000, flood  # the main port was flooded indeed
+    assert not prober.errors, prober.errors
+    assert len(prober.latencies) > 20
 
 
 @pytest.mark.parametrize("streams", [None, 100])

@@ -239,7 +239,7 @@ def test_k8s_deployment_env_is_valid_config_with_the_store_from_a_secret() -> No
     assert not container()["image"].endswith(":latest")
 
 
-def test_k8s_probes_use_grpc_health_on_the_grpc_port() -> None:
+def test_k8s_probes_use_grpc_health_on_the_probe_port() -> None:
     c = container()
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     cfg = config_from_env(k8s_env())
@@ -248,8 +248,11 @@ def test_k8s_probes_use_grpc_health_on_the_grpc_port() -> None:
     assert ports["metrics"] == port_of(cfg.metrics_address)
     annotations = k8s()["Deployment"]["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(ports["metrics"])
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert c[probe]["grpc"]["port"] == ports["grpc"], probe
+    # The probe port (--health-port): floods of the grpc port's health checks
+    # do not delay the kubelet's.
+    assert ports["health"] == cfg.health_port != 0
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert c[probe]["grpc"]["port"] == ports["health"], probe
     ready, live = c["readinessProbe"], c["livenessProbe"]
     # Not ready quickly; dead only after long: a database outage is not fixed by restarts.
     assert ready["periodSeconds"] * ready["failureThreshold"] <= 10
