@@ -34,7 +34,11 @@ TELEMETRY_METHODS: Final = methods(TELEMETRY)
 
 READ: Final = "read"
 WRITE: Final = "write"
-"""The scopes an operation may need; a token's scopes name the same strings."""
+ADMIN: Final = "admin"
+"""The scopes an operation may need; a token's scopes name the same strings.
+``admin`` is for operations that change what the server does with data it
+already holds (pausing or replaying a destination, applying a tracking plan,
+replaying or discarding quarantine); it implies neither ``read`` nor ``write``."""
 
 PER_MESSAGE: Final = "per message"
 """The one rate-cost rule: each request message is charged

@@ -156,7 +156,7 @@ def _hash_token(args: argparse.Namespace) -> int:
         print(digest)
         return EXIT_OK
     if not set(args.scopes.split(",")) <= SCOPES:
-        print("error: --scopes is a comma-separated subset of read,write", file=sys.stderr)
+        print("error: --scopes is a comma-separated subset of read,write,admin", file=sys.stderr)
         return EXIT_USAGE
     print(f"{digest}  {args.tenant}  {args.scopes}")
     return EXIT_OK

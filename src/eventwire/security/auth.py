@@ -9,7 +9,7 @@ token itself but its SHA-256, hex encoded, then the tenant, then the scopes::
 
 ``eventwire hash-token`` prints the hash of a token read from stdin (or makes a
 new random token with ``--generate``). A stolen file therefore grants nothing.
-Scopes are ``write`` and ``read``; which one each operation needs, on every
+Scopes are ``write``, ``read`` and ``admin``; which one each operation needs, on every
 door, is the operations table's to say (:mod:`eventwire._rpc`).
 
 The tenant a request acts for comes from its token and nothing else; it is put
@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Final
 
 from eventwire._errors import PermissionDenied, Unauthenticated
-from eventwire._rpc import READ, WRITE
+from eventwire._rpc import ADMIN, READ, WRITE
 
 DEFAULT_TENANT: Final = ""
 """The one tenant every caller shares when authentication is off."""
 
-SCOPES: Final = frozenset({WRITE, READ})
+SCOPES: Final = frozenset({WRITE, READ, ADMIN})
 
 _TENANT: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _HASH: Final = re.compile(r"[0-9a-f]{64}")
@@ -99,7 +99,9 @@ class TokenTable:
                 )
             scopes = frozenset(scope_list.split(","))
             if not scopes or not scopes <= SCOPES:
-                raise ValueError(f"{where}: scopes are a comma-separated subset of read,write")
+                raise ValueError(
+                    f"{where}: scopes are a comma-separated subset of read,write,admin"
+                )
             seen.add(digest)
             entries.append((bytes.fromhex(digest), Caller(tenant, scopes)))
         return cls(tuple(entries))

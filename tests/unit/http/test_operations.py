@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from eventwire._rpc import BY_METHOD, BY_ROUTE, OPERATIONS, PER_MESSAGE, READ, WRITE
+from eventwire._rpc import ADMIN, BY_METHOD, BY_ROUTE, OPERATIONS, PER_MESSAGE, READ, WRITE
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.frontends.grpc.auth import METHOD_SCOPES, READ_METHODS
 from eventwire.frontends.http.app import _OPEN, GatewayApp
@@ -30,7 +30,7 @@ def test_every_rpc_of_the_contract_is_in_the_table_once() -> None:
 
 
 def test_every_operation_names_a_known_scope_and_cost_rule() -> None:
-    assert {READ, WRITE} == SCOPES
+    assert {READ, WRITE, ADMIN} == SCOPES
     for op in OPERATIONS:
         assert op.scope in SCOPES, op
         assert op.cost == PER_MESSAGE, op

@@ -40,7 +40,7 @@ def test_token_file_format_and_errors_that_name_no_secret(tmp_path: Path) -> Non
     bad_lines = [
         f"{secret} acme write",  # the raw token pasted instead of its hash
         f"{hash_token(secret)} acme",
-        f"{hash_token(secret)} acme admin",
+        f"{hash_token(secret)} acme superuser",
         f"{hash_token(secret)} -acme write",
         f"{hash_token(secret)} acme write\n{hash_token(secret)} other read",
     ]
