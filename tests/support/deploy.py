@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from tests.support.paths import ROOT
 
