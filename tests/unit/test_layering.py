@@ -34,11 +34,14 @@ ALLOWED: Final[Mapping[str, frozenset[str]]] = {
     "security": _BASE | {"observability", "store"},
     "ingest": _BASE | {"observability", "store"},
     "reads": _BASE | {"observability", "store", "ingest"},
-    "frontends.grpc": _BASE | {"observability", "store", "security", "ingest", "reads"},
-    "frontends.http": _BASE | {"observability", "store", "security", "ingest", "reads"},
+    "destinations": _BASE | {"observability", "store", "ingest", "reads"},
+    "frontends.grpc": _BASE
+    | {"observability", "store", "security", "ingest", "reads", "destinations"},
+    "frontends.http": _BASE
+    | {"observability", "store", "security", "ingest", "reads", "destinations"},
     "client": frozenset({"shared", "api", "observability"}),
     "runtime": _BASE
-    | {"observability", "store", "security", "ingest", "reads"}
+    | {"observability", "store", "security", "ingest", "reads", "destinations"}
     | {"frontends.grpc", "frontends.http"}
     | {"client"},
     "testing": _BASE | {"client", "runtime", "observability", "store"},
@@ -55,6 +58,7 @@ FORBIDDEN_EXTERNAL: Final[Mapping[str, frozenset[str]]] = {
     "shared": _SERVER_ONLY | {"grpc"},
     "ingest": _TRANSPORTS,
     "reads": _TRANSPORTS,
+    "destinations": _TRANSPORTS,
     "security": _TRANSPORTS,
     "store": _TRANSPORTS,
 }

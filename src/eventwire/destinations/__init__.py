@@ -1,0 +1,1 @@
+"""Destinations: every committed event and alert relayed onward, in commit order."""
