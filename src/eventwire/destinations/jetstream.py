@@ -8,8 +8,8 @@ the gateway returns it. eventwire creates the stream when it is missing
 URL's ``replicas`` and ``duplicate_window``) and never changes an existing one.
 
 Exactly once, beyond the stream's duplicate window. ``Nats-Msg-Id`` (the
-tracking id of an alert, ``<tenant>/<event_id>`` for an event, since event ids
-are unique per tenant only) lets JetStream drop a resend within the window;
+tracking id of an alert; an event's id, prefixed ``<tenant>/`` for a tenant
+other than the default one, since event ids are unique per tenant only) lets JetStream drop a resend within the window;
 past it, two more rules keep the stream exact:
 
 * every publish names the sequence the stream must be at
@@ -64,7 +64,9 @@ def subject(item: Item) -> str:
 
 
 def msg_id(item: Item) -> str:
-    return item.key if item.kind == "alert" else f"{item.tenant}/{item.key}"
+    if item.kind == "alert" or not item.tenant:
+        return item.key
+    return f"{item.tenant}/{item.key}"
 
 
 def _text(position: Position) -> str:
