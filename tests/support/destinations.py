@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import grpc
 import httpx
@@ -15,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
 from tests.support.nats import stream_messages
 
+T = TypeVar("T")
 OPTIONS = (("grpc.enable_retries", 0),)
 
 
@@ -43,21 +45,24 @@ class Load:
                 )
                 for n, event_id in enumerate(self.event_ids[i : i + self.batch], start=i)
             ]  # fmt: skip
-            await _until_acked(address, lambda ch, ev=events: _track(ch, ev))
+            await _until_acked(address, _track, events)
             for key in [k for _, k in zip(range(alerts_per_batch), keys, strict=False)]:
-                await _until_acked(address, lambda ch, k=key: self._alert(ch, k))
+                await _until_acked(address, self._alert, key)
             self.sent_batches += 1
             result = after_batch(self.sent_batches)
             if asyncio.iscoroutine(result):
                 await result
         for key in keys:
-            await _until_acked(address, lambda ch, k=key: self._alert(ch, k))
+            await _until_acked(address, self._alert, key)
 
     async def _alert(self, channel: grpc.aio.Channel, key: str) -> None:
         stub = telemetry_pb2_grpc.TelemetryServiceStub(channel)
         reply = await stub.ReportAlert(
             telemetry_pb2.AlertRequest(
-                device_id="dev-1", alert_type="overheat", idempotency_key=key, severity=2
+                device_id="dev-1",
+                alert_type="overheat",
+                idempotency_key=key,
+                severity=telemetry_pb2.SEVERITY_WARNING,
             ),
             timeout=5,
         )
@@ -67,17 +72,19 @@ class Load:
 async def _track(channel: grpc.aio.Channel, events: list[analytics_pb2.TrackEventRequest]) -> None:
     stub = analytics_pb2_grpc.AnalyticsServiceStub(channel)
     ack = await stub.TrackEvents(analytics_pb2.EventBatch(sequence=1, events=events), timeout=10)
-    assert ack.rejected == 0, ack  # noqa: S101
+    assert ack.rejected == 0, ack
 
 
 async def _until_acked(
-    address: Callable[[], str], call: Callable[[grpc.aio.Channel], object]
+    address: Callable[[], str],
+    call: Callable[[grpc.aio.Channel, T], Awaitable[None]],
+    argument: T,
 ) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
             async with grpc.aio.insecure_channel(address(), options=OPTIONS) as channel:
-                await call(channel)  # type: ignore[misc]
+                await call(channel, argument)
                 return
         except (grpc.aio.AioRpcError, OSError):
             if time.monotonic() > deadline:
@@ -114,7 +121,7 @@ def check_exactly_once(messages: list[tuple[str, dict[str, str], bytes]], load: 
     """Every acknowledged event and alert once, by Nats-Msg-Id and by payload id."""
     ids = Counter(headers["Nats-Msg-Id"] for _, headers, _ in messages)
     doubled = [k for k, n in ids.items() if n > 1]
-    assert doubled == [], f"{len(doubled)} message ids twice, e.g. {doubled[:3]}"  # noqa: S101
+    assert doubled == [], f"{len(doubled)} message ids twice, e.g. {doubled[:3]}"
     payload_ids: Counter[str] = Counter()
     for subject, _, payload in messages:
         body = orjson.loads(payload)
@@ -123,8 +130,8 @@ def check_exactly_once(messages: list[tuple[str, dict[str, str], bytes]], load: 
         else:
             payload_ids[body["trackingId"]] += 1
     expected = set(load.event_ids) | load.tracking_ids
-    assert set(payload_ids) == expected, (  # noqa: S101
+    assert set(payload_ids) == expected, (
         f"missing {len(expected - set(payload_ids))}, extra {len(set(payload_ids) - expected)}"
     )
-    assert max(payload_ids.values()) == 1  # noqa: S101
-    assert set(ids) == set(load.event_ids) | load.tracking_ids  # noqa: S101
+    assert max(payload_ids.values()) == 1
+    assert set(ids) == set(load.event_ids) | load.tracking_ids

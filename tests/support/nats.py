@@ -62,8 +62,8 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def argv(self) -> list[str]:
-        argv = [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port),
-                "-sd", str(self.store_dir / self.name), "-n", self.name, "-l", str(self.log)]  # fmt: skip
+        argv = [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-n", self.name,
+                "-sd", str(self.store_dir / self.name), "-l", str(self.log)]  # fmt: skip
         if self.cluster_port:
             routes = ",".join(f"nats-route://127.0.0.1:{p}" for p in self.routes)
             argv += ["--cluster_name", "ew", "--cluster",
@@ -72,7 +72,7 @@ class NatsServer:
 
     def start(self, timeout: float = 10.0) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        self._proc = subprocess.Popen(  # noqa: S603 - argv built here, no shell
+        self._proc = subprocess.Popen(
             self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + timeout
@@ -152,7 +152,7 @@ async def stream_messages(
                 out.append((msg.subject, dict(msg.headers or {}), msg.data))
         finally:
             await sub.unsubscribe()
-        assert first <= last  # noqa: S101
+        assert first <= last
         return out
     finally:
         await nc.close()

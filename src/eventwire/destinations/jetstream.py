@@ -9,8 +9,9 @@ URL's ``replicas`` and ``duplicate_window``) and never changes an existing one.
 
 Exactly once, beyond the stream's duplicate window. ``Nats-Msg-Id`` (the
 tracking id of an alert; an event's id, prefixed ``<tenant>/`` for a tenant
-other than the default one, since event ids are unique per tenant only) lets JetStream drop a resend within the window;
-past it, two more rules keep the stream exact:
+other than the default one, since event ids are unique per tenant only) lets
+JetStream drop a resend within the window; past it, two more rules keep the
+stream exact:
 
 * every publish names the sequence the stream must be at
   (``Nats-Expected-Last-Sequence``), so the stream only ever grows by this
