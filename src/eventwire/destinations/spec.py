@@ -83,6 +83,9 @@ _OPTIONS: Final = frozenset(
 )
 
 
+_NUMBERS: Final = (("batch", "500"), ("attempts", "5"), ("timeout", "10"))
+
+
 def _one(name: str, options: dict[str, list[str]], key: str, default: str) -> str:
     values = options.get(key, [default])
     if len(values) != 1:
@@ -99,10 +102,9 @@ def _build(
     start = _one(name, mine, "start", "earliest")
     if start not in ("earliest", "latest"):
         raise ValueError(f"destination {name}: start must be earliest or latest, got {start!r}")
+    texts = [_one(name, mine, key, default) for key, default in _NUMBERS]
     try:
-        batch = int(_one(name, mine, "batch", "500"))
-        attempts = int(_one(name, mine, "attempts", "5"))
-        timeout = float(_one(name, mine, "timeout", "10"))
+        batch, attempts, timeout = int(texts[0]), int(texts[1]), float(texts[2])
     except ValueError:
         raise ValueError(
             f"destination {name}: batch and attempts must be integers, timeout seconds"
