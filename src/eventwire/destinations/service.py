@@ -16,9 +16,10 @@ import uuid
 from collections.abc import Sequence
 
 from eventwire._errors import FieldViolation, InvalidArgument, NotFound
+from eventwire.config import ServerConfig
 from eventwire.destinations.kinds import make_sink
 from eventwire.destinations.relay import Relay, RelayStatus
-from eventwire.destinations.spec import DestinationSpec
+from eventwire.destinations.spec import DestinationSpec, parse_destination
 from eventwire.store.base import DeadLetter, DestinationState, Kind, Position, Store
 
 log = logging.getLogger("eventwire.destinations")
@@ -29,7 +30,7 @@ class Destinations:
         self, specs: Sequence[DestinationSpec], store: Store, *, lease_seconds: float = 5.0
     ) -> None:
         self.specs = {spec.name: spec for spec in specs}
-        self._store = store
+        self.store = self._store = store
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Sinks are built now: a URL that cannot work fails startup, not later.
         self.relays = {
@@ -37,6 +38,12 @@ class Destinations:
                              lease_seconds=lease_seconds)
             for spec in specs
         }  # fmt: skip
+
+    @classmethod
+    def from_config(cls, config: ServerConfig, store: Store) -> Destinations:
+        """``--destination`` specs; ValueError naming the first that cannot work."""
+        specs = [parse_destination(text) for text in config.destinations]
+        return cls(specs, store, lease_seconds=config.destination_lease)
 
     def start(self) -> None:
         if not self.relays:

@@ -22,8 +22,8 @@ from prometheus_client import make_asgi_app
 
 from eventwire._redact import redact
 from eventwire.config import ServerConfig
+from eventwire.destinations.ops import DestinationOps
 from eventwire.destinations.service import Destinations
-from eventwire.destinations.spec import parse_destination
 from eventwire.frontends.grpc.health import HealthServicer
 from eventwire.frontends.grpc.probe import build_probe_server
 from eventwire.frontends.grpc.server import build_grpc_server
@@ -112,11 +112,8 @@ class Server:
         self.health_port = 0  # --health-port's bound port; 0 while it is off
         self._reads: ReadService | None = None
         # A destination URL that cannot work is a ValueError here, like a bad store URL.
-        self.destinations = Destinations(
-            [parse_destination(d) for d in config.destinations],
-            self.store,
-            lease_seconds=config.destination_lease,
-        )
+        self.destinations = Destinations.from_config(config, self.store)
+        self.destination_ops = DestinationOps(self.destinations)
         self.metrics.watch_destinations(self.destinations.statuses)
         self.retention = Retention(
             self.store,
@@ -208,6 +205,7 @@ class Server:
             limiter=self._limiter,
             tls=self._tls,
             budget=self.budget,
+            destinations=self.destination_ops,
         )
         # Bound before either starts: a taken probe port fails startup like the main one.
         self._probe, self.health_port = build_probe_server(self.config, self._health, self._tls)
@@ -226,6 +224,7 @@ class Server:
                     limiter=self._limiter,
                     metrics=self.metrics,
                     tracer=self._tracer,
+                    destinations=self.destination_ops,
                 )
             )
         if self._metrics_listener is not None:
