@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -40,6 +42,7 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js.api import StorageType, StreamConfig
 
 from eventwire.destinations.sink import Item, Rejected, Retryable
@@ -51,6 +54,7 @@ PREFIX: Final = "eventwire"
 SUBJECTS: Final = (f"{PREFIX}.events.>", f"{PREFIX}.alerts.>")
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
 _WRONG_SEQUENCE: Final = 10071
+_TOO_BIG: Final = 10054
 _HEADER: Final = {"event": "Eventwire-Events", "alert": "Eventwire-Alerts"}
 
 
@@ -99,6 +103,7 @@ class JetStreamSink:
         self._window = duplicate_window
         self._connect = connect or {}
         self._nc: NATS | None = None
+        self._inbox: _Replies | None = None
         self._synced = False
         self._last_seq = 0
         self._delivered: dict[str, Position] = {"event": ORIGIN, "alert": ORIGIN}
@@ -179,10 +184,10 @@ class JetStreamSink:
             raise
 
     async def _publish(self, nc: NATS, batch: Sequence[Item]) -> None:
-        js = nc.jetstream()
+        replies = await self._replies(nc)
         delivered = dict(self._delivered)
         expected = self._last_seq
-        acks: list[asyncio.Future[Any]] = []
+        acks: list[asyncio.Future[dict[str, Any]]] = []
         try:
             for item in batch:
                 if item.place <= delivered[item.kind]:
@@ -195,25 +200,84 @@ class JetStreamSink:
                     "Eventwire-Alerts": _text(delivered["alert"]),
                 }
                 expected += 1
-                acks.append(await js.publish_async(subject(item), item.payload, headers=headers))
+                acks.append(await replies.publish(subject(item), item.payload, headers))
             for ack in acks:
                 result = await ack
-                if result.duplicate:
+                if result.get("duplicate"):
                     # Within the window a resend is dropped and the sequence
                     # does not move: ours no longer match the stream's.
                     raise nats.js.errors.Error("a message was a duplicate; re-reading the tail")
         finally:
             for ack in acks:
-                if not ack.done():
-                    ack.cancel()
+                ack.cancel()
         self._delivered = delivered
         self._last_seq = expected
 
+    async def _replies(self, nc: NATS) -> _Replies:
+        if self._inbox is None or self._inbox.nc is not nc:
+            self._inbox = await _Replies.open(nc)
+        return self._inbox
+
     async def close(self) -> None:
-        nc, self._nc = self._nc, None
+        nc, self._nc, self._inbox = self._nc, None, None
         if nc is not None:
             with contextlib.suppress(Exception):
                 await nc.close()
+
+
+class _Replies:
+    """Publishes whose acknowledgements arrive on one inbox, matched by token.
+
+    nats-py's own ``publish_async`` raises a JetStream error inside its reply
+    callback instead of failing the publish's future, so a refused message
+    (wrong expected sequence, too big, storage full) would only ever time out.
+    """
+
+    def __init__(self, nc: NATS, prefix: str) -> None:
+        self.nc = nc
+        self._prefix = prefix
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._tokens = itertools.count()
+
+    @classmethod
+    async def open(cls, nc: NATS) -> _Replies:
+        replies = cls(nc, nc.new_inbox())
+        await nc.subscribe(f"{replies._prefix}.*", cb=replies._reply)
+        return replies
+
+    async def publish(
+        self, subject: str, payload: bytes, headers: dict[str, str]
+    ) -> asyncio.Future[dict[str, Any]]:
+        token = str(next(self._tokens))
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = future
+        future.add_done_callback(lambda _: self._waiting.pop(token, None))
+        await self.nc.publish(subject, payload, reply=f"{self._prefix}.{token}", headers=headers)
+        return future
+
+    async def _reply(self, msg: Msg) -> None:
+        future = self._waiting.get(msg.subject.rpartition(".")[2])
+        if future is None or future.done():
+            return
+        if msg.headers and msg.headers.get("Status") == "503":
+            future.set_exception(nats.errors.NoRespondersError())
+            return
+        try:
+            reply: dict[str, Any] = json.loads(msg.data)
+        except ValueError:
+            future.set_exception(nats.js.errors.Error("unreadable acknowledgement"))
+            return
+        error = reply.get("error")
+        if error:
+            future.set_exception(
+                nats.js.errors.APIError(
+                    code=error.get("code"),
+                    err_code=error.get("err_code"),
+                    description=error.get("description"),
+                )
+            )
+        else:
+            future.set_result(reply)
 
 
 _UNSAFE_SERVER: Final = re.compile(r"//[^@/]*@")
@@ -221,10 +285,9 @@ _UNSAFE_SERVER: Final = re.compile(r"//[^@/]*@")
 
 
 def _too_big(exc: nats.js.errors.APIError) -> bool:
-    return (
-        "maximum" in (exc.description or "").lower()
-        and "payload" in (exc.description or "").lower()
-    )
+    """The one refusal that retrying cannot fix: the message exceeds the stream's
+    (or the server's) maximum size."""
+    return exc.err_code == _TOO_BIG or "exceeds maximum" in (exc.description or "").lower()
 
 
 def _describe(exc: BaseException) -> str:

@@ -223,11 +223,21 @@ class Relay:
             ]  # fmt: skip
             rows, through = len(apage.rows), apage.through
         if items:
+            await self._check_unchanged()
             await self._deliver(items)
         if through != after:
             self._positions[kind] = through
             await self._save()
         return rows >= self.spec.batch
+
+    async def _check_unchanged(self) -> None:
+        """LeaseLost if an operator paused or moved the destination (a pause stops
+        deliveries from the next page on, on whichever replica relays)."""
+        for state in await self._store.destination_states():
+            if state.name == self.spec.name and (
+                state.generation != self._generation or state.owner != self._owner
+            ):
+                raise LeaseLost
 
     async def _save(self) -> None:
         saved = await self._store.save_destination(
