@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ from typing import Any, Final
 import nats
 import nats.errors
 import nats.js.errors
+import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import StorageType, StreamConfig
@@ -55,6 +55,8 @@ SUBJECTS: Final = (f"{PREFIX}.events.>", f"{PREFIX}.alerts.>")
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
 _WRONG_SEQUENCE: Final = 10071
 _TOO_BIG: Final = 10054
+CHUNK: Final = 250
+WINDOW: Final = 3
 _HEADER: Final = {"event": "Eventwire-Events", "alert": "Eventwire-Alerts"}
 
 
@@ -187,29 +189,34 @@ class JetStreamSink:
         replies = await self._replies(nc)
         delivered = dict(self._delivered)
         expected = self._last_seq
-        acks: list[asyncio.Future[dict[str, Any]]] = []
+        frames: list[tuple[bytes, bytes, bytes]] = []
+        for item in batch:
+            place = (item.xid, item.position)
+            if place <= delivered[item.kind]:
+                continue  # the stream has it (read from its tail)
+            delivered[item.kind] = Position(*place)
+            headers = _HEADERS % (
+                _value(msg_id(item)),
+                expected,
+                _text(delivered["event"]).encode(),
+                _text(delivered["alert"]).encode(),
+            )
+            frames.append((subject(item).encode(), headers, item.payload))
+            expected += 1
+        # Chunks of CHUNK messages, WINDOW of them unacknowledged at once: the
+        # next chunk is on the wire while JetStream stores the last one. One
+        # chunk of 2,000 ran ten times slower than 500 (bench/notes.md).
+        pending: list[asyncio.Future[None]] = []
         try:
-            for item in batch:
-                if item.place <= delivered[item.kind]:
-                    continue  # the stream has it (read from its tail)
-                delivered[item.kind] = item.place
-                headers = {
-                    "Nats-Msg-Id": msg_id(item),
-                    "Nats-Expected-Last-Sequence": str(expected),
-                    "Eventwire-Events": _text(delivered["event"]),
-                    "Eventwire-Alerts": _text(delivered["alert"]),
-                }
-                expected += 1
-                acks.append(await replies.publish(subject(item), item.payload, headers))
-            for ack in acks:
-                result = await ack
-                if result.get("duplicate"):
-                    # Within the window a resend is dropped and the sequence
-                    # does not move: ours no longer match the stream's.
-                    raise nats.js.errors.Error("a message was a duplicate; re-reading the tail")
+            for start in range(0, len(frames), CHUNK):
+                if len(pending) >= WINDOW:
+                    await pending.pop(0)
+                pending.append(await replies.send(frames[start : start + CHUNK]))
+            for chunk in pending:
+                await chunk
         finally:
-            for ack in acks:
-                ack.cancel()
+            for chunk in pending:
+                chunk.cancel()
         self._delivered = delivered
         self._last_seq = expected
 
@@ -225,59 +232,113 @@ class JetStreamSink:
                 await nc.close()
 
 
-class _Replies:
-    """Publishes whose acknowledgements arrive on one inbox, matched by token.
+_HEADERS: Final = (
+    b"NATS/1.0\r\nNats-Msg-Id: %b\r\nNats-Expected-Last-Sequence: %d\r\n"
+    b"Eventwire-Events: %b\r\nEventwire-Alerts: %b\r\n\r\n"
+)
+_NEWLINES: Final = re.compile(r"[\r\n]")
 
-    nats-py's own ``publish_async`` raises a JetStream error inside its reply
-    callback instead of failing the publish's future, so a refused message
-    (wrong expected sequence, too big, storage full) would only ever time out.
+
+def _value(text: str) -> bytes:
+    return _NEWLINES.sub(" ", text).encode()
+
+
+class _Replies:
+    """A page of publishes written in one go, their acknowledgements on one inbox.
+
+    nats-py's ``publish`` builds each message's headers in Python (most of the
+    relay's CPU when measured) and its ``publish_async`` raises a JetStream
+    error inside its reply callback instead of failing the publish, so a
+    refused message would only ever time out. A chunk here is one write of
+    ``HPUB`` frames; its acknowledgements are counted as they come, and the
+    chunk fails with the first refusal in publish order.
     """
 
     def __init__(self, nc: NATS, prefix: str) -> None:
         self.nc = nc
         self._prefix = prefix
-        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._tokens = itertools.count()
+        self._numbers = itertools.count()
+        self._pages: dict[str, _Page] = {}
 
     @classmethod
     async def open(cls, nc: NATS) -> _Replies:
         replies = cls(nc, nc.new_inbox())
-        await nc.subscribe(f"{replies._prefix}.*", cb=replies._reply)
+        await nc.subscribe(f"{replies._prefix}.*.*", cb=replies._reply)
         return replies
 
-    async def publish(
-        self, subject: str, payload: bytes, headers: dict[str, str]
-    ) -> asyncio.Future[dict[str, Any]]:
-        token = str(next(self._tokens))
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[token] = future
-        future.add_done_callback(lambda _: self._waiting.pop(token, None))
-        await self.nc.publish(subject, payload, reply=f"{self._prefix}.{token}", headers=headers)
-        return future
+    async def send(self, frames: Sequence[tuple[bytes, bytes, bytes]]) -> asyncio.Future[None]:
+        """Write ``frames``; the future resolves once every one was acknowledged."""
+        if not self.nc.is_connected:
+            raise nats.errors.ConnectionReconnectingError
+        page = _Page(str(next(self._numbers)), len(frames))
+        self._pages[page.number] = page
+        page.done.add_done_callback(lambda _: self._pages.pop(page.number, None))
+        reply = f"{self._prefix}.{page.number}".encode()
+        data = b"".join(
+            b"HPUB %b %b.%d %d %d\r\n%b%b\r\n"
+            % (subj, reply, i, len(hdr), len(hdr) + len(payload), hdr, payload)
+            for i, (subj, hdr, payload) in enumerate(frames)
+        )
+        # nats-py's own write path (private): what publish() ends in, minus the
+        # per-message header building; it reconnects and flushes as usual.
+        await self.nc._send_command(data)
+        await self.nc._flush_pending()
+        return page.done
 
     async def _reply(self, msg: Msg) -> None:
-        future = self._waiting.get(msg.subject.rpartition(".")[2])
-        if future is None or future.done():
-            return
+        _, number, index = msg.subject.rsplit(".", 2)
+        page = self._pages.get(number)
+        if page is None:
+            return  # a late reply to a chunk given up on
         if msg.headers and msg.headers.get("Status") == "503":
-            future.set_exception(nats.errors.NoRespondersError())
+            page.failed(int(index), nats.errors.NoRespondersError())
             return
         try:
-            reply: dict[str, Any] = json.loads(msg.data)
-        except ValueError:
-            future.set_exception(nats.js.errors.Error("unreadable acknowledgement"))
+            reply: dict[str, Any] = orjson.loads(msg.data)
+        except orjson.JSONDecodeError:
+            page.failed(int(index), nats.js.errors.Error("unreadable acknowledgement"))
             return
         error = reply.get("error")
         if error:
-            future.set_exception(
+            page.failed(
+                int(index),
                 nats.js.errors.APIError(
                     code=error.get("code"),
                     err_code=error.get("err_code"),
                     description=error.get("description"),
-                )
+                ),
             )
+        elif reply.get("duplicate"):
+            # Within the window a resend is dropped and the stream's sequence
+            # does not move: ours no longer match it.
+            page.failed(int(index), nats.js.errors.Error("a duplicate; re-reading the tail"))
         else:
-            future.set_result(reply)
+            page.acked()
+
+
+class _Page:
+    def __init__(self, number: str, size: int) -> None:
+        self.number = number
+        self.left = size
+        self.errors: dict[int, Exception] = {}
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def acked(self) -> None:
+        self.left -= 1
+        self._settle()
+
+    def failed(self, index: int, error: Exception) -> None:
+        self.errors[index] = error
+        self.left -= 1
+        self._settle()
+
+    def _settle(self) -> None:
+        if self.left > 0 or self.done.done():
+            return
+        if self.errors:
+            self.done.set_exception(self.errors[min(self.errors)])
+        else:
+            self.done.set_result(None)
 
 
 _UNSAFE_SERVER: Final = re.compile(r"//[^@/]*@")
