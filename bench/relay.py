@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -30,6 +31,7 @@ from typing import Any
 
 import grpc
 import nats
+import psycopg
 from _harness import CpuMeter, Run, eventwire_server, free_port, pinning, publish, record
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
@@ -78,8 +80,20 @@ def nats_server(port: int, store: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(PIN.load(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def fresh_store(args: argparse.Namespace, round_no: int, work: Path) -> str:
+    """An empty database per round: a SQLite file, or a new schema of ``--store``'s."""
+    if not args.store:
+        return f"sqlite:///{work / f'r{round_no}.db'}"
+    schema = f"relay_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(args.store, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    args.schemas.append(schema)
+    separator = "&" if "?" in args.store else "?"
+    return f"{args.store}{separator}options=-csearch_path%3D{schema}"
+
+
 async def one_round(args: argparse.Namespace, round_no: int, work: Path) -> dict[str, float]:
-    store = args.store or f"sqlite:///{work / f'r{round_no}.db'}"
+    store = fresh_store(args, round_no, work)
     common = ("--store", store, "--sqlite-synchronous", "normal", "--workers", "1")
     server = eventwire_server(*common, http_address="", pin=PIN)
     await asyncio.to_thread(server.start)
@@ -130,15 +144,21 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=500, help="the destination's batch option")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--store", default="", help="a postgresql:// URL (default: SQLite)")
+    parser.add_argument(
+        "--store", default="", help="a postgresql:// URL: each round in a new schema, dropped after"
+    )
     args = parser.parse_args()
+    args.schemas = []
     PIN.pin_self_to_load()
     run = Run.now(PIN)
-    results: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
-        for round_no in range(args.rounds):
-            result = await one_round(args, round_no, Path(tmp))
-            results.append(result)
+        try:
+            results = [await one_round(args, n, Path(tmp)) for n in range(args.rounds)]
+        finally:
+            for schema in args.schemas:
+                with psycopg.connect(args.store, autocommit=True) as conn:
+                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        for round_no, result in enumerate(results):
             print(
                 f"round {round_no}: ingest {result['ingest_events_per_s']:,.0f}/s "
                 f"({result['ingest_cpu_us_per_event']:.1f} us/event), relay "

@@ -108,7 +108,7 @@ class Relay:
         self._positions = {"events": ORIGIN, "alerts": ORIGIN}
         self._ahead: dict[Kind, tuple[Position, asyncio.Future[tuple[list[Item], int, Position]]]]
         self._ahead = {}
-        self._checked = 0.0
+        self._checked = self._saved_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._lag_task: asyncio.Task[None] | None = None
 
@@ -184,7 +184,6 @@ class Relay:
             self._sink_started = True
             await self._save()
         self.status.state = "relaying"
-        renewed = time.monotonic()
         while not self._stopping:
             self._wake.clear()
             full = False
@@ -194,14 +193,17 @@ class Relay:
                 ):
                     continue
                 full |= await self._page(kind)
-                renewed = time.monotonic()
             if full:
                 continue
-            if time.monotonic() - renewed > self._lease_ms / 3000:
+            # Caught up: what a backlog's last pages left unsaved is saved now,
+            # and the lease is renewed every third of its length. A renewal
+            # refused (lease lost, or paused or moved by an operator) raises
+            # LeaseLost: the loop claims again and reloads the row.
+            if (
+                self._positions != self.status.positions
+                or time.monotonic() - self._saved_at > self._lease_ms / 3000
+            ):
                 await self._save()
-                renewed = time.monotonic()
-            # A renewal refused (lease lost, or paused or moved by an operator)
-            # raises LeaseLost: the loop claims again and reloads the row.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(POLL_SECONDS, self._lease_ms / 3000))
 
@@ -229,7 +231,11 @@ class Relay:
             await self._deliver(items)
         if through != after:
             self._positions[kind] = through
-            await self._save()
+            # Draining a backlog, the position is saved every CHECK_SECONDS, not
+            # per page (a PostgreSQL commit each): a crash delivers at most that
+            # much again, which the kinds make harmless.
+            if not full or time.monotonic() - self._saved_at >= CHECK_SECONDS:
+                await self._save()
         return full
 
     async def _read(self, kind: Kind, after: Position) -> tuple[list[Item], int, Position]:
@@ -279,6 +285,7 @@ class Relay:
         )
         if not saved:
             raise LeaseLost
+        self._saved_at = time.monotonic()
         self.status.positions = dict(self._positions)
 
     # -- delivery ------------------------------------------------------------------
