@@ -57,5 +57,8 @@ def _webhook(spec: DestinationSpec) -> Sink:
             f"destination {spec.name}: webhook destinations are not available in this build"
         ) from None
     url = spec.target.partition("?")[0]
-    sink: Sink = module.WebhookSink.from_url(url, spec.options)
+    try:
+        sink: Sink = module.WebhookSink.from_url(url, spec.options)
+    except ValueError as exc:
+        raise ValueError(f"destination {spec.name}: {exc}") from None
     return sink
