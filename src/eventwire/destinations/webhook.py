@@ -251,8 +251,9 @@ class WebhookSink:
     ) -> None:
         self._keys = parse_secrets(secret)
         self._headers = _check_headers(headers or {})
-        # What must never be shown: the secret as given, each key as base64, header values.
-        self._secrets = (
+        # Never shown: the secret as given, each key as base64, header values, and the
+        # URL's credentials (httpx sends them as Basic auth, which a receiver may echo).
+        self._secrets: tuple[str, ...] = (
             secret,
             *secret.replace(",", " ").split(),
             *(base64.b64encode(k).decode("ascii") for k in self._keys),
@@ -265,6 +266,14 @@ class WebhookSink:
             raise ValueError(f"{self._where}: not a URL ({exc})") from None
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise ValueError(f"{self._where}: a webhook URL is http:// or https:// with a host")
+        if parsed.userinfo:
+            if any(name.lower() == "authorization" for name in self._headers):
+                raise ValueError(f"{self._where}: credentials in the URL and header.Authorization")
+            # Sent as a header, off the URL that httpx's debug log lines show.
+            basic = base64.b64encode(f"{parsed.username}:{parsed.password}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {basic}"
+            self._secrets += (parsed.password, basic)
+            parsed = parsed.copy_with(userinfo=b"")
         if response_cap < 1 or max_connections < 1:
             raise ValueError("response_cap and max_connections must be positive")
         self._url = parsed
