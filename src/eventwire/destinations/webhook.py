@@ -20,16 +20,14 @@ apart. Anything else is a :class:`ValueError` naming the option.
 ``header.NAME``     an extra request header (``header.Authorization=Bearer ...``);
                     it cannot replace the ones this module sets.
 
-The request (docs/webhooks.md is the receiver's side of this):
-
-* body ``{"type":"eventwire.batch","data":[ENTRY, ...]}``, entries in commit
-  order, each ``{"type":"event"|"alert","id":KEY,"tenant":...,"name":...,
-  "committedAt":"2026-12-07T13:00:00.123Z","data":PAYLOAD}`` where PAYLOAD is
-  the row's JSON exactly as the gateway returns it;
-* ``webhook-id``: ``msg_`` + 32 hex digits, a hash of the batch's kinds, tenants
-  and keys, so a retry, a re-read after a crash or a dead letter's retry of the
-  same rows carries the same id; ``webhook-timestamp``: now, per attempt;
-  ``webhook-signature``: ``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``.
+The request (docs/webhooks.md is the receiver's side of it): body
+``{"type":"eventwire.batch","data":[{"type":"event"|"alert","id":KEY,"tenant":...,
+"name":...,"committedAt":ISO-8601,"data":PAYLOAD}, ...]}`` in commit order, each
+PAYLOAD the row's JSON as the gateway returns it, embedded byte for byte;
+``webhook-id`` ``msg_`` + 32 hex digits hashed from the rows' kinds, tenants and
+keys (a retry, a re-read after a crash, a dead letter's retry: the same id);
+``webhook-timestamp`` per attempt; ``webhook-signature`` ``v1,<base64 HMAC-SHA256
+of "{id}.{timestamp}.{body}">``, one per secret.
 
 Outcomes: 2xx returns. 408, 429, 5xx, 3xx (redirects are not followed: the
 URL needs updating, and every batch would get the same answer), timeouts and
@@ -75,19 +73,9 @@ MAX_RETRY_AFTER: Final = 3600.0
 """A receiver cannot park a destination for longer than this with one answer."""
 
 _KEY_BYTES: Final = range(24, 65)  # the spec: at least 192 bits, at most 512
-_OWN_HEADERS: Final = frozenset(
-    {
-        "webhook-id",
-        "webhook-timestamp",
-        "webhook-signature",
-        "content-type",
-        "content-length",
-        "content-encoding",
-        "transfer-encoding",
-        "host",
-        "accept-encoding",
-    }
-)
+_SIGNED: Final = frozenset({"webhook-id", "webhook-timestamp", "webhook-signature"})
+_FRAMING: Final = frozenset({"host", "content-length", "content-encoding", "transfer-encoding"})
+_OWN_HEADERS: Final = _SIGNED | _FRAMING | {"content-type", "accept-encoding"}
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _UNPRINTABLE: Final = re.compile(r"[\x00-\x1f\x7f]+")
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab may stand in a value
@@ -259,21 +247,23 @@ class WebhookSink:
             *(base64.b64encode(k).decode("ascii") for k in self._keys),
             *(v for v in self._headers.values() if len(v) >= 4),
         )
-        self._where = f"webhook {redact(url, *self._secrets)}"
         try:
             parsed = httpx.URL(url)
         except httpx.InvalidURL as exc:
-            raise ValueError(f"{self._where}: not a URL ({exc})") from None
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise ValueError(f"{self._where}: a webhook URL is http:// or https:// with a host")
+            raise ValueError(f"webhook {redact(url, *self._secrets)}: not a URL ({exc})") from None
         if parsed.userinfo:
-            if any(name.lower() == "authorization" for name in self._headers):
-                raise ValueError(f"{self._where}: credentials in the URL and header.Authorization")
-            # Sent as a header, off the URL that httpx's debug log lines show.
+            # Sent as a header, off the URL that errors and httpx's debug lines show.
             basic = base64.b64encode(f"{parsed.username}:{parsed.password}".encode()).decode()
-            self._headers["Authorization"] = f"Basic {basic}"
             self._secrets += (parsed.password, basic)
             parsed = parsed.copy_with(userinfo=b"")
+            if any(name.lower() == "authorization" for name in self._headers):
+                raise ValueError(
+                    f"webhook {parsed}: credentials in the URL and header.Authorization"
+                )
+            self._headers["Authorization"] = f"Basic {basic}"
+        self._where = f"webhook {redact(str(parsed), *self._secrets)}"
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError(f"{self._where}: a webhook URL is http:// or https:// with a host")
         if response_cap < 1 or max_connections < 1:
             raise ValueError("response_cap and max_connections must be positive")
         self._url = parsed

@@ -242,13 +242,12 @@ def test_bad_urls_and_headers(url: str, headers: dict[str, str], reason: str) ->
         WebhookSink(url, secret=SECRET, headers=headers)
 
 
-def test_the_repr_names_no_secret() -> None:
+@pytest.mark.parametrize("userinfo", ["hooks:hunter2hunter2", "tok-hunter2hunter2"])
+def test_the_repr_names_no_secret(userinfo: str) -> None:
     sink = WebhookSink(
-        "https://hooks:hunter2hunter2@hooks.example/in",
-        secret=SECRET,
-        headers={"X-Api-Key": "key-123456"},
+        f"https://{userinfo}@hooks.example/in", secret=SECRET, headers={"X-Api-Key": "key-123456"}
     )
     shown = repr(sink)
-    assert "hooks.example/in" in shown
+    assert "https://hooks.example/in" in shown
     for secret in (SECRET, SECRET.removeprefix("whsec_"), "hunter2hunter2", "key-123456"):
         assert secret not in shown
