@@ -11,8 +11,8 @@ prefix name them all, so the relay can keep its own (what to carry, filters)
 apart. Anything else is a :class:`ValueError` naming the option.
 
 ``secret``          required: ``whsec_<base64 of 24 to 64 random bytes>``. Several,
-                    separated by spaces or commas, sign each request with every
-                    one (rotation without downtime: the receiver accepts any).
+                    separated by commas, sign each request with every one
+                    (rotation without downtime: the receiver accepts any).
 ``secret_file``     instead of ``secret``: a file holding it, so that the secret is
                     on no command line and in no environment listing.
 ``ca_file``         ``https://`` only: trust this PEM bundle instead of the system's.
@@ -81,10 +81,16 @@ _UNPRINTABLE: Final = re.compile(r"[\x00-\x1f\x7f]+")
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab may stand in a value
 
 
+def secret_words(text: str) -> list[str]:
+    """The ``whsec_`` secrets in ``text``, comma-separated. Base64 has no spaces: one
+    inside a secret is a ``+`` that a URL query decoded (``parse_qsl``) into a space."""
+    return [word.strip().replace(" ", "+") for word in text.split(",") if word.strip()]
+
+
 def parse_secrets(text: str) -> tuple[bytes, ...]:
-    """The HMAC keys in ``whsec_<base64>`` words (spaces or commas between several)."""
+    """The HMAC keys in ``whsec_<base64>`` secrets (see :func:`secret_words`)."""
     keys: list[bytes] = []
-    for word in text.replace(",", " ").split():
+    for word in secret_words(text):
         if not word.startswith(SECRET_PREFIX):
             raise ValueError("secret: expected whsec_<base64> (the Standard Webhooks format)")
         encoded = word.removeprefix(SECRET_PREFIX)
@@ -243,7 +249,7 @@ class WebhookSink:
         # URL's credentials (httpx sends them as Basic auth, which a receiver may echo).
         self._secrets: tuple[str, ...] = (
             secret,
-            *secret.replace(",", " ").split(),
+            *secret_words(secret),
             *(base64.b64encode(k).decode("ascii") for k in self._keys),
             *(v for v in self._headers.values() if len(v) >= 4),
         )

@@ -9,6 +9,7 @@ import hmac
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import pytest
 from hypothesis import given
@@ -85,6 +86,16 @@ def test_bad_secrets_are_refused_without_being_repeated(text: str, reason: str) 
         parse_secrets(text)
     if text:
         assert text.removeprefix("whsec_") not in str(caught.value)
+
+
+def test_a_plus_that_a_url_query_turned_into_a_space_still_reads() -> None:
+    key = bytes([0xFB]) * 24
+    secret = "whsec_" + base64.b64encode(key).decode()
+    assert "+" in secret
+    [(_name, value)] = parse_qsl(f"secret={secret}")
+    assert " " in value
+    assert parse_secrets(value) == parse_secrets(secret) == (key,)
+    assert parse_secrets(f"{value} , {SECRET}") == (key, *parse_secrets(SECRET))
 
 
 def test_unpadded_base64_is_accepted_as_the_reference_library_does() -> None:
