@@ -262,3 +262,10 @@ def test_the_repr_names_no_secret(userinfo: str) -> None:
     assert "https://hooks.example/in" in shown
     for secret in (SECRET, SECRET.removeprefix("whsec_"), "hunter2hunter2", "key-123456"):
         assert secret not in shown
+
+
+async def test_an_empty_batch_and_closing_an_unopened_sink_touch_nothing() -> None:
+    sink = WebhookSink("https://hooks.example/in", secret=SECRET)
+    await sink.deliver([], timeout=1)  # the unit tier would fail on a socket
+    await sink.close()
+    await sink.close()
