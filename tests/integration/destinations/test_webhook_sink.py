@@ -327,3 +327,19 @@ async def test_a_chaotic_receiver_gets_every_batch_with_retries(secret: str) -> 
     assert len(by_id) == len(batches)
     assert all(len(bodies) == 1 for bodies in by_id.values())
     assert len(receiver.received) > len(batches)  # the faults did happen
+
+
+async def test_one_pooled_connection_carries_batch_after_batch(secret: str) -> None:
+    async with WebhookReceiver() as receiver:
+        sink = WebhookSink(receiver.url, secret=secret)
+        for n in range(5):
+            await sink.deliver(sample_batch(3, start=3 * n), timeout=5)
+        assert receiver.connections == 1
+        # A timed-out request's connection is not reused: its answer may still come.
+        receiver.responder = script(Hang())
+        with pytest.raises(Retryable):
+            await sink.deliver(sample_batch(1), timeout=0.2)
+        await sink.deliver(sample_batch(1), timeout=5)
+        await sink.close()
+    assert receiver.connections == 2
+    assert len(receiver.received) == 7
