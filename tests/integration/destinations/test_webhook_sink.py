@@ -241,10 +241,10 @@ async def test_a_cut_connection_and_a_refused_one_are_retryable(secret: str) -> 
 async def test_a_status_counts_even_when_its_body_never_ends(secret: str) -> None:
     async with WebhookReceiver(always(Endless(200, stall=True))) as receiver:
         sink = WebhookSink(receiver.url, secret=secret)
-        await sink.deliver(sample_batch(1), timeout=0.5)
+        await sink.deliver(sample_batch(1), timeout=1.0)
         receiver.responder = always(Endless(400, stall=True))
         with pytest.raises(Rejected, match="HTTP 400"):
-            await sink.deliver(sample_batch(1), timeout=0.5)
+            await sink.deliver(sample_batch(1), timeout=1.0)
         await sink.close()
 
 
