@@ -265,7 +265,7 @@ class CompiledPlan:
     shared by every request and thread.
     """
 
-    __slots__ = ("_alerts", "_events", "_unplanned", "_unplanned_alert", "_unplanned_event", "spec")
+    __slots__ = ("_alerts", "_events", "_unplanned_alert", "_unplanned_event", "spec")
 
     def __init__(self, spec: PlanSpec) -> None:
         self.spec = spec
@@ -290,7 +290,6 @@ class CompiledPlan:
                 for name, a in spec.alerts.items()
             }
         )
-        self._unplanned = policies.unplanned
         self._unplanned_event = Verdict(
             policies.unplanned,
             (_violation("event_name", "unplanned", "is not declared by the tracking plan"),),
