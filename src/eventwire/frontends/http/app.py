@@ -22,7 +22,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from eventwire._errors import Code, ServiceError, internal_message
 from eventwire._rpc import BY_ROUTE
+from eventwire.destinations.ops import DestinationOps
 from eventwire.frontends.http.body import Disconnected
+from eventwire.frontends.http.destinations import destination_routes
 from eventwire.frontends.http.errors import (
     HTTP_ONLY,
     HTTP_STATUS,
@@ -79,6 +81,7 @@ class GatewayApp:
         limiter: RateLimiter | None = None,
         metrics: ServerMetrics | None = None,
         tracer: Tracer | None = None,
+        destinations: DestinationOps | None = None,
     ) -> None:
         self._metrics = metrics
         self._tracer = tracer
@@ -93,6 +96,9 @@ class GatewayApp:
             self._add(method, path, handler)
         if reads is not None:
             self._add_read_routes(ReadRoutes(reads, self._charge))
+        if destinations is not None:
+            for (method, path), handler in destination_routes(destinations, max_body_bytes).items():
+                self._add(method, path, handler)
 
     def _add(self, method: str, path: str, handler: Handler) -> None:
         if path not in _OPEN and (method, path) not in BY_ROUTE:
