@@ -6,15 +6,19 @@ for as long as the chunk took, so it holds the writer at most half the time
 however much has expired; on SQLite it shares the pipeline's writer thread,
 so commits queue behind at most one chunk. On PostgreSQL one replica at a time
 purges (an advisory lock), the others skip the pass.
+
+The tracking plan's quarantine (docs/tracking-plans.md) is kept as long as
+events are, counted from when each row was quarantined.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from eventwire.ingest.service import now_ms
@@ -43,6 +47,8 @@ class Retention:
         self._interval = interval
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        self.quarantine_purged = 0
+        """Quarantined rows the last pass deleted."""
 
     @property
     def enabled(self) -> bool:
@@ -61,20 +67,27 @@ class Retention:
                 await self._task
 
     async def purge_once(self) -> dict[Kind, int]:
-        """One pass over every kind; rows deleted per kind."""
+        """One pass over every kind; rows deleted per kind (the quarantine's in
+        :attr:`quarantine_purged`)."""
         deleted: dict[Kind, int] = {}
+        store = self._store
         for kind, keep in self._keep.items():
             cutoff = self._clock() - keep
-            total = 0
-            while True:
-                started = time.monotonic()
-                count = await self._store.purge(kind, cutoff, self._chunk)
-                total += count
-                if count < self._chunk:
-                    break
-                await asyncio.sleep(max(MIN_PAUSE, time.monotonic() - started))
-            deleted[kind] = total
+            deleted[kind] = await self._chunks(functools.partial(store.purge, kind), cutoff)
+        if "events" in self._keep:
+            cutoff = self._clock() - self._keep["events"]
+            self.quarantine_purged = await self._chunks(store.purge_quarantine, cutoff)
         return deleted
+
+    async def _chunks(self, purge: Callable[[int, int], Awaitable[int]], cutoff: int) -> int:
+        total = 0
+        while True:
+            started = time.monotonic()
+            count = await purge(cutoff, self._chunk)
+            total += count
+            if count < self._chunk:
+                return total
+            await asyncio.sleep(max(MIN_PAUSE, time.monotonic() - started))
 
     async def _run(self) -> None:
         while True:
@@ -83,6 +96,9 @@ class Retention:
             except StoreError as exc:
                 log.warning("retention pass failed, retrying next pass: %s", exc)
             else:
-                if any(deleted.values()):
-                    log.info("retention purged expired rows", extra={"deleted": deleted})
+                if any(deleted.values()) or self.quarantine_purged:
+                    log.info(
+                        "retention purged expired rows",
+                        extra={"deleted": deleted, "quarantine": self.quarantine_purged},
+                    )
             await asyncio.sleep(self._interval)

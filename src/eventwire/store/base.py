@@ -26,6 +26,10 @@ class EventRow(NamedTuple):
     """Unix epoch milliseconds at which the server received the event."""
     properties: str
     """The properties map as a JSON object."""
+    plan_version: int = 0
+    """The tracking plan version the event was checked against; 0: none."""
+    violations: str | None = None
+    """The plan's violations it was accepted with, a JSON array; None: none."""
 
 
 class AlertRow(NamedTuple):
@@ -146,6 +150,66 @@ class EventQuery(NamedTuple):
     """Exclusive upper bound on ``timestamp`` (ms); 0 = unbounded."""
 
 
+class QuarantineRow(NamedTuple):
+    """An event or alert the tracking plan put apart, in the column order of
+    ``eventwire_quarantine`` (docs/tracking-plans.md)."""
+
+    tenant: str
+    kind: QuarantineKind
+    key: str
+    """The event id, or the alert's tracking id."""
+    name: str
+    """The event name, or the alert type."""
+    row: str
+    """The whole :class:`EventRow` or :class:`AlertRow`, a JSON array."""
+    violations: str
+    """A JSON array of ``{"field", "rule", "message"}`` objects."""
+    plan_version: int
+    quarantined_at: int
+    """Unix epoch milliseconds."""
+
+
+QuarantineKind = Literal["event", "alert"]
+
+
+class StoredQuarantine(NamedTuple):
+    seq: int
+    row: QuarantineRow
+
+
+class QuarantineFilter(NamedTuple):
+    """Which quarantined rows an operation concerns; empty strings and zeros match all."""
+
+    tenant: str
+    name: str = ""
+    rule: str = ""
+    kind: str = ""
+    """``event``, ``alert``, or empty for both."""
+    """Rows with at least one violation of this rule."""
+    since: int = 0
+    """Inclusive lower bound on ``quarantined_at`` (ms)."""
+    until: int = 0
+    """Exclusive upper bound on ``quarantined_at`` (ms)."""
+
+
+class QuarantineGroup(NamedTuple):
+    kind: QuarantineKind
+    name: str
+    rule: str
+    rows: int
+    """Matching rows with at least one violation of ``rule``."""
+
+
+class PlanRecord(NamedTuple):
+    """One applied version of the tracking plan."""
+
+    version: int
+    document: str
+    """Canonical JSON."""
+    applied_at: int
+    applied_by: str
+
+
 class CommitResult(NamedTuple):
     inserted: list[int]
     """Per event group passed to :meth:`Store.commit`: how many rows were new."""
@@ -184,13 +248,17 @@ class Store(Protocol):
         """Release connections; pending work must already have been committed."""
 
     async def commit(
-        self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
+        self,
+        events: Sequence[Sequence[EventRow]],
+        alerts: Sequence[AlertRow],
+        quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:
         """Store everything in one transaction, durably, or nothing at all.
 
         Events whose ``(tenant, event_id)`` already exists are skipped and counted
         as duplicates; an alert whose ``(tenant, idempotency_key)`` already exists is
-        not stored again and its first ``tracking_id`` is returned.
+        not stored again and its first ``tracking_id`` is returned. A quarantined
+        row whose ``(tenant, kind, key)`` is already quarantined is skipped.
         """
 
     async def get_alert(self, tenant: str, tracking_id: str) -> AlertRow | None: ...
@@ -252,3 +320,42 @@ class Store(Protocol):
         notifications carry it), so a reader already past it can skip the call;
         0 when unknown.
         """
+
+    # -- tracking plans and the quarantine (docs/tracking-plans.md) --------------------
+
+    async def put_plan(self, document: str, applied_at: int, applied_by: str) -> int:
+        """Store ``document`` as the next plan version, and tell every replica; the version."""
+
+    async def get_plan(self, version: int = 0) -> PlanRecord | None:
+        """Plan ``version``, or the newest for 0; None if there is none."""
+
+    async def plan_version(self) -> int:
+        """The newest plan version, cheaply; 0 when none was ever applied."""
+
+    def watch_plans(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the event loop) when a plan may have been applied,
+        here or on another replica that can notify (spurious calls are fine)."""
+
+    async def quarantine_groups(
+        self, where: QuarantineFilter, limit: int
+    ) -> tuple[list[QuarantineGroup], int]:
+        """Matching rows counted by kind, name and violation rule (largest groups
+        first, at most ``limit``), and how many rows match in all."""
+
+    async def read_quarantine(
+        self, where: QuarantineFilter, after: int, limit: int
+    ) -> list[StoredQuarantine]:
+        """Up to ``limit`` matching rows with ``seq`` above ``after``, in ``seq`` order."""
+
+    async def release_quarantine(
+        self, events: Sequence[tuple[int, EventRow]], alerts: Sequence[tuple[int, AlertRow]]
+    ) -> tuple[int, int]:
+        """Move quarantined rows (by ``seq``) into the events and alerts tables, in one
+        transaction: each row is deleted from the quarantine and inserted once,
+        whoever else releases it at the same time. (moved, of which already stored)."""
+
+    async def discard_quarantine(self, where: QuarantineFilter) -> int:
+        """Delete matching rows; how many."""
+
+    async def purge_quarantine(self, quarantined_before: int, limit: int) -> int:
+        """Delete at most ``limit`` rows quarantined before ``quarantined_before`` (retention)."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from eventwire.store.sqlite.plans import Plans
 from eventwire.store.sqlite.reads import Reads
-from eventwire.store.sqlite.writes import Writes
 
 
-class SQLiteStore(Reads, Writes):
+class SQLiteStore(Reads, Plans):
     """The :class:`~eventwire.store.base.Store` on SQLite; see :mod:`eventwire.store.sqlite`."""
 
     # A cancelled commit's COMMIT still runs to its end on the writer thread,

@@ -1,0 +1,136 @@
+"""Tracking-plan enforcement: what the plan in force makes of each event (docs/tracking-plans.md).
+
+A pure step beside validation: the ingest service hands each valid row here
+with its properties; the plan's verdict (:mod:`eventwire.ingest.plan`) sorts it
+into the rows to store (accepted, its violations recorded on the row), the
+quarantine (stored apart, with its violations) or the rejections (never
+stored, reported by field path). Nothing here does I/O; the counts go to
+:class:`~eventwire.observability.plan_metrics.PlanStats`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import orjson
+
+from eventwire._errors import FieldViolation
+from eventwire.api import analytics_pb2
+from eventwire.ingest.plan import CompiledPlan, PlanSpec, Verdict, Violation
+from eventwire.observability.plan_metrics import PlanStats
+from eventwire.store.base import AlertRow, EventRow, QuarantineRow
+
+OUTCOMES: Final = {
+    "accept": analytics_pb2.OUTCOME_ACCEPTED,
+    "quarantine": analytics_pb2.OUTCOME_QUARANTINED,
+    "reject": analytics_pb2.OUTCOME_REJECTED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ActivePlan:
+    """A stored plan version, compiled: what every event is checked against."""
+
+    version: int
+    spec: PlanSpec
+    compiled: CompiledPlan
+    applied_at: int
+    applied_by: str
+    stats: PlanStats | None = None
+    """Where the verdicts on this version are counted (the server's metrics)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Flagged:
+    """An event the plan found violations in, accepted or quarantined."""
+
+    index: int
+    event_id: str
+    outcome: str
+    violations: tuple[Violation, ...]
+
+
+@dataclass(slots=True)
+class Sorted:
+    """The events of one request, sorted by the plan (module docstring)."""
+
+    plan: ActivePlan
+    now: int
+    rows: list[EventRow] = field(default_factory=list)
+    quarantined: list[QuarantineRow] = field(default_factory=list)
+    flagged: list[Flagged] = field(default_factory=list)
+    rejected: list[tuple[int, list[FieldViolation]]] = field(default_factory=list)
+
+    def add(self, row: EventRow, properties: dict[str, str], index: int, prefix: str) -> str:
+        """Sort ``row`` (built with the plan's version); its outcome."""
+        plan = self.plan
+        verdict = plan.compiled.check_event(row.event_name, properties, row.user_id)
+        if plan.stats is not None:
+            plan.stats.checked(plan.version, row.event_name, verdict)
+        if not verdict.violations and verdict.outcome == "accept":
+            self.rows.append(row)
+            return "accept"
+        if verdict.outcome == "reject":
+            self.rejected.append((index, field_violations(verdict.violations, prefix)))
+            return "reject"
+        self.flagged.append(Flagged(index, row.event_id, verdict.outcome, verdict.violations))
+        encoded = violations_json(verdict.violations)
+        if verdict.outcome == "quarantine":
+            self.quarantined.append(quarantine_event(row, encoded, plan.version, self.now))
+        else:
+            self.rows.append(row._replace(violations=encoded))
+        return verdict.outcome
+
+
+def field_violations(violations: Sequence[Violation], prefix: str = "") -> list[FieldViolation]:
+    return [FieldViolation(prefix + v.field, f"{v.message} [{v.rule}]") for v in violations]
+
+
+def violations_json(violations: Sequence[Violation]) -> str:
+    encoded: bytes = orjson.dumps(
+        [{"field": v.field, "rule": v.rule, "message": v.message} for v in violations]
+    )
+    return encoded.decode()
+
+
+def violations_of(encoded: str) -> list[Violation]:
+    return [Violation(v["field"], v["rule"], v["message"]) for v in orjson.loads(encoded)]
+
+
+def quarantine_event(row: EventRow, violations: str, version: int, now: int) -> QuarantineRow:
+    payload = orjson.dumps(list(row._replace(violations=None))).decode()
+    return QuarantineRow(
+        row.tenant, "event", row.event_id, row.event_name, payload, violations, version, now
+    )
+
+
+def quarantine_alert(row: AlertRow, violations: str, version: int, now: int) -> QuarantineRow:
+    payload = orjson.dumps(list(row)).decode()
+    return QuarantineRow(
+        row.tenant, "alert", row.tracking_id, row.alert_type, payload, violations, version, now
+    )
+
+
+def proto_violations(violations: Sequence[Violation]) -> list[analytics_pb2.FieldViolation]:
+    return [
+        analytics_pb2.FieldViolation(field=v.field, description=f"{v.message} [{v.rule}]")
+        for v in violations
+    ]
+
+
+def flagged_message(flag: Flagged) -> analytics_pb2.PlannedEvent:
+    return analytics_pb2.PlannedEvent(
+        index=flag.index,
+        event_id=flag.event_id,
+        outcome=OUTCOMES[flag.outcome],
+        violations=proto_violations(flag.violations),
+    )
+
+
+def judge_alert(plan: ActivePlan, alert: AlertRow, attributes: dict[str, str]) -> Verdict:
+    verdict = plan.compiled.check_alert(alert.alert_type, attributes)
+    if plan.stats is not None:
+        plan.stats.checked(plan.version, alert.alert_type, verdict)
+    return verdict
