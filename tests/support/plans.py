@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from eventwire.api import (
     plans_pb2_grpc,
     telemetry_pb2_grpc,
 )
+from eventwire.config import ServerConfig
 from eventwire.runtime.server import Server
+from eventwire.store import open_store
 from eventwire.testing import running_server
 from tests.conftest import CHANNEL_OPTIONS
 
@@ -97,3 +100,34 @@ async def serving(store: str, **overrides: Any) -> AsyncIterator[Served]:
             plans_pb2_grpc.PlansServiceStub(channel),
             http,
         )
+
+
+@asynccontextmanager
+async def replica(store: str) -> AsyncIterator[Served]:
+    """A server on ``store`` that shares it with others (as ``--workers`` processes do
+    on one SQLite file, or replicas on one PostgreSQL)."""
+    config = dataclasses.replace(
+        ServerConfig(),
+        address="127.0.0.1:0",
+        http_address="127.0.0.1:0",
+        metrics_address="",
+        store=store,
+        grace=1.0,
+    )
+    server = Server(config, store=open_store(store, exclusive=False))
+    await server.start()
+    try:
+        async with (
+            grpc.aio.insecure_channel(server.address, options=CHANNEL_OPTIONS) as channel,
+            httpx.AsyncClient(base_url=f"http://{server.http_address}", timeout=10) as http,
+        ):
+            yield Served(
+                server,
+                channel,
+                analytics_pb2_grpc.AnalyticsServiceStub(channel),
+                telemetry_pb2_grpc.TelemetryServiceStub(channel),
+                plans_pb2_grpc.PlansServiceStub(channel),
+                http,
+            )
+    finally:
+        await server.stop()
