@@ -71,6 +71,12 @@ def test_defaults_written_out_or_left_implicit_give_the_same_bytes() -> None:
         ("[1]", "", "a plan must be a mapping"),
         ('{"evnets": {}}', "/evnets", "unknown key 'evnets'"),
         ('{"format": 2}', "/format", "must be 1"),
+        ('{"events": []}', "/events", "events must be a mapping, got a list"),
+        (
+            _event({"$schema": "http://json-schema.org/draft-07/schema#"}),
+            "/events/signup/properties/$schema",
+            "draft/2020-12",
+        ),
         ('{"policies": {"violations": "drop"}}', "/policies/violations", "must be one of accept"),
         ('{"events": {" ": {}}}', "/events/ ", "empty or blank"),
         ('{"events": {"a\\u200bb": {}}}', "/events/a\u200bb", "U+200B"),
@@ -241,3 +247,8 @@ def test_empty_and_null_documents() -> None:
     assert dict(spec.events) == {}
     assert spec.alerts is None
     assert parse_plan("alerts: {}").alerts == {}
+
+
+def test_yaml_flow_style_is_read_even_though_it_starts_like_json() -> None:
+    assert set(parse_plan("{events: {a: {}, b: {}}}").events) == {"a", "b"}
+    assert "not valid JSON: line 1 column 12" in refused('{"events": ]').reason

@@ -131,19 +131,20 @@ def _annotation(field: PropertySpec) -> tuple[str, str]:
 
 def _doc(event: EventSpec, arguments: list[tuple[str, PropertySpec]]) -> str:
     lines = [event.description or f"Track {event.name!r}."]
-    if arguments:
-        lines.append("")
-        for name, field in arguments:
-            key = "" if name == field.key else f" (property {field.key!r})"
-            text = f": {field.description}" if field.description else ""
-            lines.append(f"{name}{key}{text}")
-    return repr("\n".join(lines))
+    notes = [
+        f"{name}"
+        + ("" if name == field.key else f" (property {field.key!r})")
+        + (f": {field.description}" if field.description else "")
+        for name, field in arguments
+        if field.description or name != field.key
+    ]
+    return repr("\n".join([*lines, "", *notes] if notes else lines))
 
 
 def _function(event: EventSpec, name: str, used: set[str]) -> str:
     taken = set(_RESERVED)
     arguments = [(_argument_name(f.key, taken), f) for f in event.fields]
-    user_required = bool(event.user_id) and int(event.user_id.get("minLength", 0)) > 0  # type: ignore[union-attr]
+    user_required = event.user_id is not None and int(event.user_id.get("minLength", 0)) > 0
     params = ["    tracker: Tracker | SyncTracker,", "    *,"]
     body = [
         "    properties: dict[str, str] = "

@@ -90,26 +90,33 @@ def load_document(document: str | bytes, source: str) -> Any:
         try:
             data = json.loads(text, object_pairs_hook=_json_pairs)
         except json.JSONDecodeError as exc:
-            raise PlanError(
-                "",
-                f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}",
-                source=source,
-            ) from None
+            # Maybe YAML's flow style ({events: {a: {}}}); if not, the JSON error is the useful one.
+            reason = f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"
+            try:
+                data = _load_yaml(text, source)
+            except PlanError as yaml_error:
+                if not yaml_error.reason.startswith("not valid YAML"):
+                    raise
+                raise PlanError("", reason, source=source) from None
         except ValueError as exc:  # a duplicate key, from the hook
             raise PlanError("", f"not valid JSON: {exc}", source=source) from None
         except RecursionError:
             raise PlanError("", f"nested deeper than {MAX_DEPTH} levels", source=source) from None
     else:
-        loader = _Loader(text, source)
-        try:
-            node = loader.get_single_node()
-            data = None if node is None else _construct(loader, node, source, ())
-        except yaml.YAMLError as exc:
-            raise PlanError("", f"not valid YAML: {_yaml_reason(exc)}", source=source) from None
-        finally:
-            loader.dispose()
+        data = _load_yaml(text, source)
     _check_json(data, source, (), 0)
     return data
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    loader = _Loader(text, source)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else _construct(loader, node, source, ())
+    except yaml.YAMLError as exc:
+        raise PlanError("", f"not valid YAML: {_yaml_reason(exc)}", source=source) from None
+    finally:
+        loader.dispose()
 
 
 def _construct(loader: _Loader, node: yaml.Node, source: str, path: tuple[str | int, ...]) -> Any:

@@ -50,6 +50,8 @@ MAX_ALERT_TYPE_CHARS: Final = 128
 MAX_TEXT_CHARS: Final = 4096
 """Descriptions and titles."""
 
+DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
+
 FORMATS: Final = frozenset(
     {"date-time", "date", "time", "duration", "email", "hostname", "ipv4", "ipv6", "uri", "uuid"}
 )
@@ -237,6 +239,8 @@ class _Parser:
     ) -> tuple[tuple[PropertySpec, ...], bool]:
         schema = self.mapping(schema, path, "a properties schema")
         self.known_keys(schema, _OBJECT_KEYWORDS, path)
+        if schema.get("$schema", DRAFT) != DRAFT:
+            raise self.fail((*path, "$schema"), f"must be {DRAFT!r} (or left out)")
         if schema.get("type", "object") != "object":
             raise self.fail(
                 (*path, "type"), f"must be 'object' (a map of strings), got {schema['type']!r}"
@@ -314,7 +318,8 @@ class _Parser:
         return spec, _normal(attributes=schema, violations=violations, description=description)
 
     def section(self, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-        section = self.mapping(data.get(key) or {}, (key,), key)
+        value = data.get(key)
+        section = self.mapping({} if value is None else value, (key,), key)
         if len(section) > MAX_EVENTS:
             raise self.fail((key,), f"must declare at most {MAX_EVENTS} names")
         return section
