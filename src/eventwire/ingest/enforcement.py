@@ -18,7 +18,7 @@ import orjson
 
 from eventwire._errors import FieldViolation
 from eventwire.api import analytics_pb2
-from eventwire.ingest.plan import CompiledPlan, PlanSpec, Verdict, Violation
+from eventwire.ingest.plan import ACCEPTED, CompiledPlan, PlanSpec, Verdict, Violation
 from eventwire.observability.plan_metrics import PlanStats
 from eventwire.store.base import AlertRow, EventRow, QuarantineRow
 
@@ -64,16 +64,19 @@ class Sorted:
     rejected: list[tuple[int, list[FieldViolation]]] = field(default_factory=list)
 
     def add(self, row: EventRow, properties: dict[str, str], index: int, prefix: str) -> str:
-        """Sort ``row`` (built with the plan's version); its outcome."""
+        """Sort ``row`` (built with the plan's version); its outcome. Violation paths
+        start with ``prefix``: as it is when it ends with a dot (``stream[3].``) or
+        is empty, else as a batch's (``events`` → ``events[3].``)."""
         plan = self.plan
         verdict = plan.compiled.check_event(row.event_name, properties, row.user_id)
         if plan.stats is not None:
             plan.stats.checked(plan.version, row.event_name, verdict)
-        if not verdict.violations and verdict.outcome == "accept":
+        if verdict is ACCEPTED or (not verdict.violations and verdict.outcome == "accept"):
             self.rows.append(row)
             return "accept"
         if verdict.outcome == "reject":
-            self.rejected.append((index, field_violations(verdict.violations, prefix)))
+            path = f"{prefix}[{index}]." if prefix and not prefix.endswith(".") else prefix
+            self.rejected.append((index, field_violations(verdict.violations, path)))
             return "reject"
         self.flagged.append(Flagged(index, row.event_id, verdict.outcome, verdict.violations))
         encoded = violations_json(verdict.violations)

@@ -270,17 +270,22 @@ class IngestService:
         latest = latest_timestamp_ms(received, limits.max_future_ms)
         version = sorted_.plan.version
         rejections: list[Rejection] = []
+        held: list[dict[str, str]] = []
         for index, req in enumerate(reqs):
-            row = fast_row(req, tenant, received, limits, latest, plan_version=version)
+            row = fast_row(
+                req, tenant, received, limits, latest, plan_version=version, props_out=held
+            )
             if row is None:
+                held.clear()
                 violations = validate_event(req, received, limits, f"{prefix}[{index}].")
                 if violations:
                     rejections.append(Rejection(index, violations))
                     continue
-                row = plain_row(req, tenant, received, properties_of(req))._replace(
-                    plan_version=version
-                )
-            sorted_.add(row, properties_of(req), index, f"{prefix}[{index}].")
+                props = properties_of(req)
+                row = plain_row(req, tenant, received, props)._replace(plan_version=version)
+            else:
+                props = held.pop()
+            sorted_.add(row, props, index, prefix)
         if rejections and self._metrics is not None:
             self._metrics.events_rejected.inc(len(rejections))
         if sorted_.rejected:
