@@ -33,6 +33,7 @@ from eventwire.ingest.enforcement import (
     judge_alert,
     proto_violations,
     quarantine_alert,
+    sort_batch,
     violations_json,
 )
 from eventwire.ingest.pipeline import IngestPipeline
@@ -191,6 +192,7 @@ class IngestService:
                 success=True, event_id=row.event_id, duplicate=inserted == 0
             )
         outcome = self.sort_event(sorted_, req, tenant)
+        sorted_.count()
         if sorted_.rejected:
             raise InvalidArgument(sorted_.rejected[0][1])
         inserted = await self._core(self._pipeline.add_events(sorted_.rows, sorted_.quarantined))
@@ -210,6 +212,7 @@ class IngestService:
         """Store a whole stream's rows in one transaction (all or nothing); with a
         plan, ``sorted_`` holds them instead (:meth:`sort_event`)."""
         if sorted_ is not None:
+            sorted_.count()
             if sorted_.rejected:
                 violations = [v for _, found in sorted_.rejected for v in found]
                 raise InvalidArgument(violations)
@@ -265,27 +268,9 @@ class IngestService:
         prefix: str,
     ) -> BatchResult:
         """:meth:`ingest_batch` with a plan in force: each valid event sorted by it."""
-        received = sorted_.now
-        limits = self.limits
-        latest = latest_timestamp_ms(received, limits.max_future_ms)
-        version = sorted_.plan.version
-        rejections: list[Rejection] = []
-        held: list[dict[str, str]] = []
-        for index, req in enumerate(reqs):
-            row = fast_row(
-                req, tenant, received, limits, latest, plan_version=version, props_out=held
-            )
-            if row is None:
-                held.clear()
-                violations = validate_event(req, received, limits, f"{prefix}[{index}].")
-                if violations:
-                    rejections.append(Rejection(index, violations))
-                    continue
-                props = properties_of(req)
-                row = plain_row(req, tenant, received, props)._replace(plan_version=version)
-            else:
-                props = held.pop()
-            sorted_.add(row, props, index, prefix)
+        invalid = sort_batch(sorted_, reqs, tenant, self.limits, prefix)
+        rejections = [Rejection(index, violations) for index, violations in invalid]
+        sorted_.count()
         if rejections and self._metrics is not None:
             self._metrics.events_rejected.inc(len(rejections))
         if sorted_.rejected:
@@ -303,7 +288,7 @@ class IngestService:
             rejections,
             len(quarantined),
             tuple(sorted_.flagged),
-            version,
+            sorted_.plan.version,
         )
 
     async def track_batch(

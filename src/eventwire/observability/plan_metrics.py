@@ -63,21 +63,37 @@ class PlanStats:
     def installed(self, version: int) -> None:
         self.current = version
 
-    def checked(self, version: int, name: str, verdict: _Verdict) -> None:
+    def _version(self, version: int) -> _Version:
         stats = self.versions.get(version)
         if stats is None:
             stats = self.versions[version] = _Version()
             for old in sorted(self.versions)[:-MAX_VERSIONS]:
                 del self.versions[old]
-        if not verdict.planned:
-            label = UNPLANNED
-        elif name in stats.names:
-            label = name
-        elif len(stats.names) < MAX_NAMES:
+        return stats
+
+    @staticmethod
+    def _label(stats: _Version, name: str, planned: bool) -> str:
+        if not planned:
+            return UNPLANNED
+        if name in stats.names:
+            return name
+        if len(stats.names) < MAX_NAMES:
             stats.names.add(name)
-            label = name
-        else:
-            label = OTHER
+            return name
+        return OTHER
+
+    def conformed(self, version: int, counts: dict[str, int]) -> None:
+        """Events of planned names that conformed, counted by name."""
+        stats = self._version(version)
+        checked = stats.checked
+        for name, count in counts.items():
+            label = self._label(stats, name, True)
+            checked[label] = checked.get(label, 0) + count
+
+    def checked(self, version: int, name: str, verdict: _Verdict) -> None:
+        """One event (or alert) and the plan's verdict on it."""
+        stats = self._version(version)
+        label = self._label(stats, name, verdict.planned)
         stats.checked[label] = stats.checked.get(label, 0) + 1
         if not verdict.violations and verdict.outcome == "accept":
             return
