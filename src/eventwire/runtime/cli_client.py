@@ -131,14 +131,20 @@ def report(exc: grpc.RpcError) -> int:
     return EXIT_UNREACHABLE if code in _UNREACHABLE else EXIT_REFUSED
 
 
+_PLAN_FIELDS: Final = frozenset({"outcome", "violations", "quarantined", "flagged", "plan_version"})
+"""What a reply says about the tracking plan: left out of the plain text when no plan judged it."""
+
+
 def print_reply(reply: Message, *, as_json: bool) -> int:
     if as_json:
         print(json_format.MessageToJson(reply, always_print_fields_with_no_presence=True))
     else:
+        judged = getattr(reply, "plan_version", 0)
         for name, value in json_format.MessageToDict(
             reply, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
         ).items():
-            print(f"{name}: {value}")
+            if judged or name not in _PLAN_FIELDS:
+                print(f"{name}: {value}")
     return EXIT_OK
 
 
