@@ -34,7 +34,8 @@ async def test_every_event_at_least_once_and_the_refused_batch_in_the_dead_lette
     chaos = Chaos(unavailable_every=3, hang_every=7, reject_ids={refused})
     with no_backoff():
         async with WebhookReceiver(chaos) as receiver:
-            destination = f"hook={receiver.url}?secret={secret}&batch={BATCH}&attempts=2&timeout=0.5&carry=events"
+            options = f"secret={secret}&batch={BATCH}&attempts=2&timeout=0.5&carry=events"
+            destination = f"hook={receiver.url}?{options}"
             async with (
                 running_server(store=f"sqlite:///{tmp_path / 'e.db'}", destinations=(destination,))
                 as srv,
