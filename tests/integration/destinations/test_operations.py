@@ -94,6 +94,18 @@ async def test_dead_letters_pause_resume_replay_and_discard(tmp_path: Path, caps
             await asyncio.sleep(0.5)
             keys = [h["Nats-Msg-Id"] for _, h, _ in await stream_messages(js_server.url, "EW")]
             assert keys == ["a", "b", "c", "d"]
+            # From a time: every event since then again, and still nothing doubles.
+            since = await http.post(
+                "/v1/destinations:replay", json={"name": "js", "since": "1", "kinds": "events"}
+            )
+            assert since.status_code == 200, since.text
+            assert since.json()["eventsPosition"] == "0.0"
+            both = await http.post(
+                "/v1/destinations:replay", json={"name": "js", "since": "1", "fromPosition": "3"}
+            )
+            assert both.status_code == 400
+            await track("e")
+            await until(lambda: _eq(in_stream(), 5), "delivered after the replay from a time")
 
             missing = await http.post("/v1/destinations:pause", json={"name": "nope"})
             assert missing.status_code == 404
@@ -102,6 +114,12 @@ async def test_dead_letters_pause_resume_replay_and_discard(tmp_path: Path, caps
             assert await asyncio.to_thread(main, args) == 0
             assert '"count": "1"' in capsys.readouterr().out
             assert await letters() == []
+
+            async def caught_up() -> bool:
+                listed = (await http.get("/v1/destinations")).json()["destinations"]
+                return bool(listed[0]["lagRows"] == "0")
+
+            await until(caught_up, "lag measured back to 0")
             assert await asyncio.to_thread(main, ["destinations", "--target", srv.address]) == 0
             assert "js\trelaying\tFalse\t0\t" in capsys.readouterr().out
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.store.base import EventQuery, Position
@@ -37,6 +39,12 @@ async def test_a_stalled_destination_keeps_its_rows_from_retention(tmp_path: Pat
         assert await srv.retention.purge_once() == {"events": 0, "alerts": 0}
         assert await srv.store.count_events("", EventQuery()) == 50
         assert srv.destinations.statuses()[0].delivered == 0
+        # A destination that is down never touches health: ingest goes on.
+        async with grpc.aio.insecure_channel(srv.address) as channel:
+            # grpcio-health-checking's stubs are typed for sync channels only.
+            health: Any = health_pb2_grpc.HealthStub(channel)
+            reply = await health.Check(health_pb2.HealthCheckRequest())
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
         # Once the destination has delivered some (moved here by hand), those may go.
         state = (await srv.store.destination_states())[0]
         assert state.events == Position(0, 0)

@@ -80,3 +80,19 @@ def test_a_webhook_url_without_its_secret_is_refused_naming_the_destination() ->
     # the webhook kind refuses a URL without its signing secret.
     with pytest.raises(ValueError, match=r"^destination hook: .*(not available|secret)"):
         make_sink(parse_destination("hook=https://example.com/hooks?carry=alerts"))
+
+
+def test_positions_and_times_on_the_command_line() -> None:
+    from eventwire._errors import InvalidArgument
+    from eventwire.destinations.ops import parse_position, position_text
+    from eventwire.runtime.cli_destinations import since_ms
+
+    assert parse_position("12", "from") == Position(0, 12)
+    assert parse_position("7.3", "from") == Position(7, 3)
+    assert position_text(Position(7, 3)) == "7.3"
+    for bad in ("", "x", "-1", "1.-2", "1.2.3"):
+        with pytest.raises(InvalidArgument):
+            parse_position(bad, "from")
+    assert since_ms("1700000000000") == 1_700_000_000_000
+    assert since_ms("2023-11-14T22:13:20Z") == 1_700_000_000_000
+    assert since_ms("2023-11-14T22:13:20") == 1_700_000_000_000
