@@ -167,6 +167,15 @@ class JetStreamSink:
         self._synced = True
 
     async def deliver(self, batch: Sequence[Item], *, timeout: float) -> None:
+        await self._deliver(batch, timeout, again=False)
+
+    async def redeliver(self, batch: Sequence[Item], *, timeout: float) -> None:
+        """Publish ``batch`` even though the stream's tail is past it (dead letters
+        retried): appended after what the stream holds, the tail's positions kept,
+        so the relay's exactly-once bookkeeping is untouched."""
+        await self._deliver(batch, timeout, again=True)
+
+    async def _deliver(self, batch: Sequence[Item], timeout: float, *, again: bool) -> None:
         if self._nc is None:
             await self.start()
         nc = self._nc
@@ -175,7 +184,7 @@ class JetStreamSink:
             async with asyncio.timeout(timeout):
                 if not self._synced:
                     await self._sync()
-                await self._publish(nc, batch)
+                await self._publish(nc, batch, again=again)
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             self._synced = False
             if isinstance(exc, nats.js.errors.APIError) and _too_big(exc):
@@ -185,7 +194,7 @@ class JetStreamSink:
             self._synced = False
             raise
 
-    async def _publish(self, nc: NATS, batch: Sequence[Item]) -> None:
+    async def _publish(self, nc: NATS, batch: Sequence[Item], *, again: bool = False) -> None:
         replies = await self._replies(nc)
         delivered = dict(self._delivered)
         expected = self._last_seq
@@ -193,8 +202,10 @@ class JetStreamSink:
         for item in batch:
             place = (item.xid, item.position)
             if place <= delivered[item.kind]:
-                continue  # the stream has it (read from its tail)
-            delivered[item.kind] = Position(*place)
+                if not again:
+                    continue  # the stream has it (read from its tail)
+            else:
+                delivered[item.kind] = Position(*place)
             headers = _HEADERS % (
                 _value(msg_id(item)),
                 expected,

@@ -7,10 +7,11 @@ from __future__ import annotations
 import base64
 from typing import Final
 
-from eventwire._errors import FieldViolation, InvalidArgument
+from eventwire._errors import Code, FieldViolation, InvalidArgument, ServiceError, Unavailable
 from eventwire.api import destinations_pb2 as pb
 from eventwire.destinations.relay import RelayStatus
 from eventwire.destinations.service import Destinations
+from eventwire.destinations.sink import DeliveryError, Rejected
 from eventwire.destinations.spec import DestinationSpec
 from eventwire.store.base import (
     ORIGIN,
@@ -22,6 +23,14 @@ from eventwire.store.base import (
 )
 
 DEFAULT_PAGE: Final = 100
+
+
+class StillRefused(ServiceError):
+    """FAILED_PRECONDITION: the destination refuses these rows until something changes there."""
+
+    code = Code.FAILED_PRECONDITION
+
+
 MAX_PAGE: Final = 1000
 
 
@@ -106,7 +115,17 @@ class DestinationOps:
 
     async def retry_dead_letters(self, req: pb.DeadLettersRequest) -> pb.DeadLettersResponse:
         letters = await self._chosen(req)
-        return pb.DeadLettersResponse(count=await self._destinations.retry(req.name, letters))
+        try:
+            count = await self._destinations.retry(req.name, letters)
+        except Rejected as exc:
+            raise StillRefused(
+                f"destination {req.name} refused the dead letters again; they stay: {exc}"
+            ) from exc
+        except DeliveryError as exc:
+            raise Unavailable(
+                f"destination {req.name} could not be reached; the dead letters stay: {exc}"
+            ) from exc
+        return pb.DeadLettersResponse(count=count)
 
     async def discard_dead_letters(self, req: pb.DeadLettersRequest) -> pb.DeadLettersResponse:
         letters = await self._chosen(req)

@@ -110,10 +110,29 @@ async def test_dead_letters_pause_resume_replay_and_discard(tmp_path: Path, caps
             missing = await http.post("/v1/destinations:pause", json={"name": "nope"})
             assert missing.status_code == 404
 
-            args = ["destinations", "dead-letters", "js", "--discard", "--target", srv.address]
+            # Retried while the stream still refuses it: it stays a dead letter.
+            args = ["destinations", "dead-letters", "js", "--retry", "--target", srv.address]
+            assert await asyncio.to_thread(main, args) == 1
+            assert "FAILED_PRECONDITION" in capsys.readouterr().err
+            assert len(await letters()) == 1
+            # The stream takes big messages now: retried, it is appended once, and
+            # the relay's own bookkeeping is untouched (nothing else again).
+            nc = await nats.connect(js_server.url)
+            await nc.jetstream().update_stream(
+                StreamConfig(name="EW", subjects=["eventwire.>"], max_msg_size=-1)
+            )
+            await nc.close()
             assert await asyncio.to_thread(main, args) == 0
             assert '"count": "1"' in capsys.readouterr().out
             assert await letters() == []
+            await track("f")
+            await until(lambda: _eq(in_stream(), 7), "delivered after the retry")
+            keys = [h["Nats-Msg-Id"] for _, h, _ in await stream_messages(js_server.url, "EW")]
+            assert keys == ["a", "b", "c", "d", "e", "big", "f"]
+            discard = await http.post(
+                "/v1/destinations:discardDeadLetters", json={"name": "js", "all": True}
+            )
+            assert discard.json()["count"] == "0"
 
             async def caught_up() -> bool:
                 listed = (await http.get("/v1/destinations")).json()["destinations"]
