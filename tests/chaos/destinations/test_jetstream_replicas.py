@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
 from pathlib import Path
 
 from eventwire.testing._process import ServerProcess
@@ -120,3 +121,34 @@ async def test_an_r3_stream_loses_nothing_when_a_node_dies_mid_relay(tmp_path: P
             await caught_up(server)
         finally:
             server.kill()
+
+
+async def test_one_sqlite_worker_of_two_relays(tmp_path: Path) -> None:
+    """--workers 2 on one SQLite file: every worker runs the relay, the lease in the
+    file lets one of them deliver, and the stream is exact."""
+    nats = NatsServer(tmp_path / "nats").start()
+    db = tmp_path / "w.db"
+    server = ServerProcess(
+        "--workers", "2", "--store", f"sqlite:///{db}", "--sqlite-synchronous", "normal",
+        "--destination", f"js=nats://127.0.0.1:{nats.port}/{STREAM}?batch=200",
+        http_address="",
+    )  # fmt: skip
+    await asyncio.to_thread(server.start)
+    owners: set[str] = set()
+
+    def fault(done: int) -> None:
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT owner FROM eventwire_destinations").fetchall()
+        owners.update(str(owner) for (owner,) in rows if owner)
+
+    load = Load(4_000, 40, batch=250)
+    try:
+        await load.send(lambda: server.address, after_batch=fault)
+        messages = await wait_for_stream(nats.url, STREAM, 4_000 + 40)
+        check_exactly_once(messages, load)
+        assert len(owners) == 1  # one worker held the lease all along
+        pid = int(owners.pop().split(":")[1])
+        assert pid != server.pid  # a worker, not the supervisor
+    finally:
+        server.kill()
+        nats.stop()
