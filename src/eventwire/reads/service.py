@@ -22,6 +22,7 @@ from eventwire._errors import (
 )
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.ingest.alerts import alert_message
+from eventwire.ingest.validation import check_filter_name
 from eventwire.reads.checks import (
     BUCKET_MS,
     DEFAULT_PAGE_SIZE,
@@ -164,6 +165,14 @@ class ReadService:
             position = self._feed.head
         return self._watch(where, position, resumed=resumed)
 
+    def alerts_now(self, req: telemetry_pb2.WatchAlertsRequest, tenant: str) -> str:
+        """A cursor at the live feed's head for ``req``'s filter: a watch after it
+        sees every alert committed from now on, however late it starts."""
+        _raise_if(validate_watch_alerts(req))
+        self._check_open()
+        where = AlertFilter(tenant, req.device_id, req.alert_type, req.min_severity)
+        return self._alert_cursor(where, self._feed.head)
+
     async def _watch(
         self, where: AlertFilter, position: Position, *, resumed: bool
     ) -> AsyncIterator[telemetry_pb2.Alert]:
@@ -290,20 +299,44 @@ class ReadService:
         self._check_open()
         query = EventQuery(req.event_name, "", req.start, req.end)
         bound = fingerprint(req.event_name, req.start, req.end)
-        resumed = bool(req.after)
-        position = ORIGIN
-        if resumed:
-            position = self._cursors.decode("event", tenant, bound, req.after, "after")
-            await self._check_retained(
-                "events",
-                position,
-                resumed,
-                "after",
-                lambda mark: self._cursors.encode("event", tenant, bound, mark),
-            )
+        position = await self._event_after(tenant, bound, req.after) if req.after else ORIGIN
         # Without follow: everything committed before the export began.
         end = None if req.follow else await _read(self._store.tail("events"))
-        return self._export(tenant, query, bound, position, end, resumed=resumed)
+        return self._export(tenant, query, bound, position, end, resumed=bool(req.after))
+
+    async def _event_after(self, tenant: str, bound: bytes, after: str) -> Position:
+        position = self._cursors.decode("event", tenant, bound, after, "after")
+        await self._check_retained(
+            "events",
+            position,
+            True,
+            "after",
+            lambda mark: self._cursors.encode("event", tenant, bound, mark),
+        )
+        return position
+
+    async def tail_events(
+        self, tenant: str, *, event_name: str = "", user_id: str = "", after: str = ""
+    ) -> tuple[str, AsyncIterator[analytics_pb2.ExportedEvent]]:
+        """The console's live page: events committed after ``after``, or from now on,
+        each once, forever; and the cursor of where it starts, to resume from.
+
+        Unlike an export it starts at the end of the table rather than its
+        beginning, and it can keep one user's events alone (in the store).
+        """
+        violations: list[FieldViolation] = []
+        check_filter_name(violations, "event_name", event_name)
+        check_filter_name(violations, "user_id", user_id)
+        _raise_if(violations)
+        self._check_open()
+        bound = fingerprint("tail", event_name, user_id)
+        if after:
+            position = await self._event_after(tenant, bound, after)
+        else:
+            position = await _read(self._store.tail("events"))
+        query = EventQuery(event_name, user_id)
+        events = self._export(tenant, query, bound, position, None, resumed=bool(after))
+        return self._cursors.encode("event", tenant, bound, position), events
 
     async def _export(
         self,

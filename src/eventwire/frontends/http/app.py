@@ -23,6 +23,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from eventwire._errors import Code, ServiceError, internal_message
 from eventwire._rpc import BY_ROUTE
 from eventwire.frontends.http.body import Disconnected
+from eventwire.frontends.http.console import PREFIX as CONSOLE
+from eventwire.frontends.http.console import Console, ServerStatus
 from eventwire.frontends.http.errors import (
     HTTP_ONLY,
     HTTP_STATUS,
@@ -93,6 +95,7 @@ class GatewayApp:
             self._add(method, path, handler)
         if reads is not None:
             self._add_read_routes(ReadRoutes(reads, self._charge))
+        self._console = Console(reads, ServerStatus(metrics, ready), self._charge)
 
     def _add(self, method: str, path: str, handler: Handler) -> None:
         if path not in _OPEN and (method, path) not in BY_ROUTE:
@@ -141,6 +144,8 @@ class GatewayApp:
         """The route template, a bounded label set (never the raw path)."""
         if path in self._routes:
             return path
+        if path.startswith(CONSOLE) or path == CONSOLE[:-1]:
+            return CONSOLE
         if path.startswith(ALERTS) and "/" not in path[len(ALERTS) :]:
             return _ALERT
         return "unmatched"
@@ -168,7 +173,8 @@ class GatewayApp:
             else:
                 await send_stream(reply.stream, send, receive, reply.headers or [])
             return reply.status
-        headers = [_JSON, (b"content-length", str(len(reply.body)).encode())]
+        media = _JSON if reply.media_type == _JSON[1] else (b"content-type", reply.media_type)
+        headers = [media, (b"content-length", str(len(reply.body)).encode())]
         if reply.headers:
             headers.extend(reply.headers)
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
@@ -177,6 +183,8 @@ class GatewayApp:
 
     async def _dispatch(self, scope: Scope, receive: Receive, route: str) -> Reply:
         path: str = scope["path"]
+        if route == CONSOLE:
+            return await self._console.serve(scope, self._caller)
         methods = self._routes.get(route)
         if methods is None:
             raise HttpError(404, f"no route for {path}", code=HTTP_ONLY[404])
@@ -199,7 +207,7 @@ class GatewayApp:
         finally:
             CALLER.reset(token)
 
-    def _caller(self, scope: Scope, needed: str) -> Caller:
+    def _caller(self, scope: Scope, needed: str | None) -> Caller:
         if self._auth is None:
             return self._anonymous
         values = [v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"]

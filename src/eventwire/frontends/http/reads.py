@@ -228,7 +228,12 @@ class ReadRoutes:
         req = request_from_query(scope, analytics_pb2.ExportEventsRequest())
         self._charge(cost_of(req))
         events = await self._reads.export_events(req, current_tenant())
-        return Stream(NDJSON, _ndjson(events), self._reads.limits)
+        return ndjson_stream(events, self._reads.limits)
+
+
+def ndjson_stream(events: AsyncIterator[analytics_pb2.ExportedEvent], limits: ReadLimits) -> Stream:
+    """``events`` as NDJSON, one ExportedEvent a line (an error: a last ``{"error": ...}``)."""
+    return Stream(NDJSON, _ndjson(events), limits)
 
 
 def _start(stream: Stream, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
