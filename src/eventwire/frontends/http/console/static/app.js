@@ -303,7 +303,7 @@
     const input = el("input", { id: "token", name: "token", type: "password", autocomplete: "off", required: true, spellcheck: "false" });
     const form = el(
       "form",
-      { class: "signin", onsubmit: (e) => { e.preventDefault(); sessionStorage.setItem(TOKEN_KEY, input.value.trim()); start(); } },
+      { class: "signin", onsubmit: (e) => { e.preventDefault(); sessionStorage.setItem(TOKEN_KEY, input.value.trim()); start(true); } },
       el("h1", {}, "Open the console"),
       message ? el("p", { class: "error", role: "alert" }, message) : null,
       el("p", {}, "The server asks for a token. It is kept in this tab's session storage only (gone when the tab closes) and sent as the authorization header; never in a URL or a cookie."),
@@ -320,7 +320,7 @@
     signIn(message);
   }
 
-  async function start() {
+  async function start(focus) {
     try {
       who = await api("/console/api/whoami");
     } catch (error) {
@@ -328,8 +328,13 @@
       signIn(error.status === 403 ? "This token may not read: " + error.message : String(error.message));
       return;
     }
+    if (!who.scopes.includes("read")) {
+      const scopes = who.scopes.join(", ");
+      signOut(`This token may not read (its scopes: ${scopes}); the console needs the read scope.`);
+      return;
+    }
     drawWho();
-    route(false);
+    route(Boolean(focus)); // after signing in, focus moves from the gone form to the page
   }
 
   window.addEventListener("hashchange", () => route(true));

@@ -168,7 +168,10 @@
             await window.EW.lines("/console/api/events:tail", { ...state.filters.events, after: state.cursors.events }, signal, (line) => {
               if (!line) return;
               const item = JSON.parse(line);
-              if (item.start !== undefined) state.cursors.events = state.cursors.events || item.start;
+              if (item.start !== undefined) {
+                state.cursors.events = state.cursors.events || item.start;
+                status.dataset.events = "open"; // every commit from here on will arrive
+              }
               else if (item.error) throw new window.EW.ApiError(0, item.error.code, item.error.message);
               else receive("events", item, item.cursor);
             });
@@ -176,6 +179,7 @@
             if (!state.cursors.alerts) {
               state.cursors.alerts = (await window.EW.api("/console/api/alerts:now", state.filters.alerts)).cursor;
             }
+            status.dataset.alerts = "open"; // the watch starts after this cursor, whenever it connects
             await window.EW.sse("/v1/alerts:watch", { ...state.filters.alerts, after: state.cursors.alerts }, signal, (type, data, id) => {
               if (type === "alert") receive("alerts", JSON.parse(data), id);
               else if (type === "error") {
@@ -200,6 +204,8 @@
     }
 
     function stop() {
+      delete status.dataset.events;
+      delete status.dataset.alerts;
       for (const c of state.controllers) c.abort();
       state.controllers = [];
       state.running = false;
