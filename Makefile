@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration test-chaos lint typecheck pytest gen lock bench clean
+.PHONY: run test test-unit test-integration test-chaos lint typecheck pytest gen lock bench screenshots clean
 
 # The lock pins the server extra and the dev tools with hashes; the package
 # itself goes in editable, with the server extra it runs as.
@@ -44,6 +44,11 @@ pytest: $(STAMP)
 # Regenerate src/eventwire/api from proto/ (a test fails when they drift).
 gen: $(STAMP)
 	$(BIN)/python tools/gen_proto.py
+
+# docs/console/*.png: every page of the web console on a server with sample data,
+# shot in Debian's chromium (~30 s; needs /usr/bin/chromium).
+screenshots: $(STAMP)
+	$(BIN)/python tools/screenshots.py
 
 # Re-resolve every dependency (keeping the pins it can), with hashes. uv is
 # fetched into .venv-lock/ on first use; it is never committed.

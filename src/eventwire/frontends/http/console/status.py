@@ -21,6 +21,9 @@ from prometheus_client import CollectorRegistry
 from eventwire.observability.metrics import ServerMetrics, quantile
 
 WINDOW_SECONDS: Final = 1.0
+STALE_SECONDS: Final = 10.0
+"""A snapshot older than this (nobody looked for a while) starts a new window
+rather than reporting an average over minutes as the current rate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,10 @@ class ServerStatus:
         before = self._last
         dt = now.at - before.at
         if dt < WINDOW_SECONDS:
+            return
+        if dt > STALE_SECONDS:
+            self._last = now
+            self._rates = {**self._rates, "windowSeconds": 0.0}
             return
         bounds = (*self._metrics.commits.seconds.bounds, math.inf)
         cumulative: list[tuple[float, float]] = []

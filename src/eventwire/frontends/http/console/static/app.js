@@ -150,14 +150,12 @@
     return new Date(Number(ms)).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
   }
 
-  /** A time in the viewer's zone, its UTC form on hover (and for machines). */
-  function time(ms, options) {
+  /** A time in the viewer's zone, its UTC form on hover (and for machines);
+   * ``clock`` shows the time of day alone (the live tail's rows). */
+  function time(ms, clock) {
     const date = new Date(Number(ms));
-    return el(
-      "time",
-      { datetime: date.toISOString(), title: utc(ms) },
-      date.toLocaleString(undefined, options || {}),
-    );
+    const text = clock ? date.toLocaleTimeString() : date.toLocaleString();
+    return el("time", { datetime: date.toISOString(), title: utc(ms) }, text);
   }
 
   function bytes(value) {
@@ -174,8 +172,10 @@
   /** A bar chart as SVG: bars [{label, title, parts: [{value, series}]}] stacked by
    * series (colours by class, .s0 to .s5). The numbers are in a table beside it. */
   function barChart(bars, description) {
-    const width = 640;
-    const height = 200;
+    // Drawn at the width it is shown at, so its text stays readable on a phone.
+    const main = document.getElementById("main");
+    const width = Math.max(300, Math.min(1400, (main && main.clientWidth) || 640) - 40);
+    const height = 220;
     const pad = { left: 56, bottom: 22, top: 8 };
     const top = Math.max(1, ...bars.map((b) => b.parts.reduce((s, p) => s + p.value, 0)));
     const step = (width - pad.left) / Math.max(bars.length, 1);
@@ -189,7 +189,7 @@
     svg.append(el("title", {}, description));
     const base = height - pad.bottom;
     svg.append(el("line", { x1: pad.left, x2: width, y1: base, y2: base, class: "axis" }));
-    svg.append(el("text", { x: pad.left - 6, y: pad.top + 10, class: "tick", "text-anchor": "end" }, num(top)));
+    svg.append(el("text", { x: pad.left - 6, y: pad.top + 10, class: "tick", "text-anchor": "end" }, dec(top)));
     svg.append(el("text", { x: pad.left - 6, y: base, class: "tick", "text-anchor": "end" }, "0"));
     bars.forEach((bar, i) => {
       let y = base;
@@ -208,7 +208,7 @@
         }));
       }
       svg.append(g);
-      const every = Math.ceil(bars.length / 8);
+      const every = Math.ceil(bars.length / Math.max(2, Math.floor(width / 110)));
       if (i % every === 0) {
         svg.append(el("text", { x: pad.left + i * step, y: height - 6, class: "tick" }, bar.label));
       }

@@ -60,12 +60,14 @@
         field("alert_type", "Alert type"),
         el("div", { class: "field" }, el("label", { for: "min_severity" }, "Minimum severity"), severity),
       ),
-      el("div", { class: "actions" }, el("button", { type: "submit", id: "apply" }, "Apply filters"), pause),
+      el("div", { class: "actions" }, el("button", { type: "submit", id: "apply" }, "Apply filters")),
     );
+    // On a phone the filters fold away, so the rows are on the first screen.
+    const folded = window.matchMedia("(max-width: 600px)").matches;
     main.append(
       el("h1", {}, "Live"),
-      form,
-      status,
+      el("details", { class: "fold", open: !folded }, el("summary", {}, "Filters"), form),
+      el("div", { class: "actions" }, pause, status),
       rate,
       el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Live rows" },
         el("table", { class: "rows", id: "live-table" },
@@ -94,7 +96,7 @@
         const e = item.data.event || {};
         const props = e.properties && Object.keys(e.properties).length ? JSON.stringify(e.properties) : "";
         return el("tr", { class: "event" },
-          el("td", {}, window.EW.time(item.data.receivedAt)),
+          el("td", {}, window.EW.time(item.data.receivedAt, true)),
           el("td", {}, "event"),
           el("td", {}, e.eventName),
           el("td", {}, e.userId || "—"),
@@ -104,7 +106,7 @@
       const a = item.data;
       const sev = (a.severity || "").replace("SEVERITY_", "").toLowerCase();
       return el("tr", { class: "alert sev-" + sev },
-        el("td", {}, window.EW.time(a.receivedAt)),
+        el("td", {}, window.EW.time(a.receivedAt, true)),
         el("td", {}, el("span", { class: "badge sev-" + sev }, sev === "unspecified" ? "alert" : sev)),
         el("td", {}, el("a", { href: "#/alerts/" + encodeURIComponent(a.trackingId) }, a.alertType)),
         el("td", {}, a.deviceId),

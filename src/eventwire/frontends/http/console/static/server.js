@@ -53,14 +53,15 @@
         note.replaceChildren(window.EW.errorBox(error));
         return;
       }
-      note.textContent = s.windowSeconds ? `Rates over the last ${dec(s.windowSeconds)} s, for the whole server process (every tenant).` : "Rates appear after the next poll.";
+      note.textContent = s.windowSeconds ? `Rates over the last ${dec(s.windowSeconds)} s, for the whole server process (every tenant).` : "Rates appear with the next poll.";
       set("s-health", s.draining ? "draining" : s.serving ? "serving" : "not serving", s.serving && !s.draining ? "good" : "bad");
       if (s.storeUp === undefined) return;
       set("s-store", s.storeUp ? "up" : "down", s.storeUp ? "good" : "bad");
       set("s-inflight", window.EW.bytes(s.inflightBytes));
       set("s-queue", num(s.queueRows));
-      set("s-commits", dec(s.commitsPerSecond));
-      set("s-events", dec(s.eventsPerSecond));
+      const rate = (v) => (s.windowSeconds ? dec(v) : "—");
+      set("s-commits", rate(s.commitsPerSecond));
+      set("s-events", rate(s.eventsPerSecond));
       set("s-p50", s.commitP50Ms === null ? "—" : dec(s.commitP50Ms));
       set("s-p99", s.commitP99Ms === null ? "—" : dec(s.commitP99Ms));
       set("s-stored", num(s.eventsStored));
@@ -68,6 +69,7 @@
       set("s-alerts", num(s.alertsStored));
       set("s-total-commits", num(s.commits));
       set("s-failures", num(s.commitFailures), s.commitFailures ? "bad" : "");
+      if (!s.windowSeconds) return;
       history.push({ at: Date.now(), value: s.eventsPerSecond });
       while (history.length > HISTORY) history.shift();
       const bars = history.map((h) => {
