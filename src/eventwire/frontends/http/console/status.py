@@ -43,8 +43,14 @@ def _gauge(metrics: ServerMetrics, name: str) -> float:
 class ServerStatus:
     """The JSON the Server page polls (see :meth:`read`)."""
 
-    def __init__(self, metrics: ServerMetrics | None, ready: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        metrics: ServerMetrics | None,
+        ready: Callable[[], bool],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """Without ``metrics`` (a gateway built without them) only health is known."""
+        self._clock = clock
         self._metrics = metrics or ServerMetrics(CollectorRegistry())
         self._measured = metrics is not None
         self._ready = ready
@@ -60,7 +66,7 @@ class ServerStatus:
     def _snapshot(self) -> _Snapshot:
         commits = self._metrics.commits
         return _Snapshot(
-            time.monotonic(), commits.results["ok"], commits.stored, tuple(commits.seconds.counts)
+            self._clock(), commits.results["ok"], commits.stored, tuple(commits.seconds.counts)
         )
 
     def _advance(self) -> None:
