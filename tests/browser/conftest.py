@@ -24,8 +24,11 @@ TOKENS = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module-scoped, not session: while Playwright's sync API is started it holds
+    # an event loop running in this thread, and every async test after it would
+    # fail ("cannot be called from a running event loop").
     missing = chromium_missing()
     if missing:
         pytest.skip(missing)

@@ -13,7 +13,8 @@ table (:data:`ROUTES` says the scope):
 * ``GET /console/api/events:tail``: events committed from now on (or after a
   cursor), as NDJSON, filtered by name and user in the store; its first line,
   ``{"start": CURSOR}``, is where it began, so a page paused before any event
-  arrived still resumes without a gap;
+  arrived still resumes without a gap; capped at a rate a page can draw, with
+  ``{"skipped": N, "cursor": C}`` lines for the rest (:mod:`.tail`);
 * ``GET /console/api/alerts:now``: ``{"cursor": CURSOR}`` for a WatchAlerts
   filter, at the newest alert: the live page watches ``/v1/alerts:watch``
   after it, so it has a place to resume from before the first alert too.
@@ -24,7 +25,7 @@ or style, nothing from another origin) and sets no cookie.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from importlib import resources
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -35,6 +36,7 @@ from eventwire._errors import FieldViolation
 from eventwire._rpc import READ
 from eventwire.api import telemetry_pb2
 from eventwire.frontends.http.console.status import ServerStatus
+from eventwire.frontends.http.console.tail import RateCap, tail_lines
 from eventwire.frontends.http.errors import HTTP_ONLY, HttpError
 from eventwire.frontends.http.reads import ndjson_stream, request_from_query
 from eventwire.frontends.http.routes import Reply
@@ -140,21 +142,9 @@ class Console:
             req = request_from_query(scope, telemetry_pb2.WatchAlertsRequest())
             cursor = self._reads.alerts_now(req, caller.tenant)
             return Reply(200, orjson.dumps({"cursor": cursor}))
-        start, events = await self._reads.tail_events(caller.tenant, **_tail_params(scope))
-        stream = ndjson_stream(events, self._reads.limits)
-        stream.chunks = _after(b'{"start":%s}\n' % orjson.dumps(start), start, stream.chunks)
-        return Reply(200, b"", stream=stream)
-
-
-async def _after(
-    first: bytes, cursor: str, chunks: AsyncGenerator[tuple[bytes, str], None]
-) -> AsyncGenerator[tuple[bytes, str], None]:
-    try:
-        yield first, cursor
-        async for chunk in chunks:
-            yield chunk
-    finally:
-        await chunks.aclose()
+        params = _tail_params(scope)
+        start, events = await self._reads.tail_events(caller.tenant, take=RateCap(), **params)
+        return Reply(200, b"", stream=ndjson_stream(tail_lines(start, events), self._reads.limits))
 
 
 def _tail_params(scope: Scope) -> dict[str, str]:

@@ -1,8 +1,9 @@
 // Live: events and alerts as they commit. Events come from the console's tail
-// (filtered by name and user in the store), alerts from /v1/alerts:watch
+// (filtered by name and user in the store, and capped by the server at a rate a
+// page can draw, with a count of what it left out), alerts from /v1/alerts:watch
 // (filtered by device, type and severity on the server). The page draws at
-// most DRAW_PER_SECOND rows a second; what it does not draw it counts and
-// says, every second. Pausing stops both streams and keeps their cursors;
+// most DRAW_PER_SECOND rows a second; what it does not draw, or the server did
+// not send, it counts and says, every second. Pausing stops both streams and keeps their cursors;
 // resuming asks for what committed after them, so nothing is lost.
 "use strict";
 
@@ -174,7 +175,13 @@
                 state.cursors.events = state.cursors.events || item.start;
                 status.dataset.events = "open"; // every commit from here on will arrive
               }
-              else if (item.error) throw new window.EW.ApiError(0, item.error.code, item.error.message);
+              else if (item.skipped !== undefined) {
+                // Rows the server did not send (over the rate a page can draw): counted as skipped.
+                state.cursors.events = item.cursor;
+                state.second.received += item.skipped;
+                state.second.skipped += item.skipped;
+                state.totals.skipped += item.skipped;
+              } else if (item.error) throw new window.EW.ApiError(0, item.error.code, item.error.message);
               else receive("events", item, item.cursor);
             });
           } else {
