@@ -1,15 +1,19 @@
-"""The console's files and routes in-process: CSP and no cookies, scopes, and the status maths."""
+"""The console's files and routes in-process: CSP, no cookies, scopes, status maths, audit lines."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from eventwire._errors import NotFound
+from eventwire.frontends.http.app import _audited
 from eventwire.frontends.http.console import ServerStatus
+from eventwire.frontends.http.routes import Reply
 from eventwire.observability.metrics import ServerMetrics
-from eventwire.security.auth import Authenticator
+from eventwire.security.auth import Authenticator, Caller, TokenTable, hash_token
 from tests.support.asgi import gateway_client
 from tests.support.gateway import status_of, violations_of
 from tests.support.security import ACME_READER, ACME_WRITER, TOKENS, token_file_text
@@ -93,3 +97,27 @@ def test_status_rates_and_latency_quantiles_over_the_latest_window() -> None:
     assert status.read()["windowSeconds"] == 0.0
     now[0] += 1
     assert status.read()["commitsPerSecond"] == 0.0
+
+
+async def test_an_admin_operation_is_logged_with_who_asked_and_how_it_ended(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    table = TokenTable.parse(f"{hash_token('test')}  acme  admin")
+    caller = table.lookup("test")
+    assert caller == Caller("acme", frozenset({"admin"}), "9f86d081884c")  # sha256("test")[:12]
+
+    async def done() -> Reply:
+        return Reply(200, b"{}")
+
+    async def refused() -> Reply:
+        raise NotFound("no destination 'x'")
+
+    with caplog.at_level(logging.INFO, logger="eventwire.audit"):
+        assert (await _audited("Destinations.Pause", caller, done())).status == 200
+        with pytest.raises(NotFound):
+            await _audited("Destinations.Pause", caller, refused())
+    lines = [(r.getMessage(), r.token_id, r.status) for r in caplog.records]  # type: ignore[attr-defined]
+    assert lines == [
+        ("admin operation Destinations.Pause by tenant 'acme': HTTP 200", "9f86d081884c", 200),
+        ("admin operation Destinations.Pause by tenant 'acme': HTTP 404", "9f86d081884c", 404),
+    ]

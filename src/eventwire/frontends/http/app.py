@@ -21,7 +21,7 @@ from typing import Any, Final
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from eventwire._errors import Code, ServiceError, internal_message
-from eventwire._rpc import BY_ROUTE
+from eventwire._rpc import ADMIN, BY_ROUTE
 from eventwire.frontends.http.body import Disconnected
 from eventwire.frontends.http.console import PREFIX as CONSOLE
 from eventwire.frontends.http.console import Console, ServerStatus
@@ -51,6 +51,8 @@ from eventwire.security.auth import (
 from eventwire.security.limits import RateLimiter
 
 log = logging.getLogger("eventwire.gateway")
+audit = logging.getLogger("eventwire.audit")
+"""One INFO line per admin operation: which, by which tenant and token, and its status."""
 
 Scope = MutableMapping[str, Any]
 Message_ = MutableMapping[str, Any]
@@ -201,9 +203,13 @@ class GatewayApp:
             )
         if route in _OPEN:
             return await handler(scope, receive)
-        token = CALLER.set(self._caller(scope, BY_ROUTE[method, route].scope))
+        operation = BY_ROUTE[method, route]
+        caller = self._caller(scope, operation.scope)
+        token = CALLER.set(caller)
         try:
-            return await handler(scope, receive)
+            if operation.scope != ADMIN:
+                return await handler(scope, receive)
+            return await _audited(operation.name, caller, handler(scope, receive))
         finally:
             CALLER.reset(token)
 
@@ -237,6 +243,37 @@ class GatewayApp:
         )
         body = status_body(Code.INTERNAL, internal_message(request_id))
         return Reply(500, body, [(b"x-request-id", request_id.encode())])
+
+
+async def _audited(operation: str, caller: Caller, reply: Awaitable[Reply]) -> Reply:
+    """Run an admin operation (it changes what the server does with data it holds)
+    and log who asked for it and how it ended, whatever the outcome."""
+    status = 500
+    try:
+        done = await reply
+    except HttpError as err:
+        status = err.http_status
+        raise
+    except ServiceError as err:
+        status = HTTP_STATUS[err.code]
+        raise
+    else:
+        status = done.status
+        return done
+    finally:
+        audit.info(
+            "admin operation %s by tenant %r: HTTP %d",
+            operation,
+            caller.tenant,
+            status,
+            extra={
+                "operation": operation,
+                "tenant": caller.tenant,
+                "token_id": caller.token_id,
+                "status": status,
+                "request_id": current_request_id(),
+            },
+        )
 
 
 def _request_id(scope: Scope) -> str:
