@@ -170,8 +170,9 @@ def main() -> int:
         )
     lines += [
         "",
-        f"The open page was sent every event (it counted {summary['open']['page_rows']:,.0f} "
-        "rows in the median run, drawing at most 100 a second and saying how many it skipped).",
+        f"The open page accounted for every event (it counted {summary['open']['page_rows']:,.0f} "
+        "rows in the median run): the server sent it at most 200 a second and a count for the "
+        "rest, and the page drew at most 100 a second and said how many it skipped.",
         "",
         "Reproduce: `.venv/bin/python bench/console.py "
         f"--repeats {args.repeats} --seconds {args.seconds:g}`",
