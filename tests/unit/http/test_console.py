@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from eventwire._errors import NotFound
+from eventwire._rpc import OPERATIONS
 from eventwire.frontends.http.app import _audited
 from eventwire.frontends.http.console import ServerStatus
 from eventwire.frontends.http.routes import Reply
@@ -52,10 +53,13 @@ async def test_console_routes_need_a_token_and_their_scope(tmp_path: Path) -> No
     async with gateway_client(tmp_path / "e.db", auth=auth) as http:
         assert (await http.get("/console/")).status_code == 200  # no data in the files
         status_of(await http.get("/console/api/whoami"), 401, 16)
-        who = await http.get("/console/api/whoami", headers=bearer(ACME_READER))
-        assert who.json() == {"tenant": "acme", "scopes": ["read"]}
-        who = await http.get("/console/api/whoami", headers=bearer(ACME_WRITER))
-        assert who.json() == {"tenant": "acme", "scopes": ["write"]}
+        who = (await http.get("/console/api/whoami", headers=bearer(ACME_READER))).json()
+        assert (who["tenant"], who["scopes"]) == ("acme", ["read"])
+        # Every API route the gateway serves, from the operations table, and only those.
+        served = {f"{verb} {path}" for op in OPERATIONS for verb, path in op.routes}
+        assert set(who["routes"]) - {"GET /healthz", "GET /readyz", "GET /openapi.json"} == served
+        who = (await http.get("/console/api/whoami", headers=bearer(ACME_WRITER))).json()
+        assert (who["tenant"], who["scopes"]) == ("acme", ["write"])
         for path in ("status", "events:tail", "alerts:now"):
             status_of(await http.get("/console/api/" + path, headers=bearer(ACME_WRITER)), 403, 7)
         status = await http.get("/console/api/status", headers=bearer(ACME_READER))

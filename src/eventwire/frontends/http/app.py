@@ -98,6 +98,9 @@ class GatewayApp:
         if reads is not None:
             self._add_read_routes(ReadRoutes(reads, self._charge))
         self._console = Console(reads, ServerStatus(metrics, ready), self._charge)
+        self._console.routes = sorted(
+            f"{verb} {path}" for path, verbs in self._routes.items() for verb in verbs
+        )
 
     def _add(self, method: str, path: str, handler: Handler) -> None:
         if path not in _OPEN and (method, path) not in BY_ROUTE:

@@ -7,7 +7,9 @@ routes exist for the console alone, each checked like an operation of the
 table (:data:`ROUTES` says the scope):
 
 * ``GET /console/api/whoami``: the caller's tenant and scopes, so a page can
-  leave out controls the token may not use (the routes refuse them anyway);
+  leave out controls the token may not use (the routes refuse them anyway),
+  and the API routes this server has, so a page for a feature it lacks stays
+  out of the navigation;
 * ``GET /console/api/status``: health, in-flight bytes, pipeline depth,
   commits/s and commit latency (:mod:`.status`);
 * ``GET /console/api/events:tail``: events committed from now on (or after a
@@ -100,6 +102,9 @@ class Console:
         self._status = status
         self._charge = charge
         self._files = _static_files()
+        self.routes: list[str] = []
+        """The gateway's API routes (``"POST /v1/events"``), as whoami tells the
+        pages: one for a feature this server lacks (destinations, say) stays hidden."""
 
     async def serve(self, scope: Scope, authorize: Authorize) -> Reply:
         reply = await self._serve(scope, authorize)
@@ -132,7 +137,7 @@ class Console:
 
     async def _api(self, path: str, scope: Scope, caller: Caller) -> Reply:
         if path == API + "whoami":
-            body = {"tenant": caller.tenant, "scopes": sorted(caller.scopes)}
+            body = {"tenant": caller.tenant, "scopes": sorted(caller.scopes), "routes": self.routes}
             return Reply(200, orjson.dumps(body))
         if path == API + "status":
             return Reply(200, orjson.dumps(self._status.read()))

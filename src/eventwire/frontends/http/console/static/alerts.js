@@ -96,7 +96,7 @@
         ),
         el("h2", {}, "Attributes"),
         attributes.length
-          ? el("table", {}, el("tbody", {}, attributes.map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, k), el("td", {}, v)))))
+          ? el("table", { class: "kv" }, el("tbody", {}, attributes.map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, k), el("td", {}, v)))))
           : el("p", {}, "None."),
       );
     }, (error) => box.replaceChildren(window.EW.errorBox(error)));

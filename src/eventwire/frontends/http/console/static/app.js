@@ -246,6 +246,32 @@
     return Boolean(who && who.scopes.includes(scope));
   }
 
+  /** Whether this server serves a gateway route ("POST /v1/destinations:pause"):
+   * pages for features a server lacks stay out of the navigation. */
+  function serves(route) {
+    return Boolean(who && who.routes.includes(route));
+  }
+
+  /** A button for a mutating action, or null when the token lacks ``admin``.
+   * It asks ``question`` first, then runs ``act()`` (which calls the route),
+   * and says what came of it in ``report`` (an element with role=status). */
+  function action(label, question, act, report) {
+    if (!can("admin")) return null;
+    const button = el("button", { type: "button", class: "danger", "data-mutates": "" }, label);
+    button.addEventListener("click", async () => {
+      if (!(await confirmAction(question))) return;
+      button.disabled = true;
+      try {
+        report.textContent = (await act()) || label + ": done.";
+      } catch (error) {
+        report.replaceChildren(errorBox(error));
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return button;
+  }
+
   function errorBox(error) {
     return el("p", { class: "error", role: "alert" }, String(error.message || error));
   }
@@ -259,7 +285,7 @@
     const nav = document.getElementById("nav");
     nav.replaceChildren(
       ...pages
-        .filter((p) => !p.needs || can(p.needs))
+        .filter((p) => (!p.needs || can(p.needs)) && (!p.route || serves(p.route)))
         .map((p) =>
           el("li", {}, el("a", { href: "#/" + p.id, "aria-current": p === active ? "page" : null }, p.title)),
         ),
@@ -282,7 +308,8 @@
   function route(focus) {
     if (!who) return;
     const parts = (location.hash || "#/live").slice(2).split("/");
-    const page = pages.find((p) => p.id === parts[0]) || pages[0];
+    const shown = pages.filter((p) => !p.route || serves(p.route));
+    const page = shown.find((p) => p.id === parts[0]) || shown[0];
     if (current && current.cleanup) current.cleanup();
     const main = document.getElementById("main");
     main.replaceChildren();
@@ -340,7 +367,7 @@
   window.addEventListener("hashchange", () => route(true));
 
   window.EW = {
-    ApiError, api, bytes, barChart, can, confirmAction, dec, el, errorBox, fill, lines, num,
-    register, sse, start, time, url, utc,
+    ApiError, action, api, bytes, barChart, can, confirmAction, dec, el, errorBox, fill, lines,
+    num, register, serves, sse, start, time, url, utc,
   };
 })();
