@@ -90,6 +90,15 @@
     return response.json();
   }
 
+  /** POST a JSON body (the mutating routes); the reply's JSON. */
+  function post(path, body) {
+    return api(path, null, {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { "content-type": "application/json" },
+    });
+  }
+
   /** Read a streamed reply line by line until it ends or ``signal`` aborts.
    * fetch rather than EventSource: EventSource cannot send the authorization
    * header, and the token must not travel in the URL or a cookie. */
@@ -368,6 +377,6 @@
 
   window.EW = {
     ApiError, action, api, bytes, barChart, can, confirmAction, dec, el, errorBox, fill, lines,
-    num, register, serves, sse, start, time, url, utc,
+    num, post, register, serves, sse, start, time, url, utc,
   };
 })();
