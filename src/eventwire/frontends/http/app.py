@@ -22,9 +22,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from eventwire._errors import Code, ServiceError, internal_message
 from eventwire._rpc import ADMIN, BY_ROUTE
+from eventwire.destinations.ops import DestinationOps
 from eventwire.frontends.http.body import Disconnected
 from eventwire.frontends.http.console import PREFIX as CONSOLE
 from eventwire.frontends.http.console import Console, ServerStatus
+from eventwire.frontends.http.destinations import destination_routes
 from eventwire.frontends.http.errors import (
     HTTP_ONLY,
     HTTP_STATUS,
@@ -83,6 +85,7 @@ class GatewayApp:
         limiter: RateLimiter | None = None,
         metrics: ServerMetrics | None = None,
         tracer: Tracer | None = None,
+        destinations: DestinationOps | None = None,
     ) -> None:
         self._metrics = metrics
         self._tracer = tracer
@@ -97,6 +100,9 @@ class GatewayApp:
             self._add(method, path, handler)
         if reads is not None:
             self._add_read_routes(ReadRoutes(reads, self._charge))
+        if destinations is not None:
+            for (method, path), handler in destination_routes(destinations, max_body_bytes).items():
+                self._add(method, path, handler)
         self._console = Console(reads, ServerStatus(metrics, ready), self._charge)
         self._console.routes = sorted(
             f"{verb} {path}" for path, verbs in self._routes.items() for verb in verbs
