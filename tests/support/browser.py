@@ -99,6 +99,26 @@ def seed(base: str, token: str = "", now_ms: int | None = None) -> int:
     return len(events)
 
 
+AXE = Path(__file__).resolve().parent.parent / "browser" / "vendor" / "axe.min.js"
+
+
+def serious_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's serious and critical findings on the page as it is now.
+
+    axe is injected with ``evaluate()``, which goes through the DevTools protocol
+    that the page's Content-Security-Policy does not govern (the page itself
+    could never load it). Fails if axe checked next to nothing.
+    """
+    page.evaluate(AXE.read_text())
+    result = page.evaluate(
+        """async () => { const r = await axe.run(document);
+            return {passes: r.passes.length, violations: r.violations.map(v =>
+                ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target)}))}; }"""
+    )
+    assert result["passes"] > 10, result  # it audited something (contrast, labels, ...)
+    return [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
 @contextmanager
 def console_page(browser: Any, base: str, token: str = "", **options: Any) -> Iterator[Any]:
     """A fresh page (its own session storage) on the console, signed in with ``token``."""

@@ -83,7 +83,7 @@
         state.tokens = [""];
         state.page = 0;
         load();
-        return `${label}: ${num(done.count)} dead letters.`;
+        return `${label}: ${num(done.count)} dead letter(s).`;
       }, report);
       window.EW.fill(box,
         reply.deadLetters.length ? el("div", { class: "actions" },
