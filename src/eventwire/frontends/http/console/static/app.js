@@ -263,10 +263,12 @@
 
   /** A button for a mutating action, or null when the token lacks ``admin``.
    * It asks ``question`` first, then runs ``act()`` (which calls the route),
-   * and says what came of it in ``report`` (an element with role=status). */
-  function action(label, question, act, report) {
+   * and says what came of it in ``report`` (an element with role=status);
+   * ``safe`` (resume, say) draws it plain rather than red. */
+  function action(label, question, act, report, safe) {
     if (!can("admin")) return null;
-    const button = el("button", { type: "button", class: "danger", "data-mutates": "" }, label);
+    const style = safe ? "secondary" : "danger"; // red for what loses or repeats data
+    const button = el("button", { type: "button", class: style, "data-mutates": "" }, label);
     button.addEventListener("click", async () => {
       if (!(await confirmAction(question))) return;
       button.disabled = true;

@@ -39,12 +39,12 @@
 
   function row(d, report, reload) {
     const name = d.name;
-    const act = (label, question, path, body) =>
+    const act = (label, question, path, body, safe) =>
       window.EW.action(label, question, async () => {
         await window.EW.post(path, body);
         reload();
         return `${label}: done for ${name}.`;
-      }, report);
+      }, report, safe);
     return el("tr", { "data-name": name },
       el("th", { scope: "row" }, name, el("br"), el("small", {}, d.url + " · " + d.carries)),
       el("td", { class: d.paused || d.state === "retrying" ? "bad" : "good" }, d.paused ? "paused" : d.state),
@@ -56,7 +56,7 @@
       el("td", { class: "details" }, d.lastError || "—"),
       el("td", { class: "actions" },
         d.paused
-          ? act("Resume", `Resume delivering to ${name}?`, "/v1/destinations:resume", { name })
+          ? act("Resume", `Resume delivering to ${name}?`, "/v1/destinations:resume", { name }, true)
           : act("Pause", `Pause ${name}? Rows wait in the store until it is resumed.`, "/v1/destinations:pause", { name }),
         act("Replay last hour", `Deliver again to ${name} everything from the last hour? The destination will see those rows twice.`,
           "/v1/destinations:replay", { name, since: Date.now() - 3600e3 }),
@@ -78,16 +78,16 @@
         return;
       }
       state.tokens[state.page + 1] = reply.nextPageToken;
-      const all = (label, path, question) => window.EW.action(label, question, async () => {
+      const all = (label, path, question, safe) => window.EW.action(label, question, async () => {
         const done = await window.EW.post(path, { name, all: true });
         state.tokens = [""];
         state.page = 0;
         load();
         return `${label}: ${num(done.count)} dead letter(s).`;
-      }, report);
+      }, report, safe);
       window.EW.fill(box,
         reply.deadLetters.length ? el("div", { class: "actions" },
-          all("Retry all", "/v1/destinations:retryDeadLetters", `Deliver every dead letter of ${name} again?`),
+          all("Retry all", "/v1/destinations:retryDeadLetters", `Deliver every dead letter of ${name} again?`, true),
           all("Discard all", "/v1/destinations:discardDeadLetters", `Discard every dead letter of ${name}? They cannot be delivered afterwards.`)) : null,
         reply.deadLetters.length
           ? el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Dead letters" },

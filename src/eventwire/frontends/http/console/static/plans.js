@@ -7,6 +7,14 @@
 (() => {
   const { el, num } = window.EW;
 
+  function pretty(document) {
+    try {
+      return JSON.stringify(JSON.parse(document), null, 2);
+    } catch (_) {
+      return document; // not JSON: shown as stored
+    }
+  }
+
   function render(main) {
     const plan = el("div", { id: "plan" }, el("p", {}, "Loading…"));
     const report = el("p", { id: "plan-report", role: "status" });
@@ -27,7 +35,7 @@
           el("dt", {}, "Version"), el("dd", { id: "plan-version" }, num(p.version)),
           el("dt", {}, "Applied"), el("dd", {}, window.EW.time(p.appliedAt)),
           el("dt", {}, "By"), el("dd", {}, p.appliedBy || "—")),
-        el("details", {}, el("summary", {}, "The plan document"), el("pre", { class: "details" }, p.document)));
+        el("details", {}, el("summary", {}, "The plan document"), el("pre", { class: "details" }, pretty(p.document))));
     }, (error) => plan.replaceChildren(window.EW.errorBox(error)));
 
     function filter() {
@@ -47,16 +55,16 @@
         return;
       }
       const body = { filter: { eventName: f.event_name, rule: f.rule } };
-      const act = (label, path, question, said) => window.EW.action(label, question, async () => {
+      const act = (label, path, question, said, safe) => window.EW.action(label, question, async () => {
         const done = await window.EW.post(path, body);
         load();
         return said(done);
-      }, report);
+      }, report, safe);
       window.EW.fill(groups,
         el("p", {}, `${num(reply.total)} events in quarantine` + (f.event_name || f.rule ? " match the filter." : ".")),
         Number(reply.total) ? el("div", { class: "actions" },
           act("Replay", "/v1/quarantine:replay", `Check the ${num(reply.total)} quarantined events shown against the plan in force, and store those it accepts?`,
-            (d) => `Replayed: ${num(d.moved)} stored, ${num(d.duplicates)} already stored, ${num(d.remaining)} still quarantined.`),
+            (d) => `Replayed: ${num(d.moved)} stored, ${num(d.duplicates)} already stored, ${num(d.remaining)} still quarantined.`, true),
           act("Discard", "/v1/quarantine:discard", `Delete the ${num(reply.total)} quarantined events shown? This cannot be undone.`,
             (d) => `Discarded ${num(d.discarded)} events.`)) : null,
         reply.groups.length ? el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Violations" },
@@ -69,6 +77,7 @@
               el("td", { class: "details" }, el("details", {}, el("summary", {}, `${(g.samples || []).length} samples`),
                 el("ul", {}, (g.samples || []).map((s) => el("li", {},
                   window.EW.time(s.quarantinedAt), " ",
+                  JSON.stringify((s.event && s.event.properties) || {}), " — ",
                   (s.violations || []).map((v) => `${v.field}: ${v.description}`).join("; "))))))))))) : null,
       );
     }
