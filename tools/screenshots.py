@@ -2,8 +2,11 @@
 
     python tools/screenshots.py            # `make screenshots`
 
-Starts ``eventwire serve`` on ephemeral ports with a token for tenant ``acme``,
-fills it with a day of sample events and a few alerts, keeps a trickle of
+Starts ``eventwire serve`` on ephemeral ports with a token for tenant ``acme``
+and a webhook destination (a local receiver that refuses one batch, so there
+is a dead letter), fills it with a day of sample events and a few alerts (and,
+where tracking plans exist, the example plan and a few events it
+quarantines), keeps a trickle of
 events coming while the Live and Server pages are shot, and drives Debian's
 chromium (never a downloaded browser) through Playwright.
 """
@@ -11,11 +14,13 @@ chromium (never a downloaded browser) through Playwright.
 from __future__ import annotations
 
 import argparse
+import base64
 import random
 import sys
 import tempfile
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,7 @@ from tests.support.browser import token_file as write_tokens  # noqa: E402
 TOKEN = "screenshots-admin-token"  # noqa: S105 - a throwaway server's, gone when it stops
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+PLAN = ROOT / "examples" / "tracking-plan.yaml"
 
 
 def trickle(base: str, stop: threading.Event) -> None:
@@ -64,6 +70,19 @@ def trickle(base: str, stop: threading.Event) -> None:
             time.sleep(0.1)
 
 
+class _Hook(BaseHTTPRequestHandler):
+    """A webhook destination's receiver: takes every batch but one with a "poison" event."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(400 if b"poison" in body else 204)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 def shoot(browser: Any, base: str, out: Path, alert: str, load: threading.Thread) -> None:
     """Every page, in the order a visitor meets them."""
     context = browser.new_context(viewport=DESKTOP, locale="en-US")
@@ -89,6 +108,14 @@ def shoot(browser: Any, base: str, out: Path, alert: str, load: threading.Thread
         page.goto(base + f"/console/#/alerts/{alert}")
         page.wait_for_selector("#alert-detail dl")
         page.screenshot(path=out / "alert.png")
+        page.goto(base + "/console/#/destinations")
+        page.wait_for_selector("#dest-table")
+        page.wait_for_timeout(5500)  # one more poll: the counts have moved
+        page.screenshot(path=out / "destinations.png")
+        if page.locator("#nav a[href='#/plans']").count():
+            page.goto(base + "/console/#/plans")
+            page.wait_for_selector("#quarantine p")
+            page.screenshot(path=out / "plans.png")
         page.goto(base + "/console/#/server")
         page.wait_for_timeout(9000)
         page.screenshot(path=out / "server.png")
@@ -109,9 +136,26 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tokens = write_tokens(Path(tmp) / "tokens", {TOKEN: ("acme", "read,write,admin")})
         store = f"sqlite:///{Path(tmp) / 'events.db'}"
-        with ServerProcess("--store", store, "--auth-tokens", str(tokens)) as server:
+        hook = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+        threading.Thread(target=hook.serve_forever, daemon=True).start()
+        secret = "whsec_" + base64.b64encode(b"screenshots-only-secret-0123456").decode()
+        destination = (
+            f"analytics-hook=http://127.0.0.1:{hook.server_address[1]}/hook?secret={secret}"
+        )
+        with ServerProcess(
+            "--store", store, "--auth-tokens", str(tokens), "--destination", destination
+        ) as server:
             base = f"http://{server.http_address}"
             seed(base, TOKEN)
+            httpx.post(
+                base + "/v1/events", json={"eventName": "poison"}, headers=bearer(TOKEN)
+            ).raise_for_status()
+            if PLAN.exists() and httpx.get(base + "/v1/plans").status_code != 404:
+                plan = {"document": PLAN.read_text()}
+                httpx.post(base + "/v1/plans", json=plan, headers=bearer(TOKEN))
+                for value in ("gold", "platinum", "trial"):
+                    body = {"eventName": "signup", "userId": "u1", "properties": {"plan": value}}
+                    httpx.post(base + "/v1/events", json=body, headers=bearer(TOKEN))
             first = httpx.get(base + "/v1/alerts", headers=bearer(TOKEN)).json()["alerts"][0]
             stop = threading.Event()
             load = threading.Thread(target=trickle, args=(base, stop), daemon=True)

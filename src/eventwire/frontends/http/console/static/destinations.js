@@ -54,13 +54,13 @@
       el("td", { class: "num" }, el("a", { href: "#/destinations/" + encodeURIComponent(name) }, num(d.deadLettered))),
       el("td", {}, d.breaker),
       el("td", { class: "details" }, d.lastError || "—"),
-      el("td", { class: "actions" },
+      el("td", {}, el("div", { class: "actions" },
         d.paused
           ? act("Resume", `Resume delivering to ${name}?`, "/v1/destinations:resume", { name }, true)
           : act("Pause", `Pause ${name}? Rows wait in the store until it is resumed.`, "/v1/destinations:pause", { name }),
         act("Replay last hour", `Deliver again to ${name} everything from the last hour? The destination will see those rows twice.`,
           "/v1/destinations:replay", { name, since: Date.now() - 3600e3 }),
-      ),
+      )),
     );
   }
 
