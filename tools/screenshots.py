@@ -14,13 +14,11 @@ chromium (never a downloaded browser) through Playwright.
 from __future__ import annotations
 
 import argparse
-import base64
 import random
 import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from eventwire.testing._process import ServerProcess  # noqa: E402
-from tests.support.browser import bearer, chromium_missing, console_page, launch, seed  # noqa: E402
+from tests.support.browser import (  # noqa: E402
+    bearer,
+    chromium_missing,
+    console_page,
+    launch,
+    seed,
+    webhook_destination,
+)
 from tests.support.browser import token_file as write_tokens  # noqa: E402
 
 TOKEN = "screenshots-admin-token"  # noqa: S105 - a throwaway server's, gone when it stops
@@ -68,19 +73,6 @@ def trickle(base: str, stop: threading.Event) -> None:
                 }
                 http.post("/v1/alerts", json=alert)
             time.sleep(0.1)
-
-
-class _Hook(BaseHTTPRequestHandler):
-    """A webhook destination's receiver: takes every batch but one with a "poison" event."""
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        self.send_response(400 if b"poison" in body else 204)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def shoot(browser: Any, base: str, out: Path, alert: str, load: threading.Thread) -> None:
@@ -136,15 +128,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tokens = write_tokens(Path(tmp) / "tokens", {TOKEN: ("acme", "read,write,admin")})
         store = f"sqlite:///{Path(tmp) / 'events.db'}"
-        hook = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-        threading.Thread(target=hook.serve_forever, daemon=True).start()
-        secret = "whsec_" + base64.b64encode(b"screenshots-only-secret-0123456").decode()
-        destination = (
-            f"analytics-hook=http://127.0.0.1:{hook.server_address[1]}/hook?secret={secret}"
-        )
-        with ServerProcess(
-            "--store", store, "--auth-tokens", str(tokens), "--destination", destination
-        ) as server:
+        with (
+            webhook_destination("analytics-hook") as destination,
+            ServerProcess(
+                "--store", store, "--auth-tokens", str(tokens), "--destination", destination
+            ) as server,
+        ):
             base = f"http://{server.http_address}"
             seed(base, TOKEN)
             httpx.post(

@@ -4,11 +4,7 @@ first and logged with who did them; no such control, and a 403, for a read-only 
 
 from __future__ import annotations
 
-import base64
-import secrets
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,41 +21,25 @@ from tests.support.browser import (
     console_page,
     serious_violations,
     token_file,
+    webhook_destination,
 )
-
-
-class _Hook(BaseHTTPRequestHandler):
-    """Takes every batch but one carrying an event named "poison" (a 400: dead-lettered)."""
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        self.send_response(400 if b"poison" in body else 204)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp: Path = tmp_path_factory.mktemp("destinations")
-    hook = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    url = f"http://127.0.0.1:{hook.server_address[1]}/hook?secret={secret}"
-    try:
-        with ServerProcess(
+    with (
+        webhook_destination("hook") as destination,
+        ServerProcess(
             "--store",
             f"sqlite:///{tmp / 'events.db'}",
             "--auth-tokens",
             str(token_file(tmp / "tokens", TOKENS)),
             "--destination",
-            f"hook={url}",
-        ) as process:
-            yield process
-    finally:
-        hook.shutdown()
+            destination,
+        ) as process,
+    ):
+        yield process
 
 
 def test_an_admin_sees_a_destination_and_pauses_resumes_and_discards_with_a_record(

@@ -7,10 +7,14 @@ browser tests, ``tools/screenshots.py`` and ``bench/console.py``.
 
 from __future__ import annotations
 
+import base64
+import secrets
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +101,32 @@ def seed(base: str, token: str = "", now_ms: int | None = None) -> int:
             }
             client.post("/v1/alerts", json=body).raise_for_status()
     return len(events)
+
+
+class _PoisonHook(BaseHTTPRequestHandler):
+    """Takes every batch but one carrying an event named "poison" (a 400: dead-lettered)."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(400 if b"poison" in body else 204)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def webhook_destination(name: str) -> Iterator[str]:
+    """A local webhook receiver; yields the ``--destination`` value that relays to it."""
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), _PoisonHook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    try:
+        yield f"{name}=http://127.0.0.1:{hook.server_address[1]}/hook?secret={secret}"
+    finally:
+        hook.shutdown()
+        hook.server_close()
 
 
 AXE = Path(__file__).resolve().parent.parent / "browser" / "vendor" / "axe.min.js"
