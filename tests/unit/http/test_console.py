@@ -126,6 +126,6 @@ async def test_an_admin_operation_is_logged_with_who_asked_and_how_it_ended(
             await _audited("Destinations.Pause", caller, refused())
     lines = [(r.getMessage(), r.token_id, r.status) for r in caplog.records]  # type: ignore[attr-defined]
     assert lines == [
-        ("admin operation Destinations.Pause by tenant 'acme': HTTP 200", "9f86d081884c", 200),
-        ("admin operation Destinations.Pause by tenant 'acme': HTTP 404", "9f86d081884c", 404),
+        ("admin operation Destinations.Pause by tenant 'acme' ended with 200", "9f86d081884c", 200),
+        ("admin operation Destinations.Pause by tenant 'acme' ended with 404", "9f86d081884c", 404),
     ]

@@ -41,6 +41,7 @@ from eventwire.observability.logs import REQUEST_ID, current_request_id, new_req
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.propagation import extract
 from eventwire.reads.service import ReadService
+from eventwire.security.audit import admin_operation
 from eventwire.security.auth import (
     CALLER,
     DEFAULT_TENANT,
@@ -53,8 +54,6 @@ from eventwire.security.auth import (
 from eventwire.security.limits import RateLimiter
 
 log = logging.getLogger("eventwire.gateway")
-audit = logging.getLogger("eventwire.audit")
-"""One INFO line per admin operation: which, by which tenant and token, and its status."""
 
 Scope = MutableMapping[str, Any]
 Message_ = MutableMapping[str, Any]
@@ -255,8 +254,8 @@ class GatewayApp:
 
 
 async def _audited(operation: str, caller: Caller, reply: Awaitable[Reply]) -> Reply:
-    """Run an admin operation (it changes what the server does with data it holds)
-    and log who asked for it and how it ended, whatever the outcome."""
+    """Run an admin operation and log who asked for it and how it ended (its HTTP
+    status), whatever the outcome (:mod:`eventwire.security.audit`)."""
     status = 500
     try:
         done = await reply
@@ -270,19 +269,7 @@ async def _audited(operation: str, caller: Caller, reply: Awaitable[Reply]) -> R
         status = done.status
         return done
     finally:
-        audit.info(
-            "admin operation %s by tenant %r: HTTP %d",
-            operation,
-            caller.tenant,
-            status,
-            extra={
-                "operation": operation,
-                "tenant": caller.tenant,
-                "token_id": caller.token_id,
-                "status": status,
-                "request_id": current_request_id(),
-            },
-        )
+        admin_operation(operation, caller, status)
 
 
 def _request_id(scope: Scope) -> str:
