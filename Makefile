@@ -65,19 +65,23 @@ lock:
 # 100 live watchers at 1,000 alerts/s with delivery p99 and server CPU, and
 # QueryEvents on 1 M events on SQLite and PostgreSQL; READS_ARGS="--only
 # live,query,index,retention" for all its sections, READS_ARGS=skip to leave it
-# out), then the console (bench/console.py, ~2 min: ingest with the console absent,
-# closed and with one Live page open in headless chromium; CONSOLE_ARGS=skip to
-# leave it out). Writes bench/results/targets.*, bench.*, reads.* and console.md, and the README's
+# out), then tracking plans (bench/plans.py, ~1 min: 1,000-event TrackEvents with a
+# 50-event plan vs none, side by side; PLANS_ARGS=skip to leave it out), then the
+# console (bench/console.py, ~2 min: ingest with the console absent, closed and with
+# one Live page open in headless chromium; CONSOLE_ARGS=skip to leave it out).
+# Writes bench/results/targets.*, bench.*, reads.*, plans.md and console.md, and the README's
 # Performance section from the first two; appends every measurement to
 # bench/results/history.jsonl (bench/compare.py BASE NEW compares revisions).
 TARGETS_ARGS ?=
 BENCH_ARGS   ?= --quick
 READS_ARGS   ?= --only live,query
+PLANS_ARGS   ?=
 CONSOLE_ARGS ?= --repeats 3 --seconds 5
 bench: $(STAMP)
 	$(BIN)/python bench/targets.py $(TARGETS_ARGS)
 	test "$(BENCH_ARGS)" = skip || $(BIN)/python bench/run.py $(BENCH_ARGS)
 	test "$(READS_ARGS)" = skip || $(BIN)/python bench/reads.py $(READS_ARGS)
+	test "$(PLANS_ARGS)" = skip || $(BIN)/python bench/plans.py $(PLANS_ARGS)
 	test "$(CONSOLE_ARGS)" = skip || $(BIN)/python bench/console.py $(CONSOLE_ARGS)
 
 clean:

@@ -31,6 +31,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from eventwire.observability.plan_metrics import PlanStats
+
 # RPC latencies on the seeds' scale: a 200 ms analytics deadline, 2 s telemetry.
 _LATENCY_BUCKETS: Final = (
     0.0005,
@@ -132,6 +134,8 @@ class ServerMetrics:
             "eventwire_draining", "1 while the server drains for shutdown.", registry=r
         )
         self.store_up.set(1)
+        self.plans = PlanStats(r)
+        """What each tracking plan version made of the events it checked."""
 
     def rpc(self, service: str, method: str, kind: str) -> RpcStats:
         """The counters of one RPC method (made once, at registration)."""

@@ -11,12 +11,16 @@ Destinations: rows a destination has not delivered yet are never purged
 (``floor`` says, per kind, what every destination carrying it delivered),
 unless ``overrides`` (``--retention-overrides-destinations``): then expired
 rows go anyway, and those past the floor are counted and logged as skipped.
+
+The tracking plan's quarantine (docs/tracking-plans.md) is kept as long as
+events are, counted from when each row was quarantined.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -56,6 +60,8 @@ class Retention:
         self.skipped: dict[Kind, int] = {"events": 0, "alerts": 0}
         """Undelivered rows purged because ``overrides`` said so, per kind."""
         self._task: asyncio.Task[None] | None = None
+        self.quarantine_purged = 0
+        """Quarantined rows the last pass deleted."""
 
     @property
     def enabled(self) -> bool:
@@ -74,17 +80,21 @@ class Retention:
                 await self._task
 
     async def purge_once(self) -> dict[Kind, int]:
-        """One pass over every kind; rows deleted per kind."""
+        """One pass over every kind; rows deleted per kind (the quarantine's in
+        :attr:`quarantine_purged`)."""
         deleted: dict[Kind, int] = {}
+        store = self._store
         for kind, keep in self._keep.items():
             cutoff = self._clock() - keep
             floor = None if self._floor is None else await self._floor(kind)
-            total = await self._purge(kind, cutoff, floor)
+            total = await self._chunks(functools.partial(store.purge, kind, upto=floor), cutoff)
             if floor is not None and self._overrides:
-                skipped = await self._purge(kind, cutoff, None)
+                skipped = await self._chunks(
+                    functools.partial(store.purge, kind, upto=None), cutoff
+                )
                 if skipped:
                     self.skipped[kind] += skipped
-                    mark = await self._store.retained_after(kind)
+                    mark = await store.retained_after(kind)
                     log.warning(
                         "retention purged %d %s a destination had not delivered (positions "
                         "after %s up to %s), as --retention-overrides-destinations allows",
@@ -95,13 +105,16 @@ class Retention:
                     )
                 total += skipped
             deleted[kind] = total
+        if "events" in self._keep:
+            cutoff = self._clock() - self._keep["events"]
+            self.quarantine_purged = await self._chunks(store.purge_quarantine, cutoff)
         return deleted
 
-    async def _purge(self, kind: Kind, cutoff: int, upto: Position | None) -> int:
+    async def _chunks(self, purge: Callable[[int, int], Awaitable[int]], cutoff: int) -> int:
         total = 0
         while True:
             started = time.monotonic()
-            count = await self._store.purge(kind, cutoff, self._chunk, upto)
+            count = await purge(cutoff, self._chunk)
             total += count
             if count < self._chunk:
                 return total
@@ -114,6 +127,9 @@ class Retention:
             except StoreError as exc:
                 log.warning("retention pass failed, retrying next pass: %s", exc)
             else:
-                if any(deleted.values()):
-                    log.info("retention purged expired rows", extra={"deleted": deleted})
+                if any(deleted.values()) or self.quarantine_purged:
+                    log.info(
+                        "retention purged expired rows",
+                        extra={"deleted": deleted, "quarantine": self.quarantine_purged},
+                    )
             await asyncio.sleep(self._interval)

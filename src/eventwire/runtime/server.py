@@ -35,7 +35,9 @@ from eventwire.frontends.http import (
     uvicorn_tls_options,
 )
 from eventwire.ingest.pipeline import IngestPipeline
-from eventwire.ingest.service import IngestService
+from eventwire.ingest.plan_state import PlanState
+from eventwire.ingest.plans_service import PlansService
+from eventwire.ingest.service import IngestService, now_ms
 from eventwire.observability import logs
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import TRACER_NAME, tracer_provider
@@ -123,6 +125,8 @@ class Server:
             floor=self.destinations.floor,
             overrides=config.retention_overrides_destinations,
         )
+        # The tracking plan in force, followed in the store (docs/tracking-plans.md).
+        self.plans = PlanState(self.store, stats=self.metrics.plans, clock=now_ms)
         self._draining = False
         self._stopped = asyncio.Event()
 
@@ -183,7 +187,9 @@ class Server:
     async def _start(self) -> None:
         await self.store.open()
         self._pipeline.start()
-        service = IngestService(self._pipeline, self.store, metrics=self.metrics)
+        await self.plans.start()
+        service = IngestService(self._pipeline, self.store, metrics=self.metrics, plans=self.plans)
+        plans = PlansService(self.plans, self.store, service.on_core)
         self._reads = reads = await ReadService.start(
             self.store,
             ReadLimits(
@@ -206,6 +212,7 @@ class Server:
             tls=self._tls,
             budget=self.budget,
             destinations=self.destination_ops,
+            plans=plans,
         )
         # Bound before either starts: a taken probe port fails startup like the main one.
         self._probe, self.health_port = build_probe_server(self.config, self._health, self._tls)
@@ -225,6 +232,7 @@ class Server:
                     metrics=self.metrics,
                     tracer=self._tracer,
                     destinations=self.destination_ops,
+                    plans=plans,
                 )
             )
         if self._metrics_listener is not None:
@@ -280,6 +288,7 @@ class Server:
             await self._reads.close()
         await self.retention.close()
         await self.destinations.close()
+        await self.plans.close()
         # Both front doors drain at once: each refuses new work and lets what is
         # in flight finish, then the pipeline commits everything they queued.
         drains = [grpcs.stop(grace) for grpcs in (self._grpc, self._probe) if grpcs is not None]

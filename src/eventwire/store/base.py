@@ -12,6 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, NamedTuple, Protocol
 
+from eventwire.store.quarantine import (
+    PlanRecord,
+    QuarantineFilter,
+    QuarantineGroup,
+    QuarantineRow,
+    StoredQuarantine,
+)
+
 
 class EventRow(NamedTuple):
     """One event, in the column order of the ``events`` table."""
@@ -26,6 +34,10 @@ class EventRow(NamedTuple):
     """Unix epoch milliseconds at which the server received the event."""
     properties: str
     """The properties map as a JSON object."""
+    plan_version: int = 0
+    """The tracking plan version the event was checked against; 0: none."""
+    violations: str | None = None
+    """The plan's violations it was accepted with, a JSON array; None: none."""
 
 
 class AlertRow(NamedTuple):
@@ -218,13 +230,17 @@ class Store(Protocol):
         """Release connections; pending work must already have been committed."""
 
     async def commit(
-        self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
+        self,
+        events: Sequence[Sequence[EventRow]],
+        alerts: Sequence[AlertRow],
+        quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:
         """Store everything in one transaction, durably, or nothing at all.
 
         Events whose ``(tenant, event_id)`` already exists are skipped and counted
         as duplicates; an alert whose ``(tenant, idempotency_key)`` already exists is
-        not stored again and its first ``tracking_id`` is returned.
+        not stored again and its first ``tracking_id`` is returned. A quarantined
+        row whose ``(tenant, kind, key)`` is already quarantined is skipped.
         """
 
     async def get_alert(self, tenant: str, tracking_id: str) -> AlertRow | None: ...
@@ -339,3 +355,42 @@ class Store(Protocol):
     async def backlog(self, kind: Kind, after: Position, cap: int) -> tuple[int, int]:
         """Rows of ``kind`` committed after ``after`` (counted up to ``cap``) and the
         oldest one's receive time in ms (0 when there is none)."""
+
+    # -- tracking plans and the quarantine (docs/tracking-plans.md) --------------------
+
+    async def put_plan(self, document: str, applied_at: int, applied_by: str) -> int:
+        """Store ``document`` as the next plan version, and tell every replica; the version."""
+
+    async def get_plan(self, version: int = 0) -> PlanRecord | None:
+        """Plan ``version``, or the newest for 0; None if there is none."""
+
+    async def plan_version(self) -> int:
+        """The newest plan version, cheaply; 0 when none was ever applied."""
+
+    def watch_plans(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the event loop) when a plan may have been applied,
+        here or on another replica that can notify (spurious calls are fine)."""
+
+    async def quarantine_groups(
+        self, where: QuarantineFilter, limit: int
+    ) -> tuple[list[QuarantineGroup], int]:
+        """Matching rows counted by kind, name and violation rule (largest groups
+        first, at most ``limit``), and how many rows match in all."""
+
+    async def read_quarantine(
+        self, where: QuarantineFilter, after: int, limit: int
+    ) -> list[StoredQuarantine]:
+        """Up to ``limit`` matching rows with ``seq`` above ``after``, in ``seq`` order."""
+
+    async def release_quarantine(
+        self, events: Sequence[tuple[int, EventRow]], alerts: Sequence[tuple[int, AlertRow]]
+    ) -> tuple[int, int]:
+        """Move quarantined rows (by ``seq``) into the events and alerts tables, in one
+        transaction: each row is deleted from the quarantine and inserted once,
+        whoever else releases it at the same time. (moved, of which already stored)."""
+
+    async def discard_quarantine(self, where: QuarantineFilter) -> int:
+        """Delete matching rows; how many."""
+
+    async def purge_quarantine(self, quarantined_before: int, limit: int) -> int:
+        """Delete at most ``limit`` rows quarantined before ``quarantined_before`` (retention)."""

@@ -13,6 +13,7 @@ import dataclasses
 from typing import Final
 
 from eventwire.store.base import AlertFilter, EventAggregation, EventQuery
+from eventwire.store.quarantine import QuarantineFilter
 
 QMARK: Final = "?"
 PYFORMAT: Final = "%s"
@@ -82,3 +83,16 @@ def alerts_read(where: Conditions, alert: AlertFilter) -> Conditions:
     if alert.min_severity:
         where.add("severity >= {}", alert.min_severity)
     return where.time_range(alert.start, alert.end)
+
+
+def quarantined(where: Conditions, q: QuarantineFilter, has_rule: str) -> Conditions:
+    """The quarantined rows ``q`` selects, added to ``where``; ``has_rule``: the
+    store's condition, with one ``{}``, that a row has a violation of a rule."""
+    where.add("tenant = {}", q.tenant).equal("kind", q.kind).equal("name", q.name)
+    if q.rule:
+        where.add(has_rule, q.rule)
+    if q.since:
+        where.add("quarantined_at >= {}", q.since)
+    if q.until:
+        where.add("quarantined_at < {}", q.until)
+    return where

@@ -34,8 +34,10 @@ from eventwire.frontends.http.errors import (
     from_service_error,
     status_body,
 )
+from eventwire.frontends.http.plans import PlanRoutes
 from eventwire.frontends.http.reads import ReadRoutes, Stream, send_stream, send_stream_head
 from eventwire.frontends.http.routes import ALERTS, Handler, Reply, Routes
+from eventwire.ingest.plans_service import PlansService
 from eventwire.ingest.service import IngestService
 from eventwire.observability.logs import REQUEST_ID, current_request_id, new_request_id
 from eventwire.observability.metrics import ServerMetrics
@@ -85,6 +87,7 @@ class GatewayApp:
         metrics: ServerMetrics | None = None,
         tracer: Tracer | None = None,
         destinations: DestinationOps | None = None,
+        plans: PlansService | None = None,
     ) -> None:
         self._metrics = metrics
         self._tracer = tracer
@@ -101,6 +104,10 @@ class GatewayApp:
             self._add_read_routes(ReadRoutes(reads, self._charge))
         if destinations is not None:
             for (method, path), handler in destination_routes(destinations, max_body_bytes).items():
+                self._add(method, path, handler)
+        if plans is not None:
+            plan_routes = PlanRoutes(plans, max_body_bytes=max_body_bytes, charge=self._charge)
+            for (method, path), handler in plan_routes.table().items():
                 self._add(method, path, handler)
         self._console = Console(reads, ServerStatus(metrics, ready), self._charge)
         self._console.routes = sorted(

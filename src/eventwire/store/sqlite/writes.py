@@ -19,6 +19,7 @@ from eventwire.store.base import (
     StoreUnavailable,
 )
 from eventwire.store.migrations import MIGRATIONS
+from eventwire.store.quarantine import QuarantineRow
 from eventwire.store.sqlite.connection import (
     _BUSY_TIMEOUT_MS,
     SQLiteConnection,
@@ -30,8 +31,12 @@ from eventwire.store.sqlite.connection import (
 from eventwire.store.sqlite.reads import ALERT_COLUMNS, TABLES
 
 _INSERT_EVENT: Final = (
-    "INSERT INTO events (tenant, event_id, event_name, user_id, ts, received_at, properties)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    "INSERT INTO events (tenant, event_id, event_name, user_id, ts, received_at, properties,"
+    " plan_version, violations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+INSERT_QUARANTINE: Final = (
+    "INSERT INTO eventwire_quarantine (tenant, kind, key, name, row, violations, plan_version,"
+    " quarantined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 _INSERT_ALERT: Final = (
     f"INSERT INTO alerts ({ALERT_COLUMNS})"  # noqa: S608 - constant identifiers only
@@ -44,9 +49,12 @@ class Writes(SQLiteConnection):
     # -- writes --------------------------------------------------------------------
 
     async def commit(
-        self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
+        self,
+        events: Sequence[Sequence[EventRow]],
+        alerts: Sequence[AlertRow],
+        quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:
-        result = await self._transaction(self._fill, events, alerts)
+        result = await self._transaction(self._fill, events, alerts, quarantine)
         # The single writer is the only source of new rows: waking readers
         # right here is as early as they can see them.
         if alerts:
@@ -64,16 +72,15 @@ class Writes(SQLiteConnection):
 
     @staticmethod
     def _fill(
-        conn: sqlite3.Connection, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
+        conn: sqlite3.Connection,
+        events: Sequence[Sequence[EventRow]],
+        alerts: Sequence[AlertRow],
+        quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:
         inserted = [conn.executemany(_INSERT_EVENT, group).rowcount for group in events]
-        tracking_ids: list[str] = []
-        for alert in alerts:
-            if conn.execute(_INSERT_ALERT, alert).rowcount == 1:
-                tracking_ids.append(alert.tracking_id)
-            else:
-                row = conn.execute(_ALERT_BY_KEY, (alert.tenant, alert.idempotency_key))
-                tracking_ids.append(row.fetchone()[0])
+        tracking_ids = [insert_alert(conn, alert) for alert in alerts]
+        if quarantine:
+            conn.executemany(INSERT_QUARANTINE, quarantine)
         return CommitResult(inserted, tracking_ids)
 
     async def _transaction(self, fill: Callable[..., T], *args: Any, on_thread: bool = False) -> T:
@@ -230,6 +237,21 @@ class Writes(SQLiteConnection):
             return fault
         self._check_attributes()
         return ""
+
+
+def insert_alert(conn: sqlite3.Connection, alert: AlertRow) -> str:
+    """Insert ``alert`` unless its idempotency key is stored; the stored tracking id."""
+    if conn.execute(_INSERT_ALERT, alert).rowcount == 1:
+        return alert.tracking_id
+    row = conn.execute(_ALERT_BY_KEY, (alert.tenant, alert.idempotency_key))
+    tracking_id: str = row.fetchone()[0]
+    return tracking_id
+
+
+def insert_events(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> int:
+    """Insert ``rows``, skipping stored ids; how many were new."""
+    count: int = conn.executemany(_INSERT_EVENT, rows).rowcount
+    return count
 
 
 def _probe(conn: sqlite3.Connection) -> None:
