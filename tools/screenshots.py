@@ -106,7 +106,8 @@ def shoot(browser: Any, base: str, out: Path, alert: str, load: threading.Thread
         page.screenshot(path=out / "destinations.png")
         if page.locator("#nav a[href='#/plans']").count():
             page.goto(base + "/console/#/plans")
-            page.wait_for_selector("#quarantine p")
+            page.wait_for_selector("#quarantine-table")
+            page.locator("#quarantine-table summary").last.click()  # one group's samples
             page.screenshot(path=out / "plans.png")
         page.goto(base + "/console/#/server")
         page.wait_for_timeout(9000)

@@ -16,7 +16,7 @@ from eventwire.testing._process import ServerProcess
 from tests.browser.conftest import ADMIN, GLOBEX, READER, WRITER
 from tests.support.browser import TOKEN_KEY, bearer, console_page, seed, serious_violations
 
-PAGES = ("live", "volumes/day", "alerts", "destinations", "server")
+PAGES = ("live", "volumes/day", "alerts", "plans", "destinations", "server")
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 
