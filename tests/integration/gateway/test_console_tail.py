@@ -5,14 +5,25 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from tests.support.gateway import status_of, violations_of
 
 TAIL = "/console/api/events:tail"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both stores: the user filter and the start cursor are each store's to get right."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return f"sqlite:///{tmp_path / 'events.db'}"
 
 
 @contextlib.asynccontextmanager
