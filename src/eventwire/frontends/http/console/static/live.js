@@ -41,7 +41,8 @@
     const severity = el("select", { id: "min_severity", name: "min_severity" }, SEVERITIES.map(([v, l]) => el("option", { value: v }, l)));
     const showEvents = el("input", { id: "show_events", type: "checkbox", checked: true });
     const showAlerts = el("input", { id: "show_alerts", type: "checkbox", checked: true });
-    const pause = el("button", { type: "button", id: "pause", "aria-pressed": "false" }, "Pause");
+    // Its label says what it will do; no aria-pressed as well, which would contradict it.
+    const pause = el("button", { type: "button", id: "pause", class: "secondary" }, "Pause");
     const status = el("p", { id: "live-status", class: "status", role: "status" }, "Connecting…");
     const rate = el("p", { id: "live-rate", class: "rate" });
     const body = el("tbody", { id: "live-rows" });
@@ -231,7 +232,6 @@
       state.running = true;
       state.error = "";
       pause.textContent = "Pause";
-      pause.setAttribute("aria-pressed", "false");
       for (const kind of ["events", "alerts"]) {
         if (!state.filters[kind]) continue;
         const controller = new AbortController();
@@ -246,7 +246,6 @@
         stop();
         tick();
         pause.textContent = "Resume";
-        pause.setAttribute("aria-pressed", "true");
         describe();
       } else {
         restart(false);
