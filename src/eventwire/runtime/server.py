@@ -214,6 +214,7 @@ class Server:
                     limiter=self._limiter,
                     metrics=self.metrics,
                     tracer=self._tracer,
+                    budget=self.budget,
                 )
             )
         if self._metrics_listener is not None:

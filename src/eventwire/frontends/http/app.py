@@ -23,6 +23,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from eventwire._errors import Code, ServiceError, internal_message
 from eventwire._rpc import BY_ROUTE
 from eventwire.frontends.http.body import Disconnected
+from eventwire.frontends.http.connect import App, ConnectGate, method_paths, mount
+from eventwire.frontends.http.connect_services import Charges, implementations
 from eventwire.frontends.http.errors import (
     HTTP_ONLY,
     HTTP_STATUS,
@@ -46,7 +48,7 @@ from eventwire.security.auth import (
     authorization_value,
     current_tenant,
 )
-from eventwire.security.limits import RateLimiter
+from eventwire.security.limits import ByteBudget, RateLimiter
 
 log = logging.getLogger("eventwire.gateway")
 
@@ -79,6 +81,7 @@ class GatewayApp:
         limiter: RateLimiter | None = None,
         metrics: ServerMetrics | None = None,
         tracer: Tracer | None = None,
+        budget: ByteBudget | None = None,
     ) -> None:
         self._metrics = metrics
         self._tracer = tracer
@@ -93,6 +96,15 @@ class GatewayApp:
             self._add(method, path, handler)
         if reads is not None:
             self._add_read_routes(ReadRoutes(reads, self._charge))
+        gate = ConnectGate(
+            anonymous=self._anonymous, auth=auth, metrics=metrics, paths=method_paths()
+        )
+        self._connect: dict[str, App] = mount(
+            implementations(service, reads, Charges(limiter, budget)),
+            gate=gate,
+            read_max_bytes=max_body_bytes,
+        )
+        """Connect, gRPC-Web and gRPC at each method's path (:mod:`.connect`)."""
 
     def _add(self, method: str, path: str, handler: Handler) -> None:
         if path not in _OPEN and (method, path) not in BY_ROUTE:
@@ -117,9 +129,10 @@ class GatewayApp:
             return  # lifespan and websockets are not served
         route = self._route_of(scope["path"])
         token = REQUEST_ID.set(_request_id(scope))
+        serve = self._serve if route not in self._connect else self._serve_connect
         try:
             if self._tracer is None:
-                status = await self._serve(scope, receive, send, route)
+                status = await serve(scope, receive, send, route)
             else:
                 headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
                 with self._tracer.start_as_current_span(
@@ -128,7 +141,7 @@ class GatewayApp:
                     kind=SpanKind.SERVER,
                     attributes={"http.request.method": scope["method"], "http.route": route},
                 ) as span:
-                    status = await self._serve(scope, receive, send, route)
+                    status = await serve(scope, receive, send, route)
                     span.set_attribute("http.response.status_code", status)
                     if status >= 500:
                         span.set_status(Status(StatusCode.ERROR))
@@ -139,7 +152,7 @@ class GatewayApp:
 
     def _route_of(self, path: str) -> str:
         """The route template, a bounded label set (never the raw path)."""
-        if path in self._routes:
+        if path in self._routes or path in self._connect:
             return path
         if path.startswith(ALERTS) and "/" not in path[len(ALERTS) :]:
             return _ALERT
@@ -174,6 +187,24 @@ class GatewayApp:
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
         return reply.status
+
+    async def _serve_connect(self, scope: Scope, receive: Receive, send: Send, route: str) -> int:
+        """Hand the request to connectrpc; the HTTP status it answered with."""
+        status = 499
+
+        async def sent(message: Message_) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._connect[route](scope, receive, sent)
+        except Exception:
+            # connectrpc re-raises only what it could not send as a status:
+            # answered already, or the client is gone.
+            log.debug("connect call ended without a status", exc_info=True)
+        return status
 
     async def _dispatch(self, scope: Scope, receive: Receive, route: str) -> Reply:
         path: str = scope["path"]

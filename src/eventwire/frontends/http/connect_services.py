@@ -1,0 +1,141 @@
+"""The Connect door's methods: charge the request, call the service layer. Nothing else.
+
+They implement the generated ``Protocol`` classes of ``eventwire.api.*_connect``
+and call the same :class:`~eventwire.ingest.service.IngestService` and
+:class:`~eventwire.reads.service.ReadService` methods as the gRPC servicers and
+the JSON routes. Each request message is charged to the tenant's rate limit by
+the operations table's rule (``cost_of``, as it arrives) and, while the call
+holds it, to the server's byte budget. What they raise becomes a status in
+:class:`~eventwire.frontends.http.connect.ConnectGate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from connectrpc.request import RequestContext
+
+from eventwire.api import analytics_connect, analytics_pb2, telemetry_connect, telemetry_pb2
+from eventwire.ingest.service import IngestService
+from eventwire.reads.service import ReadService
+from eventwire.security.auth import current_tenant
+from eventwire.security.limits import ByteBudget, RateLimiter, cost_of
+
+Req = TypeVar("Req")
+Res = TypeVar("Res")
+Ctx = RequestContext[Any, Any]
+
+
+class Charges:
+    """The rate limiter and byte budget a Connect call is charged to."""
+
+    def __init__(self, limiter: RateLimiter | None, budget: ByteBudget | None) -> None:
+        self._limiter = limiter
+        self._budget = budget
+
+    async def unary(self, request: Req, call: Callable[[Req, str], Awaitable[Res]]) -> Res:
+        tenant = current_tenant()
+        if self._limiter is not None:
+            self._limiter.charge(tenant, cost_of(request))
+        budget = self._budget
+        if budget is None:
+            return await call(request, tenant)
+        size: int = request.ByteSize()  # type: ignore[attr-defined]
+        budget.take(size)
+        try:
+            return await call(request, tenant)
+        finally:
+            budget.release(size)
+
+    def charge(self, request: object) -> str:
+        """Charge ``request`` (a stream's request) to the rate limit; the caller's tenant."""
+        tenant = current_tenant()
+        if self._limiter is not None:
+            self._limiter.charge(tenant, cost_of(request))
+        return tenant
+
+
+class ConnectAnalytics(analytics_connect.AnalyticsService):
+    def __init__(self, service: IngestService, reads: ReadService | None, charges: Charges) -> None:
+        self._service = service
+        self._reads = reads
+        self._charges = charges
+
+    async def track_event(
+        self, request: analytics_pb2.TrackEventRequest, ctx: Ctx, /
+    ) -> analytics_pb2.TrackEventResponse:
+        return await self._charges.unary(request, self._service.track_event)
+
+    async def track_events(
+        self, request: analytics_pb2.EventBatch, ctx: Ctx, /
+    ) -> analytics_pb2.IngestAck:
+        return await self._charges.unary(request, self._service.track_batch)
+
+    async def count_events(
+        self, request: analytics_pb2.CountEventsRequest, ctx: Ctx, /
+    ) -> analytics_pb2.CountEventsResponse:
+        return await self._charges.unary(request, self._service.count_events)
+
+    async def query_events(
+        self, request: analytics_pb2.QueryEventsRequest, ctx: Ctx, /
+    ) -> analytics_pb2.QueryEventsResponse:
+        reads = _needed(self._reads)
+        return await self._charges.unary(request, reads.query_events)
+
+    async def export_events(
+        self, request: analytics_pb2.ExportEventsRequest, ctx: Ctx, /
+    ) -> AsyncIterator[analytics_pb2.ExportedEvent]:
+        tenant = self._charges.charge(request)
+        events = await _needed(self._reads).export_events(request, tenant)
+        async for event in events:
+            yield event
+
+
+class ConnectTelemetry(telemetry_connect.TelemetryService):
+    def __init__(self, service: IngestService, reads: ReadService | None, charges: Charges) -> None:
+        self._service = service
+        self._reads = reads
+        self._charges = charges
+
+    async def report_alert(
+        self, request: telemetry_pb2.AlertRequest, ctx: Ctx, /
+    ) -> telemetry_pb2.AlertResponse:
+        return await self._charges.unary(request, self._service.report_alert)
+
+    async def get_alert(
+        self, request: telemetry_pb2.GetAlertRequest, ctx: Ctx, /
+    ) -> telemetry_pb2.Alert:
+        return await self._charges.unary(request, self._service.get_alert)
+
+    async def list_alerts(
+        self, request: telemetry_pb2.ListAlertsRequest, ctx: Ctx, /
+    ) -> telemetry_pb2.ListAlertsResponse:
+        reads = _needed(self._reads)
+        return await self._charges.unary(request, reads.list_alerts)
+
+    async def watch_alerts(
+        self, request: telemetry_pb2.WatchAlertsRequest, ctx: Ctx, /
+    ) -> AsyncIterator[telemetry_pb2.Alert]:
+        tenant = self._charges.charge(request)
+        alerts = await _needed(self._reads).watch_alerts(request, tenant)
+        async for alert in alerts:
+            yield alert
+
+
+def _needed(reads: ReadService | None) -> ReadService:
+    if reads is None:
+        from eventwire._errors import Unavailable
+
+        raise Unavailable("reads are not served by this gateway")
+    return reads
+
+
+def implementations(
+    service: IngestService, reads: ReadService | None, charges: Charges
+) -> dict[str, object]:
+    """The Connect door's methods, by service full name."""
+    return {
+        "analytics.AnalyticsService": ConnectAnalytics(service, reads, charges),
+        "telemetry.TelemetryService": ConnectTelemetry(service, reads, charges),
+    }
