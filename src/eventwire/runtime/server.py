@@ -215,6 +215,7 @@ class Server:
                     metrics=self.metrics,
                     tracer=self._tracer,
                     budget=self.budget,
+                    reflection=self.config.reflection,
                 )
             )
         if self._metrics_listener is not None:

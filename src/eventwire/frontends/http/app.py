@@ -23,7 +23,13 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from eventwire._errors import Code, ServiceError, internal_message
 from eventwire._rpc import BY_ROUTE
 from eventwire.frontends.http.body import Disconnected
-from eventwire.frontends.http.connect import App, ConnectGate, method_paths, mount
+from eventwire.frontends.http.connect import (
+    App,
+    ConnectGate,
+    method_paths,
+    mount,
+    reflection_apps,
+)
 from eventwire.frontends.http.connect_services import Charges, implementations
 from eventwire.frontends.http.errors import (
     HTTP_ONLY,
@@ -82,6 +88,7 @@ class GatewayApp:
         metrics: ServerMetrics | None = None,
         tracer: Tracer | None = None,
         budget: ByteBudget | None = None,
+        reflection: bool = True,
     ) -> None:
         self._metrics = metrics
         self._tracer = tracer
@@ -105,6 +112,8 @@ class GatewayApp:
             read_max_bytes=max_body_bytes,
         )
         """Connect, gRPC-Web and gRPC at each method's path (:mod:`.connect`)."""
+        if reflection:
+            self._connect.update(reflection_apps(gate, max_body_bytes))
 
     def _add(self, method: str, path: str, handler: Handler) -> None:
         if path not in _OPEN and (method, path) not in BY_ROUTE:

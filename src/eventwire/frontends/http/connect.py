@@ -28,10 +28,12 @@ from connectrpc.code import Code as ConnectCode
 from connectrpc.codec import Codec
 from connectrpc.compat import google_protobuf_binary_codec, google_protobuf_json_codec
 from connectrpc.errors import ConnectError, ErrorDetail
-from connectrpc.method import StreamType
+from connectrpc.method import IdempotencyLevel, MethodInfo, StreamType
 from connectrpc.request import RequestContext
+from connectrpc.server import ConnectASGIApplication, Endpoint
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 from protobuf.wkt import Any as AnyDetail
 
 from eventwire._errors import (
@@ -44,7 +46,7 @@ from eventwire._errors import (
     internal_message,
     is_public,
 )
-from eventwire._rpc import BY_METHOD, SERVICES
+from eventwire._rpc import BY_METHOD, SERVICE_NAMES, SERVICES
 from eventwire.observability.logs import current_request_id, new_request_id
 from eventwire.observability.metrics import RpcStats, ServerMetrics
 from eventwire.security.auth import CALLER, Authenticator, Caller, authorization_value
@@ -67,6 +69,10 @@ _GRPC_NAMES: Final = {
     code: "CANCELLED" if code.name == "CANCELED" else code.name for code in ConnectCode
 }
 """The gRPC spelling of each code, as the per-RPC metrics label it."""
+REFLECTION: Final = ("grpc.reflection.v1.ServerReflection", reflection.SERVICE_NAME)
+"""Server reflection in both protocols (``buf curl`` asks ``v1`` first, older tools
+``v1alpha``): the same messages under two package names, so one servicer answers both."""
+REFLECTION_PATHS: Final = tuple(f"/{name}/ServerReflectionInfo" for name in REFLECTION)
 _BAD_REQUEST_URL: Final = "type.googleapis.com/google.rpc.BadRequest"
 _RETRY_INFO_URL: Final = "type.googleapis.com/google.rpc.RetryInfo"
 
@@ -162,10 +168,12 @@ class ConnectGate:
     def _caller(self, path: str, ctx: RequestContext[Any, Any]) -> Caller:
         if self._auth is None:
             return self._anonymous
+        values = ctx.request_headers.getall("authorization")
+        if path in REFLECTION_PATHS:  # as on the gRPC door: any valid token
+            return self._auth.authenticate(authorization_value(values))
         operation = BY_METHOD.get(path)
         if operation is None:  # a method nobody gave a scope to is refused, not left open
             raise PermissionDenied("method not allowed")
-        values = ctx.request_headers.getall("authorization")
         return self._auth.authorize(authorization_value(values), operation.scope)
 
     async def on_end(
@@ -244,3 +252,46 @@ def mount(
         for method in service.methods:
             apps[f"/{service.full_name}/{method.name}"] = app
     return apps
+
+
+class _Reflection(ConnectASGIApplication[Any]):
+    """grpcio-reflection's servicer (it never touches its context) as a Connect bidi stream."""
+
+    def __init__(self, gate: ConnectGate, read_max_bytes: int) -> None:
+        servicer = reflection.aio.ReflectionServicer((*SERVICE_NAMES, *REFLECTION))
+        # An async generator, typed in grpcio-reflection as a coroutine returning one.
+        answer: Any = servicer.ServerReflectionInfo
+
+        def endpoints(_: object) -> dict[str, Any]:
+            return {
+                f"/{name}/ServerReflectionInfo": Endpoint.bidi_stream(
+                    method=MethodInfo(
+                        name="ServerReflectionInfo",
+                        service_name=name,
+                        input=reflection_pb2.ServerReflectionRequest,
+                        output=reflection_pb2.ServerReflectionResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.BIDI_STREAM,
+                    ),
+                    function=answer,
+                )
+                for name in REFLECTION
+            }
+
+        super().__init__(
+            service=servicer,
+            endpoints=endpoints,
+            interceptors=[gate],
+            read_max_bytes=read_max_bytes,
+            codecs=codecs(),
+        )
+
+    @property
+    def path(self) -> str:
+        return ""
+
+
+def reflection_apps(gate: ConnectGate, read_max_bytes: int) -> dict[str, App]:
+    """Server reflection (v1 and v1alpha) about the operations table's services, by path."""
+    app = _Reflection(gate, read_max_bytes)
+    return dict.fromkeys(REFLECTION_PATHS, app)

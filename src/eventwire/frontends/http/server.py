@@ -32,8 +32,8 @@ from typing import Any, TypeVar
 import uvicorn
 
 from eventwire._loops import run_on
+from eventwire.frontends.http.h2c import DualProtocol
 from eventwire.frontends.http.limits import Handshakes, HttpLimits, Refusals
-from eventwire.frontends.http.protocol import GuardedHttpProtocol
 from eventwire.security.tls import ServerTls
 
 T = TypeVar("T")
@@ -200,7 +200,7 @@ class HttpGateway:
         config = uvicorn.Config(
             app,
             http=functools.partial(  # type: ignore[arg-type]
-                GuardedHttpProtocol,
+                DualProtocol,
                 limits=limits,
                 refusals=Refusals(limits.max_connections),
                 refused=self._refused,
