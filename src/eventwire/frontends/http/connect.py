@@ -162,6 +162,8 @@ class ConnectGate:
         except ServiceError as err:
             if call.stats is not None:
                 call.stats.end(err.code.name, time.perf_counter() - call.begun)
+            if err.code == Code.UNAUTHENTICATED:  # as the JSON routes answer it
+                ctx.response_headers["www-authenticate"] = 'Bearer realm="eventwire"'
             raise to_connect_error(err) from None
         return call
 
