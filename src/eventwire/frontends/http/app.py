@@ -29,8 +29,10 @@ from eventwire.frontends.http.connect import (
     method_paths,
     mount,
     reflection_apps,
+    unary_methods,
 )
 from eventwire.frontends.http.connect_services import Charges, implementations
+from eventwire.frontends.http.connect_unary import fast_paths
 from eventwire.frontends.http.errors import (
     HTTP_ONLY,
     HTTP_STATUS,
@@ -106,11 +108,9 @@ class GatewayApp:
         gate = ConnectGate(
             anonymous=self._anonymous, auth=auth, metrics=metrics, paths=method_paths()
         )
-        self._connect: dict[str, App] = mount(
-            implementations(service, reads, Charges(limiter, budget)),
-            gate=gate,
-            read_max_bytes=max_body_bytes,
-        )
+        methods = implementations(service, reads, Charges(limiter, budget))
+        self._connect: dict[str, App] = mount(methods, gate=gate, read_max_bytes=max_body_bytes)
+        fast_paths(self._connect, unary_methods(methods), gate=gate, read_max_bytes=max_body_bytes)
         """Connect, gRPC-Web and gRPC at each method's path (:mod:`.connect`)."""
         if reflection:
             self._connect.update(reflection_apps(gate, max_body_bytes))
@@ -208,7 +208,10 @@ class GatewayApp:
             nonlocal status, held
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if not message.get("trailers", False):
+                headers = message["headers"]
+                if not message.get("trailers", False) and all(
+                    name != b"content-length" for name, _ in headers
+                ):
                     held = message
                     return
             elif held is not None:

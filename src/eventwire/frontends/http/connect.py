@@ -20,8 +20,9 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, Final
 
 from connectrpc.code import Code as ConnectCode
@@ -31,7 +32,7 @@ from connectrpc.errors import ConnectError, ErrorDetail
 from connectrpc.method import IdempotencyLevel, MethodInfo, StreamType
 from connectrpc.request import RequestContext
 from connectrpc.server import ConnectASGIApplication, Endpoint
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, message_factory
 from google.rpc import error_details_pb2
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 from protobuf.wkt import Any as AnyDetail
@@ -56,6 +57,7 @@ log = logging.getLogger("eventwire.gateway")
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Headers = MutableMapping[str, str]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _KINDS: Final = {
@@ -118,14 +120,17 @@ def to_connect_error(err: ServiceError) -> ConnectError:
     return ConnectError(connect_code(err.code), err.message, details)
 
 
-class _Call:
-    """One call's numbers, from :meth:`ConnectGate.on_start` to :meth:`ConnectGate.on_end`."""
+class Call:
+    """One call's numbers, from :meth:`ConnectGate.begin` to :meth:`ConnectGate.end`."""
 
-    __slots__ = ("begun", "stats")
+    __slots__ = ("begun", "path", "stats")
 
-    def __init__(self, stats: RpcStats | None) -> None:
+    def __init__(self, path: str, stats: RpcStats | None) -> None:
+        self.path = path
         self.stats = stats
         self.begun = time.perf_counter()
+        if stats is not None:
+            stats.begin()
 
 
 class ConnectGate:
@@ -133,7 +138,8 @@ class ConnectGate:
 
     A connectrpc metadata interceptor (``on_start``/``on_end``): it runs in the
     call's own task before its body is read, so the caller it sets is the one
-    the method sees, and a refused call reads no body.
+    the method sees, and a refused call reads no body. :mod:`.connect_unary`
+    calls the same steps (``begin``, ``admit``, ``end``) directly.
     """
 
     def __init__(
@@ -152,69 +158,83 @@ class ConnectGate:
                 service, _, name = path[1:].partition("/")
                 self._stats[path] = metrics.rpc(service, name, _KINDS[kind])
 
-    async def on_start(self, ctx: RequestContext[Any, Any]) -> _Call:
-        path = f"/{ctx.method.service_name}/{ctx.method.name}"
-        call = _Call(self._stats.get(path))
-        if call.stats is not None:
-            call.stats.begin()
+    def begin(self, path: str) -> Call:
+        return Call(path, self._stats.get(path))
+
+    def admit(self, call: Call, authorization: Sequence[str], headers: Headers) -> None:
+        """Set the call's caller, or end it: raise its ConnectError, ``headers`` completed."""
         try:
-            CALLER.set(self._caller(path, ctx))
+            CALLER.set(self._caller(call.path, authorization))
         except ServiceError as err:
             if call.stats is not None:
                 call.stats.end(err.code.name, time.perf_counter() - call.begun)
             if err.code == Code.UNAUTHENTICATED:  # as the JSON routes answer it
-                ctx.response_headers["www-authenticate"] = 'Bearer realm="eventwire"'
+                headers["www-authenticate"] = 'Bearer realm="eventwire"'
             raise to_connect_error(err) from None
-        return call
 
-    def _caller(self, path: str, ctx: RequestContext[Any, Any]) -> Caller:
+    def _caller(self, path: str, authorization: Sequence[str]) -> Caller:
         if self._auth is None:
             return self._anonymous
-        values = ctx.request_headers.getall("authorization")
         if path in REFLECTION_PATHS:  # as on the gRPC door: any valid token
-            return self._auth.authenticate(authorization_value(values))
+            return self._auth.authenticate(authorization_value(authorization))
         operation = BY_METHOD.get(path)
         if operation is None:  # a method nobody gave a scope to is refused, not left open
             raise PermissionDenied("method not allowed")
-        return self._auth.authorize(authorization_value(values), operation.scope)
+        return self._auth.authorize(authorization_value(authorization), operation.scope)
 
-    async def on_end(
-        self, call: _Call, ctx: RequestContext[Any, Any], error: Exception | None
-    ) -> None:
-        mapped = None if error is None else self._mapped(error, ctx)
+    def end(
+        self, call: Call, error: Exception | None, request_type: Any, headers: Headers
+    ) -> ConnectError | None:
+        """Count the call; the ConnectError to answer ``error`` with (None: no error)."""
+        mapped = None if error is None else self._mapped(call, error, request_type, headers)
         if call.stats is not None:
-            code = "OK" if mapped is None else mapped.code.name
-            call.stats.end(
-                "CANCELLED" if code == "CANCELED" else code, time.perf_counter() - call.begun
-            )
-        if mapped is not None and mapped is not error:
-            raise mapped from None
+            code = "OK" if mapped is None else _GRPC_NAMES[mapped.code]
+            call.stats.end(code, time.perf_counter() - call.begun)
+        return mapped
 
-    def _mapped(self, error: Exception, ctx: RequestContext[Any, Any]) -> ConnectError:
+    def _mapped(
+        self, call: Call, error: Exception, request_type: Any, headers: Headers
+    ) -> ConnectError:
         if isinstance(error, ConnectError):
             if error.code == ConnectCode.INVALID_ARGUMENT and error.message.startswith(
                 "unmarshal message"
             ):
                 # connectrpc's text is the parser's; ours names the message, as gRPC's door does.
-                name = ctx.method.input.DESCRIPTOR.full_name
-                return to_connect_error(
-                    InvalidArgument([FieldViolation("request", f"is not a valid {name} message")])
-                )
+                return undecodable(request_type)
             return error
         if is_public(error):
             if isinstance(error, Overloaded):
                 seconds = max(1, math.ceil(error.retry_after_ms / 1000))
-                ctx.response_headers["retry-after"] = str(seconds)
+                headers["retry-after"] = str(seconds)
             return to_connect_error(error)
         request_id = current_request_id() or new_request_id()
         log.error(
-            "unexpected error in %s",
-            f"/{ctx.method.service_name}/{ctx.method.name}",
-            exc_info=error,
-            extra={"request_id": request_id},
+            "unexpected error in %s", call.path, exc_info=error, extra={"request_id": request_id}
         )
-        ctx.response_headers["x-request-id"] = request_id
+        headers["x-request-id"] = request_id
         return ConnectError(ConnectCode.INTERNAL, internal_message(request_id))
+
+    # -- as connectrpc's metadata interceptor ------------------------------------------
+
+    async def on_start(self, ctx: RequestContext[Any, Any]) -> Call:
+        call = self.begin(f"/{ctx.method.service_name}/{ctx.method.name}")
+        self.admit(call, ctx.request_headers.getall("authorization"), ctx.response_headers)
+        return call
+
+    async def on_end(
+        self, call: Call, ctx: RequestContext[Any, Any], error: Exception | None
+    ) -> None:
+        mapped = self.end(call, error, ctx.method.input, ctx.response_headers)
+        if mapped is not None and mapped is not error:
+            raise mapped from None
+
+
+def undecodable(request_type: Any) -> ConnectError:
+    """A request body that is not a ``request_type`` message, named as the gRPC door names it."""
+    name = request_type.DESCRIPTOR.full_name
+    return to_connect_error(
+        InvalidArgument([FieldViolation("request", f"is not a valid {name} message")])
+    )
 
 
 def _kind(client_streaming: bool, server_streaming: bool) -> StreamType:
@@ -230,6 +250,26 @@ def method_paths() -> list[tuple[str, StreamType]]:
         for service in SERVICES
         for m in service.methods
     ]
+
+
+def unary_methods(implementations: Mapping[str, object]) -> dict[str, tuple[Any, Any]]:
+    """path -> (the implementation's method, its request type), for every unary method."""
+    found: dict[str, tuple[Any, Any]] = {}
+    for service in SERVICES:
+        impl = implementations.get(service.full_name)
+        for m in service.methods:
+            function = getattr(impl, _snake(m.name), None)
+            if function is not None and not (m.client_streaming or m.server_streaming):
+                found[f"/{service.full_name}/{m.name}"] = (
+                    function,
+                    message_factory.GetMessageClass(m.input_type),
+                )
+    return found
+
+
+def _snake(name: str) -> str:
+    """``TrackEvent`` -> ``track_event``: the generated Protocol's method names."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def mount(
