@@ -216,6 +216,8 @@ class Server:
                     tracer=self._tracer,
                     budget=self.budget,
                     reflection=self.config.reflection,
+                    max_stream_events=self.config.max_stream_events,
+                    max_stream_bytes=self.config.max_stream_bytes,
                 )
             )
         if self._metrics_listener is not None:

@@ -239,3 +239,39 @@ def _scrape(server: Server) -> str:
     from prometheus_client import generate_latest
 
     return generate_latest(server.metrics.registry).decode()
+
+
+async def test_client_and_bidi_streams_over_http2(base: str) -> None:
+    import pyqwest
+
+    # HTTP/2 without TLS, as buf curl speaks it: a bidi stream needs both directions open.
+    transport = pyqwest.HTTPTransport(http_version=pyqwest.HTTPVersion.HTTP2)
+    http2 = pyqwest.Client(transport)
+    async with analytics_connect.AnalyticsServiceClient(base, http_client=http2) as analytics:
+
+        async def events() -> AsyncIterator[analytics_pb2.TrackEventRequest]:
+            for i in range(3):
+                yield analytics_pb2.TrackEventRequest(event_name="s", event_id=f"s-{i}")
+
+        stored = await analytics.stream_events(events())
+        assert (stored.accepted, stored.duplicates) == (3, 0)
+
+        async def batches() -> AsyncIterator[analytics_pb2.EventBatch]:
+            for sequence in (1, 2):
+                event = analytics_pb2.TrackEventRequest(event_name="b", event_id=f"b-{sequence}")
+                yield analytics_pb2.EventBatch(events=[event, event], sequence=sequence)
+
+        acks = [ack async for ack in analytics.ingest_events(batches())]
+        assert [(a.sequence, a.accepted, a.duplicates) for a in acks] == [(1, 1, 1), (2, 1, 1)]
+
+        async def bad() -> AsyncIterator[analytics_pb2.TrackEventRequest]:
+            yield analytics_pb2.TrackEventRequest(event_name="fine", event_id="never")
+            yield analytics_pb2.TrackEventRequest(event_name="")
+
+        # All or nothing, as over gRPC: the bad event fails the stream, nothing is stored.
+        with pytest.raises(ConnectError) as caught:
+            await analytics.stream_events(bad())
+        assert caught.value.code == Code.INVALID_ARGUMENT
+        count = await analytics.count_events(analytics_pb2.CountEventsRequest(event_name="fine"))
+        assert count.count == 0
+    await transport.aclose()

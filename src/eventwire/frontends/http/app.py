@@ -91,6 +91,8 @@ class GatewayApp:
         tracer: Tracer | None = None,
         budget: ByteBudget | None = None,
         reflection: bool = True,
+        max_stream_events: int = 100_000,
+        max_stream_bytes: int = 64 << 20,
     ) -> None:
         self._metrics = metrics
         self._tracer = tracer
@@ -108,7 +110,13 @@ class GatewayApp:
         gate = ConnectGate(
             anonymous=self._anonymous, auth=auth, metrics=metrics, paths=method_paths()
         )
-        methods = implementations(service, reads, Charges(limiter, budget))
+        charges = Charges(
+            limiter,
+            budget,
+            max_stream_events=max_stream_events,
+            max_stream_bytes=max_stream_bytes,
+        )
+        methods = implementations(service, reads, charges)
         self._connect: dict[str, App] = mount(methods, gate=gate, read_max_bytes=max_body_bytes)
         fast_paths(self._connect, unary_methods(methods), gate=gate, read_max_bytes=max_body_bytes)
         """Connect, gRPC-Web and gRPC at each method's path (:mod:`.connect`)."""

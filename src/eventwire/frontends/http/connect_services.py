@@ -18,9 +18,10 @@ from connectrpc.request import RequestContext
 
 from eventwire.api import analytics_connect, analytics_pb2, telemetry_connect, telemetry_pb2
 from eventwire.ingest.service import IngestService
+from eventwire.ingest.streams import store_stream
 from eventwire.reads.service import ReadService
 from eventwire.security.auth import current_tenant
-from eventwire.security.limits import ByteBudget, RateLimiter, cost_of
+from eventwire.security.limits import HELD_EVENT_OVERHEAD, ByteBudget, RateLimiter, cost_of
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
@@ -28,11 +29,21 @@ Ctx = RequestContext[Any, Any]
 
 
 class Charges:
-    """The rate limiter and byte budget a Connect call is charged to."""
+    """The rate limiter and byte budget a Connect call is charged to, and a stream's limits."""
 
-    def __init__(self, limiter: RateLimiter | None, budget: ByteBudget | None) -> None:
+    def __init__(
+        self,
+        limiter: RateLimiter | None,
+        budget: ByteBudget | None,
+        *,
+        max_stream_events: int,
+        max_stream_bytes: int,
+    ) -> None:
         self._limiter = limiter
         self._budget = budget
+        self.max_stream_events = max_stream_events
+        self.max_stream_bytes = max_stream_bytes
+        self.stream_budget = budget or ByteBudget(0)
 
     async def unary(self, request: Req, call: Callable[[Req, str], Awaitable[Res]]) -> Res:
         tenant = current_tenant()
@@ -55,6 +66,12 @@ class Charges:
             self._limiter.charge(tenant, cost_of(request))
         return tenant
 
+    async def each(self, requests: AsyncIterator[Req]) -> AsyncIterator[Req]:
+        """A stream's requests, each charged to the rate limit as it arrives."""
+        async for request in requests:
+            self.charge(request)
+            yield request
+
 
 class ConnectAnalytics(analytics_connect.AnalyticsService):
     def __init__(self, service: IngestService, reads: ReadService | None, charges: Charges) -> None:
@@ -71,6 +88,28 @@ class ConnectAnalytics(analytics_connect.AnalyticsService):
         self, request: analytics_pb2.EventBatch, ctx: Ctx, /
     ) -> analytics_pb2.IngestAck:
         return await self._charges.unary(request, self._service.track_batch)
+
+    async def stream_events(
+        self, request: AsyncIterator[analytics_pb2.TrackEventRequest], ctx: Ctx, /
+    ) -> analytics_pb2.TrackEventResponse:
+        charges = self._charges
+        return await store_stream(
+            self._service,
+            charges.each(request),
+            current_tenant(),
+            max_events=charges.max_stream_events,
+            max_bytes=charges.max_stream_bytes,
+            budget=charges.stream_budget,
+            overhead=HELD_EVENT_OVERHEAD,
+        )
+
+    async def ingest_events(
+        self, request: AsyncIterator[analytics_pb2.EventBatch], ctx: Ctx, /
+    ) -> AsyncIterator[analytics_pb2.IngestAck]:
+        # One batch at a time, each acked once committed: over HTTP/1.1 the stream
+        # is half-duplex anyway, and the gRPC door is there for many in flight.
+        async for batch in request:
+            yield await self._charges.unary(batch, self._service.track_batch)
 
     async def count_events(
         self, request: analytics_pb2.CountEventsRequest, ctx: Ctx, /
