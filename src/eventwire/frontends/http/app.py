@@ -43,7 +43,12 @@ from eventwire.frontends.http.errors import (
 from eventwire.frontends.http.reads import ReadRoutes, Stream, send_stream, send_stream_head
 from eventwire.frontends.http.routes import ALERTS, Handler, Reply, Routes
 from eventwire.ingest.service import IngestService
-from eventwire.observability.logs import REQUEST_ID, current_request_id, new_request_id
+from eventwire.observability.logs import (
+    REQUEST_ID,
+    LazyRequestId,
+    current_request_id,
+    new_request_id,
+)
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.propagation import extract
 from eventwire.reads.service import ReadService
@@ -145,7 +150,7 @@ class GatewayApp:
         if scope["type"] != "http":
             return  # lifespan and websockets are not served
         route = self._route_of(scope["path"])
-        token = REQUEST_ID.set(_request_id(scope))
+        token = REQUEST_ID.set(_LazyRequestId(scope))
         serve = self._serve if route not in self._connect else self._serve_connect
         try:
             if self._tracer is None:
@@ -292,6 +297,18 @@ class GatewayApp:
         )
         body = status_body(Code.INTERNAL, internal_message(request_id))
         return Reply(500, body, [(b"x-request-id", request_id.encode())])
+
+
+class _LazyRequestId(LazyRequestId):
+    """The request's id, from its ``x-request-id`` or drawn, only if something asks for it
+    (most requests log nothing: the gRPC door does the same)."""
+
+    __slots__ = ()
+
+    def __call__(self) -> str:
+        if not self._id:
+            self._id = _request_id(self._context)
+        return self._id
 
 
 def _request_id(scope: Scope) -> str:
