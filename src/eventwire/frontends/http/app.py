@@ -32,7 +32,7 @@ from eventwire.frontends.http.connect import (
     unary_methods,
 )
 from eventwire.frontends.http.connect_services import Charges, implementations
-from eventwire.frontends.http.connect_unary import fast_paths
+from eventwire.frontends.http.connect_unary import UnaryProto, fast_paths
 from eventwire.frontends.http.errors import (
     HTTP_ONLY,
     HTTP_STATUS,
@@ -212,6 +212,12 @@ class GatewayApp:
 
     async def _serve_connect(self, scope: Scope, receive: Receive, send: Send, route: str) -> int:
         """Hand the request to connectrpc; the HTTP status it answered with."""
+        app = self._connect[route]
+        if isinstance(app, UnaryProto):
+            served = await app.serve(scope, receive, send)
+            if served is not None:
+                return served
+            app = app.fallback
         status = 499
         held: Message_ | None = None
 
@@ -236,7 +242,7 @@ class GatewayApp:
             await send(message)
 
         try:
-            await self._connect[route](scope, receive, sent)
+            await app(scope, receive, sent)
         except Exception:
             # connectrpc re-raises only what it could not send as a status:
             # answered already, or the client is gone.

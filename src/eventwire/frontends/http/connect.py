@@ -27,12 +27,12 @@ from typing import Any, Final
 
 from connectrpc.code import Code as ConnectCode
 from connectrpc.codec import Codec
-from connectrpc.compat import google_protobuf_binary_codec, google_protobuf_json_codec
+from connectrpc.compat import google_protobuf_binary_codec
 from connectrpc.errors import ConnectError, ErrorDetail
 from connectrpc.method import IdempotencyLevel, MethodInfo, StreamType
 from connectrpc.request import RequestContext
 from connectrpc.server import ConnectASGIApplication, Endpoint
-from google.protobuf import duration_pb2, message_factory
+from google.protobuf import duration_pb2, json_format, message_factory
 from google.rpc import error_details_pb2
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 from protobuf.wkt import Any as AnyDetail
@@ -79,12 +79,25 @@ _BAD_REQUEST_URL: Final = "type.googleapis.com/google.rpc.BadRequest"
 _RETRY_INFO_URL: Final = "type.googleapis.com/google.rpc.RetryInfo"
 
 
-def codecs() -> list[Codec]:
-    """Binary protobuf and the proto3 JSON mapping, on ``google.protobuf`` messages.
+class JsonCodec:
+    """The proto3 JSON mapping on ``google.protobuf`` messages, compact, strict.
 
-    JSON refuses unknown fields, as the JSON routes do (connectrpc's default
-    drops them): a misspelt field is an error, not a silently empty one."""
-    return [google_protobuf_binary_codec(), google_protobuf_json_codec(ignore_unknown_fields=False)]
+    connectrpc's own pretty-prints replies and drops unknown fields; the JSON
+    routes reply compact and refuse a misspelt field rather than ignore it."""
+
+    def name(self) -> str:
+        return "json"
+
+    def encode(self, message: Any) -> bytes:
+        return json_format.MessageToJson(message, indent=None).encode()
+
+    def decode(self, data: bytes | bytearray, message_class: type[Any]) -> Any:
+        return json_format.Parse(bytes(data), message_class(), ignore_unknown_fields=False)
+
+
+def codecs() -> list[Codec]:
+    """Binary protobuf and the proto3 JSON mapping, on ``google.protobuf`` messages."""
+    return [google_protobuf_binary_codec(), JsonCodec()]
 
 
 def connect_code(code: Code) -> ConnectCode:

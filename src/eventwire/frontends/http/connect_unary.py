@@ -66,10 +66,17 @@ class UnaryProto:
         self._parse = request_type.FromString
         self._request_type = request_type
         self._gate = gate
-        self._fallback = fallback
+        self.fallback = fallback
+        """The method's connectrpc application, for every call but the common case."""
         self._max = read_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if await self.serve(scope, receive, send) is None:
+            await self.fallback(scope, receive, send)
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> int | None:
+        """Serve the call if it is the common case: its HTTP status; None, having
+        read nothing, if it is for :attr:`fallback`."""
         authorization: list[str] = []
         plain = scope["method"] == "POST"
         proto = False
@@ -83,15 +90,13 @@ class UnaryProto:
             ):
                 plain = False
         if not (plain and proto):
-            await self._fallback(scope, receive, send)
-            return
+            return None
         headers: Headers = {}
         call = self._gate.begin(self._path)
         try:
             self._gate.admit(call, authorization, headers)
         except ConnectError as refused:
-            await _error(send, refused, headers)
-            return
+            return await _error(send, refused, headers)
         error: Exception | None = None
         reply = b""
         try:
@@ -103,13 +108,12 @@ class UnaryProto:
             reply = (await self._method(request, None)).SerializeToString()
         except _Refused:
             self._gate.end(call, ConnectError(Code.CANCELED, "client went away"), None, headers)
-            return
+            return 499
         except Exception as exc:  # noqa: BLE001 - mapped to a status by the gate
             error = exc
         mapped = self._gate.end(call, error, self._request_type, headers)
         if mapped is not None:
-            await _error(send, mapped, headers)
-            return
+            return await _error(send, mapped, headers)
         await send(
             {
                 "type": "http.response.start",
@@ -118,6 +122,7 @@ class UnaryProto:
             }
         )
         await send({"type": "http.response.body", "body": reply})
+        return 200
 
     async def _body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
@@ -137,7 +142,7 @@ class UnaryProto:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _error(send: Send, error: ConnectError, headers: Headers) -> None:
+async def _error(send: Send, error: ConnectError, headers: Headers) -> int:
     """Connect's unary error: a JSON body on the code's HTTP status."""
     wire: dict[str, Any] = {"code": error.code.value, "message": error.message}
     if error.details:
@@ -150,14 +155,16 @@ async def _error(send: Send, error: ConnectError, headers: Headers) -> None:
         ]
     body = orjson.dumps(wire)
     extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    status = _ERROR_STATUS[error.code.name]
     await send(
         {
             "type": "http.response.start",
-            "status": _ERROR_STATUS[error.code.name],
+            "status": status,
             "headers": [_JSON, (b"content-length", str(len(body)).encode()), *extra],
         }
     )
     await send({"type": "http.response.body", "body": body})
+    return status
 
 
 def fast_paths(
