@@ -102,6 +102,9 @@ class H2Session:
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: _WINDOW,
             },
         )
+        # Announced above, enforced here: h2 applies a local setting to its header
+        # decoder only when it changes after the connection started.
+        self._h2.decoder.max_header_list_size = max_header_bytes
         self._h2.initiate_connection()
         self._h2.increment_flow_control_window(_WINDOW)
         self._streams: dict[int, _Stream] = {}
@@ -281,7 +284,8 @@ class H2Session:
 
     def _finish(self, stream: _Stream) -> None:
         self._streams.pop(stream.id, None)
-        self._finished += 1
+        if not stream.gone:  # answered, not reset by the client
+            self._finished += 1
         if not stream.gone and self._h2.state_machine.state.name != "CLOSED":
             try:
                 if not stream.started:
