@@ -41,7 +41,8 @@ def _settings_and_reset_flood(address: str) -> tuple[dict[int, int], int | None,
                 break
         client.wait_for("closed", 5)
         goaway = client.seen.goaway
-        return settings, None if goaway is None else int(goaway.error_code), client.seen.closed
+        code = None if goaway is None or goaway.error_code is None else int(goaway.error_code)
+        return settings, code, client.seen.closed
 
 
 async def test_settings_and_rapid_reset(server: Server) -> None:
