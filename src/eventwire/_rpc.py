@@ -15,11 +15,12 @@ from typing import Final
 
 from google.protobuf.descriptor import ServiceDescriptor
 
-from eventwire.api import analytics_pb2, telemetry_pb2
+from eventwire.api import analytics_pb2, destinations_pb2, telemetry_pb2
 
 ANALYTICS: Final = analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"]
 TELEMETRY: Final = telemetry_pb2.DESCRIPTOR.services_by_name["TelemetryService"]
-SERVICES: Final = (ANALYTICS, TELEMETRY)
+DESTINATIONS: Final = destinations_pb2.DESCRIPTOR.services_by_name["DestinationsService"]
+SERVICES: Final = (ANALYTICS, TELEMETRY, DESTINATIONS)
 SERVICE_NAMES: Final = tuple(service.full_name for service in SERVICES)
 
 
@@ -30,6 +31,7 @@ def methods(service: ServiceDescriptor) -> Mapping[str, str]:
 
 ANALYTICS_METHODS: Final = methods(ANALYTICS)
 TELEMETRY_METHODS: Final = methods(TELEMETRY)
+DESTINATIONS_METHODS: Final = methods(DESTINATIONS)
 
 
 READ: Final = "read"
@@ -84,6 +86,23 @@ OPERATIONS: Final = (
     _op(TELEMETRY_METHODS, "GetAlert", READ, "GET /v1/alerts/{tracking_id}"),
     _op(TELEMETRY_METHODS, "ListAlerts", READ, "GET /v1/alerts"),
     _op(TELEMETRY_METHODS, "WatchAlerts", READ, "GET /v1/alerts:watch"),
+    _op(DESTINATIONS_METHODS, "ListDestinations", READ, "GET /v1/destinations"),
+    _op(DESTINATIONS_METHODS, "PauseDestination", ADMIN, "POST /v1/destinations:pause"),
+    _op(DESTINATIONS_METHODS, "ResumeDestination", ADMIN, "POST /v1/destinations:resume"),
+    _op(DESTINATIONS_METHODS, "ReplayDestination", ADMIN, "POST /v1/destinations:replay"),
+    _op(DESTINATIONS_METHODS, "ListDeadLetters", READ, "GET /v1/destinations:deadLetters"),
+    _op(
+        DESTINATIONS_METHODS,
+        "RetryDeadLetters",
+        ADMIN,
+        "POST /v1/destinations:retryDeadLetters",
+    ),
+    _op(
+        DESTINATIONS_METHODS,
+        "DiscardDeadLetters",
+        ADMIN,
+        "POST /v1/destinations:discardDeadLetters",
+    ),
 )
 """Every operation of the API: what it needs (scope), what it costs, where the gateway serves it."""
 

@@ -6,6 +6,11 @@ for as long as the chunk took, so it holds the writer at most half the time
 however much has expired; on SQLite it shares the pipeline's writer thread,
 so commits queue behind at most one chunk. On PostgreSQL one replica at a time
 purges (an advisory lock), the others skip the pass.
+
+Destinations: rows a destination has not delivered yet are never purged
+(``floor`` says, per kind, what every destination carrying it delivered),
+unless ``overrides`` (``--retention-overrides-destinations``): then expired
+rows go anyway, and those past the floor are counted and logged as skipped.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from eventwire.ingest.service import now_ms
-from eventwire.store.base import Kind, Store, StoreError
+from eventwire.store.base import Kind, Position, Store, StoreError
+
+Floor = Callable[[Kind], Awaitable[Position | None]]
 
 log = logging.getLogger("eventwire.retention")
 
@@ -35,6 +42,8 @@ class Retention:
         chunk: int = 1000,
         interval: float = 60.0,
         clock: Callable[[], int] = now_ms,
+        floor: Floor | None = None,
+        overrides: bool = False,
     ) -> None:
         """``keep_ms``: how long each kind is kept; kinds missing or 0 are kept forever."""
         self._store = store
@@ -42,6 +51,10 @@ class Retention:
         self._chunk = chunk
         self._interval = interval
         self._clock = clock
+        self._floor = floor
+        self._overrides = overrides
+        self.skipped: dict[Kind, int] = {"events": 0, "alerts": 0}
+        """Undelivered rows purged because ``overrides`` said so, per kind."""
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -65,16 +78,34 @@ class Retention:
         deleted: dict[Kind, int] = {}
         for kind, keep in self._keep.items():
             cutoff = self._clock() - keep
-            total = 0
-            while True:
-                started = time.monotonic()
-                count = await self._store.purge(kind, cutoff, self._chunk)
-                total += count
-                if count < self._chunk:
-                    break
-                await asyncio.sleep(max(MIN_PAUSE, time.monotonic() - started))
+            floor = None if self._floor is None else await self._floor(kind)
+            total = await self._purge(kind, cutoff, floor)
+            if floor is not None and self._overrides:
+                skipped = await self._purge(kind, cutoff, None)
+                if skipped:
+                    self.skipped[kind] += skipped
+                    mark = await self._store.retained_after(kind)
+                    log.warning(
+                        "retention purged %d %s a destination had not delivered (positions "
+                        "after %s up to %s), as --retention-overrides-destinations allows",
+                        skipped,
+                        kind,
+                        tuple(floor),
+                        tuple(mark),
+                    )
+                total += skipped
             deleted[kind] = total
         return deleted
+
+    async def _purge(self, kind: Kind, cutoff: int, upto: Position | None) -> int:
+        total = 0
+        while True:
+            started = time.monotonic()
+            count = await self._store.purge(kind, cutoff, self._chunk, upto)
+            total += count
+            if count < self._chunk:
+                return total
+            await asyncio.sleep(max(MIN_PAUSE, time.monotonic() - started))
 
     async def _run(self) -> None:
         while True:

@@ -22,6 +22,8 @@ from prometheus_client import make_asgi_app
 
 from eventwire._redact import redact
 from eventwire.config import ServerConfig
+from eventwire.destinations.ops import DestinationOps
+from eventwire.destinations.service import Destinations
 from eventwire.frontends.grpc.health import HealthServicer
 from eventwire.frontends.grpc.probe import build_probe_server
 from eventwire.frontends.grpc.server import build_grpc_server
@@ -109,11 +111,17 @@ class Server:
         self._probe: grpc.aio.Server | None = None
         self.health_port = 0  # --health-port's bound port; 0 while it is off
         self._reads: ReadService | None = None
+        # A destination URL that cannot work is a ValueError here, like a bad store URL.
+        self.destinations = Destinations.from_config(config, self.store)
+        self.destination_ops = DestinationOps(self.destinations)
+        self.metrics.watch_destinations(self.destinations.statuses)
         self.retention = Retention(
             self.store,
             {"events": config.retention_ms("events"), "alerts": config.retention_ms("alerts")},
             chunk=config.retention_chunk,
             interval=config.retention_interval,
+            floor=self.destinations.floor,
+            overrides=config.retention_overrides_destinations,
         )
         self._draining = False
         self._stopped = asyncio.Event()
@@ -185,6 +193,7 @@ class Server:
             ),
         )
         self.retention.start()
+        self.destinations.start()
         server, self.port = build_grpc_server(
             self.config,
             service,
@@ -196,6 +205,7 @@ class Server:
             limiter=self._limiter,
             tls=self._tls,
             budget=self.budget,
+            destinations=self.destination_ops,
         )
         # Bound before either starts: a taken probe port fails startup like the main one.
         self._probe, self.health_port = build_probe_server(self.config, self._health, self._tls)
@@ -218,6 +228,7 @@ class Server:
                     reflection=self.config.reflection,
                     max_stream_events=self.config.max_stream_events,
                     max_stream_bytes=self.config.max_stream_bytes,
+                    destinations=self.destination_ops,
                 )
             )
         if self._metrics_listener is not None:
@@ -272,6 +283,7 @@ class Server:
         if self._reads is not None:
             await self._reads.close()
         await self.retention.close()
+        await self.destinations.close()
         # Both front doors drain at once: each refuses new work and lets what is
         # in flight finish, then the pipeline commits everything they queued.
         drains = [grpcs.stop(grace) for grpcs in (self._grpc, self._probe) if grpcs is not None]

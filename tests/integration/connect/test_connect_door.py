@@ -17,8 +17,10 @@ from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
 from google.rpc import error_details_pb2, status_pb2
 
+from eventwire._rpc import SERVICE_NAMES
 from eventwire.api import analytics_connect, analytics_pb2, telemetry_connect, telemetry_pb2
 from eventwire.runtime.server import Server
+from tests.support.doors import DOORS, call
 
 TRACK = "/analytics.AnalyticsService/TrackEvent"
 
@@ -89,12 +91,13 @@ async def test_buf_curl_in_the_other_protocols(buf: Path, base: str, protocol: s
 async def test_buf_curl_lists_the_services_by_reflection(buf: Path, base: str) -> None:
     code, out = await buf_curl(buf, "--list-services", base)
     assert code == 0, out
+    # Every service of the operations table, whoever added it, and reflection itself.
     assert set(out.split()) == {
-        "analytics.AnalyticsService",
-        "telemetry.TelemetryService",
+        *SERVICE_NAMES,
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
     }
+    assert {"analytics.AnalyticsService", "telemetry.TelemetryService"} <= set(SERVICE_NAMES)
 
 
 @pytest.fixture(params=[ProtocolType.CONNECT, ProtocolType.GRPC_WEB], ids=["connect", "grpc-web"])
@@ -275,3 +278,14 @@ async def test_client_and_bidi_streams_over_http2(base: str) -> None:
         count = await analytics.count_events(analytics_pb2.CountEventsRequest(event_name="fine"))
         assert count.count == 0
     await transport.aclose()
+
+
+@pytest.mark.parametrize("door", DOORS)
+async def test_a_service_added_to_the_table_is_served_on_every_door(base: str, door: str) -> None:
+    # DestinationsService came after the Connect door: it is mounted from the table.
+    async with httpx.AsyncClient(base_url=base) as http:
+        listed = await call(http, door, "ListDestinations", {})
+        unknown = await call(http, door, "PauseDestination", {"name": "nope"})
+    assert listed.code == 0, listed
+    assert listed.reply.get("destinations", []) == []
+    assert unknown.code == 5, unknown  # NOT_FOUND, as over gRPC

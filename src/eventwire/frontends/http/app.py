@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from eventwire._errors import Code, ServiceError, internal_message
 from eventwire._rpc import BY_ROUTE
+from eventwire.destinations.ops import DestinationOps
 from eventwire.frontends.http.body import Disconnected
 from eventwire.frontends.http.connect import (
     App,
@@ -33,6 +34,7 @@ from eventwire.frontends.http.connect import (
 )
 from eventwire.frontends.http.connect_services import Charges, implementations
 from eventwire.frontends.http.connect_unary import UnaryProto, fast_paths
+from eventwire.frontends.http.destinations import destination_routes
 from eventwire.frontends.http.errors import (
     HTTP_ONLY,
     HTTP_STATUS,
@@ -98,6 +100,7 @@ class GatewayApp:
         reflection: bool = True,
         max_stream_events: int = 100_000,
         max_stream_bytes: int = 64 << 20,
+        destinations: DestinationOps | None = None,
     ) -> None:
         self._metrics = metrics
         self._tracer = tracer
@@ -121,12 +124,15 @@ class GatewayApp:
             max_stream_events=max_stream_events,
             max_stream_bytes=max_stream_bytes,
         )
-        methods = implementations(service, reads, charges)
+        methods = implementations(service, reads, charges, destinations=destinations)
         self._connect: dict[str, App] = mount(methods, gate=gate, read_max_bytes=max_body_bytes)
         fast_paths(self._connect, unary_methods(methods), gate=gate, read_max_bytes=max_body_bytes)
         """Connect, gRPC-Web and gRPC at each method's path (:mod:`.connect`)."""
         if reflection:
             self._connect.update(reflection_apps(gate, max_body_bytes))
+        if destinations is not None:
+            for (method, path), handler in destination_routes(destinations, max_body_bytes).items():
+                self._add(method, path, handler)
 
     def _add(self, method: str, path: str, handler: Handler) -> None:
         if path not in _OPEN and (method, path) not in BY_ROUTE:

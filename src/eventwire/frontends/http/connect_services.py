@@ -16,7 +16,14 @@ from typing import Any, TypeVar
 
 from connectrpc.request import RequestContext
 
-from eventwire.api import analytics_connect, analytics_pb2, telemetry_connect, telemetry_pb2
+from eventwire.api import (
+    analytics_connect,
+    analytics_pb2,
+    destinations_connect,
+    telemetry_connect,
+    telemetry_pb2,
+)
+from eventwire.destinations.ops import DestinationOps
 from eventwire.ingest.service import IngestService
 from eventwire.ingest.streams import store_stream
 from eventwire.reads.service import ReadService
@@ -162,6 +169,23 @@ class ConnectTelemetry(telemetry_connect.TelemetryService):
             yield alert
 
 
+def neutral(protocol: type[Any], ops: object, charges: Charges) -> object:
+    """A service whose operations are one transport-neutral object (``ops.list_destinations
+    (request)``, the RPC's name in snake case), as an implementation of its generated
+    Connect ``protocol``: each request charged, then handed over. The operation is
+    looked up per call, so building the door touches nothing of ``ops``."""
+
+    def adapter(name: str) -> Callable[..., Awaitable[Any]]:
+        async def call(_self: object, request: Any, ctx: Ctx, /) -> Any:
+            operation = getattr(ops, name)
+            return await charges.unary(request, lambda req, _tenant: operation(req))
+
+        return call
+
+    methods = {name: adapter(name) for name in vars(protocol) if not name.startswith("_")}
+    return type(protocol.__name__, (protocol,), methods)()
+
+
 def _needed(reads: ReadService | None) -> ReadService:
     if reads is None:
         from eventwire._errors import Unavailable
@@ -171,10 +195,19 @@ def _needed(reads: ReadService | None) -> ReadService:
 
 
 def implementations(
-    service: IngestService, reads: ReadService | None, charges: Charges
+    service: IngestService,
+    reads: ReadService | None,
+    charges: Charges,
+    *,
+    destinations: DestinationOps | None = None,
 ) -> dict[str, object]:
     """The Connect door's methods, by service full name."""
-    return {
+    found: dict[str, object] = {
         "analytics.AnalyticsService": ConnectAnalytics(service, reads, charges),
         "telemetry.TelemetryService": ConnectTelemetry(service, reads, charges),
     }
+    if destinations is not None:
+        found["destinations.DestinationsService"] = neutral(
+            destinations_connect.DestinationsService, destinations, charges
+        )
+    return found

@@ -19,6 +19,7 @@ from eventwire._rpc import BY_ROUTE
 from eventwire._version import __version__ as _version
 from eventwire.frontends.http.errors import HTTP_ONLY, HTTP_STATUS
 from eventwire.frontends.http.messages import INT64_MAX, INT64_MIN
+from eventwire.frontends.http.openapi_destinations import destination_paths, destination_schemas
 from eventwire.frontends.http.openapi_reads import read_operations
 from eventwire.frontends.http.openapi_schemas import decimal_pattern, schemas
 from eventwire.ingest.service import now_ms
@@ -220,6 +221,8 @@ def openapi_document(limits: Limits = DEFAULT_LIMITS, at_ms: int | None = None) 
     }
     for path, operations in read_operations(_json, _errors("400", "500", *_ANY), limits).items():
         document["paths"].setdefault(path, {}).update(_get(operations["get"]))
+    document["paths"].update(destination_paths(_json, _errors, _get))
+    document["components"]["schemas"].update(destination_schemas())
     for (verb, path), op in BY_ROUTE.items():
         # The operations table says which RPC a route is and the scope it needs.
         methods = document["paths"][path]

@@ -222,7 +222,9 @@ class Writes(PostgresConnection):
 
     # -- retention -------------------------------------------------------------------
 
-    async def purge(self, kind: Kind, received_before: int, limit: int) -> int:
+    async def purge(
+        self, kind: Kind, received_before: int, limit: int, upto: Position | None = None
+    ) -> int:
         table = sql.Identifier(kind)
         oldest = sql.SQL(
             "SELECT xid::text::int8 AS position_xid, seq, received_at FROM {table}"
@@ -243,6 +245,8 @@ class Writes(PostgresConnection):
                 for xid, seq, received_at in await cur.fetchall():
                     if received_at >= received_before:
                         break
+                    if upto is not None and Position(int(xid), int(seq)) > upto:
+                        break  # not delivered yet by some destination
                     end = Position(int(xid), int(seq))
                 if end is None:
                     return 0
