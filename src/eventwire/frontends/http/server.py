@@ -65,6 +65,9 @@ class _EmbeddedServer(uvicorn.Server):
 
         loop = asyncio.get_running_loop()
         timeout = None if config.ssl is None else self._handshake_timeout
+        if config.ssl is not None:
+            # HTTP/2 offered too (DualProtocol serves it): buf curl and browsers pick it.
+            config.ssl.set_alpn_protocols(["h2", "http/1.1"])
         self.servers = [
             await loop.create_server(
                 create_protocol,
