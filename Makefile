@@ -57,7 +57,7 @@ lock:
 	$(VENV)-lock/bin/uv pip compile --python-version 3.11 --generate-hashes --extra server --extra dev pyproject.toml -o requirements.lock
 
 # ~10 minutes; installs h2load and wrk when missing. First issue 16's targets
-# (bench/targets.py, ~5 min: U1 U2 U3 B1 T1 as ratios with min-max and server CPU
+# (bench/targets.py, ~7 min: U1 U2 U3 B1 T1 C1 as ratios with min-max and server CPU
 # per request; TARGETS_ARGS="--repeats 5 --profile --label after" for more), then
 # the broad comparison with bare grpcio, FastAPI, Starlette and raw ASGI
 # (bench/run.py, --quick by default: ~5 min; BENCH_ARGS= for its full ~35-minute

@@ -1,6 +1,7 @@
-"""Batch load generator for ``bench/run.py``: 1k-event batches over gRPC or JSON/HTTP.
+"""Batch load generator for ``bench/run.py``: 1k-event batches over gRPC, JSON/HTTP or
+Connect (binary protobuf on the HTTP door).
 
-    python bench/_load.py grpc|http TARGET --seconds S [--in-flight N] [--events 1000]
+    python bench/_load.py grpc|http|connect TARGET --seconds S [--in-flight N] [--events 1000]
 
 Every batch is pre-encoded once; each send only swaps an 8-character
 placeholder in every event id for a fresh counter (same length, so the
@@ -128,11 +129,26 @@ async def grpc_load(target: str, args: argparse.Namespace) -> dict[str, float]:
 
 
 async def http_load(target: str, args: argparse.Namespace) -> dict[str, float]:
+    """JSON batches to ``POST /v1:events:batch``, or with ``connect`` protobuf batches to
+    the same door's Connect ``TrackEvents`` (application/proto); HTTP/1.1 both."""
     host, _, port = target.rpartition(":")
+    connect = args.protocol == "connect"
+    path = "/analytics.AnalyticsService/TrackEvents" if connect else "/v1/events:batch"
+    media = "application/proto" if connect else "application/json"
     head = (
-        f"POST /v1/events:batch HTTP/1.1\r\nHost: {target}\r\n"
-        "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {target}\r\n"
+        f"Content-Type: {media}\r\nContent-Length: %d\r\n\r\n"
     )
+    if connect:
+        from eventwire.api import analytics_pb2
+
+        def accepted(body: bytes) -> int:
+            return int(analytics_pb2.IngestAck.FromString(body).accepted)
+    else:
+
+        def accepted(body: bytes) -> int:
+            return int(orjson.loads(body).get("accepted", 0))
+
     pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
     for _ in range(args.in_flight):
         pool.put_nowait(await asyncio.open_connection(host, int(port)))
@@ -146,17 +162,16 @@ async def http_load(target: str, args: argparse.Namespace) -> dict[str, float]:
             for line in status_and_headers.split(b"\r\n"):
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":", 1)[1])
-            reply = orjson.loads(await reader.readexactly(length))
+            reply = await reader.readexactly(length)
             if not status_and_headers.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(f"HTTP error: {status_and_headers[:40]!r} {reply}")
-            return int(reply.get("accepted", 0))
+                raise RuntimeError(f"HTTP error: {status_and_headers[:40]!r} {reply[:200]!r}")
+            return accepted(reply)
         finally:
             pool.put_nowait((reader, writer))
 
     try:
-        return await drive(
-            send, json_template(args.events), args.seconds, args.warmup, args.in_flight
-        )
+        template = grpc_template(args.events) if connect else json_template(args.events)
+        return await drive(send, template, args.seconds, args.warmup, args.in_flight)
     finally:
         while not pool.empty():
             pool.get_nowait()[1].close()
@@ -164,7 +179,7 @@ async def http_load(target: str, args: argparse.Namespace) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("protocol", choices=("grpc", "http"))
+    parser.add_argument("protocol", choices=("grpc", "http", "connect"))
     parser.add_argument("target")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)

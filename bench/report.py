@@ -371,7 +371,46 @@ READING = """\
   number: issue 6 measured grpc-go at ~64,000 unary req/s on this machine class.
 - So: send events in batches (the Tracker does); per event, one Python core then stores
   {per_core} with every acknowledgement durable.
-"""
+{c1}"""
+
+C1_READING = (
+    "- **On the HTTP door, where the transport is the same, protobuf wins per event, and a\n"
+    "  little per call** (C1: one server, both doors, `bench/targets.py --only C1`):\n"
+    "  1,000-event batches as Connect `TrackEvents` in binary protobuf take\n"
+    "  {cb_cpu:.1f} µs of server CPU per event against {jb_cpu:.1f} for the JSON batch route\n"
+    "  ({b_cpu:.2f}{x}; {b_rate:.2f}{x} the events/s), since decoding is most of a batched\n"
+    "  event's work; a unary `TrackEvent` takes {cu_cpu:.0f} against {ju_cpu:.0f} µs\n"
+    "  ({u_cpu:.2f}{x}; {u_rate:.2f}{x} the req/s), since per call HTTP, the gateway's checks\n"
+    "  and the durable commit cost the same through either door.\n"
+)
+
+
+def _c1_reading() -> str:
+    """C1's bullet, from targets.json when it ran C1, else from the C1 run of issue 25."""
+    for name in ("targets.json", "targets-c1.json"):
+        path = BENCH / "results" / name
+        if not path.is_file():
+            continue
+        rows = {
+            (t["ours"]["workload"], t["metric"]): t
+            for t in json.loads(path.read_text())["targets"]
+            if t["id"] == "C1" and t["ratio"]
+        }
+        unary, cpu = rows.get(("connect-unary", "rate")), rows.get(("connect-unary", "cpu_us"))
+        batch = rows.get(("connect-batch", "rate"))
+        if unary and cpu and batch:
+            return C1_READING.format(
+                x=X,
+                cb_cpu=batch["ours_cpu_us"]["median"],
+                jb_cpu=batch["ref_cpu_us"]["median"],
+                b_cpu=batch["ours_cpu_us"]["median"] / batch["ref_cpu_us"]["median"],
+                b_rate=batch["ratio"]["median"],
+                cu_cpu=cpu["ours_cpu_us"]["median"],
+                ju_cpu=cpu["ref_cpu_us"]["median"],
+                u_cpu=cpu["ratio"]["median"],
+                u_rate=unary["ratio"]["median"],
+            )
+    return ""
 
 
 def performance_md(result: dict[str, Any]) -> str:
@@ -396,6 +435,7 @@ def performance_md(result: dict[str, Any]) -> str:
         return a / b if b else 0.0
 
     reading = READING.format(
+        c1=_c1_reading(),
         x=X,
         per_core=f"~{batch:,.0f} events/s" if batch else "n/a",
         batch_ratio=r(batch, fastapi),

@@ -16,6 +16,10 @@
   events/s >= 1.2x.
 * T1: unary at 64 in flight with 10 % head sampling and with every call traced
   (OTLP to a real receiver), against tracing off: cost <= 5 % and <= 20 %.
+* C1: one eventwire, its HTTP door: unary ``TrackEvent`` as Connect
+  ``application/proto`` vs ``POST /v1/events`` (h2load over HTTP/1.1, 16
+  connections): >= 1.2x req/s, <= 0.85x CPU per request; 1k-event batches as
+  Connect ``TrackEvents`` vs ``POST /v1/events:batch``: >= 1.5x events/s.
 
 How (shared with bench/run.py, whose pieces this reuses): every server runs
 under ``taskset -c 0`` from its start (all its threads and workers), every load
@@ -59,6 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _connect
 import report
 import run
 from _cpu import TICK, stat_ticks
@@ -69,7 +74,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 BASELINE_REV = "e5aa193"
-TARGET_IDS = ("U1", "U2", "U3", "B1", "T1")
+TARGET_IDS = ("U1", "U2", "U3", "B1", "T1", "C1")
 
 
 @dataclass(frozen=True)
@@ -100,15 +105,27 @@ SPECS = (
          ("eventwire-trace10", "unary-64"), ("eventwire", "unary-64"), "rate", 0.95),
     Spec("T1", "tracing every call, 64 in flight, vs tracing off",
          ("eventwire-trace100", "unary-64"), ("eventwire", "unary-64"), "rate", 0.80),
+    Spec("C1", "HTTP door, unary TrackEvent: Connect application/proto vs JSON POST /v1/events",
+         ("eventwire-c1", "connect-unary"), ("eventwire-c1", "json-unary"), "rate", 1.2),
+    Spec("C1", "HTTP door, unary TrackEvent: CPU per request, Connect proto vs JSON",
+         ("eventwire-c1", "connect-unary"), ("eventwire-c1", "json-unary"), "cpu_us", 0.85,
+         at_least=False),
+    Spec("C1", "HTTP door, 1k-event batches: Connect TrackEvents (proto) vs JSON batch route",
+         ("eventwire-c1", "connect-batch"), ("eventwire-c1", "json-batch"), "rate", 1.5),
 )  # fmt: skip
 
 # A contender is one server start per repeat, running its workloads in this order. The two
 # sides of a ratio see the same history (a fresh database, the same workloads before), so
 # eventwire with its defaults is three contenders: for U1 and T1, for U3, for B1.
-WORKLOAD_ORDER = ("unary-64", "unary-16", "unary-4", "unary-1", "batch-grpc", "batch-http")
+WORKLOAD_ORDER = (
+    "unary-64", "unary-16", "unary-4", "unary-1", "batch-grpc", "batch-http",
+    "connect-unary", "json-unary", "connect-batch", "json-batch",
+)  # fmt: skip
+C1_CONNECTIONS = 16
+"""C1's unary load: HTTP/1.1 connections, one request in flight on each (bench/_connect.py)."""
 CONTENDER_ORDER = (
     "eventwire", "grpc-aio", "eventwire-normal", "eventwire-u3", "eventwire-base",
-    "eventwire-b1", "ref-json-batch", "eventwire-trace10", "eventwire-trace100",
+    "eventwire-b1", "ref-json-batch", "eventwire-trace10", "eventwire-trace100", "eventwire-c1",
 )  # fmt: skip
 
 
@@ -262,6 +279,20 @@ class Targets:
 
     def measure(self, srv: Server, workload: str) -> dict[str, float] | None:
         d, cpu = self.args.duration, self.args.client_cpu
+        if workload in ("connect-unary", "json-unary"):  # C1: the HTTP door, both doors
+            if not self.tools["h2load"]:
+                return None
+            target = _connect.bodies(self.tmp)[workload]
+            result = _connect.http_unary(
+                srv.http, srv.proc.pid, target, connections=C1_CONNECTIONS, seconds=d, cpus=cpu
+            )
+            return result | {"rate": result["rps"]}
+        if workload in ("connect-batch", "json-batch"):
+            protocol = "connect" if workload == "connect-batch" else "http"
+            result = run.batch_load(
+                protocol, srv.http, seconds=d, cpus=cpu, server_pid=srv.proc.pid
+            )
+            return result | {"rate": result["events_per_s"]}
         if workload.startswith("unary-"):
             if not self.tools["h2load"]:
                 return None
@@ -297,15 +328,19 @@ class Targets:
         for name in reversed(order) if repeat % 2 else order:
             spans_before = self.receiver.spans() if name.startswith("eventwire-trace") else 0
             recorded: list[dict[str, Any]] = []
+            # One server runs C1's two doors: which goes first alternates between repeats.
+            mine = workloads[name]
+            if name == "eventwire-c1" and repeat % 2:
+                mine = [*reversed(mine[:2]), *reversed(mine[2:])]
             with self.server(name) as srv:
-                for workload in workloads[name]:
+                for workload in mine:
                     result = self.measure(srv, workload)
                     if result is None:
                         continue
                     row = {"contender": name, "workload": workload, "repeat": repeat, **result}
                     recorded.append(row)
-                    unit = "req/s" if workload.startswith("unary") else "ev/s"
-                    per = "call" if workload.startswith("unary") else "event"
+                    unit = "ev/s" if "batch" in workload else "req/s"
+                    per = "event" if "batch" in workload else "call"
                     print(
                         f"repeat {repeat + 1}/{self.args.repeats} {name:>18} {workload:>10}: "
                         f"{row['rate']:>9,.0f} {unit}, {row.get('cpu_us', 0):7.1f} µs CPU/{per}"

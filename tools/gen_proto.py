@@ -1,4 +1,5 @@
-"""Generate the Python code for proto/*.proto into src/eventwire/api.
+"""Generate the Python code for proto/*.proto into src/eventwire/api: messages
+(``_pb2``), grpcio stubs (``_pb2_grpc``), their types, and Connect (``_connect``).
 
     python tools/gen_proto.py           # regenerate in place
     python tools/gen_proto.py --check   # exit 1 when the committed code is stale
@@ -38,15 +39,20 @@ def generate(out: Path) -> None:
             f"-I{PROTO_DIR}",
             f"--plugin=protoc-gen-mypy={BIN / 'protoc-gen-mypy'}",
             f"--plugin=protoc-gen-mypy_grpc={BIN / 'protoc-gen-mypy_grpc'}",
+            f"--plugin=protoc-gen-connectrpc={BIN / 'protoc-gen-connectrpc'}",
             f"--python_out={out}",
             f"--grpc_python_out={out}",
             f"--mypy_out={out}",
             f"--mypy_grpc_out={out}",
+            # Connect for the HTTP door, on the same google.protobuf classes as
+            # grpcio (not protobuf-py's), asyncio only.
+            f"--connectrpc_out=protobuf=google,io=async:{out}",
             *protos,
         ],
         check=True,
     )
     for path in sorted(out.glob("*.py*")):
+        # *_connect.py imports its messages package-relative already.
         text = path.read_text()
         text = _IMPORT.sub(r"from . import \1 as \2", text)
         text = _FROM_IMPORT.sub(lambda m: f"{m[1]} eventwire.api.{m[2]}{m[3]}", text)
@@ -62,7 +68,7 @@ def main() -> int:
     args = parser.parse_args()
     if not args.check:
         OUT_DIR.mkdir(parents=True, exist_ok=True)
-        for old in OUT_DIR.glob("*_pb2*"):
+        for old in [*OUT_DIR.glob("*_pb2*"), *OUT_DIR.glob("*_connect.py")]:
             old.unlink()
         generate(OUT_DIR)
         return 0

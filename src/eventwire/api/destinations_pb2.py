@@ -24,34 +24,34 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x64\x65stinations.proto\x12\x0c\x64\x65stinations\"\x19\n\x17ListDestinationsRequest\"\xa0\x02\n\x0b\x44\x65stination\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61rries\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0e\n\x06paused\x18\x05 \x01(\x08\x12\r\n\x05owner\x18\x06 \x01(\t\x12\x17\n\x0f\x65vents_position\x18\x07 \x01(\t\x12\x17\n\x0f\x61lerts_position\x18\x08 \x01(\t\x12\x10\n\x08lag_rows\x18\t \x01(\x03\x12\x13\n\x0blag_seconds\x18\n \x01(\x01\x12\x0f\n\x07\x62reaker\x18\x0b \x01(\t\x12\x11\n\tdelivered\x18\x0c \x01(\x03\x12\x0f\n\x07retried\x18\r \x01(\x03\x12\x15\n\rdead_lettered\x18\x0e \x01(\x03\x12\x12\n\nlast_error\x18\x0f \x01(\t\"K\n\x18ListDestinationsResponse\x12/\n\x0c\x64\x65stinations\x18\x01 \x03(\x0b\x32\x19.destinations.Destination\"\"\n\x12\x44\x65stinationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"]\n\x18ReplayDestinationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rfrom_position\x18\x02 \x01(\t\x12\r\n\x05since\x18\x03 \x01(\x03\x12\r\n\x05kinds\x18\x04 \x01(\t\"\xa9\x01\n\nDeadLetter\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08position\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\x0b\n\x03key\x18\x05 \x01(\t\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x0f\n\x07payload\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x10\n\x08\x61ttempts\x18\t \x01(\x05\x12\x12\n\ncreated_at\x18\n \x01(\x03\"M\n\x16ListDeadLettersRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x17ListDeadLettersResponse\x12.\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x18.destinations.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x12\x44\x65\x61\x64LettersRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\x03\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\"$\n\x13\x44\x65\x61\x64LettersResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x32\x87\x05\n\x13\x44\x65stinationsService\x12\x61\n\x10ListDestinations\x12%.destinations.ListDestinationsRequest\x1a&.destinations.ListDestinationsResponse\x12O\n\x10PauseDestination\x12 .destinations.DestinationRequest\x1a\x19.destinations.Destination\x12P\n\x11ResumeDestination\x12 .destinations.DestinationRequest\x1a\x19.destinations.Destination\x12V\n\x11ReplayDestination\x12&.destinations.ReplayDestinationRequest\x1a\x19.destinations.Destination\x12^\n\x0fListDeadLetters\x12$.destinations.ListDeadLettersRequest\x1a%.destinations.ListDeadLettersResponse\x12W\n\x10RetryDeadLetters\x12 .destinations.DeadLettersRequest\x1a!.destinations.DeadLettersResponse\x12Y\n\x12\x44iscardDeadLetters\x12 .destinations.DeadLettersRequest\x1a!.destinations.DeadLettersResponseB Z\x1e\x64\x65stinations/v1;destinationsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x64\x65stinations.proto\x12\x19\x65ventwire.destinations.v1\"\x19\n\x17ListDestinationsRequest\"\xa0\x02\n\x0b\x44\x65stination\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61rries\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0e\n\x06paused\x18\x05 \x01(\x08\x12\r\n\x05owner\x18\x06 \x01(\t\x12\x17\n\x0f\x65vents_position\x18\x07 \x01(\t\x12\x17\n\x0f\x61lerts_position\x18\x08 \x01(\t\x12\x10\n\x08lag_rows\x18\t \x01(\x03\x12\x13\n\x0blag_seconds\x18\n \x01(\x01\x12\x0f\n\x07\x62reaker\x18\x0b \x01(\t\x12\x11\n\tdelivered\x18\x0c \x01(\x03\x12\x0f\n\x07retried\x18\r \x01(\x03\x12\x15\n\rdead_lettered\x18\x0e \x01(\x03\x12\x12\n\nlast_error\x18\x0f \x01(\t\"X\n\x18ListDestinationsResponse\x12<\n\x0c\x64\x65stinations\x18\x01 \x03(\x0b\x32&.eventwire.destinations.v1.Destination\"\"\n\x12\x44\x65stinationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"]\n\x18ReplayDestinationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rfrom_position\x18\x02 \x01(\t\x12\r\n\x05since\x18\x03 \x01(\x03\x12\r\n\x05kinds\x18\x04 \x01(\t\"\xa9\x01\n\nDeadLetter\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08position\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\x0b\n\x03key\x18\x05 \x01(\t\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x0f\n\x07payload\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x10\n\x08\x61ttempts\x18\t \x01(\x05\x12\x12\n\ncreated_at\x18\n \x01(\x03\"M\n\x16ListDeadLettersRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"o\n\x17ListDeadLettersResponse\x12;\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32%.eventwire.destinations.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x12\x44\x65\x61\x64LettersRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\x03\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\"$\n\x13\x44\x65\x61\x64LettersResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x32\xbd\x06\n\x13\x44\x65stinationsService\x12{\n\x10ListDestinations\x12\x32.eventwire.destinations.v1.ListDestinationsRequest\x1a\x33.eventwire.destinations.v1.ListDestinationsResponse\x12i\n\x10PauseDestination\x12-.eventwire.destinations.v1.DestinationRequest\x1a&.eventwire.destinations.v1.Destination\x12j\n\x11ResumeDestination\x12-.eventwire.destinations.v1.DestinationRequest\x1a&.eventwire.destinations.v1.Destination\x12p\n\x11ReplayDestination\x12\x33.eventwire.destinations.v1.ReplayDestinationRequest\x1a&.eventwire.destinations.v1.Destination\x12x\n\x0fListDeadLetters\x12\x31.eventwire.destinations.v1.ListDeadLettersRequest\x1a\x32.eventwire.destinations.v1.ListDeadLettersResponse\x12q\n\x10RetryDeadLetters\x12-.eventwire.destinations.v1.DeadLettersRequest\x1a..eventwire.destinations.v1.DeadLettersResponse\x12s\n\x12\x44iscardDeadLetters\x12-.eventwire.destinations.v1.DeadLettersRequest\x1a..eventwire.destinations.v1.DeadLettersResponseB*Z(eventwire/destinations/v1;destinationsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'destinations_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
-  _globals['DESCRIPTOR']._serialized_options = b'Z\036destinations/v1;destinationsv1'
-  _globals['_LISTDESTINATIONSREQUEST']._serialized_start=36
-  _globals['_LISTDESTINATIONSREQUEST']._serialized_end=61
-  _globals['_DESTINATION']._serialized_start=64
-  _globals['_DESTINATION']._serialized_end=352
-  _globals['_LISTDESTINATIONSRESPONSE']._serialized_start=354
-  _globals['_LISTDESTINATIONSRESPONSE']._serialized_end=429
-  _globals['_DESTINATIONREQUEST']._serialized_start=431
-  _globals['_DESTINATIONREQUEST']._serialized_end=465
-  _globals['_REPLAYDESTINATIONREQUEST']._serialized_start=467
-  _globals['_REPLAYDESTINATIONREQUEST']._serialized_end=560
-  _globals['_DEADLETTER']._serialized_start=563
-  _globals['_DEADLETTER']._serialized_end=732
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=734
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=811
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=813
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=911
-  _globals['_DEADLETTERSREQUEST']._serialized_start=913
-  _globals['_DEADLETTERSREQUEST']._serialized_end=973
-  _globals['_DEADLETTERSRESPONSE']._serialized_start=975
-  _globals['_DEADLETTERSRESPONSE']._serialized_end=1011
-  _globals['_DESTINATIONSSERVICE']._serialized_start=1014
-  _globals['_DESTINATIONSSERVICE']._serialized_end=1661
+  _globals['DESCRIPTOR']._serialized_options = b'Z(eventwire/destinations/v1;destinationsv1'
+  _globals['_LISTDESTINATIONSREQUEST']._serialized_start=49
+  _globals['_LISTDESTINATIONSREQUEST']._serialized_end=74
+  _globals['_DESTINATION']._serialized_start=77
+  _globals['_DESTINATION']._serialized_end=365
+  _globals['_LISTDESTINATIONSRESPONSE']._serialized_start=367
+  _globals['_LISTDESTINATIONSRESPONSE']._serialized_end=455
+  _globals['_DESTINATIONREQUEST']._serialized_start=457
+  _globals['_DESTINATIONREQUEST']._serialized_end=491
+  _globals['_REPLAYDESTINATIONREQUEST']._serialized_start=493
+  _globals['_REPLAYDESTINATIONREQUEST']._serialized_end=586
+  _globals['_DEADLETTER']._serialized_start=589
+  _globals['_DEADLETTER']._serialized_end=758
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=760
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=837
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=839
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=950
+  _globals['_DEADLETTERSREQUEST']._serialized_start=952
+  _globals['_DEADLETTERSREQUEST']._serialized_end=1012
+  _globals['_DEADLETTERSRESPONSE']._serialized_start=1014
+  _globals['_DEADLETTERSRESPONSE']._serialized_end=1050
+  _globals['_DESTINATIONSSERVICE']._serialized_start=1053
+  _globals['_DESTINATIONSSERVICE']._serialized_end=1882
 # @@protoc_insertion_point(module_scope)

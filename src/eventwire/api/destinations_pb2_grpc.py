@@ -35,37 +35,37 @@ class DestinationsServiceStub:
             channel: A grpc.Channel.
         """
         self.ListDestinations = channel.unary_unary(
-                '/destinations.DestinationsService/ListDestinations',
+                '/eventwire.destinations.v1.DestinationsService/ListDestinations',
                 request_serializer=destinations__pb2.ListDestinationsRequest.SerializeToString,
                 response_deserializer=destinations__pb2.ListDestinationsResponse.FromString,
                 _registered_method=True)
         self.PauseDestination = channel.unary_unary(
-                '/destinations.DestinationsService/PauseDestination',
+                '/eventwire.destinations.v1.DestinationsService/PauseDestination',
                 request_serializer=destinations__pb2.DestinationRequest.SerializeToString,
                 response_deserializer=destinations__pb2.Destination.FromString,
                 _registered_method=True)
         self.ResumeDestination = channel.unary_unary(
-                '/destinations.DestinationsService/ResumeDestination',
+                '/eventwire.destinations.v1.DestinationsService/ResumeDestination',
                 request_serializer=destinations__pb2.DestinationRequest.SerializeToString,
                 response_deserializer=destinations__pb2.Destination.FromString,
                 _registered_method=True)
         self.ReplayDestination = channel.unary_unary(
-                '/destinations.DestinationsService/ReplayDestination',
+                '/eventwire.destinations.v1.DestinationsService/ReplayDestination',
                 request_serializer=destinations__pb2.ReplayDestinationRequest.SerializeToString,
                 response_deserializer=destinations__pb2.Destination.FromString,
                 _registered_method=True)
         self.ListDeadLetters = channel.unary_unary(
-                '/destinations.DestinationsService/ListDeadLetters',
+                '/eventwire.destinations.v1.DestinationsService/ListDeadLetters',
                 request_serializer=destinations__pb2.ListDeadLettersRequest.SerializeToString,
                 response_deserializer=destinations__pb2.ListDeadLettersResponse.FromString,
                 _registered_method=True)
         self.RetryDeadLetters = channel.unary_unary(
-                '/destinations.DestinationsService/RetryDeadLetters',
+                '/eventwire.destinations.v1.DestinationsService/RetryDeadLetters',
                 request_serializer=destinations__pb2.DeadLettersRequest.SerializeToString,
                 response_deserializer=destinations__pb2.DeadLettersResponse.FromString,
                 _registered_method=True)
         self.DiscardDeadLetters = channel.unary_unary(
-                '/destinations.DestinationsService/DiscardDeadLetters',
+                '/eventwire.destinations.v1.DestinationsService/DiscardDeadLetters',
                 request_serializer=destinations__pb2.DeadLettersRequest.SerializeToString,
                 response_deserializer=destinations__pb2.DeadLettersResponse.FromString,
                 _registered_method=True)
@@ -156,9 +156,9 @@ def add_DestinationsServiceServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'destinations.DestinationsService', rpc_method_handlers)
+            'eventwire.destinations.v1.DestinationsService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('destinations.DestinationsService', rpc_method_handlers)
+    server.add_registered_method_handlers('eventwire.destinations.v1.DestinationsService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
@@ -179,7 +179,7 @@ class DestinationsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/destinations.DestinationsService/ListDestinations',
+            '/eventwire.destinations.v1.DestinationsService/ListDestinations',
             destinations__pb2.ListDestinationsRequest.SerializeToString,
             destinations__pb2.ListDestinationsResponse.FromString,
             options,
@@ -206,7 +206,7 @@ class DestinationsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/destinations.DestinationsService/PauseDestination',
+            '/eventwire.destinations.v1.DestinationsService/PauseDestination',
             destinations__pb2.DestinationRequest.SerializeToString,
             destinations__pb2.Destination.FromString,
             options,
@@ -233,7 +233,7 @@ class DestinationsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/destinations.DestinationsService/ResumeDestination',
+            '/eventwire.destinations.v1.DestinationsService/ResumeDestination',
             destinations__pb2.DestinationRequest.SerializeToString,
             destinations__pb2.Destination.FromString,
             options,
@@ -260,7 +260,7 @@ class DestinationsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/destinations.DestinationsService/ReplayDestination',
+            '/eventwire.destinations.v1.DestinationsService/ReplayDestination',
             destinations__pb2.ReplayDestinationRequest.SerializeToString,
             destinations__pb2.Destination.FromString,
             options,
@@ -287,7 +287,7 @@ class DestinationsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/destinations.DestinationsService/ListDeadLetters',
+            '/eventwire.destinations.v1.DestinationsService/ListDeadLetters',
             destinations__pb2.ListDeadLettersRequest.SerializeToString,
             destinations__pb2.ListDeadLettersResponse.FromString,
             options,
@@ -314,7 +314,7 @@ class DestinationsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/destinations.DestinationsService/RetryDeadLetters',
+            '/eventwire.destinations.v1.DestinationsService/RetryDeadLetters',
             destinations__pb2.DeadLettersRequest.SerializeToString,
             destinations__pb2.DeadLettersResponse.FromString,
             options,
@@ -341,7 +341,7 @@ class DestinationsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/destinations.DestinationsService/DiscardDeadLetters',
+            '/eventwire.destinations.v1.DestinationsService/DiscardDeadLetters',
             destinations__pb2.DeadLettersRequest.SerializeToString,
             destinations__pb2.DeadLettersResponse.FromString,
             options,

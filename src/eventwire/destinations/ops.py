@@ -1,5 +1,5 @@
 """The destination operations as request and reply messages, the same on every door
-(gRPC ``destinations.DestinationsService``, the gateway's ``/v1/destinations`` routes,
+(gRPC ``eventwire.destinations.v1.DestinationsService``, the gateway's ``/v1/destinations`` routes,
 ``eventwire destinations``): checks, then :class:`Destinations`."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``eventwire destinations``: list, pause, resume, replay, dead letters, over gRPC
-(``destinations.DestinationsService``) on the client SDK's resilient channel, so the
+(``eventwire.destinations.v1.DestinationsService``) on the client SDK's resilient channel, so the
 token, TLS, deadline and retries (of the reads only) are the other commands'."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from eventwire.client import ClientConfig, resilient_sync_channel
 
 EXIT_OK: Final = 0
 _READS: Final = (
-    "/destinations.DestinationsService/ListDestinations",
-    "/destinations.DestinationsService/ListDeadLetters",
+    "/eventwire.destinations.v1.DestinationsService/ListDestinations",
+    "/eventwire.destinations.v1.DestinationsService/ListDeadLetters",
 )
 
 

@@ -231,6 +231,10 @@ class Server:
                     limiter=self._limiter,
                     metrics=self.metrics,
                     tracer=self._tracer,
+                    budget=self.budget,
+                    reflection=self.config.reflection,
+                    max_stream_events=self.config.max_stream_events,
+                    max_stream_bytes=self.config.max_stream_bytes,
                     destinations=self.destination_ops,
                     plans=plans,
                 )

@@ -14,43 +14,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from google.protobuf import descriptor_pb2
 
 from eventwire.runtime.server import Server
 from tests.support.paths import ROOT, SEEDS
-
-BUF_VERSION = "1.75.0"
-TOOLS = ROOT / ".tools"
-
-
-@pytest.fixture(scope="session")
-def buf() -> Path:
-    exe = TOOLS / "node_modules" / ".bin" / "buf"
-    if exe.exists():
-        return exe
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("SKIPPED LOUDLY: npm is not installed, so buf's breaking check cannot run")
-    done = subprocess.run(
-        [
-            npm,
-            "install",
-            "--silent",
-            "--no-audit",
-            "--no-fund",
-            "--prefix",
-            str(TOOLS),
-            f"@bufbuild/buf@{BUF_VERSION}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if done.returncode != 0 or not exe.exists():
-        pytest.skip(f"SKIPPED LOUDLY: cannot install buf from npm: {done.stderr[-500:]}")
-    return exe
 
 
 def breaking(buf: Path, proto_dir: Path) -> subprocess.CompletedProcess[str]:

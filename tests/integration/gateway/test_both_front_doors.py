@@ -1,5 +1,5 @@
-"""One API, two front doors: the same bad input gets the same violations over gRPC and
-HTTP, and what one door stores the other one sees."""
+"""One API, every door: the same bad input gets the same violations over gRPC, the JSON
+routes, Connect (JSON and binary) and gRPC-Web, and what one door stores the others see."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from google.rpc import error_details_pb2, status_pb2
 
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
 from tests.support.bad_inputs import CASES, NOW_MS, BadInput
-from tests.support.gateway import status_of, violations_of
+from tests.support.doors import DOORS, call
+from tests.support.gateway import status_of
 
 Analytics: TypeAlias = "analytics_pb2_grpc.AnalyticsServiceAsyncStub"
 Telemetry: TypeAlias = "telemetry_pb2_grpc.TelemetryServiceAsyncStub"
@@ -48,29 +49,32 @@ async def _over_grpc(
     return out
 
 
-async def _over_http(case: BadInput, http: httpx.AsyncClient) -> httpx.Response:
-    if case.method == "TrackEvent":
-        return await http.post("/v1/events", json=case.request)
-    if case.method == "ReportAlert":
-        return await http.post("/v1/alerts", json=case.request)
-    if case.method == "CountEvents":
-        return await http.get("/v1/events:count", params=case.request)
-    assert case.method == "GetAlert"
-    return await http.get(f"/v1/alerts/{case.request['tracking_id']}")
+_FIRST_OF_EACH_METHOD = {c.method: c for c in reversed(CASES)}.values()
+_DOOR_CASES = [
+    pytest.param(case, door, id=f"{door}-{case.id}")
+    for door in DOORS
+    for case in CASES
+    # Every case through the JSON routes and Connect's JSON; the binary codecs
+    # parse differently but validate alike, so one case per method is enough there.
+    if door in ("json", "connect") or case in _FIRST_OF_EACH_METHOD
+]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-async def test_bad_input_gets_the_same_violations_through_both_doors(
-    case: BadInput, http: httpx.AsyncClient, analytics: Analytics, telemetry: Telemetry
+@pytest.mark.parametrize(("case", "door"), _DOOR_CASES)
+async def test_bad_input_gets_the_same_violations_through_every_door(
+    case: BadInput, door: str, http: httpx.AsyncClient, analytics: Analytics, telemetry: Telemetry
 ) -> None:
     over_grpc = await _over_grpc(case, analytics, telemetry)
-    body = status_of(await _over_http(case, http), 400, 3)
-    over_http = violations_of(body)
-    assert over_http == over_grpc
-    field, description = over_http[0]
+    out = await call(http, door, case.method, case.request)
+    # gRPC-Web carries the status in trailers, on HTTP 200.
+    assert (out.http_status, out.code) == (200 if door == "grpc-web" else 400, 3), out.text
+    if door == "json":
+        status_of(httpx.Response(400, headers=out.headers, content=out.text.encode()), 400, 3)
+    assert out.violations == over_grpc
+    field, description = out.violations[0]
     assert field == case.field
     assert case.fragment in description
-    assert case.field in body["message"]
+    assert case.field in out.message
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.method == "TrackEvent"], ids=lambda c: c.id)

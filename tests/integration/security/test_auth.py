@@ -18,9 +18,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from eventwire._rpc import OPERATIONS, READ
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
 from eventwire.frontends.grpc.auth import READ_METHODS as READS
 from eventwire.runtime.server import Server
+from tests.support.doors import DOORS, call, http_status_of_error
 from tests.support.security import (
     ACME,
     ACME_READER,
@@ -213,61 +215,69 @@ async def test_health_stays_open_and_reflection_needs_a_token(secured: Server) -
         assert "analytics.AnalyticsService" in names
 
 
-ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
-    ("POST", "/v1/events", {"eventName": "e"}),
-    ("POST", "/v1/events:batch", {"events": [{"eventName": "e"}]}),
-    ("GET", "/v1/events:count", None),
-    ("POST", "/v1/alerts", {"deviceId": "d", "alertType": "t"}),
-    ("GET", "/v1/alerts/" + "0" * 26, None),
-    ("GET", "/v1/alerts", None),
-    ("GET", "/v1/alerts:watch", None),
-    ("GET", "/v1/events:query", None),
-    ("GET", "/v1/events:export", None),
-]
+SAMPLES: dict[str, dict[str, Any]] = {
+    "TrackEvent": {"event_name": "e"},
+    "StreamEvents": {"event_name": "e"},
+    "TrackEvents": {"events": [{"event_name": "e"}]},
+    "IngestEvents": {"events": [{"event_name": "e"}]},
+    "ReportAlert": {"device_id": "d", "alert_type": "t"},
+    "GetAlert": {"tracking_id": "0" * 26},
+}
+"""A request for each operation that needs more than an empty one."""
 
 
+def _operations(door: str) -> list[tuple[str, str]]:
+    """``(method name, scope)`` of every operation ``door`` serves: the JSON door
+    serves those with a route, the others every one."""
+    return [
+        (op.method.rpartition("/")[2], op.scope) for op in OPERATIONS if door != "json" or op.routes
+    ]
+
+
+@pytest.mark.parametrize("door", DOORS)
 async def test_every_route_refuses_bad_credentials_and_writes_nothing(
-    secured: Server, leaks: Leaks
+    secured: Server, leaks: Leaks, door: str
 ) -> None:
     before = rows(secured.config.store)
     base = f"http://127.0.0.1:{secured.http_port}"
     async with httpx.AsyncClient(base_url=base, timeout=5) as http:
-        for method, path, body in ROUTES:
+        for name, scope in _operations(door):
             cases: list[tuple[list[tuple[str, str]], int]] = [([], 401)]
             # HTTP clients refuse to send a header value with trailing spaces.
             cases += [([("authorization", bad)], 401) for bad in MALFORMED if bad == bad.strip()]
             cases.append(([("authorization", f"Bearer {UNKNOWN}")], 401))
             twice = [("authorization", f"Bearer {ACME}"), ("authorization", f"Bearer {ACME}")]
             cases.append((twice, 401))
-            unscoped = ACME_WRITER if method == "GET" else ACME_READER
+            unscoped = ACME_WRITER if scope == READ else ACME_READER
             cases.append(([("authorization", f"Bearer {unscoped}")], 403))
             for headers, status in cases:
-                reply = await http.request(method, path, json=body, headers=headers)
-                assert reply.status_code == status, (method, path, reply.text)
-                assert reply.json()["code"] == (16 if status == 401 else 7)
+                out = await call(http, door, name, SAMPLES.get(name, {}), headers)
+                assert out.code == (16 if status == 401 else 7), (name, out.text)
+                assert out.http_status == http_status_of_error(door, name, status), (name, out)
                 if status == 401:
-                    assert reply.headers["www-authenticate"].startswith("Bearer")
-                leaks.add(reply.text, reply.headers)
+                    assert out.headers["www-authenticate"].startswith("Bearer")
+                leaks.add(out.text, out.headers)
         for path in ("/healthz", "/readyz", "/openapi.json"):
             assert (await http.get(path)).status_code == 200
     assert rows(secured.config.store) == before
 
 
-async def test_routes_keep_tenants_apart(secured: Server) -> None:
+@pytest.mark.parametrize("door", DOORS)
+async def test_routes_keep_tenants_apart(secured: Server, door: str) -> None:
     base = f"http://127.0.0.1:{secured.http_port}"
-    acme, globex = {"authorization": f"Bearer {ACME}"}, {"authorization": f"Bearer {GLOBEX}"}
+    acme = [("authorization", f"Bearer {ACME}")]
+    globex = [("authorization", f"Bearer {GLOBEX}")]
     async with httpx.AsyncClient(base_url=base, timeout=5) as http:
-        made = await http.post(
-            "/v1/alerts", json={"deviceId": "d", "alertType": "t"}, headers=globex
-        )
-        tracking_id = made.json()["trackingId"]
-        assert (await http.get(f"/v1/alerts/{tracking_id}", headers=acme)).status_code == 404
-        assert (await http.get(f"/v1/alerts/{tracking_id}", headers=globex)).status_code == 200
-        await http.post("/v1/events", json={"eventName": "e", "eventId": "x"}, headers=globex)
-        mine = await http.post("/v1/events", json={"eventName": "e", "eventId": "x"}, headers=acme)
-        assert mine.json()["duplicate"] is False
-        counted = await http.get("/v1/events:count", headers=acme)
-        assert counted.json()["count"] == "1"
+        made = await call(http, door, "ReportAlert", SAMPLES["ReportAlert"], globex)
+        tracking_id = {"tracking_id": made.reply["trackingId"]}
+        assert (await call(http, door, "GetAlert", tracking_id, acme)).code == 5
+        assert (await call(http, door, "GetAlert", tracking_id, globex)).code == 0
+        event = {"event_name": "e", "event_id": "x"}
+        await call(http, door, "TrackEvent", event, globex)
+        mine = await call(http, door, "TrackEvent", event, acme)
+        assert mine.reply.get("duplicate", False) is False
+        counted = await call(http, door, "CountEvents", {}, acme)
+        assert counted.reply["count"] == "1"
 
 
 async def test_sighup_reloads_tokens_without_dropping_connections(

@@ -15,14 +15,16 @@ import pytest
 from eventwire.api import analytics_pb2, analytics_pb2_grpc
 from eventwire.testing import running_server
 from eventwire.testing._abuse import RawH2
+from tests.support.doors import DOORS, call, http_status_of_error
 from tests.support.probes import poll
 from tests.support.security import ACME, GLOBEX, Leaks, bearer, traced_server
 
 SLOW = os.environ.get("EVENTWIRE_SLOW_TESTS") == "1"
 
 
-async def test_rate_limit_per_tenant_on_both_front_doors(
-    leaks: Leaks, token_file: Path, tmp_path: Path
+@pytest.mark.parametrize("door", DOORS)
+async def test_rate_limit_per_tenant_on_every_door(
+    leaks: Leaks, token_file: Path, tmp_path: Path, door: str
 ) -> None:
     async with traced_server(
         leaks,
@@ -38,21 +40,24 @@ async def test_rate_limit_per_tenant_on_both_front_doors(
                 analytics_pb2.EventBatch(events=[event, event]), metadata=bearer(ACME)
             )
             await stub.TrackEvent(event, metadata=bearer(ACME))
-            call = stub.TrackEvent(event, metadata=bearer(ACME))
+            call_ = stub.TrackEvent(event, metadata=bearer(ACME))
             with pytest.raises(grpc.aio.AioRpcError) as info:
-                await call
+                await call_
             assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            pushback = dict(await call.trailing_metadata() or ())["grpc-retry-pushback-ms"]
+            pushback = dict(await call_.trailing_metadata() or ())["grpc-retry-pushback-ms"]
             assert 0 < int(str(pushback)) <= 2000
             # Another tenant's bucket is untouched.
             assert (await stub.TrackEvent(event, metadata=bearer(GLOBEX))).success
+        # The bucket is the tenant's, whichever door it comes through.
         async with httpx.AsyncClient(base_url=f"http://{srv.http_address}", timeout=5) as http:
-            reply = await http.post(
-                "/v1/events", json={"eventName": "e"}, headers={"authorization": f"Bearer {ACME}"}
+            out = await call(
+                http, door, "TrackEvent", {"event_name": "e"}, [("authorization", f"Bearer {ACME}")]
             )
-        assert reply.status_code == 429
-        assert 1 <= int(reply.headers["retry-after"]) <= 2
-        assert reply.json()["code"] == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+        assert out.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], out
+        assert out.http_status == http_status_of_error(door, "TrackEvent", 429)
+        assert 1 <= int(out.headers["retry-after"]) <= 2
+        assert out.retry_delay_ms is not None
+        assert 0 < out.retry_delay_ms <= 2000
 
 
 async def test_oversized_metadata_is_refused_and_the_server_carries_on(
@@ -184,6 +189,15 @@ async def test_one_byte_budget_spans_streams_batches_and_unary_calls(tmp_path: P
             assert "max-inflight-bytes" in (info.value.details() or "")
             trailers = dict(info.value.trailing_metadata() or ())
             assert int(str(trailers["grpc-retry-pushback-ms"])) > 0
+        # The Connect doors charge the same budget (the JSON routes do not).
+        async with httpx.AsyncClient(base_url=f"http://{srv.http_address}", timeout=5) as http:
+            for door in ("connect", "connect-proto", "grpc-web"):
+                request = {"event_name": "big", "properties": blob}
+                out = await call(http, door, "TrackEvent", request)
+                assert out.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], (door, out)
+                assert "max-inflight-bytes" in out.message
+                assert out.retry_delay_ms is not None
+                assert out.retry_delay_ms > 0
         small = await stub.TrackEvent(analytics_pb2.TrackEventRequest(event_name="small"))
         assert small.success  # what fits still goes through
         await holding.done_writing()

@@ -124,6 +124,18 @@ async def test_gateway_serves_https_with_mtls(mtls_server: Server, pki: Pki) -> 
     assert reply.json()["success"] is True
 
 
+async def test_gateway_offers_http2_over_tls_for_connect(mtls_server: Server, pki: Pki) -> None:
+    url = f"https://127.0.0.1:{mtls_server.http_port}/analytics.AnalyticsService/TrackEvent"
+    context = _context(pki, cert=pki.client_cert, key=pki.client_key)
+    async with httpx.AsyncClient(verify=context, timeout=5, http2=True) as http:
+        reply = await http.post(
+            url, json={"eventName": "tls"}, headers={"authorization": f"Bearer {ACME}"}
+        )
+    assert reply.http_version == "HTTP/2"  # chosen by ALPN
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["success"] is True
+
+
 @pytest.mark.parametrize("client", ["no certificate", "rogue CA", "plaintext"])
 async def test_gateway_refuses_clients_without_a_trusted_certificate(
     mtls_server: Server, pki: Pki, client: str

@@ -1,4 +1,4 @@
-"""``destinations.DestinationsService``: thin, over
+"""``eventwire.destinations.v1.DestinationsService``: thin, over
 :class:`~eventwire.destinations.ops.DestinationOps` (errors become status in the gate)."""
 
 from __future__ import annotations

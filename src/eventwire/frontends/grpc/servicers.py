@@ -13,14 +13,14 @@ from typing import Protocol
 
 import grpc
 
-from eventwire._errors import FieldViolation, InvalidArgument, ServiceError
+from eventwire._errors import ServiceError
 from eventwire.api import analytics_pb2, analytics_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
 from eventwire.ingest.service import IngestService
+from eventwire.ingest.streams import store_stream
 from eventwire.reads.limits import ReaderTooSlow, ReadLimits
 from eventwire.reads.service import ReadService
 from eventwire.security.auth import current_tenant
 from eventwire.security.limits import HELD_EVENT_OVERHEAD, ByteBudget
-from eventwire.store.base import EventRow
 
 log = logging.getLogger("eventwire.reads")
 
@@ -148,44 +148,16 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         requests: AsyncIterator[analytics_pb2.TrackEventRequest],
         context: grpc.aio.ServicerContext[object, object],
     ) -> analytics_pb2.TrackEventResponse:
-        # Everything is held until the client half-closes, then committed in one
-        # transaction: a stream that breaks or is cancelled stores nothing. What
-        # it holds is charged to the server's byte budget until then.
-        rows: list[EventRow] = []
-        size = 0
-        held = 0
-        budget = self._budget
-        tenant = current_tenant()
-        service = self._service
-        # With a tracking plan, the stream's events are sorted by one version.
-        sorted_ = service.sorter()
-        index = -1
-        try:
-            async for req in requests:
-                index += 1
-                encoded = req.ByteSize()
-                size += encoded
-                if index >= self._max_events or size > self._max_bytes:
-                    raise InvalidArgument(
-                        [
-                            FieldViolation(
-                                "stream",
-                                f"a stream may carry at most {self._max_events} events and "
-                                f"{self._max_bytes} bytes; split it into several streams",
-                            )
-                        ]
-                    )
-                budget.take(encoded + HELD_EVENT_OVERHEAD)
-                held += encoded + HELD_EVENT_OVERHEAD
-                prefix = f"stream[{index}]."
-                if sorted_ is None:
-                    rows.append(service.event_row(req, tenant, prefix=prefix))
-                else:
-                    service.sort_event(sorted_, req, tenant, index, prefix)
-            await _confirm_peer(context)
-            return await service.add_stream(rows, sorted_)
-        finally:
-            budget.release(held)
+        return await store_stream(
+            self._service,
+            requests,
+            current_tenant(),
+            max_events=self._max_events,
+            max_bytes=self._max_bytes,
+            budget=self._budget,
+            overhead=HELD_EVENT_OVERHEAD,
+            before_commit=lambda: _confirm_peer(context),
+        )
 
     async def TrackEvents(
         self,

@@ -24,6 +24,16 @@ from eventwire._errors import Code, ServiceError, internal_message
 from eventwire._rpc import ADMIN, BY_ROUTE
 from eventwire.destinations.ops import DestinationOps
 from eventwire.frontends.http.body import Disconnected
+from eventwire.frontends.http.connect import (
+    App,
+    ConnectGate,
+    method_paths,
+    mount,
+    reflection_apps,
+    unary_methods,
+)
+from eventwire.frontends.http.connect_services import Charges, implementations
+from eventwire.frontends.http.connect_unary import UnaryProto, fast_paths
 from eventwire.frontends.http.console import PREFIX as CONSOLE
 from eventwire.frontends.http.console import Console, ServerStatus
 from eventwire.frontends.http.destinations import destination_routes
@@ -39,7 +49,12 @@ from eventwire.frontends.http.reads import ReadRoutes, Stream, send_stream, send
 from eventwire.frontends.http.routes import ALERTS, Handler, Reply, Routes
 from eventwire.ingest.plans_service import PlansService
 from eventwire.ingest.service import IngestService
-from eventwire.observability.logs import REQUEST_ID, current_request_id, new_request_id
+from eventwire.observability.logs import (
+    REQUEST_ID,
+    LazyRequestId,
+    current_request_id,
+    new_request_id,
+)
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.propagation import extract
 from eventwire.reads.service import ReadService
@@ -53,7 +68,7 @@ from eventwire.security.auth import (
     authorization_value,
     current_tenant,
 )
-from eventwire.security.limits import RateLimiter
+from eventwire.security.limits import ByteBudget, RateLimiter
 
 log = logging.getLogger("eventwire.gateway")
 
@@ -86,6 +101,10 @@ class GatewayApp:
         limiter: RateLimiter | None = None,
         metrics: ServerMetrics | None = None,
         tracer: Tracer | None = None,
+        budget: ByteBudget | None = None,
+        reflection: bool = True,
+        max_stream_events: int = 100_000,
+        max_stream_bytes: int = 64 << 20,
         destinations: DestinationOps | None = None,
         plans: PlansService | None = None,
     ) -> None:
@@ -102,6 +121,21 @@ class GatewayApp:
             self._add(method, path, handler)
         if reads is not None:
             self._add_read_routes(ReadRoutes(reads, self._charge))
+        gate = ConnectGate(
+            anonymous=self._anonymous, auth=auth, metrics=metrics, paths=method_paths()
+        )
+        charges = Charges(
+            limiter,
+            budget,
+            max_stream_events=max_stream_events,
+            max_stream_bytes=max_stream_bytes,
+        )
+        methods = implementations(service, reads, charges, destinations=destinations, plans=plans)
+        self._connect: dict[str, App] = mount(methods, gate=gate, read_max_bytes=max_body_bytes)
+        fast_paths(self._connect, unary_methods(methods), gate=gate, read_max_bytes=max_body_bytes)
+        """Connect, gRPC-Web and gRPC at each method's path (:mod:`.connect`)."""
+        if reflection:
+            self._connect.update(reflection_apps(gate, max_body_bytes))
         if destinations is not None:
             for (method, path), handler in destination_routes(destinations, max_body_bytes).items():
                 self._add(method, path, handler)
@@ -136,10 +170,11 @@ class GatewayApp:
         if scope["type"] != "http":
             return  # lifespan and websockets are not served
         route = self._route_of(scope["path"])
-        token = REQUEST_ID.set(_request_id(scope))
+        token = REQUEST_ID.set(_LazyRequestId(scope))
+        serve = self._serve if route not in self._connect else self._serve_connect
         try:
             if self._tracer is None:
-                status = await self._serve(scope, receive, send, route)
+                status = await serve(scope, receive, send, route)
             else:
                 headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
                 with self._tracer.start_as_current_span(
@@ -148,7 +183,7 @@ class GatewayApp:
                     kind=SpanKind.SERVER,
                     attributes={"http.request.method": scope["method"], "http.route": route},
                 ) as span:
-                    status = await self._serve(scope, receive, send, route)
+                    status = await serve(scope, receive, send, route)
                     span.set_attribute("http.response.status_code", status)
                     if status >= 500:
                         span.set_status(Status(StatusCode.ERROR))
@@ -159,7 +194,7 @@ class GatewayApp:
 
     def _route_of(self, path: str) -> str:
         """The route template, a bounded label set (never the raw path)."""
-        if path in self._routes:
+        if path in self._routes or path in self._connect:
             return path
         if path.startswith(CONSOLE) or path == CONSOLE[:-1]:
             return CONSOLE
@@ -197,6 +232,45 @@ class GatewayApp:
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
         return reply.status
+
+    async def _serve_connect(self, scope: Scope, receive: Receive, send: Send, route: str) -> int:
+        """Hand the request to connectrpc; the HTTP status it answered with."""
+        app = self._connect[route]
+        if isinstance(app, UnaryProto):
+            served = await app.serve(scope, receive, send)
+            if served is not None:
+                return served
+            app = app.fallback
+        status = 499
+        held: Message_ | None = None
+
+        async def sent(message: Message_) -> None:
+            # A reply in one piece (every unary one) gets a content-length, not
+            # chunked encoding: cheaper to write and to read.
+            nonlocal status, held
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = message["headers"]
+                if not message.get("trailers", False) and all(
+                    name != b"content-length" for name, _ in headers
+                ):
+                    held = message
+                    return
+            elif held is not None:
+                start, held = held, None
+                if not message.get("more_body", False):
+                    size = str(len(message.get("body", b""))).encode()
+                    start = {**start, "headers": [*start["headers"], (b"content-length", size)]}
+                await send(start)
+            await send(message)
+
+        try:
+            await app(scope, receive, sent)
+        except Exception:
+            # connectrpc re-raises only what it could not send as a status:
+            # answered already, or the client is gone.
+            log.debug("connect call ended without a status", exc_info=True)
+        return status
 
     async def _dispatch(self, scope: Scope, receive: Receive, route: str) -> Reply:
         path: str = scope["path"]
@@ -277,6 +351,18 @@ async def _audited(operation: str, caller: Caller, reply: Awaitable[Reply]) -> R
         return done
     finally:
         admin_operation(operation, caller, status)
+
+
+class _LazyRequestId(LazyRequestId):
+    """The request's id, from its ``x-request-id`` or drawn, only if something asks for it
+    (most requests log nothing: the gRPC door does the same)."""
+
+    __slots__ = ()
+
+    def __call__(self) -> str:
+        if not self._id:
+            self._id = _request_id(self._context)
+        return self._id
 
 
 def _request_id(scope: Scope) -> str:

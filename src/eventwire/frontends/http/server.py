@@ -32,8 +32,8 @@ from typing import Any, TypeVar
 import uvicorn
 
 from eventwire._loops import run_on
+from eventwire.frontends.http.h2c import DualProtocol
 from eventwire.frontends.http.limits import Handshakes, HttpLimits, Refusals
-from eventwire.frontends.http.protocol import GuardedHttpProtocol
 from eventwire.security.tls import ServerTls
 
 T = TypeVar("T")
@@ -65,6 +65,9 @@ class _EmbeddedServer(uvicorn.Server):
 
         loop = asyncio.get_running_loop()
         timeout = None if config.ssl is None else self._handshake_timeout
+        if config.ssl is not None:
+            # HTTP/2 offered too (DualProtocol serves it): buf curl and browsers pick it.
+            config.ssl.set_alpn_protocols(["h2", "http/1.1"])
         self.servers = [
             await loop.create_server(
                 create_protocol,
@@ -200,7 +203,7 @@ class HttpGateway:
         config = uvicorn.Config(
             app,
             http=functools.partial(  # type: ignore[arg-type]
-                GuardedHttpProtocol,
+                DualProtocol,
                 limits=limits,
                 refusals=Refusals(limits.max_connections),
                 refused=self._refused,
