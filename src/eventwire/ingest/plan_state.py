@@ -21,6 +21,8 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
+import yaml
+
 from eventwire._errors import FieldViolation, InvalidArgument
 from eventwire.ingest.enforcement import ActivePlan
 from eventwire.ingest.plan import PlanError, PlanSpec, compile_plan, diff_plans, parse_plan
@@ -39,6 +41,11 @@ def parse_or_refuse(document: str, source: str) -> PlanSpec:
         compile_plan(spec)
     except PlanError as exc:
         raise InvalidArgument([FieldViolation(f"document{exc.pointer}", exc.reason)]) from None
+    except yaml.YAMLError as exc:
+        # PyYAML's reader refuses some characters before parse_plan's own
+        # handling starts (a control character, say): still the caller's input.
+        reason = f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
+        raise InvalidArgument([FieldViolation("document", reason)]) from None
     return spec
 
 
