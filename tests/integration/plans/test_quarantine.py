@@ -187,9 +187,7 @@ async def test_hostile_plans_over_the_gateway(tmp_path: Path) -> None:
         for route in ("/v1/plans", "/v1/plans:diff"):
             reply = await s.http.post(route, json={"document": deep})
             assert reply.status_code == 400, reply.text
-        backtracking = signup_plan("quarantine").replace(
-            "enum: [free, pro]", "pattern: '^(a+)+$'"
-        )
+        backtracking = signup_plan("quarantine").replace("enum: [free, pro]", "pattern: '^(a+)+$'")
         assert (await s.apply(backtracking)).version == 1
         reply = await s.analytics.TrackEvent(event("e1", "a" * 8000 + "!"))
         assert reply.outcome == analytics_pb2.OUTCOME_QUARANTINED
