@@ -189,6 +189,6 @@ async def test_hostile_plans_over_the_gateway(tmp_path: Path) -> None:
             assert reply.status_code == 400, reply.text
         backtracking = signup_plan("quarantine").replace("enum: [free, pro]", "pattern: '^(a+)+$'")
         assert (await s.apply(backtracking)).version == 1
-        reply = await s.analytics.TrackEvent(event("e1", "a" * 8000 + "!"))
-        assert reply.outcome == analytics_pb2.OUTCOME_QUARANTINED
-        assert reply.violations[0].field == "properties.plan"
+        tracked = await s.analytics.TrackEvent(event("e1", "a" * 8000 + "!"))
+        assert tracked.outcome == analytics_pb2.OUTCOME_QUARANTINED
+        assert tracked.violations[0].field == "properties.plan"
