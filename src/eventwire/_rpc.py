@@ -15,12 +15,13 @@ from typing import Final
 
 from google.protobuf.descriptor import ServiceDescriptor
 
-from eventwire.api import analytics_pb2, plans_pb2, telemetry_pb2
+from eventwire.api import analytics_pb2, destinations_pb2, plans_pb2, telemetry_pb2
 
 ANALYTICS: Final = analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"]
 TELEMETRY: Final = telemetry_pb2.DESCRIPTOR.services_by_name["TelemetryService"]
+DESTINATIONS: Final = destinations_pb2.DESCRIPTOR.services_by_name["DestinationsService"]
 PLANS: Final = plans_pb2.DESCRIPTOR.services_by_name["PlansService"]
-SERVICES: Final = (ANALYTICS, TELEMETRY, PLANS)
+SERVICES: Final = (ANALYTICS, TELEMETRY, DESTINATIONS, PLANS)
 SERVICE_NAMES: Final = tuple(service.full_name for service in SERVICES)
 
 
@@ -31,6 +32,7 @@ def methods(service: ServiceDescriptor) -> Mapping[str, str]:
 
 ANALYTICS_METHODS: Final = methods(ANALYTICS)
 TELEMETRY_METHODS: Final = methods(TELEMETRY)
+DESTINATIONS_METHODS: Final = methods(DESTINATIONS)
 PLANS_METHODS: Final = methods(PLANS)
 
 
@@ -86,6 +88,23 @@ OPERATIONS: Final = (
     _op(TELEMETRY_METHODS, "GetAlert", READ, "GET /v1/alerts/{tracking_id}"),
     _op(TELEMETRY_METHODS, "ListAlerts", READ, "GET /v1/alerts"),
     _op(TELEMETRY_METHODS, "WatchAlerts", READ, "GET /v1/alerts:watch"),
+    _op(DESTINATIONS_METHODS, "ListDestinations", READ, "GET /v1/destinations"),
+    _op(DESTINATIONS_METHODS, "PauseDestination", ADMIN, "POST /v1/destinations:pause"),
+    _op(DESTINATIONS_METHODS, "ResumeDestination", ADMIN, "POST /v1/destinations:resume"),
+    _op(DESTINATIONS_METHODS, "ReplayDestination", ADMIN, "POST /v1/destinations:replay"),
+    _op(DESTINATIONS_METHODS, "ListDeadLetters", READ, "GET /v1/destinations:deadLetters"),
+    _op(
+        DESTINATIONS_METHODS,
+        "RetryDeadLetters",
+        ADMIN,
+        "POST /v1/destinations:retryDeadLetters",
+    ),
+    _op(
+        DESTINATIONS_METHODS,
+        "DiscardDeadLetters",
+        ADMIN,
+        "POST /v1/destinations:discardDeadLetters",
+    ),
     _op(PLANS_METHODS, "ApplyPlan", ADMIN, "POST /v1/plans"),
     _op(PLANS_METHODS, "GetPlan", READ, "GET /v1/plans"),
     _op(PLANS_METHODS, "DiffPlan", READ, "POST /v1/plans:diff"),

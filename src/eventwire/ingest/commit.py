@@ -26,11 +26,11 @@ from eventwire.store.base import (
     AlertRow,
     CommitResult,
     EventRow,
-    QuarantineRow,
     Store,
     StoreGone,
     StoreUnavailable,
 )
+from eventwire.store.quarantine import QuarantineRow
 
 log = logging.getLogger("eventwire.pipeline")
 

@@ -23,7 +23,8 @@ from eventwire.ingest.rows import fast_row, properties_of
 from eventwire.ingest.rows import row as plain_row
 from eventwire.ingest.validation import Limits, latest_timestamp_ms, validate_event
 from eventwire.observability.plan_metrics import PlanStats
-from eventwire.store.base import AlertRow, EventRow, QuarantineRow
+from eventwire.store.base import AlertRow, EventRow
+from eventwire.store.quarantine import QuarantineRow
 
 OUTCOMES: Final = {
     "accept": analytics_pb2.OUTCOME_ACCEPTED,

@@ -41,7 +41,8 @@ from opentelemetry.trace import Tracer
 from eventwire._errors import Overloaded, Unavailable
 from eventwire.ingest.commit import GroupCommit, Item
 from eventwire.observability.metrics import ServerMetrics
-from eventwire.store.base import AlertRow, EventRow, QuarantineRow, Store, StoreUnavailable
+from eventwire.store.base import AlertRow, EventRow, Store, StoreUnavailable
+from eventwire.store.quarantine import QuarantineRow
 
 log = logging.getLogger("eventwire.pipeline")
 

@@ -27,7 +27,8 @@ from eventwire._errors import FieldViolation, InvalidArgument
 from eventwire.ingest.enforcement import ActivePlan
 from eventwire.ingest.plan import PlanError, PlanSpec, compile_plan, diff_plans, parse_plan
 from eventwire.observability.plan_metrics import PlanStats
-from eventwire.store.base import PlanRecord, Store, StoreError
+from eventwire.store.base import Store, StoreError
+from eventwire.store.quarantine import PlanRecord
 
 log = logging.getLogger("eventwire.plans")
 

@@ -30,14 +30,8 @@ from eventwire.ingest.enforcement import (
 )
 from eventwire.ingest.plan import diff_plans
 from eventwire.ingest.plan_state import PlanState, parse_or_refuse
-from eventwire.store.base import (
-    AlertRow,
-    EventRow,
-    QuarantineFilter,
-    QuarantineRow,
-    Store,
-    StoredQuarantine,
-)
+from eventwire.store.base import AlertRow, EventRow, Store
+from eventwire.store.quarantine import QuarantineFilter, QuarantineRow, StoredQuarantine
 
 T = TypeVar("T")
 Core = Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]]

@@ -7,6 +7,11 @@ however much has expired; on SQLite it shares the pipeline's writer thread,
 so commits queue behind at most one chunk. On PostgreSQL one replica at a time
 purges (an advisory lock), the others skip the pass.
 
+Destinations: rows a destination has not delivered yet are never purged
+(``floor`` says, per kind, what every destination carrying it delivered),
+unless ``overrides`` (``--retention-overrides-destinations``): then expired
+rows go anyway, and those past the floor are counted and logged as skipped.
+
 The tracking plan's quarantine (docs/tracking-plans.md) is kept as long as
 events are, counted from when each row was quarantined.
 """
@@ -22,7 +27,9 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from eventwire.ingest.service import now_ms
-from eventwire.store.base import Kind, Store, StoreError
+from eventwire.store.base import Kind, Position, Store, StoreError
+
+Floor = Callable[[Kind], Awaitable[Position | None]]
 
 log = logging.getLogger("eventwire.retention")
 
@@ -39,6 +46,8 @@ class Retention:
         chunk: int = 1000,
         interval: float = 60.0,
         clock: Callable[[], int] = now_ms,
+        floor: Floor | None = None,
+        overrides: bool = False,
     ) -> None:
         """``keep_ms``: how long each kind is kept; kinds missing or 0 are kept forever."""
         self._store = store
@@ -46,6 +55,10 @@ class Retention:
         self._chunk = chunk
         self._interval = interval
         self._clock = clock
+        self._floor = floor
+        self._overrides = overrides
+        self.skipped: dict[Kind, int] = {"events": 0, "alerts": 0}
+        """Undelivered rows purged because ``overrides`` said so, per kind."""
         self._task: asyncio.Task[None] | None = None
         self.quarantine_purged = 0
         """Quarantined rows the last pass deleted."""
@@ -73,7 +86,25 @@ class Retention:
         store = self._store
         for kind, keep in self._keep.items():
             cutoff = self._clock() - keep
-            deleted[kind] = await self._chunks(functools.partial(store.purge, kind), cutoff)
+            floor = None if self._floor is None else await self._floor(kind)
+            total = await self._chunks(functools.partial(store.purge, kind, upto=floor), cutoff)
+            if floor is not None and self._overrides:
+                skipped = await self._chunks(
+                    functools.partial(store.purge, kind, upto=None), cutoff
+                )
+                if skipped:
+                    self.skipped[kind] += skipped
+                    mark = await store.retained_after(kind)
+                    log.warning(
+                        "retention purged %d %s a destination had not delivered (positions "
+                        "after %s up to %s), as --retention-overrides-destinations allows",
+                        skipped,
+                        kind,
+                        tuple(floor),
+                        tuple(mark),
+                    )
+                total += skipped
+            deleted[kind] = total
         if "events" in self._keep:
             cutoff = self._clock() - self._keep["events"]
             self.quarantine_purged = await self._chunks(store.purge_quarantine, cutoff)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from eventwire.runtime import cli_client, cli_plans
+from eventwire.runtime import cli_client, cli_destinations, cli_plans
 from eventwire.runtime.cli_client import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
 
 __all__ = ["EXIT_OK", "EXIT_REFUSED", "EXIT_UNREACHABLE", "EXIT_USAGE", "build_parser", "main"]
@@ -118,6 +118,7 @@ def _add_read_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     watch.add_argument("--after", default="", help="resume after this cursor")
     watch.add_argument("--from-start", action="store_true", help="begin at the oldest alert")
 
+    cli_destinations.add_commands(sub, client)
     events = sub.add_parser("events", help="query or export stored events")
     event_commands = events.add_subparsers(dest="action", required=True, metavar="ACTION")
     query = event_commands.add_parser(

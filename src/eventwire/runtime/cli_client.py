@@ -28,6 +28,7 @@ from eventwire.client import (
     SyncTelemetryClient,
     channel_credentials,
 )
+from eventwire.runtime import cli_destinations
 
 __all__ = [
     "EXIT_OK",
@@ -111,8 +112,11 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    key = args.command if args.command not in ("alerts", "events") else (args.command, args.action)
-    command = _COMMANDS[key]
+    if args.command == "destinations":
+        command: Command = cli_destinations.run
+    else:
+        grouped = args.command in ("alerts", "events")
+        command = _COMMANDS[(args.command, args.action) if grouped else args.command]
     try:
         return command(args, config)
     except grpc.RpcError as exc:

@@ -12,6 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, NamedTuple, Protocol
 
+from eventwire.store.quarantine import (
+    PlanRecord,
+    QuarantineFilter,
+    QuarantineGroup,
+    QuarantineRow,
+    StoredQuarantine,
+)
+
 
 class EventRow(NamedTuple):
     """One event, in the column order of the ``events`` table."""
@@ -118,6 +126,40 @@ class EventPage(NamedTuple):
     pending: bool = False
 
 
+class DestinationState(NamedTuple):
+    """A destination's row: where its relay is, and who relays it."""
+
+    name: str
+    events: Position
+    """Every event up to here was delivered (or dead-lettered)."""
+    alerts: Position
+    paused: bool
+    generation: int
+    """Bumped by every operator change (pause, resume, replay): a relay whose save names
+    an older generation is refused and reloads, so a replay is never overwritten."""
+    owner: str
+    """The replica holding the lease ("" when none)."""
+    lease_until_ms: int
+
+
+class DeadLetter(NamedTuple):
+    """A row a destination refused repeatedly, kept until retried or discarded."""
+
+    id: int
+    destination: str
+    kind: str
+    """``event`` or ``alert``."""
+    position: Position
+    tenant: str
+    key: str
+    name: str
+    payload: bytes
+    committed_at_ms: int
+    error: str
+    attempts: int
+    created_at_ms: int
+
+
 class EventAggregation(NamedTuple):
     """A QueryEvents question, already validated by the service layer."""
 
@@ -148,66 +190,6 @@ class EventQuery(NamedTuple):
     """Inclusive lower bound on ``timestamp`` (ms); 0 = unbounded."""
     end: int = 0
     """Exclusive upper bound on ``timestamp`` (ms); 0 = unbounded."""
-
-
-class QuarantineRow(NamedTuple):
-    """An event or alert the tracking plan put apart, in the column order of
-    ``eventwire_quarantine`` (docs/tracking-plans.md)."""
-
-    tenant: str
-    kind: QuarantineKind
-    key: str
-    """The event id, or the alert's tracking id."""
-    name: str
-    """The event name, or the alert type."""
-    row: str
-    """The whole :class:`EventRow` or :class:`AlertRow`, a JSON array."""
-    violations: str
-    """A JSON array of ``{"field", "rule", "message"}`` objects."""
-    plan_version: int
-    quarantined_at: int
-    """Unix epoch milliseconds."""
-
-
-QuarantineKind = Literal["event", "alert"]
-
-
-class StoredQuarantine(NamedTuple):
-    seq: int
-    row: QuarantineRow
-
-
-class QuarantineFilter(NamedTuple):
-    """Which quarantined rows an operation concerns; empty strings and zeros match all."""
-
-    tenant: str
-    name: str = ""
-    rule: str = ""
-    kind: str = ""
-    """``event``, ``alert``, or empty for both."""
-    """Rows with at least one violation of this rule."""
-    since: int = 0
-    """Inclusive lower bound on ``quarantined_at`` (ms)."""
-    until: int = 0
-    """Exclusive upper bound on ``quarantined_at`` (ms)."""
-
-
-class QuarantineGroup(NamedTuple):
-    kind: QuarantineKind
-    name: str
-    rule: str
-    rows: int
-    """Matching rows with at least one violation of ``rule``."""
-
-
-class PlanRecord(NamedTuple):
-    """One applied version of the tracking plan."""
-
-    version: int
-    document: str
-    """Canonical JSON."""
-    applied_at: int
-    applied_by: str
 
 
 class CommitResult(NamedTuple):
@@ -285,9 +267,10 @@ class Store(Protocol):
         """
 
     async def read_events(
-        self, after: Position, tenant: str, query: EventQuery, limit: int
+        self, after: Position, tenant: str | None, query: EventQuery, limit: int
     ) -> EventPage:
-        """As :meth:`read_alerts`, for events (``query.user_id`` is ignored)."""
+        """As :meth:`read_alerts`, for events (``query.user_id`` is ignored; ``tenant``
+        None: every tenant's, for the destinations' relays)."""
 
     async def head(self, kind: Kind) -> Position:
         """The position up to which every row of ``kind`` is final, now."""
@@ -297,9 +280,13 @@ class Store(Protocol):
 
     async def aggregate_events(self, tenant: str, query: EventAggregation) -> list[Aggregate]: ...
 
-    async def purge(self, kind: Kind, received_before: int, limit: int) -> int:
+    async def purge(
+        self, kind: Kind, received_before: int, limit: int, upto: Position | None = None
+    ) -> int:
         """Delete at most ``limit`` of the oldest rows (in commit order) received
-        before ``received_before`` (ms), in one short transaction; how many went.
+        before ``received_before`` (ms) and, when ``upto`` is given, at or before
+        that position (what every destination has delivered), in one short
+        transaction; how many went.
 
         Deletion stops at the first row not yet expired, so what is left is
         always a suffix in commit order and :meth:`retained_after` says where it
@@ -320,6 +307,54 @@ class Store(Protocol):
         notifications carry it), so a reader already past it can skip the call;
         0 when unknown.
         """
+
+    # -- destinations (see eventwire.destinations) -----------------------------------
+
+    async def claim_destination(
+        self, name: str, owner: str, now_ms: int, lease_ms: int, start: tuple[Position, Position]
+    ) -> DestinationState:
+        """Create the destination's row if missing (positions ``start``: events, alerts),
+        and give ``owner`` its lease if it holds it already or the lease expired.
+        The state after: ``owner`` holds the lease if ``state.owner == owner``."""
+
+    async def save_destination(
+        self,
+        name: str,
+        owner: str,
+        generation: int,
+        positions: tuple[Position, Position],
+        lease_until_ms: int,
+    ) -> bool:
+        """Save the positions (events, alerts) and extend the lease, only if ``owner``
+        still holds it and no operator changed the row since ``generation``."""
+
+    async def release_destination(self, name: str, owner: str) -> None:
+        """Give up the lease (on shutdown), so another replica takes over at once."""
+
+    async def destination_states(self) -> list[DestinationState]: ...
+
+    async def control_destination(
+        self,
+        name: str,
+        *,
+        paused: bool | None = None,
+        positions: tuple[Position | None, Position | None] = (None, None),
+    ) -> DestinationState | None:
+        """Pause, resume or move a destination (replay); bumps its generation. None if
+        no such destination was ever relayed."""
+
+    async def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep ``letters`` (their ``id`` and ``created_at_ms`` are assigned here)."""
+
+    async def dead_letters(self, destination: str, after_id: int, limit: int) -> list[DeadLetter]:
+        """A destination's dead letters with ids above ``after_id``, oldest first."""
+
+    async def drop_dead_letters(self, destination: str, ids: Sequence[int]) -> int:
+        """Remove the given dead letters; how many there were."""
+
+    async def backlog(self, kind: Kind, after: Position, cap: int) -> tuple[int, int]:
+        """Rows of ``kind`` committed after ``after`` (counted up to ``cap``) and the
+        oldest one's receive time in ms (0 when there is none)."""
 
     # -- tracking plans and the quarantine (docs/tracking-plans.md) --------------------
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Final
 
-from eventwire.store.base import AlertFilter, EventAggregation, EventQuery, QuarantineFilter
+from eventwire.store.base import AlertFilter, EventAggregation, EventQuery
+from eventwire.store.quarantine import QuarantineFilter
 
 QMARK: Final = "?"
 PYFORMAT: Final = "%s"
@@ -58,11 +59,16 @@ def events_counted(mark: str, tenant: str, query: EventQuery) -> Conditions:
 
 
 def events_read(
-    where: Conditions, tenant: str, query: EventQuery | EventAggregation, *, spelled: str = "{}"
+    where: Conditions,
+    tenant: str | None,
+    query: EventQuery | EventAggregation,
+    *,
+    spelled: str = "{}",
 ) -> Conditions:
     """The events ``read_events`` and ``aggregate_events`` read, added to ``where``;
-    ``spelled`` wraps each column name (``concat({})``)."""
-    where.add(f"{spelled.format('tenant')} = {{}}", tenant)
+    ``spelled`` wraps each column name (``concat({})``); tenant None: every tenant."""
+    if tenant is not None:
+        where.add(f"{spelled.format('tenant')} = {{}}", tenant)
     where.equal(spelled.format("event_name"), query.event_name)
     return where.time_range(query.start, query.end)
 

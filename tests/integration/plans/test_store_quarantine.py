@@ -7,7 +7,8 @@ import asyncio
 from eventwire.ingest.enforcement import quarantine_event
 from eventwire.reads.retention import Retention
 from eventwire.store import open_store
-from eventwire.store.base import EventRow, QuarantineFilter
+from eventwire.store.base import EventRow
+from eventwire.store.quarantine import QuarantineFilter
 from tests.support.plans import plan_store
 
 __all__ = ["plan_store"]  # a fixture

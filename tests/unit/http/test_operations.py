@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from eventwire._rpc import ADMIN, BY_METHOD, BY_ROUTE, OPERATIONS, PER_MESSAGE, READ, WRITE
-from eventwire.api import analytics_pb2, plans_pb2, telemetry_pb2
+from eventwire.api import analytics_pb2, destinations_pb2, plans_pb2, telemetry_pb2
 from eventwire.frontends.grpc.auth import METHOD_SCOPES, READ_METHODS
 from eventwire.frontends.http.app import _OPEN, GatewayApp
 from eventwire.frontends.http.openapi import openapi_document
@@ -17,7 +17,7 @@ from eventwire.security.auth import SCOPES
 def _contract_methods() -> set[str]:
     return {
         f"/{service.full_name}/{method.name}"
-        for module in (analytics_pb2, telemetry_pb2, plans_pb2)
+        for module in (analytics_pb2, telemetry_pb2, destinations_pb2, plans_pb2)
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }
@@ -65,6 +65,7 @@ def _app() -> GatewayApp:
         plans=_Unused(),  # type: ignore[arg-type]
         ready=lambda: True,
         max_body_bytes=1024,
+        destinations=_Unused(),  # type: ignore[arg-type]
     )
 
 

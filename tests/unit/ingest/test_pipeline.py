@@ -10,7 +10,8 @@ import pytest
 
 from eventwire._errors import Unavailable
 from eventwire.ingest.pipeline import IngestPipeline
-from eventwire.store.base import AlertRow, CommitResult, EventQuery, EventRow, QuarantineRow
+from eventwire.store.base import AlertRow, CommitResult, EventQuery, EventRow
+from eventwire.store.quarantine import QuarantineRow
 from eventwire.store.sqlite import SQLiteStore
 
 

@@ -243,3 +243,18 @@ def test_verdicts_are_frozen_values() -> None:
     with pytest.raises(AttributeError):
         ACCEPTED.outcome = "reject"  # type: ignore[misc]
     assert hash(ACCEPTED) == hash(Verdict("accept", (), True))
+
+
+def test_a_plan_at_the_size_limit_compiles_and_checks() -> None:
+    # ~1 MiB of schemas, the most a plan may hold: 40 events of 40 enum properties of
+    # 40 values. Parsing and compiling must stay proportional to the size (no blow-up);
+    # this run takes a fraction of a second, a quadratic walk would take minutes.
+    values = [f"value-{i:04d}" for i in range(40)]
+    props = {f"p{i}": {"enum": values, "maxLength": 100} for i in range(40)}
+    events = {f"e{j}": {"properties": {"properties": props}} for j in range(40)}
+    document = json.dumps({"policies": {"violations": "reject"}, "events": events})
+    assert 900_000 < len(document) < 1024 * 1024
+    plan = compile_plan(parse_plan(document))
+    assert plan.check_event("e39", {f"p{i}": "value-0039" for i in range(40)}, "") is ACCEPTED
+    verdict = plan.check_event("e0", {f"p{i}": "x" * 8192 for i in range(40)}, "")
+    assert len(verdict.violations) == MAX_VIOLATIONS

@@ -6,6 +6,7 @@ import re
 from typing import Final
 
 from eventwire.ingest.plan import RULES, compile_plan, parse_plan
+from eventwire.ingest.plan.loading import MAX_VALUES
 from eventwire.ingest.plan.parse import FORMATS, MAX_ENUM_VALUES, MAX_EVENTS, MAX_PATTERN_CHARS
 from tests.support.doc_examples import blocks
 from tests.support.paths import ROOT
@@ -54,3 +55,11 @@ def test_the_limits_table_states_the_code_limits() -> None:
     assert f"| {MAX_EVENTS:,} each |" in PAGE
     assert f"| {MAX_ENUM_VALUES:,} |" in PAGE
     assert f"{MAX_PATTERN_CHARS:,} characters" in PAGE
+
+
+def test_the_sharing_example_parses() -> None:
+    sharing = next(b for b in blocks(PAGE) if b.language == "yaml" and "x-checkout" in b.body)
+    spec = parse_plan(sharing.body)
+    assert [f.key for f in spec.events["checkout_completed"].fields] == ["cart_id", "total"]
+    assert spec.events["checkout_started"].fields[0].required
+    assert f"| {MAX_VALUES:,} |" in PAGE

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eventwire.ingest.plan.wire import (
     INT64_MAX,
@@ -117,3 +121,26 @@ def test_booleans_are_lower_case_true_and_false_only() -> None:
 def test_strings_are_taken_as_they_are() -> None:
     assert decode("string", " 1 ") == " 1 "
     assert describe_type("integer").startswith("a decimal integer")
+
+
+@given(st.integers(min_value=INT64_MIN, max_value=INT64_MAX))
+def test_every_int64_round_trips(value: int) -> None:
+    assert decode_integer(str(value)) == value
+    assert decode_number(str(value)) == value
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_every_finite_float_round_trips_as_json_and_repr(value: float) -> None:
+    # json.dumps is what most senders write; repr is what the generated module sends.
+    assert decode_number(json.dumps(value)) == value
+    assert decode_number(repr(value)) == value
+
+
+@given(st.text(max_size=30))
+def test_decoders_agree_with_pythons_parsers_where_they_accept(text: str) -> None:
+    integer, number = decode_integer(text), decode_number(text)
+    if integer is not UNDECODABLE:
+        assert integer == int(text)
+        assert number == integer
+    if number is not UNDECODABLE:
+        assert number == json.loads(text)

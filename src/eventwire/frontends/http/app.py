@@ -22,7 +22,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from eventwire._errors import Code, ServiceError, internal_message
 from eventwire._rpc import BY_ROUTE
+from eventwire.destinations.ops import DestinationOps
 from eventwire.frontends.http.body import Disconnected
+from eventwire.frontends.http.destinations import destination_routes
 from eventwire.frontends.http.errors import (
     HTTP_ONLY,
     HTTP_STATUS,
@@ -81,6 +83,7 @@ class GatewayApp:
         limiter: RateLimiter | None = None,
         metrics: ServerMetrics | None = None,
         tracer: Tracer | None = None,
+        destinations: DestinationOps | None = None,
         plans: PlansService | None = None,
     ) -> None:
         self._metrics = metrics
@@ -96,6 +99,9 @@ class GatewayApp:
             self._add(method, path, handler)
         if reads is not None:
             self._add_read_routes(ReadRoutes(reads, self._charge))
+        if destinations is not None:
+            for (method, path), handler in destination_routes(destinations, max_body_bytes).items():
+                self._add(method, path, handler)
         if plans is not None:
             plan_routes = PlanRoutes(plans, max_body_bytes=max_body_bytes, charge=self._charge)
             for (method, path), handler in plan_routes.table().items():

@@ -19,6 +19,7 @@ from eventwire._rpc import BY_ROUTE
 from eventwire._version import __version__ as _version
 from eventwire.frontends.http.errors import HTTP_ONLY, HTTP_STATUS
 from eventwire.frontends.http.messages import INT64_MAX, INT64_MIN
+from eventwire.frontends.http.openapi_destinations import destination_paths, destination_schemas
 from eventwire.frontends.http.openapi_plans import plan_operations
 from eventwire.frontends.http.openapi_reads import read_operations
 from eventwire.frontends.http.openapi_schemas import decimal_pattern, schemas
@@ -222,6 +223,8 @@ def openapi_document(limits: Limits = DEFAULT_LIMITS, at_ms: int | None = None) 
     }
     for path, operations in read_operations(_json, _errors("400", "500", *_ANY), limits).items():
         document["paths"].setdefault(path, {}).update(_get(operations["get"]))
+    document["paths"].update(destination_paths(_json, _errors, _get))
+    document["components"]["schemas"].update(destination_schemas())
     for path, operations in plan_operations(_json, _errors, _query).items():
         for verb, operation in operations.items():
             if verb == "get":

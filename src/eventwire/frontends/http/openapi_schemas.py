@@ -150,6 +150,8 @@ def _single_field_schema(field: FieldDescriptor, *, request: bool) -> dict[str, 
         return _int64() if request else dict(_INT64_OUT)
     if field.type == FieldDescriptor.TYPE_BOOL:
         return {"type": "boolean"}
+    if field.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+        return {"type": "number"}
     if field.type == FieldDescriptor.TYPE_STRING:
         return {"type": "string"}
     raise NotImplementedError(f"no JSON schema for {field.full_name}")  # pragma: no cover

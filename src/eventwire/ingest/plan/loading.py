@@ -2,10 +2,12 @@
 
 A plan comes from an operator but travels over the API, so reading it must
 not be a way to stall or exhaust the server: the document's size and nesting
-depth are capped before anything walks it, YAML anchors and aliases are
-refused (an alias "bomb" expands exponentially when walked), and only JSON
-values come out (YAML's dates, ``.inf`` and non-string keys are refused with a
-hint, since a JSON Schema could not hold them).
+depth are capped before anything walks it; YAML anchors, aliases and merge
+keys (``<<: *common``, handy to share properties between events) are
+expanded, but at most :data:`MAX_VALUES` values come out, so an alias "bomb"
+(each level doubling the one before) is refused instead of expanded; and only
+JSON values come out (YAML's dates, ``.inf`` and non-string keys are refused
+with a hint, since a JSON Schema could not hold them).
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ import yaml
 
 from eventwire.ingest.plan.model import PlanError
 
-__all__ = ["MAX_DEPTH", "MAX_DOCUMENT_BYTES", "load_document", "pointer"]
+__all__ = ["MAX_DEPTH", "MAX_DOCUMENT_BYTES", "MAX_VALUES", "load_document", "pointer"]
 
 MAX_DOCUMENT_BYTES: Final = 1024 * 1024
 MAX_DEPTH: Final = 32
 """Containers nested deeper than this are refused; a valid plan needs about 8."""
+MAX_VALUES: Final = 250_000
+"""Values (scalars and containers) a YAML plan may expand to, aliases expanded.
+A plan at the size limit written out in full holds about 100,000."""
+_MERGE: Final = "tag:yaml.org,2002:merge"
 
 
 def pointer(*parts: str | int) -> str:
@@ -32,7 +38,7 @@ def pointer(*parts: str | int) -> str:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader without aliases, with a depth limit and no duplicate keys."""
+    """SafeLoader with a depth limit (aliases and duplicate keys: :class:`_Builder`)."""
 
     def __init__(self, stream: str, source: str) -> None:
         super().__init__(stream)
@@ -40,19 +46,11 @@ class _Loader(yaml.SafeLoader):
         self._source = source
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
-        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
-        line = event.start_mark.line + 1 if event.start_mark is not None else 0
-        if isinstance(event, yaml.AliasEvent):
-            raise PlanError(
-                "", f"line {line}: YAML aliases (*name) are not allowed", source=self._source
-            )
-        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
-            raise PlanError(
-                "", f"line {line}: YAML anchors (&name) are not allowed", source=self._source
-            )
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
+                event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+                line = event.start_mark.line + 1 if event.start_mark is not None else 0
                 raise PlanError(
                     "", f"line {line}: nested deeper than {MAX_DEPTH} levels", source=self._source
                 )
@@ -112,39 +110,71 @@ def _load_yaml(text: str, source: str) -> Any:
     loader = _Loader(text, source)
     try:
         node = loader.get_single_node()
-        return None if node is None else _construct(loader, node, source, ())
+        return None if node is None else _Builder(loader, source).build(node, ())
     except yaml.YAMLError as exc:
         raise PlanError("", f"not valid YAML: {_yaml_reason(exc)}", source=source) from None
     finally:
         loader.dispose()
 
 
-def _construct(loader: _Loader, node: yaml.Node, source: str, path: tuple[str | int, ...]) -> Any:
-    """Build plain data from ``node``, refusing duplicate mapping keys (PyYAML keeps the last)."""
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
+class _Builder:
+    """Plain data from a composed YAML node graph, aliases expanded within a budget.
+
+    Also refuses what PyYAML lets through: a duplicate key (it keeps the last),
+    a key that is not a string, and a recursive alias (``&a [*a]``).
+    """
+
+    def __init__(self, loader: _Loader, source: str) -> None:
+        self.loader = loader
+        self.source = source
+        self.left = MAX_VALUES
+        self.open: set[int] = set()
+
+    def fail(self, path: tuple[str | int, ...], node: yaml.Node, reason: str) -> PlanError:
+        line = node.start_mark.line + 1 if node.start_mark is not None else 0
+        return PlanError(pointer(*path), f"line {line}: {reason}", source=self.source)
+
+    def build(self, node: yaml.Node, path: tuple[str | int, ...]) -> Any:
+        self.left -= 1
+        if self.left < 0:
+            raise self.fail(path, node, f"expands to more than {MAX_VALUES} values (YAML aliases)")
+        if len(path) > MAX_DEPTH or id(node) in self.open:
+            raise self.fail(path, node, f"nested deeper than {MAX_DEPTH} levels (or recursive)")
+        if isinstance(node, yaml.MappingNode):
+            self.open.add(id(node))
+            try:
+                return self.mapping(node, path)
+            finally:
+                self.open.discard(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            self.open.add(id(node))
+            try:
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            finally:
+                self.open.discard(id(node))
+        return self.loader.construct_object(node, deep=True)
+
+    def mapping(self, node: yaml.MappingNode, path: tuple[str | int, ...]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        merged: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if isinstance(key, str) and key in out:
-                raise PlanError(
-                    pointer(*path, key),
-                    f"line {key_node.start_mark.line + 1}: duplicate key {key!r}",
-                    source=source,
-                )
+            if key_node.tag == _MERGE:
+                value = self.build(value_node, (*path, "<<"))
+                for source in value if isinstance(value, list) else [value]:
+                    if not isinstance(source, dict):
+                        raise self.fail(path, key_node, "a merge key (<<) takes mappings only")
+                    for key, item in source.items():
+                        merged.setdefault(key, item)
+                continue
+            key = self.loader.construct_object(key_node, deep=True)
             if not isinstance(key, str):
-                raise PlanError(
-                    pointer(*path),
-                    f"line {key_node.start_mark.line + 1}: key {key!r} is not a string (quote it)",
-                    source=source,
-                )
-            out[key] = _construct(loader, value_node, source, (*path, key))
+                raise self.fail(path, key_node, f"key {key!r} is not a string (quote it)")
+            if key in out:
+                raise self.fail((*path, key), key_node, f"duplicate key {key!r}")
+            out[key] = self.build(value_node, (*path, key))
+        for key, item in merged.items():  # explicit keys win over merged ones (YAML's rule)
+            out.setdefault(key, item)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _construct(loader, item, source, (*path, index))
-            for index, item in enumerate(node.value)
-        ]
-    return loader.construct_object(node, deep=True)
 
 
 def _yaml_reason(exc: yaml.YAMLError) -> str:

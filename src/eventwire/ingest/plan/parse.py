@@ -326,6 +326,8 @@ class _Parser:
 
     def plan(self, data: Any) -> PlanSpec:
         data = self.mapping(data, (), "a plan")
+        # x- keys are the user's (YAML anchors to share, notes), as in Compose and OpenAPI.
+        data = {k: v for k, v in data.items() if not k.startswith("x-")}
         self.known_keys(data, _TOP_KEYS, ())
         version = data.get("format", FORMAT_VERSION)
         if version != FORMAT_VERSION or isinstance(version, bool):

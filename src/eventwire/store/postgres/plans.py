@@ -10,17 +10,16 @@ from typing import Any, Final
 
 from psycopg import sql
 
-from eventwire.store.base import (
-    AlertRow,
-    EventRow,
+from eventwire.store.base import AlertRow, EventRow
+from eventwire.store.filters import PYFORMAT, Conditions, quarantined
+from eventwire.store.postgres.writes import _NOTIFY, Writes
+from eventwire.store.quarantine import (
     PlanRecord,
     QuarantineFilter,
     QuarantineGroup,
     QuarantineRow,
     StoredQuarantine,
 )
-from eventwire.store.filters import PYFORMAT, Conditions, quarantined
-from eventwire.store.postgres.writes import _NOTIFY, Writes
 
 PLANS_CHANNEL: Final = "eventwire_plans"
 _HAS_RULE: Final = "violations @> jsonb_build_array(jsonb_build_object('rule', {}::text))"

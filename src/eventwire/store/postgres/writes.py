@@ -15,7 +15,6 @@ from eventwire.store.base import (
     EventRow,
     Kind,
     Position,
-    QuarantineRow,
     StoreError,
     StoreGone,
     StoreUnavailable,
@@ -29,6 +28,7 @@ from eventwire.store.postgres.connection import (
     PostgresConnection,
 )
 from eventwire.store.postgres.reads import WATERMARK
+from eventwire.store.quarantine import QuarantineRow
 
 _COPY_STAGING: Final = f"COPY {_STAGING} (grp, {_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _STAGING_TYPES: Final = (
@@ -246,7 +246,9 @@ class Writes(PostgresConnection):
 
     # -- retention -------------------------------------------------------------------
 
-    async def purge(self, kind: Kind, received_before: int, limit: int) -> int:
+    async def purge(
+        self, kind: Kind, received_before: int, limit: int, upto: Position | None = None
+    ) -> int:
         table = sql.Identifier(kind)
         oldest = sql.SQL(
             "SELECT xid::text::int8 AS position_xid, seq, received_at FROM {table}"
@@ -267,6 +269,8 @@ class Writes(PostgresConnection):
                 for xid, seq, received_at in await cur.fetchall():
                     if received_at >= received_before:
                         break
+                    if upto is not None and Position(int(xid), int(seq)) > upto:
+                        break  # not delivered yet by some destination
                     end = Position(int(xid), int(seq))
                 if end is None:
                     return 0

@@ -9,16 +9,15 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from eventwire.store.base import (
-    AlertRow,
-    EventRow,
+from eventwire.store.base import AlertRow, EventRow
+from eventwire.store.filters import QMARK, Conditions, quarantined
+from eventwire.store.quarantine import (
     PlanRecord,
     QuarantineFilter,
     QuarantineGroup,
     QuarantineRow,
     StoredQuarantine,
 )
-from eventwire.store.filters import QMARK, Conditions, quarantined
 from eventwire.store.sqlite.writes import Writes, insert_alert, insert_events
 
 _HAS_RULE: Final = (

@@ -14,11 +14,12 @@ from eventwire.store.base import (
     CommitResult,
     EventRow,
     Kind,
-    QuarantineRow,
+    Position,
     StoreGone,
     StoreUnavailable,
 )
 from eventwire.store.migrations import MIGRATIONS
+from eventwire.store.quarantine import QuarantineRow
 from eventwire.store.sqlite.connection import (
     _BUSY_TIMEOUT_MS,
     SQLiteConnection,
@@ -169,12 +170,22 @@ class Writes(SQLiteConnection):
 
     # -- retention ------------------------------------------------------------------
 
-    async def purge(self, kind: Kind, received_before: int, limit: int) -> int:
+    async def purge(
+        self, kind: Kind, received_before: int, limit: int, upto: Position | None = None
+    ) -> int:
         # A bulk delete: on the writer thread, so that ingest keeps the loop.
-        return await self._transaction(self._purge, kind, received_before, limit, on_thread=True)
+        return await self._transaction(
+            self._purge, kind, received_before, limit, upto, on_thread=True
+        )
 
     @staticmethod
-    def _purge(conn: sqlite3.Connection, kind: Kind, received_before: int, limit: int) -> int:
+    def _purge(
+        conn: sqlite3.Connection,
+        kind: Kind,
+        received_before: int,
+        limit: int,
+        upto: Position | None,
+    ) -> int:
         table = TABLES[kind]
         oldest = conn.execute(
             f"SELECT seq, received_at FROM {table} ORDER BY seq LIMIT ?",  # noqa: S608
@@ -187,6 +198,8 @@ class Writes(SQLiteConnection):
             # again from 1 once the table is empty (alerts use AUTOINCREMENT).
             if received_at >= received_before or (kind == "events" and seq == newest):
                 break
+            if upto is not None and seq > upto.seq:
+                break  # not delivered yet by some destination
             end = seq
         if not end:
             return 0
