@@ -68,6 +68,7 @@ class PlanState:
         self.active: ActivePlan | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._failing = False
         self._refused = 0
         """A stored version that would not compile: not retried until a newer one."""
 
@@ -101,7 +102,12 @@ class PlanState:
                 if newest not in (self.version, self._refused):
                     await self.refresh()
             except StoreError as exc:
-                log.warning("cannot check for a new tracking plan: %s", exc)
+                # Once per outage, not once a second: the store's health says the rest.
+                if not self._failing:
+                    log.warning("cannot check for a new tracking plan: %s", exc)
+                self._failing = True
+            else:
+                self._failing = False
 
     async def refresh(self) -> None:
         """Install the newest stored version if it is not the one in force."""
