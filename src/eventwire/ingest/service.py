@@ -199,7 +199,7 @@ class IngestService:
         flagged = sorted_.flagged
         return analytics_pb2.TrackEventResponse(
             success=True,
-            event_id=(sorted_.rows or sorted_.quarantined)[0][1],
+            event_id=sorted_.rows[0].event_id if sorted_.rows else sorted_.quarantined[0].key,
             duplicate=bool(sorted_.rows) and inserted == 0,
             outcome=OUTCOMES[outcome],
             violations=proto_violations(flagged[0].violations) if flagged else (),

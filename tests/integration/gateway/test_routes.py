@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import httpx
 import pytest
 
-from eventwire._rpc import BY_ROUTE
+from eventwire._rpc import OPERATIONS
 from eventwire.frontends.http.errors import HTTP_ONLY
 from eventwire.ingest.service import MAX_BATCH_EVENTS
 from eventwire.testing import running_server
@@ -55,12 +55,12 @@ async def test_track_event_stores_it_and_replies_with_every_field(
         "duplicate": False,
         "accepted": "0",
         "duplicates": "0",
-        # No tracking plan in force: the plan's fields at their defaults.
+        # No tracking plan is in force: nothing judged the event (docs/tracking-plans.md).
         "outcome": "OUTCOME_UNSPECIFIED",
         "violations": [],
+        "planVersion": "0",
         "quarantined": "0",
         "flagged": [],
-        "planVersion": "0",
     }
     assert rows(db_url, "SELECT event_name, user_id, ts, properties FROM events") == [
         ("signup", "u1", NOW_MS - 5000, '{"plan":"pro"}')
@@ -233,10 +233,10 @@ async def test_batch_stores_valid_events_and_rejects_invalid_ones(
         "sequence": "0",
         "accepted": 2,
         "duplicates": 2,
-        "quarantined": 0,
-        "flagged": [],
-        "planVersion": "0",
         "rejected": 2,
+        "quarantined": 0,
+        "planVersion": "0",
+        "flagged": [],
         "rejections": [
             {
                 "index": 1,
@@ -275,10 +275,10 @@ async def test_empty_batch_stores_nothing(
         "sequence": "0",
         "accepted": 0,
         "duplicates": 0,
-        "quarantined": 0,
-        "flagged": [],
-        "planVersion": "0",
         "rejected": 0,
+        "quarantined": 0,
+        "planVersion": "0",
+        "flagged": [],
         "rejections": [],
     }
     assert rows(db_url, "SELECT count(*) FROM events") == [(0,)]
@@ -431,12 +431,10 @@ async def test_openapi_document_lists_every_route(http: httpx.AsyncClient) -> No
     assert r.status_code == 200
     doc = r.json()
     assert doc["openapi"] == "3.1.0"
-    assert set(doc["paths"]) == {path for _, path in BY_ROUTE} | {
-        "/healthz",
-        "/readyz",
-        "/openapi.json",
-    }
-    assert {"/v1/events", "/v1/events:batch", "/v1/alerts/{tracking_id}"} <= set(doc["paths"])
+    # Exactly the operations table's routes, and the open ones.
+    routes = {path for op in OPERATIONS for _, path in op.routes}
+    assert set(doc["paths"]) == routes | {"/healthz", "/readyz", "/openapi.json"}
+    assert {"/v1/events", "/v1/events:batch", "/v1/alerts/{tracking_id}"} <= routes
     request = doc["components"]["schemas"]["TrackEventRequest"]
     assert set(request["properties"]) == {
         "eventName",

@@ -144,6 +144,7 @@ async def test_a_broken_plan_is_refused_and_the_old_one_stays(plan_store: str) -
         assert plan.version == 1
         reply = await s.analytics.TrackEvent(event("e1", "gold"))
         assert reply.outcome == analytics_pb2.OUTCOME_QUARANTINED
+        assert reply.event_id == "e1"  # the quarantined event's own id, not its kind
         assert reply.plan_version == 1
 
 
