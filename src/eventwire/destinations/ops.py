@@ -55,15 +55,15 @@ class DestinationOps:
         )
 
     async def pause_destination(self, req: pb.DestinationRequest) -> pb.Destination:
-        await self._destinations.pause(_name(req.name), paused=True)
+        await self._destinations.pause(self._named(req.name), paused=True)
         return await self._one(req.name)
 
     async def resume_destination(self, req: pb.DestinationRequest) -> pb.Destination:
-        await self._destinations.pause(_name(req.name), paused=False)
+        await self._destinations.pause(self._named(req.name), paused=False)
         return await self._one(req.name)
 
     async def replay_destination(self, req: pb.ReplayDestinationRequest) -> pb.Destination:
-        name = _name(req.name)
+        name = self._named(req.name)
         kinds = req.kinds or "both"
         if kinds not in ("events", "alerts", "both"):
             raise InvalidArgument([FieldViolation("kinds", "must be events, alerts or both")])
@@ -94,11 +94,12 @@ class DestinationOps:
         return _before(first_event, bool(events.rows)), _before(first_alert, bool(alerts.rows))
 
     async def list_dead_letters(self, req: pb.ListDeadLettersRequest) -> pb.ListDeadLettersResponse:
+        name = self._named(req.name)
         size = req.page_size or DEFAULT_PAGE
         if not 1 <= size <= MAX_PAGE:
             raise InvalidArgument([FieldViolation("page_size", f"must be in [1, {MAX_PAGE}]")])
         after = _page_token(req.page_token)
-        letters = await self._destinations.dead_letters(_name(req.name), after, size)
+        letters = await self._destinations.dead_letters(name, after, size)
         return pb.ListDeadLettersResponse(
             dead_letters=[_letter(letter) for letter in letters],
             next_page_token=str(letters[-1].id) if len(letters) == size else "",
@@ -114,7 +115,7 @@ class DestinationOps:
         return pb.DeadLettersResponse(count=await self._destinations.discard(req.name, ids))
 
     async def _chosen(self, req: pb.DeadLettersRequest) -> list[DeadLetter]:
-        name = _name(req.name)
+        name = self._named(req.name)
         if bool(req.ids) == req.all:
             raise InvalidArgument([FieldViolation("ids", "give ids, or all = true, not both")])
         letters = await self._destinations.dead_letters(name, 0, MAX_PAGE)
@@ -122,6 +123,11 @@ class DestinationOps:
             return letters
         wanted = set(req.ids)
         return [letter for letter in letters if letter.id in wanted]
+
+    def _named(self, name: str) -> str:
+        # An unknown destination is NOT_FOUND before the rest of the request is judged:
+        # nothing else about a request for a destination that does not exist matters.
+        return self._destinations.known(_name(name)).name
 
     async def _one(self, name: str) -> pb.Destination:
         for spec, status, state in await self._destinations.states():

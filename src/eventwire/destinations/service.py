@@ -83,7 +83,8 @@ class Destinations:
 
     # -- operations ------------------------------------------------------------------
 
-    def _known(self, name: str) -> DestinationSpec:
+    def known(self, name: str) -> DestinationSpec:
+        """The configured destination ``name``; NotFound when there is none."""
         spec = self.specs.get(name)
         if spec is None:
             raise NotFound(f"no destination named {name!r} is configured")
@@ -96,7 +97,7 @@ class Destinations:
         ]
 
     async def pause(self, name: str, *, paused: bool) -> DestinationState:
-        self._known(name)
+        self.known(name)
         state = await self._store.control_destination(name, paused=paused)
         if state is None:
             raise NotFound(f"destination {name!r} has not started relaying yet; try again")
@@ -108,7 +109,7 @@ class Destinations:
         self, name: str, *, events: Position | None, alerts: Position | None
     ) -> DestinationState:
         """Move the destination back (or forward) so the relay delivers from there on."""
-        self._known(name)
+        self.known(name)
         if events is None and alerts is None:
             raise InvalidArgument([FieldViolation("from", "give a position or a time")])
         state = await self._store.control_destination(name, positions=(events, alerts))
@@ -119,11 +120,11 @@ class Destinations:
         return state
 
     async def dead_letters(self, name: str, after_id: int, limit: int) -> list[DeadLetter]:
-        self._known(name)
+        self.known(name)
         return await self._store.dead_letters(name, after_id, limit)
 
     async def discard(self, name: str, ids: Sequence[int]) -> int:
-        self._known(name)
+        self.known(name)
         return await self._store.drop_dead_letters(name, ids)
 
     async def retry(self, name: str, letters: Sequence[DeadLetter]) -> int:
@@ -131,7 +132,7 @@ class Destinations:
         removed. Raises the sink's DeliveryError when the destination still refuses."""
         from eventwire.destinations.sink import Item
 
-        spec = self._known(name)
+        spec = self.known(name)
         if not letters:
             return 0
         sink = make_sink(spec)

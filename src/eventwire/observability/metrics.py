@@ -10,8 +10,9 @@ read /proc and the GC's counters at scrape time and cost nothing per request.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Final, Protocol
 
 from prometheus_client import (
@@ -50,6 +51,27 @@ _LATENCY_BUCKETS: Final = (
 )
 _RPC_LABELS: Final = ("grpc_service", "grpc_method", "grpc_type")
 _ROWS_BUCKETS: Final = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+def quantile(buckets: Iterable[tuple[float, float]], q: float) -> float:
+    """The q-quantile of a cumulative histogram ``[(upper bound, count), ...]``.
+
+    Linear within the bucket that holds it, as Prometheus' histogram_quantile;
+    NaN when the histogram is empty.
+    """
+    ordered = sorted(buckets)
+    if not ordered or ordered[-1][1] <= 0:
+        return math.nan
+    rank = q * ordered[-1][1]
+    lower, below = 0.0, 0.0
+    for upper, count in ordered:
+        if count >= rank:
+            if math.isinf(upper):
+                return lower
+            share = (rank - below) / (count - below) if count > below else 0.0
+            return lower + (upper - lower) * share
+        lower, below = upper, count
+    return lower
 
 
 class ServerMetrics:

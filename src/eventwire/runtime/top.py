@@ -22,6 +22,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from eventwire.observability.metrics import quantile
+
 _SPARKS = "▁▂▃▄▅▆▇█"
 
 Labels = tuple[tuple[str, str], ...]
@@ -83,27 +85,6 @@ class DestinationView:
     lag_rows: int
     lag_seconds: float
     breaker: str
-
-
-def quantile(buckets: Iterable[tuple[float, float]], q: float) -> float:
-    """The q-quantile of a cumulative histogram ``[(upper bound, count), ...]``.
-
-    Linear within the bucket that holds it, as Prometheus' histogram_quantile;
-    NaN when the histogram is empty.
-    """
-    ordered = sorted(buckets)
-    if not ordered or ordered[-1][1] <= 0:
-        return math.nan
-    rank = q * ordered[-1][1]
-    lower, below = 0.0, 0.0
-    for upper, count in ordered:
-        if count >= rank:
-            if math.isinf(upper):
-                return lower
-            share = (rank - below) / (count - below) if count > below else 0.0
-            return lower + (upper - lower) * share
-        lower, below = upper, count
-    return lower
 
 
 def diff(before: Scrape, after: Scrape) -> View:

@@ -70,6 +70,8 @@ def events_read(
     if tenant is not None:
         where.add(f"{spelled.format('tenant')} = {{}}", tenant)
     where.equal(spelled.format("event_name"), query.event_name)
+    if isinstance(query, EventQuery):
+        where.equal(spelled.format("user_id"), query.user_id)
     return where.time_range(query.start, query.end)
 
 

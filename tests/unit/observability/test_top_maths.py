@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from eventwire.runtime.top import Scrape, diff, quantile, sparkline
+from eventwire.observability.metrics import quantile
+from eventwire.runtime.top import Scrape, diff, sparkline
 
 
 def test_quantile_interpolates_within_the_bucket() -> None:

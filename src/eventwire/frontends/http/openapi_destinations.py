@@ -4,21 +4,34 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from eventwire.api import destinations_pb2 as pb
-from eventwire.frontends.http.openapi_schemas import _message_schema
+from eventwire.frontends.http.openapi_schemas import _int64, _message_schema
 
 _REPLIES = (pb.ListDestinationsResponse, pb.Destination, pb.DeadLetter, pb.ListDeadLettersResponse,
             pb.DeadLettersResponse)  # fmt: skip
 _REQUESTS = (pb.DestinationRequest, pb.ReplayDestinationRequest, pb.DeadLettersRequest)
 
 
+# What the operations accept, stated so a client (or a fuzzer) can tell a valid request.
+_NAME: Final = {"minLength": 1, "description": "a configured destination's name"}
+_EXTRA: Final[dict[str, dict[str, Any]]] = {
+    "name": _NAME,
+    "from_position": {
+        "pattern": r"^(\s*[0-9]+(\.[0-9]+)?\s*)?$",
+        "description": "XID.SEQ or SEQ; give this or since, not both",
+    },
+    "since": _int64(0),
+    "kinds": {"enum": ["", "events", "alerts", "both"]},
+}
+
+
 def destination_schemas() -> dict[str, Any]:
     out = {m.DESCRIPTOR.name: _message_schema(m.DESCRIPTOR, request=False) for m in _REPLIES}
     for message in _REQUESTS:
         out[message.DESCRIPTOR.name] = _message_schema(
-            message.DESCRIPTOR, request=True, required=("name",)
+            message.DESCRIPTOR, request=True, required=("name",), extra=_EXTRA
         )
     return out
 
@@ -38,10 +51,13 @@ def destination_paths(
             }
         }
 
-    name = {"name": "name", "in": "query", "required": True, "schema": {"type": "string"}}
+    name = {"name": "name", "in": "query", "required": True, "schema": {"type": "string", **_NAME}}
     page = [
         {"name": n, "in": "query", "required": False, "schema": s}
-        for n, s in (("page_size", {"type": "integer"}), ("page_token", {"type": "string"}))
+        for n, s in (
+            ("page_size", {"type": "integer", "minimum": 0, "maximum": 1000}),
+            ("page_token", {"type": "string", "pattern": "^[0-9]*$"}),
+        )
     ]
     base = "/v1/destinations"
     return {
