@@ -10,6 +10,7 @@ stored, reported by field path). Nothing here does I/O; the counts go to
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -25,6 +26,9 @@ from eventwire.ingest.validation import Limits, latest_timestamp_ms, validate_ev
 from eventwire.observability.plan_metrics import PlanStats
 from eventwire.store.base import AlertRow, EventRow
 from eventwire.store.quarantine import QuarantineRow
+
+_ALERT_KEYS: Final = uuid.UUID("6f1c1a2e-4b7d-5c3e-9a8f-2d4e6b8c0a1f")
+"""The namespace of quarantined alerts' tracking ids derived from their idempotency keys."""
 
 OUTCOMES: Final = {
     "accept": analytics_pb2.OUTCOME_ACCEPTED,
@@ -135,6 +139,12 @@ def quarantine_event(row: EventRow, violations: str, version: int, now: int) -> 
 
 
 def quarantine_alert(row: AlertRow, violations: str, version: int, now: int) -> QuarantineRow:
+    """``row`` put apart. With an idempotency key its tracking id is derived from
+    the key, so a retried alert is the same quarantined row and gets the same
+    tracking id back (an alert stored normally gets the first one's the same way)."""
+    if row.idempotency_key:
+        key = f"{row.tenant}\x00{row.idempotency_key}"
+        row = row._replace(tracking_id=str(uuid.uuid5(_ALERT_KEYS, key)))
     payload = orjson.dumps(list(row)).decode()
     return QuarantineRow(
         row.tenant, "alert", row.tracking_id, row.alert_type, payload, violations, version, now

@@ -21,6 +21,8 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
+import yaml
+
 from eventwire._errors import FieldViolation, InvalidArgument
 from eventwire.ingest.enforcement import ActivePlan
 from eventwire.ingest.plan import PlanError, PlanSpec, compile_plan, diff_plans, parse_plan
@@ -40,6 +42,11 @@ def parse_or_refuse(document: str, source: str) -> PlanSpec:
         compile_plan(spec)
     except PlanError as exc:
         raise InvalidArgument([FieldViolation(f"document{exc.pointer}", exc.reason)]) from None
+    except yaml.YAMLError as exc:
+        # PyYAML's reader refuses some characters before parse_plan's own
+        # handling starts (a control character, say): still the caller's input.
+        reason = f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
+        raise InvalidArgument([FieldViolation("document", reason)]) from None
     return spec
 
 
@@ -61,6 +68,7 @@ class PlanState:
         self.active: ActivePlan | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._failing = False
         self._refused = 0
         """A stored version that would not compile: not retried until a newer one."""
 
@@ -94,7 +102,12 @@ class PlanState:
                 if newest not in (self.version, self._refused):
                     await self.refresh()
             except StoreError as exc:
-                log.warning("cannot check for a new tracking plan: %s", exc)
+                # Once per outage, not once a second: the store's health says the rest.
+                if not self._failing:
+                    log.warning("cannot check for a new tracking plan: %s", exc)
+                self._failing = True
+            else:
+                self._failing = False
 
     async def refresh(self) -> None:
         """Install the newest stored version if it is not the one in force."""

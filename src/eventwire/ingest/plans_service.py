@@ -43,6 +43,7 @@ MAX_SAMPLES: Final = 20
 PAGE: Final = 500
 """Quarantined rows re-checked and released per transaction by a replay."""
 MAX_DOCUMENT_CHARS: Final = 4 * 1024 * 1024
+MAX_FILTER_CHARS: Final = 256
 
 
 class PlansService:
@@ -230,8 +231,11 @@ def _filter(f: plans_pb2.QuarantineFilter, tenant: str) -> QuarantineFilter:
         for name, value in (("since", f.since), ("until", f.until))
         if value < 0
     ]
-    if len(f.event_name) > 256 or len(f.rule) > 256:
-        violations.append(FieldViolation("filter", "event_name and rule are at most 256 chars"))
+    violations += [
+        FieldViolation(f"filter.{name}", f"must be at most {MAX_FILTER_CHARS} characters")
+        for name, value in (("event_name", f.event_name), ("rule", f.rule))
+        if len(value) > MAX_FILTER_CHARS
+    ]
     if violations:
         raise InvalidArgument(violations)
     return QuarantineFilter(tenant, f.event_name, f.rule, "", f.since, f.until)

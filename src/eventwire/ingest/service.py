@@ -371,7 +371,7 @@ class IngestService:
                 row, violations_json(verdict.violations), active.version, self._clock()
             )
             await self._core(self._pipeline.add_events((), (held,)))
-            reply.tracking_id = row.tracking_id
+            reply.tracking_id = held.key
         else:
             reply.tracking_id = await self._core(self._pipeline.add_alert(row))
         return reply

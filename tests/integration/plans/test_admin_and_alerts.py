@@ -84,11 +84,15 @@ async def test_alerts_are_quarantined_and_replayed(tmp_path: Path) -> None:
     async with serving(f"sqlite:///{tmp_path / 'e.db'}") as s:
         telemetry: telemetry_pb2_grpc.TelemetryServiceAsyncStub = s.telemetry
         await s.apply(ALERT_PLAN)
-        held = await telemetry.ReportAlert(
-            telemetry_pb2.AlertRequest(device_id="d1", alert_type="overheat")
+        request = telemetry_pb2.AlertRequest(
+            device_id="d1", alert_type="overheat", idempotency_key="k1"
         )
+        held = await telemetry.ReportAlert(request)
         assert held.outcome == 2  # analytics.OUTCOME_QUARANTINED
         assert held.violations
+        # A retry is the same quarantined alert, with the same tracking id.
+        again = await telemetry.ReportAlert(request)
+        assert again.tracking_id == held.tracking_id
         kept = await telemetry.ReportAlert(
             telemetry_pb2.AlertRequest(
                 device_id="d1", alert_type="overheat", attributes={"zone": "a"}
@@ -102,6 +106,7 @@ async def test_alerts_are_quarantined_and_replayed(tmp_path: Path) -> None:
         await s.apply(ALERT_PLAN.replace("required: [zone]", "required: []"))
         replay = await s.plans.ReplayQuarantine(plans_pb2.ReplayQuarantineRequest())
         assert (replay.moved, replay.remaining) == (1, 0)
+        assert (await telemetry.ReportAlert(request)).tracking_id == held.tracking_id
         alert = await telemetry.GetAlert(
             telemetry_pb2.GetAlertRequest(tracking_id=held.tracking_id)
         )

@@ -31,7 +31,8 @@ class Sent:
 OUTCOME = analytics_pb2.EventOutcome.Name
 
 
-def _single(sent: Sent, index: int, reply: Any) -> None:
+def _single(sent: Sent, index: int, reply: Any, event_id: str) -> None:
+    assert reply.event_id == event_id  # stored or quarantined, the reply names the event
     sent.versions.add(reply.plan_version)
     if reply.outcome == analytics_pb2.OUTCOME_QUARANTINED:
         sent.quarantined += 1
@@ -62,7 +63,7 @@ async def grpc_track(s: Served, events: list[Any]) -> Sent:
     sent = Sent()
     for index, ev in enumerate(events):
         try:
-            _single(sent, index, await s.analytics.TrackEvent(ev))
+            _single(sent, index, await s.analytics.TrackEvent(ev), ev.event_id)
         except grpc.aio.AioRpcError as exc:
             sent.rejected += _refused(exc)
     return sent
@@ -114,7 +115,8 @@ async def http_track(s: Served, events: list[Any]) -> Sent:
             sent.rejected += [v["field"] for v in body["details"][0]["fieldViolations"]]
             continue
         assert reply.status_code == 200, body
-        _single(sent, index, json_format.ParseDict(body, analytics_pb2.TrackEventResponse()))
+        reply_ = json_format.ParseDict(body, analytics_pb2.TrackEventResponse())
+        _single(sent, index, reply_, ev.event_id)
     return sent
 
 

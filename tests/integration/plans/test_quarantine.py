@@ -136,9 +136,10 @@ async def test_a_broken_plan_is_refused_and_the_old_one_stays(plan_store: str) -
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         fields = [f for f, _ in _status.field_violations(refused.value)]
         assert fields == ["document/events/signup/properties/properties/plan/type"], fields
-        http = await s.http.post("/v1/plans", json={"document": "events: [1"})
-        assert http.status_code == 400
-        assert http.json()["details"][0]["fieldViolations"][0]["field"].startswith("document")
+        for document in ("events: [1", "\u0006x"):  # the second, a character YAML refuses
+            http = await s.http.post("/v1/plans", json={"document": document})
+            assert http.status_code == 400, http.text
+            assert http.json()["details"][0]["fieldViolations"][0]["field"].startswith("document")
         plan = await s.plans.GetPlan(plans_pb2.GetPlanRequest())
         assert plan.version == 1
         reply = await s.analytics.TrackEvent(event("e1", "gold"))
@@ -176,3 +177,19 @@ async def test_replicas_pick_up_a_new_version(plan_store: str) -> None:
         )
         assert sum(r.moved for r in replays) == 1
         assert await a.count() == 1
+
+
+async def test_hostile_plans_over_the_gateway(tmp_path: Path) -> None:
+    """A deep or backtracking plan is refused or checked like any other (the checker's
+    regular expressions run in linear time), and diff refuses what apply refuses."""
+    async with serving(f"sqlite:///{tmp_path / 'e.db'}") as s:
+        deep = "events:\n  e:\n    properties: " + "{type: object, properties: {a: " * 200 + "{}"
+        deep += "}}" * 200
+        for route in ("/v1/plans", "/v1/plans:diff"):
+            reply = await s.http.post(route, json={"document": deep})
+            assert reply.status_code == 400, reply.text
+        backtracking = signup_plan("quarantine").replace("enum: [free, pro]", "pattern: '^(a+)+$'")
+        assert (await s.apply(backtracking)).version == 1
+        tracked = await s.analytics.TrackEvent(event("e1", "a" * 8000 + "!"))
+        assert tracked.outcome == analytics_pb2.OUTCOME_QUARANTINED
+        assert tracked.violations[0].field == "properties.plan"

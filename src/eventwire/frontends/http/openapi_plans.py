@@ -9,6 +9,8 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor
 
 from eventwire.api import analytics_pb2, plans_pb2
+from eventwire.frontends.http.messages import INT64_MAX
+from eventwire.ingest.plans_service import MAX_FILTER_CHARS, MAX_GROUPS, MAX_SAMPLES
 
 _MESSAGES = (
     plans_pb2.ApplyPlanRequest,
@@ -71,8 +73,8 @@ def plan_operations(
             }
         }
 
-    ms = {"type": "integer", "minimum": 0}
-    text = {"type": "string", "maxLength": 256}
+    ms = {"type": "integer", "minimum": 0, "maximum": INT64_MAX}
+    text = {"type": "string", "maxLength": MAX_FILTER_CHARS}
     return {
         "/v1/plans": {
             **post(
@@ -110,8 +112,8 @@ def plan_operations(
                     query("rule", text, "only events with a violation of this rule"),
                     query("since", ms, "quarantined at or after (Unix ms)"),
                     query("until", ms, "quarantined before (Unix ms)"),
-                    query("limit", {**ms, "maximum": 1000}, "most groups; 0 = 100"),
-                    query("samples", {**ms, "maximum": 20}, "samples per group; 0 = 3"),
+                    query("limit", {**ms, "maximum": MAX_GROUPS}, "most groups; 0 = 100"),
+                    query("samples", {**ms, "maximum": MAX_SAMPLES}, "samples per group; 0 = 3"),
                 ],
                 "responses": {
                     "200": json_reply("ListQuarantineResponse", "groups"),

@@ -29,6 +29,7 @@ from eventwire.ingest.alerts import (
     MAX_ATTRIBUTES,
     MAX_MESSAGE_CHARS,
 )
+from eventwire.ingest.plans_service import MAX_DOCUMENT_CHARS, MAX_FILTER_CHARS
 from eventwire.ingest.service import MAX_BATCH_EVENTS
 from eventwire.ingest.validation import (
     Limits,
@@ -195,6 +196,23 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     if "type" not in schema:  # a $ref, an enum, a oneOf
         return {"anyOf": [schema, {"type": "null"}]}
     return {**schema, "type": [schema["type"], "null"]}
+
+
+def _plan_rules() -> dict[str, dict[str, dict[str, Any]]]:
+    """What the plans service checks of its requests, as schema keywords."""
+    since = {**_int64(0), "description": "Unix epoch ms; 0 = unbounded"}
+    text = {"maxLength": MAX_FILTER_CHARS}
+    document = {
+        "minLength": 1,
+        "maxLength": MAX_DOCUMENT_CHARS,
+        "pattern": "\\S",
+        "description": "the plan, YAML or JSON (docs/tracking-plans.md)",
+    }
+    return {
+        "QuarantineFilter": {"since": since, "until": since, "event_name": text, "rule": text},
+        "ApplyPlanRequest": {"document": document},
+        "DiffPlanRequest": {"document": document},
+    }
 
 
 _NAME_DOC: Final = (
@@ -366,7 +384,11 @@ def schemas(limits: Limits, at_ms: int) -> dict[str, Any]:
         "AlertResponse": _message_schema(telemetry_pb2.AlertResponse.DESCRIPTOR, request=False),
         "Alert": _message_schema(telemetry_pb2.Alert.DESCRIPTOR, request=False),
         **read_schemas(lambda descriptor: _message_schema(descriptor, request=False)),
-        **plan_schemas(lambda descriptor, request: _message_schema(descriptor, request=request)),
+        **plan_schemas(
+            lambda descriptor, request: _message_schema(
+                descriptor, request=request, extra=_plan_rules().get(descriptor.name)
+            )
+        ),
         "Health": {
             "type": "object",
             "required": ["status"],
