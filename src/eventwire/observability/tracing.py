@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
+    SpanExporter,
 )
 from opentelemetry.sdk.trace.sampling import (
     Decision,
@@ -43,6 +44,7 @@ __all__ = [
     "extract",
     "inject",
     "resource",
+    "span_processor",
     "tracer_provider",
 ]
 
@@ -69,8 +71,13 @@ def tracer_provider(
         # Imported here: a server without tracing never loads grpc's OTLP stubs.
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        provider.add_span_processor(span_processor(OTLPSpanExporter()))
     return provider
+
+
+def span_processor(exporter: SpanExporter) -> SpanProcessor:
+    """The processor that hands the server's spans to ``exporter``, in batches."""
+    return BatchSpanProcessor(exporter)
 
 
 def resource(default_service_name: str = "eventwire") -> Resource:
