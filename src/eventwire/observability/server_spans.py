@@ -18,24 +18,26 @@ a tracer that is not the SDK's) takes the SDK's own path.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+import traceback
+from collections.abc import Mapping, Sequence
 from contextvars import Token
 from time import time_ns
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, SynchronousMultiSpanProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan, SynchronousMultiSpanProcessor
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, Tracer
-from opentelemetry.util.types import AttributeValue
+from opentelemetry.util.types import Attributes, AttributeValue
 
 from eventwire.observability.tracing import HeadSampling
 
-__all__ = ["Ending", "ServerSpans"]
+__all__ = ["Ending", "ServerSpans", "linked_span"]
 
 # What the SDK's RandomIdGenerator does, in one draw instead of two calls.
 _SPAN_ID_BITS: Final = 64
@@ -90,7 +92,8 @@ class ServerSpans:
         self._name = name
         self._attributes = dict(attributes)
         self._kind = kind
-        self._light = _light(tracer, sampling)
+        # Only a root span head sampling chose skips the SDK's (that would ask a sampler).
+        self._light = None if sampling.rate is None else _light(tracer)
         flags = TraceFlags.SAMPLED
         if isinstance(tracer, SdkTracer) and tracer.id_generator.is_trace_id_random():
             flags |= TraceFlags.RANDOM_TRACE_ID
@@ -157,9 +160,9 @@ class ServerSpans:
         )
 
 
-def _light(tracer: Tracer, sampling: HeadSampling) -> tuple[SdkTracer, Any, object] | None:
-    """The SDK tracer and its processor when a root span can skip the SDK's span object."""
-    if not isinstance(tracer, SdkTracer) or sampling.rate is None:
+def _light(tracer: Tracer) -> tuple[SdkTracer, Any, object] | None:
+    """The SDK tracer and its processor when a span can skip the SDK's span object."""
+    if not isinstance(tracer, SdkTracer):
         return None
     processor = tracer.span_processor
     inner = getattr(processor, "_span_processors", None)
@@ -174,3 +177,143 @@ def _light(tracer: Tracer, sampling: HeadSampling) -> tuple[SdkTracer, Any, obje
         and all(type(p) in _QUIET_ON_START for p in inner)
     )
     return (tracer, processor, inner) if usable else None
+
+
+def linked_span(
+    tracer: Tracer,
+    name: str,
+    *,
+    parent: SpanContext,
+    links: Sequence[SpanContext],
+    attributes: Mapping[str, AttributeValue],
+    start_time: int,
+) -> trace.Span:
+    """A span under ``parent`` linking ``links`` (sampled spans of this process): the
+    group commit's span. Without the SDK's span object when :func:`_light` allows
+    and the sampler samples every child of a sampled parent (what ``ParentBased``
+    does by default): the SDK would wrap each link's (absent) attributes in their
+    own bounded, locked container, one per request the commit carries."""
+    light = _light(tracer)
+    if light is None or not _children_follow(getattr(tracer, "sampler", None)):
+        return tracer.start_span(
+            name,
+            context=trace.set_span_in_context(trace.NonRecordingSpan(parent)),
+            links=[trace.Link(context) for context in links],
+            attributes=attributes,
+            start_time=start_time,
+        )
+    return _LinkedSpan(light[0], light[1], name, parent, links, attributes, start_time)
+
+
+def _children_follow(sampler: object) -> bool:
+    """Whether ``sampler`` samples every span whose local parent is sampled."""
+    sampler = getattr(sampler, "_inner", sampler)  # HeadSampling's wrapper
+    if isinstance(sampler, ParentBased):
+        return sampler._local_parent_sampled is ALWAYS_ON
+    return sampler is ALWAYS_ON
+
+
+class _LinkedSpan(trace.Span):
+    """A recording span kept as plain values and handed to the processor as one
+    ``ReadableSpan`` when it ends; what the group commit calls of a span."""
+
+    def __init__(  # noqa: PLR0917 - a span's parts
+        self,
+        tracer: SdkTracer,
+        processor: Any,
+        name: str,
+        parent: SpanContext,
+        links: Sequence[SpanContext],
+        attributes: Mapping[str, AttributeValue],
+        start_time: int,
+    ) -> None:
+        self._tracer = tracer
+        self._processor = processor
+        self._name = name
+        self._parent = parent
+        self._links = tuple(map(trace.Link, links))
+        self._attributes = dict(attributes)
+        self._events: list[Event] = []
+        self._status = _UNSET
+        self._start = start_time
+        self._ended = False
+        span_id = 0
+        while not span_id:
+            span_id = random.getrandbits(_SPAN_ID_BITS)
+        self._context = SpanContext(
+            parent.trace_id,
+            span_id,
+            is_remote=False,
+            trace_flags=parent.trace_flags,
+            trace_state=parent.trace_state,
+        )
+
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+    def is_recording(self) -> bool:
+        return not self._ended
+
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        if not self._ended:
+            self._attributes.update(attributes)
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        self.set_attributes({key: value})
+
+    def add_event(
+        self, name: str, attributes: Attributes = None, timestamp: int | None = None
+    ) -> None:
+        if not self._ended:
+            self._events.append(Event(name, attributes, timestamp))
+
+    def update_name(self, name: str) -> None:
+        self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if isinstance(status, StatusCode):
+            status = Status(status, description)
+        if not self._ended and status.status_code is not StatusCode.UNSET:
+            self._status = status
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        kind = type(exception)
+        module = kind.__module__
+        event: dict[str, AttributeValue] = {
+            "exception.type": kind.__qualname__
+            if module in {"builtins", ""}
+            else f"{module}.{kind.__qualname__}",
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        self.add_event("exception", {**event, **(attributes or {})}, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        tracer = self._tracer
+        self._processor.on_end(
+            ReadableSpan(
+                self._name,
+                self._context,
+                self._parent,
+                tracer.resource,
+                self._attributes,
+                tuple(self._events),
+                self._links,
+                SpanKind.INTERNAL,
+                tracer.instrumentation_info,
+                self._status,
+                self._start,
+                time_ns() if end_time is None else end_time,
+                tracer._instrumentation_scope,
+            )
+        )

@@ -16,9 +16,9 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
-from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from eventwire.observability.server_spans import ServerSpans
+from eventwire.observability.server_spans import ServerSpans, linked_span
 from eventwire.observability.tracing import HeadSampling
 
 BASE = {"rpc.system": "grpc", "rpc.method": "TrackEvent"}
@@ -161,3 +161,53 @@ def test_head_sampling_still_samples_its_share_on_the_light_path() -> None:
     # 1,000 expected; the bounds are ~10 standard deviations wide.
     assert 750 < sampled < 1250
     assert len(exporter.get_finished_spans()) == sampled
+
+
+def _batch(sampler: Sampler, processor: Callable[[InMemorySpanExporter], SpanProcessor]) -> Any:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(processor(exporter))
+    tracer = provider.get_tracer("t")
+    calls = [tracer.start_span(f"rpc{i}") for i in range(3)]
+    contexts = [c.get_span_context() for c in calls]
+    span = linked_span(
+        tracer,
+        "batch",
+        parent=contexts[0],
+        links=contexts,
+        attributes={"eventwire.requests": 3},
+        start_time=1_000,
+    )
+    span.add_event("commit", {"eventwire.rows": 3})
+    try:
+        int("refused")
+    except ValueError as exc:
+        span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, "ValueError"))
+    span.end()
+    (ended,) = [s for s in exporter.get_finished_spans() if s.name == "batch"]
+    return ended, contexts
+
+
+def test_a_linked_span_is_the_same_span_with_or_without_the_sdks_object() -> None:
+    made = [
+        _batch(ParentBased(ALWAYS_ON), SimpleSpanProcessor),  # the light path
+        _batch(ParentBased(ALWAYS_ON), Starts),  # a processor with on_start: the SDK's path
+    ]
+    for span, contexts in made:
+        assert span.parent == contexts[0]
+        assert span.context.trace_id == contexts[0].trace_id
+        assert span.context.span_id not in {c.span_id for c in contexts}
+        assert [link.context for link in span.links] == contexts
+        assert dict(span.attributes) == {"eventwire.requests": 3}
+        assert span.start_time == 1_000
+        commit, failure = span.events
+        assert (commit.name, dict(commit.attributes)) == ("commit", {"eventwire.rows": 3})
+        assert failure.name == "exception"
+        assert failure.attributes["exception.type"] == "ValueError"
+        assert "refused" in failure.attributes["exception.message"]
+        assert "refused" in failure.attributes["exception.stacktrace"]
+        assert (span.status.status_code, span.status.description) == (
+            StatusCode.ERROR,
+            "ValueError",
+        )
