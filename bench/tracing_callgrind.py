@@ -4,9 +4,9 @@ Timed ratios on a shared two-core machine swing by more than T1's 5 % (see
 bench/notes.md), instruction counts do not. This runs ``eventwire serve``
 under ``valgrind --tool=callgrind`` (every thread of the process: the loop,
 the SQLite writer, grpc's, the span export thread), warms it up, zeroes the
-counters (``callgrind_control -z``), drives N unary ``TrackEvent`` calls at
-64 in flight from this process (not counted), dumps the counters and divides
-by N. Variants, each a fresh server:
+counters (``callgrind_control -z``), drives N unary ``TrackEvent`` calls
+(``--in-flight``, 1 by default) from this process (not counted), dumps the
+counters and divides by N. Variants, each a fresh server:
 
 * ``off``: ``--trace-exporter none``, no span work at all;
 * ``unexported``: every call sampled, spans made and ended, no processor
@@ -19,10 +19,11 @@ by N. Variants, each a fresh server:
 
 So ``drop - unexported`` is the processor, ``otlp - drop`` the export thread
 (OTLP encoding and grpc sending), ``unexported - off`` the spans themselves.
-Group commit sizes depend on timing, which valgrind changes; spans per call
-are printed beside each count.
+At 1 in flight each call is its own group commit (2 spans per traced call);
+with more, group commit sizes follow timing, which valgrind changes: spans per
+call are printed beside each count.
 
-    .venv/bin/python bench/tracing_callgrind.py --calls 2000 [--variants off,otlp]
+    .venv/bin/python bench/tracing_callgrind.py --calls 1000 [--variants off,otlp] [--src DIR]
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ from eventwire.api import analytics_pb2, analytics_pb2_grpc
 
 BENCH = Path(__file__).parent
 VARIANTS = ("off", "unexported", "drop", "otlp", "otlp-10%")
-IN_FLIGHT = 64
 REQUEST = analytics_pb2.TrackEventRequest(
     event_name="page_view", user_id="user-42", properties={"plan": "pro", "src": "callgrind"}
 )
@@ -84,7 +84,7 @@ def program(variant: str, tmp: Path) -> tuple[list[str], list[str]]:
     return [sys.executable, "-m", "eventwire"], ["--trace-exporter", "otlp"]
 
 
-async def drive(address: str, calls: int) -> None:
+async def drive(address: str, calls: int, in_flight: int) -> None:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = analytics_pb2_grpc.AnalyticsServiceStub(channel)
         left = calls
@@ -95,7 +95,7 @@ async def drive(address: str, calls: int) -> None:
                 left -= 1
                 await stub.TrackEvent(REQUEST)
 
-        await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
 
 
 def total_instructions(out: Path) -> int:
@@ -110,7 +110,9 @@ def total_instructions(out: Path) -> int:
     return total
 
 
-def measure(variant: str, calls: int, receiver: Receiver, tmp: Path, src: Path) -> dict[str, float]:
+def measure(  # noqa: PLR0917 - one run's settings
+    variant: str, calls: int, in_flight: int, receiver: Receiver, tmp: Path, src: Path
+) -> dict[str, float]:
     argv, extra = program(variant, tmp)
     db = tmp / f"{variant.replace('%', '')}.db"
     out = tmp / f"cg.{variant.replace('%', '')}"
@@ -129,7 +131,9 @@ def measure(variant: str, calls: int, receiver: Receiver, tmp: Path, src: Path) 
         "--metrics-address", "127.0.0.1:0", "--log-format", "json",
         "--store", f"sqlite:///{db}", *extra,
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+    )
     address: list[str] = []
     dropped = [0]
     ready = threading.Event()
@@ -137,6 +141,8 @@ def measure(variant: str, calls: int, receiver: Receiver, tmp: Path, src: Path) 
     def read() -> None:
         assert proc.stderr is not None
         for line in proc.stderr:
+            if "xport" in line and ("rror" in line or "arn" in line):
+                print(f"{variant}: {line.strip()[:300]}", file=sys.stderr)
             if spans := re.search(r'"dropped_spans": (\d+)', line):
                 dropped[0] = int(spans.group(1))
             found = re.search(r'"grpc_address":\s*"([^"]+)"', line)
@@ -154,11 +160,11 @@ def measure(variant: str, calls: int, receiver: Receiver, tmp: Path, src: Path) 
         proc.wait()
         raise RuntimeError(f"{variant}: the server did not start")
     spans_before = receiver.spans()
-    asyncio.run(drive(address[0], 200))  # warm-up: imports, caches, the first commits
+    asyncio.run(drive(address[0], 200, in_flight))  # warm-up: imports, caches, the first commits
     time.sleep(6)  # one export interval: the warm-up's spans leave before counting starts
     subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
     spans_counted = receiver.spans() + dropped[0]
-    asyncio.run(drive(address[0], calls))
+    asyncio.run(drive(address[0], calls, in_flight))
     time.sleep(6)  # the export thread's last batch of these calls
     subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
     spans_after = receiver.spans() + dropped[0]
@@ -176,6 +182,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=1,
+        help="calls in flight; at 1 every call is its own group commit, so the counts "
+        "repeat exactly (at 64 the batches' sizes follow valgrind's timing)",
+    )
+    parser.add_argument(
         "--src", type=Path, default=BENCH.parent / "src", help="the eventwire source to run"
     )
     args = parser.parse_args()
@@ -185,7 +198,9 @@ def main() -> None:
             print("| variant | instructions per call | spans per call (exported) |")
             print("|---|---|---|")
             for variant in args.variants.split(","):
-                row = measure(variant, args.calls, receiver, Path(tmp), args.src.resolve())
+                row = measure(
+                    variant, args.calls, args.in_flight, receiver, Path(tmp), args.src.resolve()
+                )
                 print(
                     f"| {variant} | {row['instructions_per_call']:,.0f} "
                     f"| {row['spans_per_call']:.2f} |",
