@@ -3,6 +3,7 @@ root call, the SDK's span when a caller or a processor needs it."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -87,6 +88,8 @@ def test_a_sampled_root_call_is_one_readable_span_with_its_attributes() -> None:
     assert span.start_time is not None
     assert span.end_time is not None
     assert span.start_time <= span.end_time
+    # What the console exporter and the leak checks read.
+    assert json.loads(span.to_json())["attributes"]["rpc.grpc.status_code"] == 0
 
 
 def test_a_server_error_marks_the_span_on_both_paths() -> None:
