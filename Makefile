@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration test-chaos lint typecheck pytest gen lock bench clean
+.PHONY: run test test-unit test-integration test-chaos lint typecheck pytest gen lock bench screenshots clean
 
 # The lock pins the server extra and the dev tools with hashes; the package
 # itself goes in editable, with the server extra it runs as.
@@ -45,6 +45,11 @@ pytest: $(STAMP)
 gen: $(STAMP)
 	$(BIN)/python tools/gen_proto.py
 
+# docs/console/*.png: every page of the web console on a server with sample data,
+# shot in Debian's chromium (~30 s; needs /usr/bin/chromium).
+screenshots: $(STAMP)
+	$(BIN)/python tools/screenshots.py
+
 # Re-resolve every dependency (keeping the pins it can), with hashes. uv is
 # fetched into .venv-lock/ on first use; it is never committed.
 lock:
@@ -60,16 +65,29 @@ lock:
 # 100 live watchers at 1,000 alerts/s with delivery p99 and server CPU, and
 # QueryEvents on 1 M events on SQLite and PostgreSQL; READS_ARGS="--only
 # live,query,index,retention" for all its sections, READS_ARGS=skip to leave it
-# out). Writes bench/results/targets.*, bench.* and reads.*, and the README's
+# out), then tracking plans (bench/plans.py, ~1 min: 1,000-event TrackEvents with a
+# 50-event plan vs none, side by side; PLANS_ARGS=skip to leave it out), then the
+# console (bench/console.py, ~2 min: ingest with the console absent, closed and with
+# one Live page open in headless chromium; CONSOLE_ARGS=skip to leave it out), then
+# destinations (bench/relay.py, ~3 min: 100,000 events relayed to a local
+# JetStream beside ingesting them, CPU per event of both; RELAY_ARGS=skip to
+# leave it out). Writes bench/results/targets.*, bench.*, reads.*, plans.md and
+# console.md, and the README's
 # Performance section from the first two; appends every measurement to
 # bench/results/history.jsonl (bench/compare.py BASE NEW compares revisions).
 TARGETS_ARGS ?=
 BENCH_ARGS   ?= --quick
 READS_ARGS   ?= --only live,query
+PLANS_ARGS   ?=
+CONSOLE_ARGS ?= --repeats 3 --seconds 5
+RELAY_ARGS   ?= --rounds 3
 bench: $(STAMP)
 	$(BIN)/python bench/targets.py $(TARGETS_ARGS)
 	test "$(BENCH_ARGS)" = skip || $(BIN)/python bench/run.py $(BENCH_ARGS)
 	test "$(READS_ARGS)" = skip || $(BIN)/python bench/reads.py $(READS_ARGS)
+	test "$(PLANS_ARGS)" = skip || $(BIN)/python bench/plans.py $(PLANS_ARGS)
+	test "$(CONSOLE_ARGS)" = skip || $(BIN)/python bench/console.py $(CONSOLE_ARGS)
+	test "$(RELAY_ARGS)" = skip || $(BIN)/python bench/relay.py $(RELAY_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV)-lock .mypy_cache .ruff_cache .pytest_cache

@@ -24,7 +24,8 @@ OUT_DIR = ROOT / "src" / "eventwire" / "api"
 BIN = Path(sys.executable).parent
 
 _IMPORT = re.compile(r"^import (\w+_pb2) as (\w+)$", re.MULTILINE)
-_FROM_IMPORT = re.compile(r"^(from|import) (analytics|telemetry)(_pb2\w*)\b", re.MULTILINE)
+# Any of proto/'s own modules (analytics, telemetry, destinations, ...).
+_FROM_IMPORT = re.compile(r"^(from|import) (\w+)(_pb2\w*)\b", re.MULTILINE)
 
 
 def generate(out: Path) -> None:

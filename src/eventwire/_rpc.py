@@ -15,11 +15,13 @@ from typing import Final
 
 from google.protobuf.descriptor import ServiceDescriptor
 
-from eventwire.api import analytics_pb2, telemetry_pb2
+from eventwire.api import analytics_pb2, destinations_pb2, plans_pb2, telemetry_pb2
 
 ANALYTICS: Final = analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"]
 TELEMETRY: Final = telemetry_pb2.DESCRIPTOR.services_by_name["TelemetryService"]
-SERVICES: Final = (ANALYTICS, TELEMETRY)
+DESTINATIONS: Final = destinations_pb2.DESCRIPTOR.services_by_name["DestinationsService"]
+PLANS: Final = plans_pb2.DESCRIPTOR.services_by_name["PlansService"]
+SERVICES: Final = (ANALYTICS, TELEMETRY, DESTINATIONS, PLANS)
 SERVICE_NAMES: Final = tuple(service.full_name for service in SERVICES)
 
 
@@ -30,6 +32,8 @@ def methods(service: ServiceDescriptor) -> Mapping[str, str]:
 
 ANALYTICS_METHODS: Final = methods(ANALYTICS)
 TELEMETRY_METHODS: Final = methods(TELEMETRY)
+DESTINATIONS_METHODS: Final = methods(DESTINATIONS)
+PLANS_METHODS: Final = methods(PLANS)
 
 
 READ: Final = "read"
@@ -53,7 +57,7 @@ class Operation:
     method: str
     """The full gRPC method, ``/analytics.AnalyticsService/TrackEvent``."""
     scope: str
-    """:data:`READ` or :data:`WRITE`."""
+    """:data:`READ`, :data:`WRITE` or :data:`ADMIN`."""
     routes: tuple[tuple[str, str], ...]
     """The gateway's ``(HTTP method, path template)`` pairs serving it (HEAD
     rides along with GET); empty for streams only gRPC carries."""
@@ -84,6 +88,29 @@ OPERATIONS: Final = (
     _op(TELEMETRY_METHODS, "GetAlert", READ, "GET /v1/alerts/{tracking_id}"),
     _op(TELEMETRY_METHODS, "ListAlerts", READ, "GET /v1/alerts"),
     _op(TELEMETRY_METHODS, "WatchAlerts", READ, "GET /v1/alerts:watch"),
+    _op(DESTINATIONS_METHODS, "ListDestinations", READ, "GET /v1/destinations"),
+    _op(DESTINATIONS_METHODS, "PauseDestination", ADMIN, "POST /v1/destinations:pause"),
+    _op(DESTINATIONS_METHODS, "ResumeDestination", ADMIN, "POST /v1/destinations:resume"),
+    _op(DESTINATIONS_METHODS, "ReplayDestination", ADMIN, "POST /v1/destinations:replay"),
+    _op(DESTINATIONS_METHODS, "ListDeadLetters", READ, "GET /v1/destinations:deadLetters"),
+    _op(
+        DESTINATIONS_METHODS,
+        "RetryDeadLetters",
+        ADMIN,
+        "POST /v1/destinations:retryDeadLetters",
+    ),
+    _op(
+        DESTINATIONS_METHODS,
+        "DiscardDeadLetters",
+        ADMIN,
+        "POST /v1/destinations:discardDeadLetters",
+    ),
+    _op(PLANS_METHODS, "ApplyPlan", ADMIN, "POST /v1/plans"),
+    _op(PLANS_METHODS, "GetPlan", READ, "GET /v1/plans"),
+    _op(PLANS_METHODS, "DiffPlan", READ, "POST /v1/plans:diff"),
+    _op(PLANS_METHODS, "ListQuarantine", READ, "GET /v1/quarantine"),
+    _op(PLANS_METHODS, "ReplayQuarantine", ADMIN, "POST /v1/quarantine:replay"),
+    _op(PLANS_METHODS, "DiscardQuarantine", ADMIN, "POST /v1/quarantine:discard"),
 )
 """Every operation of the API: what it needs (scope), what it costs, where the gateway serves it."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -196,6 +197,26 @@ class ServerConfig:
         1000, "most rows one retention delete removes, each chunk its own short transaction"
     )
     retention_interval: float = _opt(60.0, "seconds between two retention passes")
+    retention_overrides_destinations: bool = _opt(
+        False,
+        "let retention purge rows a destination has not delivered yet (they are counted and "
+        "logged as skipped); off: retention waits for every destination",
+    )
+    # -- destinations: see docs/destinations.md -------------------------------------
+    destinations: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "a destination NAME=URL (nats://HOST:PORT/STREAM, https://...), options in "
+            "the URL's query; repeatable (env: comma-separated NAME=URL pairs)",
+            "choices": None,
+            "flag": "--destination",
+        },
+    )
+    destination_lease: float = _opt(
+        5.0,
+        "seconds a replica's lease on a destination lasts without renewal: another replica "
+        "takes a dead one's destinations over within this",
+    )
 
     def __post_init__(self) -> None:
         _check_address("address", self.address, optional=False)
@@ -229,6 +250,7 @@ class ServerConfig:
             parse_duration(name, getattr(self, name))
         if self.retention_chunk < 1 or self.retention_interval <= 0:
             raise ValueError("need retention_chunk >= 1 and retention_interval > 0")
+        _check_destinations(self)
 
     def retention_ms(self, kind: str) -> int:
         """How long rows of ``kind`` ("events" or "alerts") are kept, in ms; 0: forever."""
@@ -259,6 +281,15 @@ def _check_fields(config: ServerConfig) -> None:
         choices = f.metadata.get("choices")
         if choices and value not in choices:
             raise ValueError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _check_destinations(config: ServerConfig) -> None:
+    # Each URL is parsed by eventwire.destinations when the server is built.
+    if not 0.5 <= config.destination_lease <= 300:
+        raise ValueError("destination_lease must be between 0.5 and 300 seconds")
+    names = [d.partition("=")[0].strip() for d in config.destinations]
+    if len(set(names)) != len(names):
+        raise ValueError("destination names must be unique")
 
 
 def _check_health_port(config: ServerConfig) -> None:
@@ -306,8 +337,16 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
                 default = _convert(kind, env[env_name])
             except ValueError as exc:
                 parser.error(f"{env_name}={env[env_name]!r}: {exc}")
-        flag = "--" + f.name.replace("_", "-")
+        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
         help_text = f"{f.metadata['help']} [env {env_name}; default: %(default)s]"
+        if f.metadata.get("flag"):
+            # Repeatable; the environment's list is the default, flags replace it.
+            listed = _split_pairs(env.get(env_name, ""))
+            parser.add_argument(
+                flag, dest=f.name, action="append", default=None, help=help_text, metavar="NAME=URL"
+            )
+            parser.set_defaults(**{f"_{f.name}_env": tuple(listed)})
+            continue
         if kind is bool:
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
@@ -324,4 +363,18 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
 
 
 def from_namespace(ns: argparse.Namespace) -> ServerConfig:
-    return ServerConfig(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(ServerConfig)})
+    values = {f.name: getattr(ns, f.name) for f in dataclasses.fields(ServerConfig)}
+    for f in dataclasses.fields(ServerConfig):
+        if f.metadata.get("flag"):
+            given = values[f.name]
+            values[f.name] = tuple(given) if given else getattr(ns, f"_{f.name}_env", ())
+    return ServerConfig(**values)
+
+
+_PAIR: Final = re.compile(r",(?=\s*[A-Za-z0-9_-]{1,64}=[a-z]+://)")
+
+
+def _split_pairs(text: str) -> list[str]:
+    """``NAME=URL`` pairs separated by commas; a comma inside a URL (a list of NATS
+    servers) stays in it, since what follows it is not ``NAME=scheme://``."""
+    return [part.strip() for part in _PAIR.split(text) if part.strip()]

@@ -4,7 +4,8 @@ The wheel is built from this checkout and installed into a fresh virtualenv
 with exactly the client's locked dependencies (``deploy/runtime_requirements.py
 --client``, hashed); ``pip check`` then proves they are all the wheel declares.
 From that venv a script imports the public client names and delivers an event,
-an alert and a tracked event to a server run from the full install.
+an alert and a tracked event to a server run from the full install. The same
+wheel is checked to carry the web console's static files, which the server serves.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import grpc
@@ -63,10 +65,16 @@ def run(*argv: str | Path, cwd: Path | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", tmp, ROOT)
-    (wheel,) = tmp.glob("eventwire-*.whl")
+    (built,) = tmp.glob("eventwire-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def client_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("venv")
     lock = tmp / "client.lock"
     lock.write_text(run(sys.executable, ROOT / "deploy" / "runtime_requirements.py", "--client"))
     venv = tmp / "venv"
@@ -75,6 +83,16 @@ def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(*pip, "install", "--quiet", "--require-hashes", "--no-deps", "-r", lock)
     run(*pip, "install", "--quiet", "--no-deps", wheel)
     return venv
+
+
+def test_the_wheel_carries_the_consoles_static_files(wheel: Path) -> None:
+    # The gateway serves /console/ from these package files: without them it has no pages.
+    static = ROOT / "src" / "eventwire" / "frontends" / "http" / "console" / "static"
+    inside = "eventwire/frontends/http/console/static/"
+    with zipfile.ZipFile(wheel) as archive:
+        packed = {n[len(inside) :] for n in archive.namelist() if n.startswith(inside)}
+    assert packed == {path.name for path in static.iterdir()}
+    assert {"index.html", "app.js", "app.css", "live.js"} <= packed
 
 
 def test_the_client_install_declares_exactly_what_it_needs(client_venv: Path) -> None:

@@ -95,6 +95,8 @@ def flag_of(name: str, kind: type) -> str:
 
 
 def _default(value: object, name: str) -> str:
+    if value == ():
+        return "none"
     if isinstance(value, bool):
         return "`true`" if value else "`false`"
     if isinstance(value, str):
@@ -118,8 +120,9 @@ def settings_table() -> str:
         choices = field.metadata.get("choices")
         if choices:
             meaning += "; one of " + ", ".join(f"`{c}`" for c in choices)
+        flag = field.metadata.get("flag")
         cells = (
-            flag_of(field.name, hints[field.name]),
+            f"`{flag}` (repeatable)" if flag else flag_of(field.name, hints[field.name]),
             f"`{ENV_PREFIX}{field.name.upper()}`",
             _default(field.default, field.name),
             meaning.replace("|", "\\|"),
@@ -324,7 +327,8 @@ def test_a_stale_operations_table_is_caught() -> None:
 def test_every_setting_is_in_the_configuration_page() -> None:
     text = CONFIGURATION.read_text(encoding="utf-8")
     for field in dataclasses.fields(ServerConfig):
-        assert f"`--{field.name.replace('_', '-')}`" in text, field.name
+        flag = field.metadata.get("flag") or f"--{field.name.replace('_', '-')}"
+        assert f"`{flag}`" in text, field.name
         assert f"`{ENV_PREFIX}{field.name.upper()}`" in text, field.name
 
 
@@ -333,7 +337,7 @@ def test_serve_command_lines_use_real_flags() -> None:
     hints = typing.get_type_hints(ServerConfig)
     real = {"--help"}
     for field in dataclasses.fields(ServerConfig):
-        flag = "--" + field.name.replace("_", "-")
+        flag = field.metadata.get("flag") or "--" + field.name.replace("_", "-")
         real |= {flag, "--no-" + flag[2:]} if hints[field.name] is bool else {flag}
     wrong = [
         f"{page.name}: {flag}"

@@ -30,21 +30,23 @@ ALLOWED: Final[Mapping[str, frozenset[str]]] = {
     "config": frozenset(),
     "shared": frozenset({"api"}),
     "observability": _BASE,
+    # Pure policies (backoff, retry, breaker) shared by the client and the destinations.
+    "resilience": frozenset(),
     "store": _BASE | {"observability"},
     "security": _BASE | {"observability", "store"},
     "ingest": _BASE | {"observability", "store"},
     "reads": _BASE | {"observability", "store", "ingest"},
-    "destinations": _BASE | {"observability", "store", "ingest", "reads"},
+    "destinations": _BASE | {"observability", "resilience", "store", "ingest", "reads"},
     "frontends.grpc": _BASE
     | {"observability", "store", "security", "ingest", "reads", "destinations"},
     "frontends.http": _BASE
     | {"observability", "store", "security", "ingest", "reads", "destinations"},
-    "client": frozenset({"shared", "api", "observability"}),
+    "client": frozenset({"shared", "api", "observability", "resilience"}),
     "runtime": _BASE
     | {"observability", "store", "security", "ingest", "reads", "destinations"}
     | {"frontends.grpc", "frontends.http"}
-    | {"client"},
-    "testing": _BASE | {"client", "runtime", "observability", "store"},
+    | {"client", "resilience"},
+    "testing": _BASE | {"client", "resilience", "runtime", "observability", "store"},
     "root": frozenset({"client", "shared"}),
 }
 
@@ -54,6 +56,7 @@ _SERVER_ONLY: Final = frozenset({"psycopg", "psycopg_pool", "uvicorn", "httptool
 _TRANSPORTS: Final = frozenset({"grpc", "grpc_health", "grpc_reflection", "uvicorn", "starlette"})
 FORBIDDEN_EXTERNAL: Final[Mapping[str, frozenset[str]]] = {
     "client": _SERVER_ONLY | {"orjson", "uvloop", "httpx", "opentelemetry.sdk", "grpc_status"},
+    "resilience": _SERVER_ONLY | {"orjson", "uvloop", "httpx", "opentelemetry.sdk", "grpc_status"},
     "observability": _SERVER_ONLY | {"httpx"},
     "shared": _SERVER_ONLY | {"grpc"},
     "ingest": _TRANSPORTS,

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0f\x61nalytics.proto\x12\tanalytics\"\xd2\x01\n\x11TrackEventRequest\x12\x12\n\nevent_name\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12@\n\nproperties\x18\x04 \x03(\x0b\x32,.analytics.TrackEventRequest.PropertiesEntry\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\x1a\x31\n\x0fPropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x87\x01\n\x12TrackEventResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x05 \x01(\x03\x12\x12\n\nduplicates\x18\x06 \x01(\x03\"U\n\x12\x43ountEventsRequest\x12\x12\n\nevent_name\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x03\"$\n\x13\x43ountEventsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"_\n\rRejectedEvent\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12-\n\nviolations\x18\x03 \x03(\x0b\x32\x19.analytics.FieldViolation\"L\n\nEventBatch\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12,\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1c.analytics.TrackEventRequest\"\x83\x01\n\tIngestAck\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x05\x12\x12\n\nduplicates\x18\x03 \x01(\x05\x12\x10\n\x08rejected\x18\x04 \x01(\x05\x12,\n\nrejections\x18\x05 \x03(\x0b\x32\x18.analytics.RejectedEvent\"\x88\x01\n\x12QueryEventsRequest\x12\x12\n\nevent_name\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x03\x12!\n\x06\x62ucket\x18\x04 \x01(\x0e\x32\x11.analytics.Bucket\x12\x10\n\x08group_by\x18\x05 \x01(\t\x12\r\n\x05limit\x18\x06 \x01(\x05\">\n\x13QueryEventsResponse\x12\'\n\x04rows\x18\x01 \x03(\x0b\x32\x19.analytics.EventAggregate\"\\\n\x0e\x45ventAggregate\x12\x14\n\x0c\x62ucket_start\x18\x01 \x01(\x03\x12\r\n\x05group\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\x12\x16\n\x0e\x64istinct_users\x18\x04 \x01(\x03\"d\n\x13\x45xportEventsRequest\x12\x12\n\nevent_name\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x03\x12\r\n\x05\x61\x66ter\x18\x04 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x05 \x01(\x08\"a\n\rExportedEvent\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.analytics.TrackEventRequest\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x13\n\x0breceived_at\x18\x03 \x01(\x03*M\n\x06\x42ucket\x12\x0f\n\x0b\x42UCKET_NONE\x10\x00\x12\x11\n\rBUCKET_MINUTE\x10\x01\x12\x0f\n\x0b\x42UCKET_HOUR\x10\x02\x12\x0e\n\nBUCKET_DAY\x10\x03\x32\x91\x04\n\x10\x41nalyticsService\x12I\n\nTrackEvent\x12\x1c.analytics.TrackEventRequest\x1a\x1d.analytics.TrackEventResponse\x12M\n\x0cStreamEvents\x12\x1c.analytics.TrackEventRequest\x1a\x1d.analytics.TrackEventResponse(\x01\x12L\n\x0b\x43ountEvents\x12\x1d.analytics.CountEventsRequest\x1a\x1e.analytics.CountEventsResponse\x12?\n\x0cIngestEvents\x12\x15.analytics.EventBatch\x1a\x14.analytics.IngestAck(\x01\x30\x01\x12:\n\x0bTrackEvents\x12\x15.analytics.EventBatch\x1a\x14.analytics.IngestAck\x12L\n\x0bQueryEvents\x12\x1d.analytics.QueryEventsRequest\x1a\x1e.analytics.QueryEventsResponse\x12J\n\x0c\x45xportEvents\x12\x1e.analytics.ExportEventsRequest\x1a\x18.analytics.ExportedEvent0\x01\x42\x1aZ\x18\x61nalytics/v1;analyticsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0f\x61nalytics.proto\x12\tanalytics\"\xd2\x01\n\x11TrackEventRequest\x12\x12\n\nevent_name\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12@\n\nproperties\x18\x04 \x03(\x0b\x32,.analytics.TrackEventRequest.PropertiesEntry\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\x1a\x31\n\x0fPropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb5\x02\n\x12TrackEventResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x05 \x01(\x03\x12\x12\n\nduplicates\x18\x06 \x01(\x03\x12(\n\x07outcome\x18\x07 \x01(\x0e\x32\x17.analytics.EventOutcome\x12-\n\nviolations\x18\x08 \x03(\x0b\x32\x19.analytics.FieldViolation\x12\x13\n\x0bquarantined\x18\t \x01(\x03\x12(\n\x07\x66lagged\x18\n \x03(\x0b\x32\x17.analytics.PlannedEvent\x12\x14\n\x0cplan_version\x18\x0b \x01(\x03\"\x88\x01\n\x0cPlannedEvent\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12(\n\x07outcome\x18\x03 \x01(\x0e\x32\x17.analytics.EventOutcome\x12-\n\nviolations\x18\x04 \x03(\x0b\x32\x19.analytics.FieldViolation\"U\n\x12\x43ountEventsRequest\x12\x12\n\nevent_name\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x03\"$\n\x13\x43ountEventsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"_\n\rRejectedEvent\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12-\n\nviolations\x18\x03 \x03(\x0b\x32\x19.analytics.FieldViolation\"L\n\nEventBatch\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12,\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1c.analytics.TrackEventRequest\"\xd8\x01\n\tIngestAck\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x05\x12\x12\n\nduplicates\x18\x03 \x01(\x05\x12\x10\n\x08rejected\x18\x04 \x01(\x05\x12,\n\nrejections\x18\x05 \x03(\x0b\x32\x18.analytics.RejectedEvent\x12\x13\n\x0bquarantined\x18\x06 \x01(\x05\x12(\n\x07\x66lagged\x18\x07 \x03(\x0b\x32\x17.analytics.PlannedEvent\x12\x14\n\x0cplan_version\x18\x08 \x01(\x03\"\x88\x01\n\x12QueryEventsRequest\x12\x12\n\nevent_name\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x03\x12!\n\x06\x62ucket\x18\x04 \x01(\x0e\x32\x11.analytics.Bucket\x12\x10\n\x08group_by\x18\x05 \x01(\t\x12\r\n\x05limit\x18\x06 \x01(\x05\">\n\x13QueryEventsResponse\x12\'\n\x04rows\x18\x01 \x03(\x0b\x32\x19.analytics.EventAggregate\"\\\n\x0e\x45ventAggregate\x12\x14\n\x0c\x62ucket_start\x18\x01 \x01(\x03\x12\r\n\x05group\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\x12\x16\n\x0e\x64istinct_users\x18\x04 \x01(\x03\"d\n\x13\x45xportEventsRequest\x12\x12\n\nevent_name\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x03\x12\r\n\x05\x61\x66ter\x18\x04 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x05 \x01(\x08\"a\n\rExportedEvent\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.analytics.TrackEventRequest\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x13\n\x0breceived_at\x18\x03 \x01(\x03*l\n\x0c\x45ventOutcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x14\n\x10OUTCOME_ACCEPTED\x10\x01\x12\x17\n\x13OUTCOME_QUARANTINED\x10\x02\x12\x14\n\x10OUTCOME_REJECTED\x10\x03*M\n\x06\x42ucket\x12\x0f\n\x0b\x42UCKET_NONE\x10\x00\x12\x11\n\rBUCKET_MINUTE\x10\x01\x12\x0f\n\x0b\x42UCKET_HOUR\x10\x02\x12\x0e\n\nBUCKET_DAY\x10\x03\x32\x91\x04\n\x10\x41nalyticsService\x12I\n\nTrackEvent\x12\x1c.analytics.TrackEventRequest\x1a\x1d.analytics.TrackEventResponse\x12M\n\x0cStreamEvents\x12\x1c.analytics.TrackEventRequest\x1a\x1d.analytics.TrackEventResponse(\x01\x12L\n\x0b\x43ountEvents\x12\x1d.analytics.CountEventsRequest\x1a\x1e.analytics.CountEventsResponse\x12?\n\x0cIngestEvents\x12\x15.analytics.EventBatch\x1a\x14.analytics.IngestAck(\x01\x30\x01\x12:\n\x0bTrackEvents\x12\x15.analytics.EventBatch\x1a\x14.analytics.IngestAck\x12L\n\x0bQueryEvents\x12\x1d.analytics.QueryEventsRequest\x1a\x1e.analytics.QueryEventsResponse\x12J\n\x0c\x45xportEvents\x12\x1e.analytics.ExportEventsRequest\x1a\x18.analytics.ExportedEvent0\x01\x42\x1aZ\x18\x61nalytics/v1;analyticsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,36 +34,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'Z\030analytics/v1;analyticsv1'
   _globals['_TRACKEVENTREQUEST_PROPERTIESENTRY']._loaded_options = None
   _globals['_TRACKEVENTREQUEST_PROPERTIESENTRY']._serialized_options = b'8\001'
-  _globals['_BUCKET']._serialized_start=1367
-  _globals['_BUCKET']._serialized_end=1444
+  _globals['_EVENTOUTCOME']._serialized_start=1765
+  _globals['_EVENTOUTCOME']._serialized_end=1873
+  _globals['_BUCKET']._serialized_start=1875
+  _globals['_BUCKET']._serialized_end=1952
   _globals['_TRACKEVENTREQUEST']._serialized_start=31
   _globals['_TRACKEVENTREQUEST']._serialized_end=241
   _globals['_TRACKEVENTREQUEST_PROPERTIESENTRY']._serialized_start=192
   _globals['_TRACKEVENTREQUEST_PROPERTIESENTRY']._serialized_end=241
   _globals['_TRACKEVENTRESPONSE']._serialized_start=244
-  _globals['_TRACKEVENTRESPONSE']._serialized_end=379
-  _globals['_COUNTEVENTSREQUEST']._serialized_start=381
-  _globals['_COUNTEVENTSREQUEST']._serialized_end=466
-  _globals['_COUNTEVENTSRESPONSE']._serialized_start=468
-  _globals['_COUNTEVENTSRESPONSE']._serialized_end=504
-  _globals['_FIELDVIOLATION']._serialized_start=506
-  _globals['_FIELDVIOLATION']._serialized_end=558
-  _globals['_REJECTEDEVENT']._serialized_start=560
-  _globals['_REJECTEDEVENT']._serialized_end=655
-  _globals['_EVENTBATCH']._serialized_start=657
-  _globals['_EVENTBATCH']._serialized_end=733
-  _globals['_INGESTACK']._serialized_start=736
-  _globals['_INGESTACK']._serialized_end=867
-  _globals['_QUERYEVENTSREQUEST']._serialized_start=870
-  _globals['_QUERYEVENTSREQUEST']._serialized_end=1006
-  _globals['_QUERYEVENTSRESPONSE']._serialized_start=1008
-  _globals['_QUERYEVENTSRESPONSE']._serialized_end=1070
-  _globals['_EVENTAGGREGATE']._serialized_start=1072
-  _globals['_EVENTAGGREGATE']._serialized_end=1164
-  _globals['_EXPORTEVENTSREQUEST']._serialized_start=1166
-  _globals['_EXPORTEVENTSREQUEST']._serialized_end=1266
-  _globals['_EXPORTEDEVENT']._serialized_start=1268
-  _globals['_EXPORTEDEVENT']._serialized_end=1365
-  _globals['_ANALYTICSSERVICE']._serialized_start=1447
-  _globals['_ANALYTICSSERVICE']._serialized_end=1976
+  _globals['_TRACKEVENTRESPONSE']._serialized_end=553
+  _globals['_PLANNEDEVENT']._serialized_start=556
+  _globals['_PLANNEDEVENT']._serialized_end=692
+  _globals['_COUNTEVENTSREQUEST']._serialized_start=694
+  _globals['_COUNTEVENTSREQUEST']._serialized_end=779
+  _globals['_COUNTEVENTSRESPONSE']._serialized_start=781
+  _globals['_COUNTEVENTSRESPONSE']._serialized_end=817
+  _globals['_FIELDVIOLATION']._serialized_start=819
+  _globals['_FIELDVIOLATION']._serialized_end=871
+  _globals['_REJECTEDEVENT']._serialized_start=873
+  _globals['_REJECTEDEVENT']._serialized_end=968
+  _globals['_EVENTBATCH']._serialized_start=970
+  _globals['_EVENTBATCH']._serialized_end=1046
+  _globals['_INGESTACK']._serialized_start=1049
+  _globals['_INGESTACK']._serialized_end=1265
+  _globals['_QUERYEVENTSREQUEST']._serialized_start=1268
+  _globals['_QUERYEVENTSREQUEST']._serialized_end=1404
+  _globals['_QUERYEVENTSRESPONSE']._serialized_start=1406
+  _globals['_QUERYEVENTSRESPONSE']._serialized_end=1468
+  _globals['_EVENTAGGREGATE']._serialized_start=1470
+  _globals['_EVENTAGGREGATE']._serialized_end=1562
+  _globals['_EXPORTEVENTSREQUEST']._serialized_start=1564
+  _globals['_EXPORTEVENTSREQUEST']._serialized_end=1664
+  _globals['_EXPORTEDEVENT']._serialized_start=1666
+  _globals['_EXPORTEDEVENT']._serialized_end=1763
+  _globals['_ANALYTICSSERVICE']._serialized_start=1955
+  _globals['_ANALYTICSSERVICE']._serialized_end=2484
 # @@protoc_insertion_point(module_scope)

@@ -22,6 +22,38 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _EventOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EventOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OUTCOME_UNSPECIFIED: _EventOutcome.ValueType  # 0
+    """No tracking plan in force: stored as before."""
+    OUTCOME_ACCEPTED: _EventOutcome.ValueType  # 1
+    """Stored; its violations (if any) are recorded on the row."""
+    OUTCOME_QUARANTINED: _EventOutcome.ValueType  # 2
+    """Stored apart, in the quarantine, with its violations: not counted, queried,
+    exported or relayed until replayed.
+    """
+    OUTCOME_REJECTED: _EventOutcome.ValueType  # 3
+    """Not stored."""
+
+class EventOutcome(_EventOutcome, metaclass=_EventOutcomeEnumTypeWrapper):
+    """Additive. What the tracking plan made of an event."""
+
+OUTCOME_UNSPECIFIED: EventOutcome.ValueType  # 0
+"""No tracking plan in force: stored as before."""
+OUTCOME_ACCEPTED: EventOutcome.ValueType  # 1
+"""Stored; its violations (if any) are recorded on the row."""
+OUTCOME_QUARANTINED: EventOutcome.ValueType  # 2
+"""Stored apart, in the quarantine, with its violations: not counted, queried,
+exported or relayed until replayed.
+"""
+OUTCOME_REJECTED: EventOutcome.ValueType  # 3
+"""Not stored."""
+Global___EventOutcome: _TypeAlias = EventOutcome  # noqa: Y015
+
 class _Bucket:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -136,6 +168,11 @@ class TrackEventResponse(_message.Message):
     DUPLICATE_FIELD_NUMBER: _builtins.int
     ACCEPTED_FIELD_NUMBER: _builtins.int
     DUPLICATES_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    VIOLATIONS_FIELD_NUMBER: _builtins.int
+    QUARANTINED_FIELD_NUMBER: _builtins.int
+    FLAGGED_FIELD_NUMBER: _builtins.int
+    PLAN_VERSION_FIELD_NUMBER: _builtins.int
     success: _builtins.bool
     """true only once the event is durably committed. Failures are reported as
     gRPC status codes, never as success = false.
@@ -154,6 +191,26 @@ class TrackEventResponse(_message.Message):
     """Additive. StreamEvents: how many events of the stream were newly stored."""
     duplicates: _builtins.int
     """Additive. StreamEvents: how many events of the stream were duplicates."""
+    outcome: Global___EventOutcome.ValueType
+    """Additive. TrackEvent: what the tracking plan made of the event
+    (OUTCOME_UNSPECIFIED when no plan is in force).
+    """
+    quarantined: _builtins.int
+    """Additive. StreamEvents: how many events of the stream were quarantined
+    (stored apart, not counted as events until replayed).
+    """
+    plan_version: _builtins.int
+    """Additive. The tracking plan version the events were checked against; 0: none."""
+    @_builtins.property
+    def violations(self) -> _containers.RepeatedCompositeFieldContainer[Global___FieldViolation]:
+        """Additive. TrackEvent: the plan's violations (accepted or quarantined
+        events; a rejected one is INVALID_ARGUMENT with a google.rpc.BadRequest).
+        """
+
+    @_builtins.property
+    def flagged(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlannedEvent]:
+        """Additive. StreamEvents: the events the plan found violations in."""
+
     def __init__(
         self,
         *,
@@ -163,14 +220,53 @@ class TrackEventResponse(_message.Message):
         duplicate: _builtins.bool = ...,
         accepted: _builtins.int = ...,
         duplicates: _builtins.int = ...,
+        outcome: Global___EventOutcome.ValueType = ...,
+        violations: _abc.Iterable[Global___FieldViolation] | None = ...,
+        quarantined: _builtins.int = ...,
+        flagged: _abc.Iterable[Global___PlannedEvent] | None = ...,
+        plan_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "duplicate", b"duplicate", "duplicates", b"duplicates", "error_message", b"error_message", "event_id", b"event_id", "success", b"success"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "duplicate", b"duplicate", "duplicates", b"duplicates", "error_message", b"error_message", "event_id", b"event_id", "flagged", b"flagged", "outcome", b"outcome", "plan_version", b"plan_version", "quarantined", b"quarantined", "success", b"success", "violations", b"violations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TrackEventResponse: _TypeAlias = TrackEventResponse  # noqa: Y015
+
+@_typing.final
+class PlannedEvent(_message.Message):
+    """Additive. An event the tracking plan found violations in, and what became of it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    VIOLATIONS_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Position of the event in its batch or stream."""
+    event_id: _builtins.str
+    outcome: Global___EventOutcome.ValueType
+    @_builtins.property
+    def violations(self) -> _containers.RepeatedCompositeFieldContainer[Global___FieldViolation]:
+        """Paths are the plan's: "properties.plan", "user_id", "event_name"."""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        event_id: _builtins.str = ...,
+        outcome: Global___EventOutcome.ValueType = ...,
+        violations: _abc.Iterable[Global___FieldViolation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "index", b"index", "outcome", b"outcome", "violations", b"violations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlannedEvent: _TypeAlias = PlannedEvent  # noqa: Y015
 
 @_typing.final
 class CountEventsRequest(_message.Message):
@@ -324,6 +420,9 @@ class IngestAck(_message.Message):
     DUPLICATES_FIELD_NUMBER: _builtins.int
     REJECTED_FIELD_NUMBER: _builtins.int
     REJECTIONS_FIELD_NUMBER: _builtins.int
+    QUARANTINED_FIELD_NUMBER: _builtins.int
+    FLAGGED_FIELD_NUMBER: _builtins.int
+    PLAN_VERSION_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     accepted: _builtins.int
     """Events newly stored."""
@@ -331,8 +430,21 @@ class IngestAck(_message.Message):
     """Events whose event_id was already stored: acknowledged, not stored again."""
     rejected: _builtins.int
     """Invalid events, not stored; resending them cannot succeed."""
+    quarantined: _builtins.int
+    """Additive. Events stored apart in the quarantine (counted in neither
+    accepted nor rejected).
+    """
+    plan_version: _builtins.int
+    """Additive. The tracking plan version the batch was checked against; 0: none."""
     @_builtins.property
     def rejections(self) -> _containers.RepeatedCompositeFieldContainer[Global___RejectedEvent]: ...
+    @_builtins.property
+    def flagged(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlannedEvent]:
+        """Additive. Every event the tracking plan found violations in (accepted with
+        violations, or quarantined), with its outcome; plan rejections are in
+        rejections. Conforming events are not listed.
+        """
+
     def __init__(
         self,
         *,
@@ -341,10 +453,13 @@ class IngestAck(_message.Message):
         duplicates: _builtins.int = ...,
         rejected: _builtins.int = ...,
         rejections: _abc.Iterable[Global___RejectedEvent] | None = ...,
+        quarantined: _builtins.int = ...,
+        flagged: _abc.Iterable[Global___PlannedEvent] | None = ...,
+        plan_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "duplicates", b"duplicates", "rejected", b"rejected", "rejections", b"rejections", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "duplicates", b"duplicates", "flagged", b"flagged", "plan_version", b"plan_version", "quarantined", b"quarantined", "rejected", b"rejected", "rejections", b"rejections", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

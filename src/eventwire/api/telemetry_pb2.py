@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0ftelemetry.proto\x12\ttelemetry\"\x89\x02\n\x0c\x41lertRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x12\n\nalert_type\x18\x02 \x01(\t\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12%\n\x08severity\x18\x05 \x01(\x0e\x32\x13.telemetry.Severity\x12\x0f\n\x07message\x18\x06 \x01(\t\x12;\n\nattributes\x18\x07 \x03(\x0b\x32\'.telemetry.AlertRequest.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\":\n\rAlertResponse\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\x08\x12\x13\n\x0btracking_id\x18\x02 \x01(\t\"&\n\x0fGetAlertRequest\x12\x13\n\x0btracking_id\x18\x01 \x01(\t\"\x9c\x02\n\x05\x41lert\x12\x13\n\x0btracking_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x12\n\nalert_type\x18\x03 \x01(\t\x12\x11\n\ttimestamp\x18\x04 \x01(\x03\x12\x13\n\x0breceived_at\x18\x05 \x01(\x03\x12%\n\x08severity\x18\x06 \x01(\x0e\x32\x13.telemetry.Severity\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x34\n\nattributes\x18\x08 \x03(\x0b\x32 .telemetry.Alert.AttributesEntry\x12\x0e\n\x06\x63ursor\x18\t \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa8\x01\n\x11ListAlertsRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x12\n\nalert_type\x18\x02 \x01(\t\x12)\n\x0cmin_severity\x18\x03 \x01(\x0e\x32\x13.telemetry.Severity\x12\r\n\x05start\x18\x04 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x05 \x01(\x03\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"O\n\x12ListAlertsResponse\x12 \n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x10.telemetry.Alert\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x89\x01\n\x12WatchAlertsRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x12\n\nalert_type\x18\x02 \x01(\t\x12)\n\x0cmin_severity\x18\x03 \x01(\x0e\x32\x13.telemetry.Severity\x12\r\n\x05\x61\x66ter\x18\x04 \x01(\t\x12\x12\n\nfrom_start\x18\x05 \x01(\x08*d\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02\x12\x15\n\x11SEVERITY_CRITICAL\x10\x03\x32\x9b\x02\n\x10TelemetryService\x12@\n\x0bReportAlert\x12\x17.telemetry.AlertRequest\x1a\x18.telemetry.AlertResponse\x12\x38\n\x08GetAlert\x12\x1a.telemetry.GetAlertRequest\x1a\x10.telemetry.Alert\x12I\n\nListAlerts\x12\x1c.telemetry.ListAlertsRequest\x1a\x1d.telemetry.ListAlertsResponse\x12@\n\x0bWatchAlerts\x12\x1d.telemetry.WatchAlertsRequest\x1a\x10.telemetry.Alert0\x01\x42\x17Z\x15./telemetry;telemetryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0ftelemetry.proto\x12\ttelemetry\"\x89\x02\n\x0c\x41lertRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x12\n\nalert_type\x18\x02 \x01(\t\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12%\n\x08severity\x18\x05 \x01(\x0e\x32\x13.telemetry.Severity\x12\x0f\n\x07message\x18\x06 \x01(\t\x12;\n\nattributes\x18\x07 \x03(\x0b\x32\'.telemetry.AlertRequest.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"u\n\rAlertResponse\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\x08\x12\x13\n\x0btracking_id\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\x05\x12\x12\n\nviolations\x18\x04 \x03(\t\x12\x14\n\x0cplan_version\x18\x05 \x01(\x03\"&\n\x0fGetAlertRequest\x12\x13\n\x0btracking_id\x18\x01 \x01(\t\"\x9c\x02\n\x05\x41lert\x12\x13\n\x0btracking_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x12\n\nalert_type\x18\x03 \x01(\t\x12\x11\n\ttimestamp\x18\x04 \x01(\x03\x12\x13\n\x0breceived_at\x18\x05 \x01(\x03\x12%\n\x08severity\x18\x06 \x01(\x0e\x32\x13.telemetry.Severity\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x34\n\nattributes\x18\x08 \x03(\x0b\x32 .telemetry.Alert.AttributesEntry\x12\x0e\n\x06\x63ursor\x18\t \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa8\x01\n\x11ListAlertsRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x12\n\nalert_type\x18\x02 \x01(\t\x12)\n\x0cmin_severity\x18\x03 \x01(\x0e\x32\x13.telemetry.Severity\x12\r\n\x05start\x18\x04 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x05 \x01(\x03\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"O\n\x12ListAlertsResponse\x12 \n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x10.telemetry.Alert\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x89\x01\n\x12WatchAlertsRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x12\n\nalert_type\x18\x02 \x01(\t\x12)\n\x0cmin_severity\x18\x03 \x01(\x0e\x32\x13.telemetry.Severity\x12\r\n\x05\x61\x66ter\x18\x04 \x01(\t\x12\x12\n\nfrom_start\x18\x05 \x01(\x08*d\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02\x12\x15\n\x11SEVERITY_CRITICAL\x10\x03\x32\x9b\x02\n\x10TelemetryService\x12@\n\x0bReportAlert\x12\x17.telemetry.AlertRequest\x1a\x18.telemetry.AlertResponse\x12\x38\n\x08GetAlert\x12\x1a.telemetry.GetAlertRequest\x1a\x10.telemetry.Alert\x12I\n\nListAlerts\x12\x1c.telemetry.ListAlertsRequest\x1a\x1d.telemetry.ListAlertsResponse\x12@\n\x0bWatchAlerts\x12\x1d.telemetry.WatchAlertsRequest\x1a\x10.telemetry.Alert0\x01\x42\x17Z\x15./telemetry;telemetryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,26 +36,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ALERTREQUEST_ATTRIBUTESENTRY']._serialized_options = b'8\001'
   _globals['_ALERT_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_ALERT_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_SEVERITY']._serialized_start=1077
-  _globals['_SEVERITY']._serialized_end=1177
+  _globals['_SEVERITY']._serialized_start=1136
+  _globals['_SEVERITY']._serialized_end=1236
   _globals['_ALERTREQUEST']._serialized_start=31
   _globals['_ALERTREQUEST']._serialized_end=296
   _globals['_ALERTREQUEST_ATTRIBUTESENTRY']._serialized_start=247
   _globals['_ALERTREQUEST_ATTRIBUTESENTRY']._serialized_end=296
   _globals['_ALERTRESPONSE']._serialized_start=298
-  _globals['_ALERTRESPONSE']._serialized_end=356
-  _globals['_GETALERTREQUEST']._serialized_start=358
-  _globals['_GETALERTREQUEST']._serialized_end=396
-  _globals['_ALERT']._serialized_start=399
-  _globals['_ALERT']._serialized_end=683
+  _globals['_ALERTRESPONSE']._serialized_end=415
+  _globals['_GETALERTREQUEST']._serialized_start=417
+  _globals['_GETALERTREQUEST']._serialized_end=455
+  _globals['_ALERT']._serialized_start=458
+  _globals['_ALERT']._serialized_end=742
   _globals['_ALERT_ATTRIBUTESENTRY']._serialized_start=247
   _globals['_ALERT_ATTRIBUTESENTRY']._serialized_end=296
-  _globals['_LISTALERTSREQUEST']._serialized_start=686
-  _globals['_LISTALERTSREQUEST']._serialized_end=854
-  _globals['_LISTALERTSRESPONSE']._serialized_start=856
-  _globals['_LISTALERTSRESPONSE']._serialized_end=935
-  _globals['_WATCHALERTSREQUEST']._serialized_start=938
-  _globals['_WATCHALERTSREQUEST']._serialized_end=1075
-  _globals['_TELEMETRYSERVICE']._serialized_start=1180
-  _globals['_TELEMETRYSERVICE']._serialized_end=1463
+  _globals['_LISTALERTSREQUEST']._serialized_start=745
+  _globals['_LISTALERTSREQUEST']._serialized_end=913
+  _globals['_LISTALERTSRESPONSE']._serialized_start=915
+  _globals['_LISTALERTSRESPONSE']._serialized_end=994
+  _globals['_WATCHALERTSREQUEST']._serialized_start=997
+  _globals['_WATCHALERTSREQUEST']._serialized_end=1134
+  _globals['_TELEMETRYSERVICE']._serialized_start=1239
+  _globals['_TELEMETRYSERVICE']._serialized_end=1522
 # @@protoc_insertion_point(module_scope)

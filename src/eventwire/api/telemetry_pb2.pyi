@@ -135,19 +135,36 @@ class AlertResponse(_message.Message):
 
     ACKNOWLEDGED_FIELD_NUMBER: _builtins.int
     TRACKING_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    VIOLATIONS_FIELD_NUMBER: _builtins.int
+    PLAN_VERSION_FIELD_NUMBER: _builtins.int
     acknowledged: _builtins.bool
     """true only once the alert is durably committed."""
     tracking_id: _builtins.str
     """Unique, unguessable id of the stored alert (a random UUID)."""
+    outcome: _builtins.int
+    """Additive. What the tracking plan made of the alert: 0 no plan in force,
+    1 accepted, 2 quarantined (stored apart, tracking_id names it there).
+    The values of analytics.EventOutcome.
+    """
+    plan_version: _builtins.int
+    """Additive. The tracking plan version the alert was checked against; 0: none."""
+    @_builtins.property
+    def violations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Additive. The plan's violations, as "field: description"."""
+
     def __init__(
         self,
         *,
         acknowledged: _builtins.bool = ...,
         tracking_id: _builtins.str = ...,
+        outcome: _builtins.int = ...,
+        violations: _abc.Iterable[_builtins.str] | None = ...,
+        plan_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged", b"acknowledged", "tracking_id", b"tracking_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged", b"acknowledged", "outcome", b"outcome", "plan_version", b"plan_version", "tracking_id", b"tracking_id", "violations", b"violations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

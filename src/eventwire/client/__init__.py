@@ -59,6 +59,7 @@ from eventwire.client._exceptions import (
     map_rpc_error,
 )
 from eventwire.client._metrics import ClientMetrics
+from eventwire.client._plans import PlansClient, SyncPlansClient
 from eventwire.client._policy import (
     DEFAULT_ANALYTICS_TIMEOUT,
     DEFAULT_QUERY_TIMEOUT,
@@ -106,6 +107,7 @@ __all__ = [
     "NotFoundError",
     "OutOfRangeError",
     "PermissionDeniedError",
+    "PlansClient",
     "ResourceExhaustedError",
     "ResumableStream",
     "RetryEvent",
@@ -115,6 +117,7 @@ __all__ = [
     "SpoolError",
     "SpoolFullError",
     "SyncAnalyticsClient",
+    "SyncPlansClient",
     "SyncResumableStream",
     "SyncTelemetryClient",
     "SyncTracker",

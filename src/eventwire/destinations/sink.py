@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from eventwire.store.base import Position
+
 Kind = Literal["event", "alert"]
 
 
@@ -26,7 +28,8 @@ class Item:
 
     kind: Kind
     position: int
-    """Its commit-order position (the one ``ExportEvents`` and ``WatchAlerts`` resume from)."""
+    """Its commit-order position's sequence number; with :attr:`xid`, the position
+    ``ExportEvents`` and ``WatchAlerts`` resume from (see :attr:`place`)."""
     tenant: str
     key: str
     """The event id or the alert's tracking id: the dedupe key downstream."""
@@ -36,6 +39,14 @@ class Item:
     """The row as JSON, exactly as the gateway returns it (camelCase, with ``eventId`` or
     ``trackingId``)."""
     committed_at_ms: int
+    xid: int = 0
+    """The position's transaction id (PostgreSQL; 0 on SQLite, where rowid order is
+    commit order)."""
+
+    @property
+    def place(self) -> Position:
+        """The full commit-order position; compares as commit order."""
+        return Position(self.xid, self.position)
 
 
 class DeliveryError(Exception):

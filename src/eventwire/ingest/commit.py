@@ -31,6 +31,7 @@ from eventwire.store.base import (
     StoreGone,
     StoreUnavailable,
 )
+from eventwire.store.quarantine import QuarantineRow
 
 log = logging.getLogger("eventwire.pipeline")
 
@@ -38,40 +39,49 @@ log = logging.getLogger("eventwire.pipeline")
 class Item:
     """One request waiting in the queue: its rows, its caller's future, its span."""
 
-    __slots__ = ("alert", "events", "future", "queued_ns", "span", "weight")
+    __slots__ = ("alert", "events", "future", "quarantine", "queued_ns", "span", "weight")
 
     def __init__(
         self,
         events: Sequence[EventRow] | None,
         alert: AlertRow | None,
         future: asyncio.Future[int | str],
+        quarantine: Sequence[QuarantineRow] = (),
     ) -> None:
         self.events = events
         self.alert = alert
         self.future = future
-        self.weight = len(events) if events is not None else 1
+        self.quarantine = quarantine
+        """Rows the tracking plan put apart, committed with ``events``."""
+        self.weight = (len(events) + len(quarantine)) if events is not None else 1
         self.span: SpanContext | None = None
         self.queued_ns = 0
 
 
 def split(
     batch: list[Item],
-) -> tuple[list[Item], list[Sequence[EventRow]], list[Item], list[AlertRow], int]:
-    """In one pass: the event items and their rows, the alert items and theirs, all rows."""
+) -> tuple[
+    list[Item], list[Sequence[EventRow]], list[Item], list[AlertRow], int, list[QuarantineRow]
+]:
+    """In one pass: the event items and their rows, the alert items and theirs, all
+    rows, and the quarantined rows."""
     event_items: list[Item] = []
     events: list[Sequence[EventRow]] = []
     alert_items: list[Item] = []
     alerts: list[AlertRow] = []
+    quarantine: list[QuarantineRow] = []
     rows = 0
     for item in batch:
         rows += item.weight
         if item.events is not None:
             event_items.append(item)
             events.append(item.events)
+            if item.quarantine:
+                quarantine.extend(item.quarantine)
         elif item.alert is not None:
             alert_items.append(item)
             alerts.append(item.alert)
-    return event_items, events, alert_items, alerts, rows
+    return event_items, events, alert_items, alerts, rows, quarantine
 
 
 class GroupCommit:
@@ -128,11 +138,11 @@ class GroupCommit:
             span.end()
 
     async def _commit_batch(self, batch: list[Item], span: Span | None = None) -> None:
-        event_items, events, alert_items, alerts, rows = split(batch)
+        event_items, events, alert_items, alerts, rows, quarantine = split(batch)
         metrics = self._metrics
         started = time.monotonic()
         try:
-            result = await self._store_commit(events, alerts, span)
+            result = await self._store_commit(events, alerts, span, quarantine)
         except StoreUnavailable as exc:
             self._set_health(ok=False, error=exc)
             log.warning("commit of %d requests failed: storage unavailable: %s", len(batch), exc)
@@ -158,7 +168,9 @@ class GroupCommit:
         self._set_health(ok=True)
         elapsed = time.monotonic() - started
         if metrics is not None:
-            metrics.commits.committed(rows, elapsed, sum(result.inserted), len(alert_items))
+            metrics.commits.committed(
+                rows - len(quarantine), elapsed, sum(result.inserted), len(alert_items)
+            )
         elapsed_ms = max(elapsed * 1000, 0.001)
         self._rate = (
             rows / elapsed_ms if self._rate <= 0 else 0.8 * self._rate + 0.2 * rows / elapsed_ms
@@ -171,14 +183,22 @@ class GroupCommit:
                 item.future.set_result(tracking_id)
 
     async def _store_commit(
-        self, events: list[Sequence[EventRow]], alerts: list[AlertRow], span: Span | None
+        self,
+        events: list[Sequence[EventRow]],
+        alerts: list[AlertRow],
+        span: Span | None,
+        quarantine: list[QuarantineRow],
     ) -> CommitResult:
         if span is None:
+            if quarantine:
+                return await self._store.commit(events, alerts, quarantine)
             return await self._store.commit(events, alerts)
         # An event, not a child span, per transaction: a batch that a refused row
         # splits (see _commit_batch) shows one more per request committed alone.
         span.add_event("commit", {"eventwire.rows": sum(map(len, events)) + len(alerts)})
         try:
+            if quarantine:
+                return await self._store.commit(events, alerts, quarantine)
             return await self._store.commit(events, alerts)
         except Exception as exc:
             span.record_exception(exc)

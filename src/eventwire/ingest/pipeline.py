@@ -42,6 +42,7 @@ from eventwire._errors import Overloaded, Unavailable
 from eventwire.ingest.commit import GroupCommit, Item
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.store.base import AlertRow, EventRow, Store, StoreUnavailable
+from eventwire.store.quarantine import QuarantineRow
 
 log = logging.getLogger("eventwire.pipeline")
 
@@ -137,9 +138,12 @@ class IngestPipeline(GroupCommit):
         self.loop = asyncio.get_running_loop()
         self._task = self.loop.create_task(self._run(), name="eventwire-ingest-writer")
 
-    async def add_events(self, rows: Sequence[EventRow]) -> int:
-        """Commit ``rows`` (with other requests' rows); return how many were new."""
-        result = await self._wait(Item(rows, None, self._future()))
+    async def add_events(
+        self, rows: Sequence[EventRow], quarantine: Sequence[QuarantineRow] = ()
+    ) -> int:
+        """Commit ``rows`` (with other requests' rows), and ``quarantine`` in the same
+        transaction; return how many of ``rows`` were new."""
+        result = await self._wait(Item(rows, None, self._future(), quarantine))
         assert isinstance(result, int)  # noqa: S101 - the writer resolves event items with ints
         return result
 

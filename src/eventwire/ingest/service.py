@@ -20,14 +20,28 @@ from typing import Any, Final, TypeVar
 import orjson
 
 from eventwire._errors import FieldViolation, InvalidArgument, NotFound, Unavailable
-from eventwire._ids import random_id, uuid7
+from eventwire._ids import random_id
 from eventwire._loops import run_on
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.ingest.alerts import alert_message, validate_alert_details
+from eventwire.ingest.enforcement import (
+    OUTCOMES,
+    Flagged,
+    Sorted,
+    field_violations,
+    flagged_message,
+    judge_alert,
+    proto_violations,
+    quarantine_alert,
+    sort_batch,
+    violations_json,
+)
 from eventwire.ingest.pipeline import IngestPipeline
+from eventwire.ingest.plan_state import PlanState
+from eventwire.ingest.rows import fast_row, properties_of
+from eventwire.ingest.rows import row as plain_row
 from eventwire.ingest.validation import (
     DEFAULT_LIMITS,
-    MIN_TIMESTAMP_MS,
     Limits,
     latest_timestamp_ms,
     timestamp_ms,
@@ -60,10 +74,11 @@ class BatchResult:
     """Valid events whose event_id was already stored (or repeated within the batch)."""
     rejections: list[Rejection]
     """Invalid events, none of them stored, in batch order."""
-
-
-# A NamedTuple's own __new__ is a Python function around this: one frame less a row.
-_new_row: Final = tuple.__new__
+    quarantined: int = 0
+    """Events the tracking plan put in the quarantine."""
+    flagged: tuple[Flagged, ...] = ()
+    """Events the tracking plan found violations in and did not reject."""
+    plan_version: int = 0
 
 
 def now_ms() -> int:
@@ -79,12 +94,19 @@ class IngestService:
         limits: Limits = DEFAULT_LIMITS,
         clock: Callable[[], int] = now_ms,
         metrics: ServerMetrics | None = None,
+        plans: PlanState | None = None,
     ) -> None:
         self._metrics = metrics
+        self.plans = plans
+        """The tracking plan in force (None: never any; docs/tracking-plans.md)."""
         self._pipeline = pipeline
         self._store = store
         self.limits = limits
         self._clock = clock
+
+    def on_core(self, coro: Coroutine[Any, Any, T]) -> Awaitable[T]:
+        """``coro`` to be awaited on the pipeline's loop (the plans service's store calls)."""
+        return self._core(coro)
 
     def _core(self, coro: Coroutine[Any, Any, T]) -> Awaitable[T]:
         """``coro``, to be awaited on the pipeline's loop whichever loop awaits it."""
@@ -100,7 +122,7 @@ class IngestService:
     ) -> EventRow:
         """Validate ``req`` and turn it into a row; raise :class:`InvalidArgument`."""
         received = self._clock()
-        row = _fast_row(req, tenant, received, self.limits)
+        row = fast_row(req, tenant, received, self.limits)
         if row is not None:
             return row
         violations = validate_event(req, received, self.limits, prefix)
@@ -108,7 +130,7 @@ class IngestService:
             if self._metrics is not None:
                 self._metrics.events_rejected.inc()
             raise InvalidArgument(violations)
-        return _row(req, tenant, received, _properties(req))
+        return plain_row(req, tenant, received, properties_of(req))
 
     def event_rows(
         self,
@@ -127,34 +149,88 @@ class IngestService:
         latest = latest_timestamp_ms(received, limits.max_future_ms)
         rows: list[EventRow] = []
         rejections: list[Rejection] = []
-        for index, req in enumerate(reqs):
-            row = _fast_row(req, tenant, received, limits, latest)
+        for index, req in enumerate(reqs):  # the plan-free path: see _sort_batch for the other
+            row = fast_row(req, tenant, received, limits, latest)
             if row is None:
                 violations = validate_event(req, received, limits, f"{prefix}[{index}].")
                 if violations:
                     rejections.append(Rejection(index, violations))
                     continue
-                row = _row(req, tenant, received, _properties(req))
+                row = plain_row(req, tenant, received, properties_of(req))
             rows.append(row)
         if rejections and self._metrics is not None:
             self._metrics.events_rejected.inc(len(rejections))
         return rows, rejections
 
+    def sorter(self) -> Sorted | None:
+        """A request's sorting by the plan in force, or None when there is none."""
+        plans = self.plans
+        active = None if plans is None else plans.active
+        return None if active is None else Sorted(active, self._clock())
+
+    def sort_event(
+        self,
+        sorted_: Sorted,
+        req: analytics_pb2.TrackEventRequest,
+        tenant: str,
+        index: int = 0,
+        prefix: str = "",
+    ) -> str:
+        """Validate ``req`` and sort it by the plan into ``sorted_``; its outcome.
+        Invalid events raise :class:`InvalidArgument`, as :meth:`event_row`."""
+        row = self.event_row(req, tenant, prefix)._replace(plan_version=sorted_.plan.version)
+        return sorted_.add(row, properties_of(req), index, prefix)
+
     async def track_event(
         self, req: analytics_pb2.TrackEventRequest, tenant: str
     ) -> analytics_pb2.TrackEventResponse:
-        row = self.event_row(req, tenant)
-        inserted = await self._core(self._pipeline.add_events((row,)))
+        sorted_ = self.sorter()
+        if sorted_ is None:
+            row = self.event_row(req, tenant)
+            inserted = await self._core(self._pipeline.add_events((row,)))
+            return analytics_pb2.TrackEventResponse(
+                success=True, event_id=row.event_id, duplicate=inserted == 0
+            )
+        outcome = self.sort_event(sorted_, req, tenant)
+        sorted_.count()
+        if sorted_.rejected:
+            raise InvalidArgument(sorted_.rejected[0][1])
+        inserted = await self._core(self._pipeline.add_events(sorted_.rows, sorted_.quarantined))
+        flagged = sorted_.flagged
         return analytics_pb2.TrackEventResponse(
-            success=True, event_id=row.event_id, duplicate=inserted == 0
+            success=True,
+            event_id=sorted_.rows[0].event_id if sorted_.rows else sorted_.quarantined[0].key,
+            duplicate=bool(sorted_.rows) and inserted == 0,
+            outcome=OUTCOMES[outcome],
+            violations=proto_violations(flagged[0].violations) if flagged else (),
+            plan_version=sorted_.plan.version,
         )
 
-    async def add_stream(self, rows: Sequence[EventRow]) -> analytics_pb2.TrackEventResponse:
-        """Store a whole stream's rows in one transaction (all or nothing)."""
-        inserted = await self._core(self._pipeline.add_events(rows)) if rows else 0
-        return analytics_pb2.TrackEventResponse(
+    async def add_stream(
+        self, rows: Sequence[EventRow], sorted_: Sorted | None = None
+    ) -> analytics_pb2.TrackEventResponse:
+        """Store a whole stream's rows in one transaction (all or nothing); with a
+        plan, ``sorted_`` holds them instead (:meth:`sort_event`)."""
+        if sorted_ is not None:
+            sorted_.count()
+            if sorted_.rejected:
+                violations = [v for _, found in sorted_.rejected for v in found]
+                raise InvalidArgument(violations)
+            rows = sorted_.rows
+        quarantined = sorted_.quarantined if sorted_ is not None else []
+        inserted = (
+            await self._core(self._pipeline.add_events(rows, quarantined))
+            if rows or quarantined
+            else 0
+        )
+        reply = analytics_pb2.TrackEventResponse(
             success=True, accepted=inserted, duplicates=len(rows) - inserted
         )
+        if sorted_ is not None:
+            reply.quarantined = len(quarantined)
+            reply.flagged.extend(map(flagged_message, sorted_.flagged))
+            reply.plan_version = sorted_.plan.version
+        return reply
 
     async def ingest_batch(
         self,
@@ -177,9 +253,43 @@ class IngestService:
                     )
                 ]
             )
+        sorted_ = self.sorter()
+        if sorted_ is not None:
+            return await self._sorted_batch(sorted_, reqs, tenant, prefix)
         rows, rejections = self.event_rows(reqs, tenant, prefix)
         inserted = await self._core(self._pipeline.add_events(rows)) if rows else 0
         return BatchResult(inserted, len(rows) - inserted, rejections)
+
+    async def _sorted_batch(
+        self,
+        sorted_: Sorted,
+        reqs: Sequence[analytics_pb2.TrackEventRequest],
+        tenant: str,
+        prefix: str,
+    ) -> BatchResult:
+        """:meth:`ingest_batch` with a plan in force: each valid event sorted by it."""
+        invalid = sort_batch(sorted_, reqs, tenant, self.limits, prefix)
+        rejections = [Rejection(index, violations) for index, violations in invalid]
+        sorted_.count()
+        if rejections and self._metrics is not None:
+            self._metrics.events_rejected.inc(len(rejections))
+        if sorted_.rejected:
+            rejections.extend(Rejection(i, v) for i, v in sorted_.rejected)
+            rejections.sort(key=lambda r: r.index)
+        rows, quarantined = sorted_.rows, sorted_.quarantined
+        inserted = (
+            await self._core(self._pipeline.add_events(rows, quarantined))
+            if rows or quarantined
+            else 0
+        )
+        return BatchResult(
+            inserted,
+            len(rows) - inserted,
+            rejections,
+            len(quarantined),
+            tuple(sorted_.flagged),
+            sorted_.plan.version,
+        )
 
     async def track_batch(
         self, batch: analytics_pb2.EventBatch, tenant: str
@@ -190,6 +300,9 @@ class IngestService:
             sequence=batch.sequence,
             accepted=result.accepted,
             duplicates=result.duplicates,
+            quarantined=result.quarantined,
+            flagged=[flagged_message(flag) for flag in result.flagged],
+            plan_version=result.plan_version,
             rejected=len(result.rejections),
             rejections=[
                 analytics_pb2.RejectedEvent(
@@ -240,8 +353,28 @@ class IngestService:
             req.message,
             orjson.dumps(dict(req.attributes)).decode() if req.attributes else "{}",
         )
-        tracking_id = await self._core(self._pipeline.add_alert(row))
-        return telemetry_pb2.AlertResponse(acknowledged=True, tracking_id=tracking_id)
+        active = None if self.plans is None else self.plans.active
+        if active is None:
+            tracking_id = await self._core(self._pipeline.add_alert(row))
+            return telemetry_pb2.AlertResponse(acknowledged=True, tracking_id=tracking_id)
+        verdict = judge_alert(active, row, dict(req.attributes))
+        if verdict.outcome == "reject":
+            raise InvalidArgument(field_violations(verdict.violations))
+        reply = telemetry_pb2.AlertResponse(
+            acknowledged=True,
+            outcome=OUTCOMES[verdict.outcome],
+            violations=[f"{v.field}: {v.message} [{v.rule}]" for v in verdict.violations],
+            plan_version=active.version,
+        )
+        if verdict.outcome == "quarantine":
+            held = quarantine_alert(
+                row, violations_json(verdict.violations), active.version, self._clock()
+            )
+            await self._core(self._pipeline.add_events((), (held,)))
+            reply.tracking_id = row.tracking_id
+        else:
+            reply.tracking_id = await self._core(self._pipeline.add_alert(row))
+        return reply
 
     async def get_alert(
         self, req: telemetry_pb2.GetAlertRequest, tenant: str
@@ -253,117 +386,6 @@ class IngestService:
         if row is None:
             raise NotFound(f"no alert with tracking_id {req.tracking_id!r}")
         return alert_message(row)
-
-
-def _row(
-    req: analytics_pb2.TrackEventRequest, tenant: str, received: int, props: dict[str, str]
-) -> EventRow:
-    return EventRow(
-        tenant,
-        req.event_id or uuid7(),
-        req.event_name,
-        req.user_id,
-        timestamp_ms(req.timestamp) if req.timestamp else received,
-        received,
-        orjson.dumps(props).decode() if props else "{}",
-    )
-
-
-def _fast_row(
-    req: analytics_pb2.TrackEventRequest,
-    tenant: str,
-    received: int,
-    limits: Limits,
-    latest: int = 0,
-) -> EventRow | None:
-    """The row of an event that is certainly valid, else None (ask the validator).
-
-    ``latest``: :func:`latest_timestamp_ms` of ``received``, when the caller
-    computed it once for a whole batch.
-
-    Conservative by construction: every test here is at least as strict as
-    :func:`validate_event`'s (``isprintable`` rejects a superset of the
-    invisible characters; the size bound over-estimates the encoding), so a row
-    returned here is one the validator accepts. The timestamp is normalised by
-    the same :func:`timestamp_ms` as everywhere else. The point is the properties map: reading
-    a protobuf map costs about 1 µs per event, and this reads it once, for the
-    checks and the JSON together, where validate-then-convert read it twice.
-    """
-    name = req.event_name
-    user = req.user_id
-    event_id = req.event_id
-    timestamp = req.timestamp
-    if timestamp:
-        latest = latest or latest_timestamp_ms(received, limits.max_future_ms)
-        if not MIN_TIMESTAMP_MS <= timestamp <= latest:  # milliseconds need no normalising
-            timestamp = timestamp_ms(timestamp)
-            if not MIN_TIMESTAMP_MS <= timestamp <= latest:
-                return None
-    else:
-        timestamp = received
-    max_name = limits.max_name_chars
-    if not (
-        name
-        and len(name) <= max_name
-        and name.isprintable()
-        and not name.isspace()
-        and (not user or (len(user) <= max_name and user.isprintable() and not user.isspace()))
-        and (
-            not event_id
-            or (
-                len(event_id) <= limits.max_id_chars
-                and event_id.isascii()
-                and event_id.isprintable()
-                and " " not in event_id
-            )
-        )
-    ):
-        return None
-    chars = len(name) + len(user) + len(event_id)
-    # Not dict(): upb's map feeds it through Python's KeysView and a lookup per
-    # key (~1.3 us for three properties); a comprehension over the map is ~0.6.
-    properties = req.properties
-    props = {key: properties[key] for key in properties}
-    if props:
-        keys = "".join(props)
-        values = "".join(props.values())
-        # Per-key and per-value lengths only matter when the totals could exceed them.
-        if (
-            len(props) > limits.max_properties
-            or "" in props
-            or not keys.isprintable()
-            or "\x00" in values
-            or (len(keys) > max_name and max(map(len, props)) > max_name)
-            or (
-                len(values) > limits.max_value_chars
-                and max(map(len, props.values())) > limits.max_value_chars
-            )
-        ):
-            return None
-        chars += len(keys) + len(values)
-    # UTF-8 takes at most 4 bytes a character; 16 bytes a field more than covers
-    # tags and lengths. Only an event near the limit pays for the exact size.
-    if 4 * chars + 16 * (len(props) + 5) > limits.max_event_bytes and (
-        req.ByteSize() > limits.max_event_bytes
-    ):
-        return None
-    return _new_row(
-        EventRow,
-        (
-            tenant,
-            event_id or uuid7(),
-            name,
-            user,
-            timestamp,
-            received,
-            orjson.dumps(props).decode() if props else "{}",
-        ),
-    )
-
-
-def _properties(req: analytics_pb2.TrackEventRequest) -> dict[str, str]:
-    properties = req.properties
-    return {key: properties[key] for key in properties}
 
 
 async def _read(awaitable: Awaitable[T]) -> T:

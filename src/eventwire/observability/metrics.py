@@ -10,9 +10,10 @@ read /proc and the GC's counters at scrape time and cost nothing per request.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
-from typing import Final
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Final, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -29,6 +30,8 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+
+from eventwire.observability.plan_metrics import PlanStats
 
 # RPC latencies on the seeds' scale: a 200 ms analytics deadline, 2 s telemetry.
 _LATENCY_BUCKETS: Final = (
@@ -50,6 +53,27 @@ _RPC_LABELS: Final = ("grpc_service", "grpc_method", "grpc_type")
 _ROWS_BUCKETS: Final = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 
+def quantile(buckets: Iterable[tuple[float, float]], q: float) -> float:
+    """The q-quantile of a cumulative histogram ``[(upper bound, count), ...]``.
+
+    Linear within the bucket that holds it, as Prometheus' histogram_quantile;
+    NaN when the histogram is empty.
+    """
+    ordered = sorted(buckets)
+    if not ordered or ordered[-1][1] <= 0:
+        return math.nan
+    rank = q * ordered[-1][1]
+    lower, below = 0.0, 0.0
+    for upper, count in ordered:
+        if count >= rank:
+            if math.isinf(upper):
+                return lower
+            share = (rank - below) / (count - below) if count > below else 0.0
+            return lower + (upper - lower) * share
+        lower, below = upper, count
+    return lower
+
+
 class ServerMetrics:
     """Every metric one eventwire server exports, registered in :attr:`registry`."""
 
@@ -61,6 +85,7 @@ class ServerMetrics:
             PlatformCollector(registry=r)
             GCCollector(registry=r)
         self._rpcs: dict[tuple[str, str, str], RpcStats] = {}
+        self._destinations: _DestinationCollector | None = None
         r.register(_RpcCollector(self._rpcs))
         self.http_handled = Counter(
             "eventwire_http_requests",
@@ -109,6 +134,8 @@ class ServerMetrics:
             "eventwire_draining", "1 while the server drains for shutdown.", registry=r
         )
         self.store_up.set(1)
+        self.plans = PlanStats(r)
+        """What each tracking plan version made of the events it checked."""
 
     def rpc(self, service: str, method: str, kind: str) -> RpcStats:
         """The counters of one RPC method (made once, at registration)."""
@@ -119,6 +146,84 @@ class ServerMetrics:
 
     def watch_inflight(self, held: Callable[[], int]) -> None:
         self.inflight_bytes.set_function(lambda: float(held()))
+
+    def watch_destinations(self, statuses: Callable[[], Sequence[DestinationStats]]) -> None:
+        """Export each destination relay's numbers, read at scrape time."""
+        if self._destinations is None:
+            self._destinations = _DestinationCollector(statuses)
+            self.registry.register(self._destinations)
+
+
+class DestinationStats(Protocol):
+    """What a destination relay reports (``eventwire.destinations.relay.RelayStatus``)."""
+
+    name: str
+    state: str
+    delivered: int
+    retried: int
+    dead_lettered: int
+    lag_rows: int
+    lag_seconds: float
+    breaker: str
+
+
+_BREAKER_VALUE: Final = {"closed": 0, "half_open": 1, "open": 2}
+DESTINATION_STATES: Final = ("starting", "relaying", "standby", "paused", "retrying", "stopped")
+
+
+class _DestinationCollector(Collector):
+    def __init__(self, statuses: Callable[[], Sequence[DestinationStats]]) -> None:
+        self._statuses = statuses
+
+    def collect(self) -> Iterator[Metric]:
+        label = ("destination",)
+        counters = {
+            "delivered": CounterMetricFamily(
+                "eventwire_destination_delivered",
+                "Rows a destination confirmed.",
+                labels=label,
+            ),
+            "retried": CounterMetricFamily(
+                "eventwire_destination_retried",
+                "Failed delivery attempts that were retried (or will be).",
+                labels=label,
+            ),
+            "dead_lettered": CounterMetricFamily(
+                "eventwire_destination_dead_lettered",
+                "Rows moved to a destination's dead letters after repeated refusals.",
+                labels=label,
+            ),
+        }
+        lag_rows = GaugeMetricFamily(
+            "eventwire_destination_lag_rows",
+            "Committed rows the destination has not delivered yet (relaying replica only).",
+            labels=label,
+        )
+        lag_seconds = GaugeMetricFamily(
+            "eventwire_destination_lag_seconds",
+            "Age of the oldest row not delivered yet, in seconds (0: caught up).",
+            labels=label,
+        )
+        breaker = GaugeMetricFamily(
+            "eventwire_destination_breaker_state",
+            "The destination's circuit breaker: 0 closed, 1 half-open, 2 open.",
+            labels=label,
+        )
+        state = GaugeMetricFamily(
+            "eventwire_destination_state",
+            "1 for the relay's current state in this process (relaying, standby, paused, "
+            "retrying, starting, stopped).",
+            labels=(*label, "state"),
+        )
+        for status in self._statuses():
+            for attribute, family in counters.items():
+                family.add_metric((status.name,), getattr(status, attribute))
+            lag_rows.add_metric((status.name,), status.lag_rows)
+            lag_seconds.add_metric((status.name,), status.lag_seconds)
+            breaker.add_metric((status.name,), _BREAKER_VALUE.get(status.breaker, 0))
+            for name in DESTINATION_STATES:
+                state.add_metric((status.name, name), float(status.state == name))
+        yield from (*counters.values(), lag_rows, lag_seconds, breaker, state)
 
 
 class RpcStats:

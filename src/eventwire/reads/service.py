@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Final, TypeVar
+from typing import Final, NamedTuple, TypeVar, cast
 
 import orjson
 
@@ -22,6 +22,7 @@ from eventwire._errors import (
 )
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.ingest.alerts import alert_message
+from eventwire.ingest.validation import check_filter_name
 from eventwire.reads.checks import (
     BUCKET_MS,
     DEFAULT_PAGE_SIZE,
@@ -60,6 +61,14 @@ T = TypeVar("T")
 _LIST_WAITS: Final = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 """Pauses before a list page is cut short by rows still pending (about 0.9 s in all)."""
 Cursor = Callable[[Position], str]
+
+
+class Skipped(NamedTuple):
+    """Rows a tail left out (see :meth:`ReadService.tail_events`), and the cursor
+    right after the last of them."""
+
+    rows: int
+    cursor: str
 
 
 class ReadService:
@@ -163,6 +172,14 @@ class ReadService:
         else:
             position = self._feed.head
         return self._watch(where, position, resumed=resumed)
+
+    def alerts_now(self, req: telemetry_pb2.WatchAlertsRequest, tenant: str) -> str:
+        """A cursor at the live feed's head for ``req``'s filter: a watch after it
+        sees every alert committed from now on, however late it starts."""
+        _raise_if(validate_watch_alerts(req))
+        self._check_open()
+        where = AlertFilter(tenant, req.device_id, req.alert_type, req.min_severity)
+        return self._alert_cursor(where, self._feed.head)
 
     async def _watch(
         self, where: AlertFilter, position: Position, *, resumed: bool
@@ -290,20 +307,52 @@ class ReadService:
         self._check_open()
         query = EventQuery(req.event_name, "", req.start, req.end)
         bound = fingerprint(req.event_name, req.start, req.end)
-        resumed = bool(req.after)
-        position = ORIGIN
-        if resumed:
-            position = self._cursors.decode("event", tenant, bound, req.after, "after")
-            await self._check_retained(
-                "events",
-                position,
-                resumed,
-                "after",
-                lambda mark: self._cursors.encode("event", tenant, bound, mark),
-            )
+        position = await self._event_after(tenant, bound, req.after) if req.after else ORIGIN
         # Without follow: everything committed before the export began.
         end = None if req.follow else await _read(self._store.tail("events"))
-        return self._export(tenant, query, bound, position, end, resumed=resumed)
+        events = self._export(tenant, query, bound, position, end, resumed=bool(req.after))
+        return cast(AsyncIterator[analytics_pb2.ExportedEvent], events)  # no take: no skips
+
+    async def _event_after(self, tenant: str, bound: bytes, after: str) -> Position:
+        position = self._cursors.decode("event", tenant, bound, after, "after")
+        await self._check_retained(
+            "events",
+            position,
+            True,
+            "after",
+            lambda mark: self._cursors.encode("event", tenant, bound, mark),
+        )
+        return position
+
+    async def tail_events(
+        self,
+        tenant: str,
+        *,
+        event_name: str = "",
+        user_id: str = "",
+        after: str = "",
+        take: Callable[[], bool] | None = None,
+    ) -> tuple[str, AsyncIterator[analytics_pb2.ExportedEvent | Skipped]]:
+        """The console's live page: events committed after ``after``, or from now on,
+        each once, forever; and the cursor of where it starts, to resume from.
+
+        Unlike an export it starts at the end of the table rather than its
+        beginning, and it can keep one user's events alone (in the store). A row
+        ``take()`` declines is not rendered: a :class:`Skipped` counts it.
+        """
+        violations: list[FieldViolation] = []
+        check_filter_name(violations, "event_name", event_name)
+        check_filter_name(violations, "user_id", user_id)
+        _raise_if(violations)
+        self._check_open()
+        bound = fingerprint("tail", event_name, user_id)
+        if after:
+            position = await self._event_after(tenant, bound, after)
+        else:
+            position = await _read(self._store.tail("events"))
+        query = EventQuery(event_name, user_id)
+        events = self._export(tenant, query, bound, position, None, resumed=bool(after), take=take)
+        return self._cursors.encode("event", tenant, bound, position), events
 
     async def _export(
         self,
@@ -314,7 +363,8 @@ class ReadService:
         end: Position | None,
         *,
         resumed: bool,
-    ) -> AsyncIterator[analytics_pb2.ExportedEvent]:
+        take: Callable[[], bool] | None = None,
+    ) -> AsyncIterator[analytics_pb2.ExportedEvent | Skipped]:
         pending = 0
         limit = CATCH_UP_PAGE
         while True:
@@ -333,8 +383,14 @@ class ReadService:
                 "after",
                 lambda mark: self._cursors.encode("event", tenant, bound, mark),
             )
+            skipped = 0
             for stored in page.rows:
-                yield self._exported(stored, tenant, bound)
+                if take is None or take():
+                    yield self._exported(stored, tenant, bound)
+                else:  # not rendered at all: the cost of a row nobody will see
+                    skipped, position = skipped + 1, stored.position
+            if skipped:  # told before any wait, so a burst is never left untold
+                yield Skipped(skipped, self._cursors.encode("event", tenant, bound, position))
             position = page.through
             if len(page.rows) >= asked:
                 pending = 0

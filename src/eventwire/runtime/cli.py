@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from eventwire.runtime import cli_client
+from eventwire.runtime import cli_client, cli_destinations, cli_plans
 from eventwire.runtime.cli_client import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
 
 __all__ = ["EXIT_OK", "EXIT_REFUSED", "EXIT_UNREACHABLE", "EXIT_USAGE", "build_parser", "main"]
@@ -87,6 +87,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     count.add_argument("--start", type=int, default=0, help="from this epoch ms (inclusive)")
     count.add_argument("--end", type=int, default=0, help="until this epoch ms (exclusive)")
     _add_read_commands(sub, client)
+    cli_plans.add_commands(sub, client)
     return parser
 
 
@@ -117,6 +118,7 @@ def _add_read_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     watch.add_argument("--after", default="", help="resume after this cursor")
     watch.add_argument("--from-start", action="store_true", help="begin at the oldest alert")
 
+    cli_destinations.add_commands(sub, client)
     events = sub.add_parser("events", help="query or export stored events")
     event_commands = events.add_subparsers(dest="action", required=True, metavar="ACTION")
     query = event_commands.add_parser(
@@ -209,6 +211,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         except KeyboardInterrupt:
             return EXIT_OK
     try:
+        if args.command in ("plans", "quarantine"):
+            return cli_plans.run(args)
         return cli_client.run(args)
     except KeyboardInterrupt:
         return EXIT_OK

@@ -28,8 +28,19 @@ from eventwire.client import (
     SyncTelemetryClient,
     channel_credentials,
 )
+from eventwire.runtime import cli_destinations
 
-__all__ = ["EXIT_OK", "EXIT_REFUSED", "EXIT_UNREACHABLE", "EXIT_USAGE", "add_arguments", "run"]
+__all__ = [
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "add_arguments",
+    "client_config",
+    "print_reply",
+    "report",
+    "run",
+]
 
 EXIT_OK: Final = 0
 EXIT_REFUSED: Final = 1
@@ -74,7 +85,7 @@ def enum_name(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
-def _config(args: argparse.Namespace) -> ClientConfig:
+def client_config(args: argparse.Namespace) -> ClientConfig:
     credentials = None
     if args.tls or args.ca or args.cert or args.key:
         credentials = channel_credentials(
@@ -97,23 +108,26 @@ def _resuming(event: RetryEvent) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run one client command; its exit code."""
     try:
-        config = _config(args)
+        config = client_config(args)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    key = args.command if args.command not in ("alerts", "events") else (args.command, args.action)
-    command = _COMMANDS[key]
+    if args.command == "destinations":
+        command: Command = cli_destinations.run
+    else:
+        grouped = args.command in ("alerts", "events")
+        command = _COMMANDS[(args.command, args.action) if grouped else args.command]
     try:
         return command(args, config)
     except grpc.RpcError as exc:
-        return _report(exc)
+        return report(exc)
     except ValueError as exc:
         # A name the client does not know (--min-severity): the command line's fault.
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
 
-def _report(exc: grpc.RpcError) -> int:
+def report(exc: grpc.RpcError) -> int:
     code: grpc.StatusCode = exc.code()
     print(f"error: {code.name}: {exc.details()}", file=sys.stderr)
     for field, description in _status.field_violations(exc):
@@ -121,14 +135,20 @@ def _report(exc: grpc.RpcError) -> int:
     return EXIT_UNREACHABLE if code in _UNREACHABLE else EXIT_REFUSED
 
 
-def _print_reply(reply: Message, *, as_json: bool) -> int:
+_PLAN_FIELDS: Final = frozenset({"outcome", "violations", "quarantined", "flagged", "plan_version"})
+"""What a reply says about the tracking plan: left out of the plain text when no plan judged it."""
+
+
+def print_reply(reply: Message, *, as_json: bool) -> int:
     if as_json:
         print(json_format.MessageToJson(reply, always_print_fields_with_no_presence=True))
     else:
+        judged = getattr(reply, "plan_version", 0)
         for name, value in json_format.MessageToDict(
             reply, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
         ).items():
-            print(f"{name}: {value}")
+            if judged or name not in _PLAN_FIELDS:
+                print(f"{name}: {value}")
     return EXIT_OK
 
 
@@ -141,13 +161,13 @@ def _track(args: argparse.Namespace, config: ClientConfig) -> int:
             timestamp=args.timestamp,
             event_id=args.event_id or None,
         )
-    return _print_reply(reply, as_json=args.json)
+    return print_reply(reply, as_json=args.json)
 
 
 def _count(args: argparse.Namespace, config: ClientConfig) -> int:
     with SyncAnalyticsClient(args.target, config) as client:
         count = client.count_events(args.event, args.user, start=args.start, end=args.end)
-    return _print_reply(analytics_pb2.CountEventsResponse(count=count), as_json=args.json)
+    return print_reply(analytics_pb2.CountEventsResponse(count=count), as_json=args.json)
 
 
 def _alert(args: argparse.Namespace, config: ClientConfig) -> int:
@@ -158,13 +178,13 @@ def _alert(args: argparse.Namespace, config: ClientConfig) -> int:
             timestamp=args.timestamp,
             idempotency_key=args.idempotency_key or None,
         )
-    return _print_reply(reply, as_json=args.json)
+    return print_reply(reply, as_json=args.json)
 
 
 def _get_alert(args: argparse.Namespace, config: ClientConfig) -> int:
     with SyncTelemetryClient(args.target, config) as client:
         reply = client.get_alert(args.tracking_id)
-    return _print_reply(reply, as_json=args.json)
+    return print_reply(reply, as_json=args.json)
 
 
 def _iso(ms: int) -> str:

@@ -22,6 +22,8 @@ from prometheus_client import make_asgi_app
 
 from eventwire._redact import redact
 from eventwire.config import ServerConfig
+from eventwire.destinations.ops import DestinationOps
+from eventwire.destinations.service import Destinations
 from eventwire.frontends.grpc.health import HealthServicer
 from eventwire.frontends.grpc.probe import build_probe_server
 from eventwire.frontends.grpc.server import build_grpc_server
@@ -33,7 +35,9 @@ from eventwire.frontends.http import (
     uvicorn_tls_options,
 )
 from eventwire.ingest.pipeline import IngestPipeline
-from eventwire.ingest.service import IngestService
+from eventwire.ingest.plan_state import PlanState
+from eventwire.ingest.plans_service import PlansService
+from eventwire.ingest.service import IngestService, now_ms
 from eventwire.observability import logs
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.tracing import TRACER_NAME, tracer_provider
@@ -109,12 +113,20 @@ class Server:
         self._probe: grpc.aio.Server | None = None
         self.health_port = 0  # --health-port's bound port; 0 while it is off
         self._reads: ReadService | None = None
+        # A destination URL that cannot work is a ValueError here, like a bad store URL.
+        self.destinations = Destinations.from_config(config, self.store)
+        self.destination_ops = DestinationOps(self.destinations)
+        self.metrics.watch_destinations(self.destinations.statuses)
         self.retention = Retention(
             self.store,
             {"events": config.retention_ms("events"), "alerts": config.retention_ms("alerts")},
             chunk=config.retention_chunk,
             interval=config.retention_interval,
+            floor=self.destinations.floor,
+            overrides=config.retention_overrides_destinations,
         )
+        # The tracking plan in force, followed in the store (docs/tracking-plans.md).
+        self.plans = PlanState(self.store, stats=self.metrics.plans, clock=now_ms)
         self._draining = False
         self._stopped = asyncio.Event()
 
@@ -175,7 +187,9 @@ class Server:
     async def _start(self) -> None:
         await self.store.open()
         self._pipeline.start()
-        service = IngestService(self._pipeline, self.store, metrics=self.metrics)
+        await self.plans.start()
+        service = IngestService(self._pipeline, self.store, metrics=self.metrics, plans=self.plans)
+        plans = PlansService(self.plans, self.store, service.on_core)
         self._reads = reads = await ReadService.start(
             self.store,
             ReadLimits(
@@ -185,6 +199,7 @@ class Server:
             ),
         )
         self.retention.start()
+        self.destinations.start()
         server, self.port = build_grpc_server(
             self.config,
             service,
@@ -196,6 +211,8 @@ class Server:
             limiter=self._limiter,
             tls=self._tls,
             budget=self.budget,
+            destinations=self.destination_ops,
+            plans=plans,
         )
         # Bound before either starts: a taken probe port fails startup like the main one.
         self._probe, self.health_port = build_probe_server(self.config, self._health, self._tls)
@@ -214,6 +231,8 @@ class Server:
                     limiter=self._limiter,
                     metrics=self.metrics,
                     tracer=self._tracer,
+                    destinations=self.destination_ops,
+                    plans=plans,
                 )
             )
         if self._metrics_listener is not None:
@@ -268,6 +287,8 @@ class Server:
         if self._reads is not None:
             await self._reads.close()
         await self.retention.close()
+        await self.destinations.close()
+        await self.plans.close()
         # Both front doors drain at once: each refuses new work and lets what is
         # in flight finish, then the pipeline commits everything they queued.
         drains = [grpcs.stop(grace) for grpcs in (self._grpc, self._probe) if grpcs is not None]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, Final
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,6 +21,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+from eventwire.observability.metrics import quantile
 
 _SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -69,27 +72,19 @@ class View:
     methods: dict[str, MethodStats]
     errors: dict[str, int]
     """Non-OK status codes seen since the server started, by code."""
+    destinations: dict[str, DestinationView] = field(default_factory=dict)
 
 
-def quantile(buckets: Iterable[tuple[float, float]], q: float) -> float:
-    """The q-quantile of a cumulative histogram ``[(upper bound, count), ...]``.
-
-    Linear within the bucket that holds it, as Prometheus' histogram_quantile;
-    NaN when the histogram is empty.
-    """
-    ordered = sorted(buckets)
-    if not ordered or ordered[-1][1] <= 0:
-        return math.nan
-    rank = q * ordered[-1][1]
-    lower, below = 0.0, 0.0
-    for upper, count in ordered:
-        if count >= rank:
-            if math.isinf(upper):
-                return lower
-            share = (rank - below) / (count - below) if count > below else 0.0
-            return lower + (upper - lower) * share
-        lower, below = upper, count
-    return lower
+@dataclass(frozen=True)
+class DestinationView:
+    state: str
+    delivered_per_s: float
+    delivered: int
+    retried: int
+    dead_lettered: int
+    lag_rows: int
+    lag_seconds: float
+    breaker: str
 
 
 def diff(before: Scrape, after: Scrape) -> View:
@@ -125,6 +120,7 @@ def diff(before: Scrape, after: Scrape) -> View:
         if n == "grpc_server_handled_total" and code != "OK" and value > 0:
             errors[code] += int(value)
     return View(
+        destinations=_destinations(after, delta, dt),
         events_per_s=delta("eventwire_events_stored_total") / dt,
         events_total=int(after.total("eventwire_events_stored_total")),
         duplicates_total=int(after.total("eventwire_events_duplicate_total")),
@@ -135,6 +131,45 @@ def diff(before: Scrape, after: Scrape) -> View:
         methods=methods,
         errors=dict(sorted(errors.items())),
     )
+
+
+_BREAKER: Final = {0: "closed", 1: "half-open", 2: "open"}
+
+
+def _destinations(
+    after: Scrape, delta: Callable[..., float], dt: float
+) -> dict[str, DestinationView]:
+    names = sorted(
+        {
+            dict(labels)["destination"]
+            for (n, labels) in after.values
+            if n == "eventwire_destination_lag_rows"
+        }
+    )
+    out: dict[str, DestinationView] = {}
+    for name in names:
+        states = [
+            dict(labels)["state"]
+            for (n, labels), value in after.values.items()
+            if n == "eventwire_destination_state"
+            and dict(labels).get("destination") == name
+            and value >= 1
+        ]
+        out[name] = DestinationView(
+            state=states[0] if states else "?",
+            delivered_per_s=delta("eventwire_destination_delivered_total", destination=name) / dt,
+            delivered=int(after.total("eventwire_destination_delivered_total", destination=name)),
+            retried=int(after.total("eventwire_destination_retried_total", destination=name)),
+            dead_lettered=int(
+                after.total("eventwire_destination_dead_lettered_total", destination=name)
+            ),
+            lag_rows=int(after.total("eventwire_destination_lag_rows", destination=name)),
+            lag_seconds=after.total("eventwire_destination_lag_seconds", destination=name),
+            breaker=_BREAKER.get(
+                int(after.total("eventwire_destination_breaker_state", destination=name)), "?"
+            ),
+        )
+    return out
 
 
 def sparkline(values: Iterable[float]) -> str:
@@ -180,11 +215,25 @@ def render(target: str, view: View, history: History) -> Group:
             name, f"{stats.rate:,.1f}", _ms(stats.p50_ms), _ms(stats.p99_ms), f"{stats.total:,}"
         )
     errors = "  ".join(f"{code} {count:,}" for code, count in view.errors.items()) or "none"
-    return Group(
-        Panel(head, title="eventwire top"),
-        table,
-        Text(f"errors since start: {errors}"),
-    )
+    parts: list[Any] = [Panel(head, title="eventwire top"), table]
+    if view.destinations:
+        parts.append(_destination_table(view.destinations))
+    parts.append(Text(f"errors since start: {errors}"))
+    return Group(*parts)
+
+
+def _destination_table(destinations: dict[str, DestinationView]) -> Table:
+    table = Table(expand=True)
+    columns = ("destination", "state", "rows/s", "delivered", "retried", "dead letters",
+               "lag rows", "lag s", "breaker")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column in columns[:2] else "right")
+    for name, d in destinations.items():
+        table.add_row(
+            name, d.state, f"{d.delivered_per_s:,.0f}", f"{d.delivered:,}", f"{d.retried:,}",
+            f"{d.dead_lettered:,}", f"{d.lag_rows:,}", f"{d.lag_seconds:.1f}", d.breaker,
+        )  # fmt: skip
+    return table
 
 
 def metrics_url(target: str) -> str:

@@ -47,6 +47,10 @@ _BEARER: Final = re.compile(r"Bearer ([\x21-\x7e]{1,512})", re.IGNORECASE)
 class Caller:
     tenant: str
     scopes: frozenset[str]
+    token_id: str = ""
+    """The first 12 hex digits of the token's SHA-256, as its line in the token
+    file starts: names the token in an audit log without revealing it ("" when
+    authentication is off)."""
 
 
 ANONYMOUS: Final = Caller(DEFAULT_TENANT, SCOPES)
@@ -103,7 +107,7 @@ class TokenTable:
                     f"{where}: scopes are a comma-separated subset of read,write,admin"
                 )
             seen.add(digest)
-            entries.append((bytes.fromhex(digest), Caller(tenant, scopes)))
+            entries.append((bytes.fromhex(digest), Caller(tenant, scopes, digest[:12])))
         return cls(tuple(entries))
 
     @classmethod

@@ -12,6 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, NamedTuple, Protocol
 
+from eventwire.store.quarantine import (
+    PlanRecord,
+    QuarantineFilter,
+    QuarantineGroup,
+    QuarantineRow,
+    StoredQuarantine,
+)
+
 
 class EventRow(NamedTuple):
     """One event, in the column order of the ``events`` table."""
@@ -26,6 +34,10 @@ class EventRow(NamedTuple):
     """Unix epoch milliseconds at which the server received the event."""
     properties: str
     """The properties map as a JSON object."""
+    plan_version: int = 0
+    """The tracking plan version the event was checked against; 0: none."""
+    violations: str | None = None
+    """The plan's violations it was accepted with, a JSON array; None: none."""
 
 
 class AlertRow(NamedTuple):
@@ -114,6 +126,40 @@ class EventPage(NamedTuple):
     pending: bool = False
 
 
+class DestinationState(NamedTuple):
+    """A destination's row: where its relay is, and who relays it."""
+
+    name: str
+    events: Position
+    """Every event up to here was delivered (or dead-lettered)."""
+    alerts: Position
+    paused: bool
+    generation: int
+    """Bumped by every operator change (pause, resume, replay): a relay whose save names
+    an older generation is refused and reloads, so a replay is never overwritten."""
+    owner: str
+    """The replica holding the lease ("" when none)."""
+    lease_until_ms: int
+
+
+class DeadLetter(NamedTuple):
+    """A row a destination refused repeatedly, kept until retried or discarded."""
+
+    id: int
+    destination: str
+    kind: str
+    """``event`` or ``alert``."""
+    position: Position
+    tenant: str
+    key: str
+    name: str
+    payload: bytes
+    committed_at_ms: int
+    error: str
+    attempts: int
+    created_at_ms: int
+
+
 class EventAggregation(NamedTuple):
     """A QueryEvents question, already validated by the service layer."""
 
@@ -184,13 +230,17 @@ class Store(Protocol):
         """Release connections; pending work must already have been committed."""
 
     async def commit(
-        self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
+        self,
+        events: Sequence[Sequence[EventRow]],
+        alerts: Sequence[AlertRow],
+        quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:
         """Store everything in one transaction, durably, or nothing at all.
 
         Events whose ``(tenant, event_id)`` already exists are skipped and counted
         as duplicates; an alert whose ``(tenant, idempotency_key)`` already exists is
-        not stored again and its first ``tracking_id`` is returned.
+        not stored again and its first ``tracking_id`` is returned. A quarantined
+        row whose ``(tenant, kind, key)`` is already quarantined is skipped.
         """
 
     async def get_alert(self, tenant: str, tracking_id: str) -> AlertRow | None: ...
@@ -217,9 +267,10 @@ class Store(Protocol):
         """
 
     async def read_events(
-        self, after: Position, tenant: str, query: EventQuery, limit: int
+        self, after: Position, tenant: str | None, query: EventQuery, limit: int
     ) -> EventPage:
-        """As :meth:`read_alerts`, for events (``query.user_id`` is ignored)."""
+        """As :meth:`read_alerts`, for events (``query.user_id`` is ignored; ``tenant``
+        None: every tenant's, for the destinations' relays)."""
 
     async def head(self, kind: Kind) -> Position:
         """The position up to which every row of ``kind`` is final, now."""
@@ -229,9 +280,13 @@ class Store(Protocol):
 
     async def aggregate_events(self, tenant: str, query: EventAggregation) -> list[Aggregate]: ...
 
-    async def purge(self, kind: Kind, received_before: int, limit: int) -> int:
+    async def purge(
+        self, kind: Kind, received_before: int, limit: int, upto: Position | None = None
+    ) -> int:
         """Delete at most ``limit`` of the oldest rows (in commit order) received
-        before ``received_before`` (ms), in one short transaction; how many went.
+        before ``received_before`` (ms) and, when ``upto`` is given, at or before
+        that position (what every destination has delivered), in one short
+        transaction; how many went.
 
         Deletion stops at the first row not yet expired, so what is left is
         always a suffix in commit order and :meth:`retained_after` says where it
@@ -252,3 +307,90 @@ class Store(Protocol):
         notifications carry it), so a reader already past it can skip the call;
         0 when unknown.
         """
+
+    # -- destinations (see eventwire.destinations) -----------------------------------
+
+    async def claim_destination(
+        self, name: str, owner: str, now_ms: int, lease_ms: int, start: tuple[Position, Position]
+    ) -> DestinationState:
+        """Create the destination's row if missing (positions ``start``: events, alerts),
+        and give ``owner`` its lease if it holds it already or the lease expired.
+        The state after: ``owner`` holds the lease if ``state.owner == owner``."""
+
+    async def save_destination(
+        self,
+        name: str,
+        owner: str,
+        generation: int,
+        positions: tuple[Position, Position],
+        lease_until_ms: int,
+    ) -> bool:
+        """Save the positions (events, alerts) and extend the lease, only if ``owner``
+        still holds it and no operator changed the row since ``generation``."""
+
+    async def release_destination(self, name: str, owner: str) -> None:
+        """Give up the lease (on shutdown), so another replica takes over at once."""
+
+    async def destination_states(self) -> list[DestinationState]: ...
+
+    async def control_destination(
+        self,
+        name: str,
+        *,
+        paused: bool | None = None,
+        positions: tuple[Position | None, Position | None] = (None, None),
+    ) -> DestinationState | None:
+        """Pause, resume or move a destination (replay); bumps its generation. None if
+        no such destination was ever relayed."""
+
+    async def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep ``letters`` (their ``id`` and ``created_at_ms`` are assigned here)."""
+
+    async def dead_letters(self, destination: str, after_id: int, limit: int) -> list[DeadLetter]:
+        """A destination's dead letters with ids above ``after_id``, oldest first."""
+
+    async def drop_dead_letters(self, destination: str, ids: Sequence[int]) -> int:
+        """Remove the given dead letters; how many there were."""
+
+    async def backlog(self, kind: Kind, after: Position, cap: int) -> tuple[int, int]:
+        """Rows of ``kind`` committed after ``after`` (counted up to ``cap``) and the
+        oldest one's receive time in ms (0 when there is none)."""
+
+    # -- tracking plans and the quarantine (docs/tracking-plans.md) --------------------
+
+    async def put_plan(self, document: str, applied_at: int, applied_by: str) -> int:
+        """Store ``document`` as the next plan version, and tell every replica; the version."""
+
+    async def get_plan(self, version: int = 0) -> PlanRecord | None:
+        """Plan ``version``, or the newest for 0; None if there is none."""
+
+    async def plan_version(self) -> int:
+        """The newest plan version, cheaply; 0 when none was ever applied."""
+
+    def watch_plans(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the event loop) when a plan may have been applied,
+        here or on another replica that can notify (spurious calls are fine)."""
+
+    async def quarantine_groups(
+        self, where: QuarantineFilter, limit: int
+    ) -> tuple[list[QuarantineGroup], int]:
+        """Matching rows counted by kind, name and violation rule (largest groups
+        first, at most ``limit``), and how many rows match in all."""
+
+    async def read_quarantine(
+        self, where: QuarantineFilter, after: int, limit: int
+    ) -> list[StoredQuarantine]:
+        """Up to ``limit`` matching rows with ``seq`` above ``after``, in ``seq`` order."""
+
+    async def release_quarantine(
+        self, events: Sequence[tuple[int, EventRow]], alerts: Sequence[tuple[int, AlertRow]]
+    ) -> tuple[int, int]:
+        """Move quarantined rows (by ``seq``) into the events and alerts tables, in one
+        transaction: each row is deleted from the quarantine and inserted once,
+        whoever else releases it at the same time. (moved, of which already stored)."""
+
+    async def discard_quarantine(self, where: QuarantineFilter) -> int:
+        """Delete matching rows; how many."""
+
+    async def purge_quarantine(self, quarantined_before: int, limit: int) -> int:
+        """Delete at most ``limit`` rows quarantined before ``quarantined_before`` (retention)."""

@@ -13,6 +13,7 @@ import dataclasses
 from typing import Final
 
 from eventwire.store.base import AlertFilter, EventAggregation, EventQuery
+from eventwire.store.quarantine import QuarantineFilter
 
 QMARK: Final = "?"
 PYFORMAT: Final = "%s"
@@ -58,12 +59,19 @@ def events_counted(mark: str, tenant: str, query: EventQuery) -> Conditions:
 
 
 def events_read(
-    where: Conditions, tenant: str, query: EventQuery | EventAggregation, *, spelled: str = "{}"
+    where: Conditions,
+    tenant: str | None,
+    query: EventQuery | EventAggregation,
+    *,
+    spelled: str = "{}",
 ) -> Conditions:
     """The events ``read_events`` and ``aggregate_events`` read, added to ``where``;
-    ``spelled`` wraps each column name (``concat({})``)."""
-    where.add(f"{spelled.format('tenant')} = {{}}", tenant)
+    ``spelled`` wraps each column name (``concat({})``); tenant None: every tenant."""
+    if tenant is not None:
+        where.add(f"{spelled.format('tenant')} = {{}}", tenant)
     where.equal(spelled.format("event_name"), query.event_name)
+    if isinstance(query, EventQuery):
+        where.equal(spelled.format("user_id"), query.user_id)
     return where.time_range(query.start, query.end)
 
 
@@ -75,3 +83,16 @@ def alerts_read(where: Conditions, alert: AlertFilter) -> Conditions:
     if alert.min_severity:
         where.add("severity >= {}", alert.min_severity)
     return where.time_range(alert.start, alert.end)
+
+
+def quarantined(where: Conditions, q: QuarantineFilter, has_rule: str) -> Conditions:
+    """The quarantined rows ``q`` selects, added to ``where``; ``has_rule``: the
+    store's condition, with one ``{}``, that a row has a violation of a rule."""
+    where.add("tenant = {}", q.tenant).equal("kind", q.kind).equal("name", q.name)
+    if q.rule:
+        where.add(has_rule, q.rule)
+    if q.since:
+        where.add("quarantined_at >= {}", q.since)
+    if q.until:
+        where.add("quarantined_at < {}", q.until)
+    return where

@@ -141,4 +141,124 @@ MIGRATIONS: tuple[Migration, ...] = (
             );
         """,
     ),
+    # Destinations (docs/destinations.md): each one's positions, lease and
+    # paused flag, and the rows it refused repeatedly (its dead letters).
+    Migration(
+        version=3,
+        sqlite="""
+            CREATE TABLE eventwire_destinations (
+                name        TEXT    PRIMARY KEY,
+                events_xid  INTEGER NOT NULL DEFAULT 0,
+                events_seq  INTEGER NOT NULL DEFAULT 0,
+                alerts_xid  INTEGER NOT NULL DEFAULT 0,
+                alerts_seq  INTEGER NOT NULL DEFAULT 0,
+                paused      INTEGER NOT NULL DEFAULT 0,
+                generation  INTEGER NOT NULL DEFAULT 0,
+                owner       TEXT    NOT NULL DEFAULT '',
+                lease_until INTEGER NOT NULL DEFAULT 0
+            );
+            CREATE TABLE eventwire_dead_letters (
+                id           INTEGER PRIMARY KEY AUTOINCREMENT,
+                destination  TEXT    NOT NULL,
+                kind         TEXT    NOT NULL,
+                xid          INTEGER NOT NULL,
+                seq          INTEGER NOT NULL,
+                tenant       TEXT    NOT NULL,
+                key          TEXT    NOT NULL,
+                name         TEXT    NOT NULL,
+                payload      BLOB    NOT NULL,
+                committed_at INTEGER NOT NULL,
+                error        TEXT    NOT NULL,
+                attempts     INTEGER NOT NULL,
+                created_at   INTEGER NOT NULL
+            );
+            CREATE INDEX eventwire_dead_letters_by_destination
+                ON eventwire_dead_letters (destination, id);
+        """,
+        postgres="""
+            CREATE TABLE eventwire_destinations (
+                name        text PRIMARY KEY,
+                events_xid  int8 NOT NULL DEFAULT 0,
+                events_seq  int8 NOT NULL DEFAULT 0,
+                alerts_xid  int8 NOT NULL DEFAULT 0,
+                alerts_seq  int8 NOT NULL DEFAULT 0,
+                paused      int4 NOT NULL DEFAULT 0,
+                generation  int8 NOT NULL DEFAULT 0,
+                owner       text NOT NULL DEFAULT '',
+                lease_until int8 NOT NULL DEFAULT 0
+            );
+            CREATE TABLE eventwire_dead_letters (
+                id           bigserial PRIMARY KEY,
+                destination  text  NOT NULL,
+                kind         text  NOT NULL,
+                xid          int8  NOT NULL,
+                seq          int8  NOT NULL,
+                tenant       text  NOT NULL,
+                key          text  NOT NULL,
+                name         text  NOT NULL,
+                payload      bytea NOT NULL,
+                committed_at int8  NOT NULL,
+                error        text  NOT NULL,
+                attempts     int4  NOT NULL,
+                created_at   int8  NOT NULL
+            );
+            CREATE INDEX eventwire_dead_letters_by_destination
+                ON eventwire_dead_letters (destination, id);
+        """,
+    ),
+    # Tracking plans (docs/tracking-plans.md): the versions applied, the
+    # quarantine (events and alerts stored apart, with their violations, until
+    # replayed or discarded), and on every stored event the plan version it was
+    # checked against and the violations it was accepted with (NULL: none). The
+    # new event columns have constant defaults: adding them rewrites no row.
+    Migration(
+        version=4,
+        sqlite="""
+            CREATE TABLE eventwire_plans (
+                version    INTEGER PRIMARY KEY,
+                document   TEXT    NOT NULL,
+                applied_at INTEGER NOT NULL,
+                applied_by TEXT    NOT NULL
+            );
+            CREATE TABLE eventwire_quarantine (
+                seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+                tenant         TEXT    NOT NULL,
+                kind           TEXT    NOT NULL,
+                key            TEXT    NOT NULL,
+                name           TEXT    NOT NULL,
+                row            TEXT    NOT NULL,
+                violations     TEXT    NOT NULL,
+                plan_version   INTEGER NOT NULL,
+                quarantined_at INTEGER NOT NULL,
+                UNIQUE (tenant, kind, key)
+            );
+            CREATE INDEX quarantine_by_name ON eventwire_quarantine (tenant, kind, name);
+            ALTER TABLE events ADD COLUMN plan_version INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE events ADD COLUMN violations TEXT;
+        """,
+        postgres="""
+            CREATE TABLE eventwire_plans (
+                version    int8  PRIMARY KEY,
+                document   text  NOT NULL,
+                applied_at int8  NOT NULL,
+                applied_by text  NOT NULL
+            );
+            CREATE TABLE eventwire_quarantine (
+                seq            bigserial PRIMARY KEY,
+                tenant         text  NOT NULL,
+                kind           text  NOT NULL,
+                key            text  NOT NULL,
+                name           text  NOT NULL,
+                row            jsonb NOT NULL,
+                violations     jsonb NOT NULL,
+                plan_version   int8  NOT NULL,
+                quarantined_at int8  NOT NULL,
+                UNIQUE (tenant, kind, key)
+            );
+            CREATE INDEX quarantine_by_name ON eventwire_quarantine (tenant, kind, name);
+            ALTER TABLE events
+                ADD COLUMN plan_version int8 NOT NULL DEFAULT 0,
+                ADD COLUMN violations   jsonb;
+        """,
+    ),
 )

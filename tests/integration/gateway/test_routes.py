@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import httpx
 import pytest
 
+from eventwire._rpc import OPERATIONS
 from eventwire.frontends.http.errors import HTTP_ONLY
 from eventwire.ingest.service import MAX_BATCH_EVENTS
 from eventwire.testing import running_server
@@ -54,6 +55,12 @@ async def test_track_event_stores_it_and_replies_with_every_field(
         "duplicate": False,
         "accepted": "0",
         "duplicates": "0",
+        # No tracking plan is in force: nothing judged the event (docs/tracking-plans.md).
+        "outcome": "OUTCOME_UNSPECIFIED",
+        "violations": [],
+        "planVersion": "0",
+        "quarantined": "0",
+        "flagged": [],
     }
     assert rows(db_url, "SELECT event_name, user_id, ts, properties FROM events") == [
         ("signup", "u1", NOW_MS - 5000, '{"plan":"pro"}')
@@ -227,6 +234,9 @@ async def test_batch_stores_valid_events_and_rejects_invalid_ones(
         "accepted": 2,
         "duplicates": 2,
         "rejected": 2,
+        "quarantined": 0,
+        "planVersion": "0",
+        "flagged": [],
         "rejections": [
             {
                 "index": 1,
@@ -266,6 +276,9 @@ async def test_empty_batch_stores_nothing(
         "accepted": 0,
         "duplicates": 0,
         "rejected": 0,
+        "quarantined": 0,
+        "planVersion": "0",
+        "flagged": [],
         "rejections": [],
     }
     assert rows(db_url, "SELECT count(*) FROM events") == [(0,)]
@@ -363,7 +376,7 @@ async def test_report_alert_then_get_it(http: httpx.AsyncClient) -> None:
     assert r.status_code == 200, r.text
     reply = r.json()
     assert reply["acknowledged"] is True
-    assert set(reply) == {"acknowledged", "trackingId"}
+    assert set(reply) == {"acknowledged", "trackingId", "outcome", "violations", "planVersion"}
     tracking_id = reply["trackingId"]
 
     r = await http.get(f"/v1/alerts/{tracking_id}")
@@ -418,19 +431,10 @@ async def test_openapi_document_lists_every_route(http: httpx.AsyncClient) -> No
     assert r.status_code == 200
     doc = r.json()
     assert doc["openapi"] == "3.1.0"
-    assert set(doc["paths"]) == {
-        "/v1/events",
-        "/v1/events:batch",
-        "/v1/events:count",
-        "/v1/alerts",
-        "/v1/alerts/{tracking_id}",
-        "/v1/alerts:watch",
-        "/v1/events:query",
-        "/v1/events:export",
-        "/healthz",
-        "/readyz",
-        "/openapi.json",
-    }
+    # Exactly the operations table's routes, and the open ones.
+    routes = {path for op in OPERATIONS for _, path in op.routes}
+    assert set(doc["paths"]) == routes | {"/healthz", "/readyz", "/openapi.json"}
+    assert {"/v1/events", "/v1/events:batch", "/v1/alerts/{tracking_id}"} <= routes
     request = doc["components"]["schemas"]["TrackEventRequest"]
     assert set(request["properties"]) == {
         "eventName",

@@ -48,6 +48,7 @@ async def test_health_list_reports_every_service_and_its_status(channel: grpc.ai
         "": SERVING,
         "analytics.AnalyticsService": SERVING,
         "telemetry.TelemetryService": SERVING,
+        "eventwire.plans.v1.PlansService": SERVING,
         "liveness": SERVING,
     }
 
@@ -61,6 +62,7 @@ async def test_reflection_lists_the_api_health_and_both_reflection_services(
     assert names == {
         "analytics.AnalyticsService",
         "telemetry.TelemetryService",
+        "eventwire.plans.v1.PlansService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventwire.api import analytics_pb2
-from eventwire.ingest.service import _fast_row, _row
+from eventwire.ingest.rows import fast_row as _fast_row
+from eventwire.ingest.rows import row as _row
 from eventwire.ingest.validation import (
     DEFAULT_LIMITS,
     MIN_TIMESTAMP_MS,

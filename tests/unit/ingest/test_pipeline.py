@@ -11,6 +11,7 @@ import pytest
 from eventwire._errors import Unavailable
 from eventwire.ingest.pipeline import IngestPipeline
 from eventwire.store.base import AlertRow, CommitResult, EventQuery, EventRow
+from eventwire.store.quarantine import QuarantineRow
 from eventwire.store.sqlite import SQLiteStore
 
 
@@ -22,10 +23,13 @@ class CountingStore(SQLiteStore):
         self.commits = 0
 
     async def commit(
-        self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
+        self,
+        events: Sequence[Sequence[EventRow]],
+        alerts: Sequence[AlertRow],
+        quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:
         self.commits += 1
-        return await super().commit(events, alerts)
+        return await super().commit(events, alerts, quarantine)
 
 
 def row(event_id: str) -> EventRow:
@@ -107,13 +111,16 @@ class GatedStore(SQLiteStore):
         self._gate = asyncio.Event()
 
     async def commit(
-        self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
+        self,
+        events: Sequence[Sequence[EventRow]],
+        alerts: Sequence[AlertRow],
+        quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:
         gate = self._gate = asyncio.Event()
         self.batches.append(len(events) + len(alerts))
         self._entered.set()
         await gate.wait()
-        return await super().commit(events, alerts)
+        return await super().commit(events, alerts, quarantine)
 
     async def held(self) -> int:
         """Wait for a commit to begin (it is then held); return its request count."""

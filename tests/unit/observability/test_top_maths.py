@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from eventwire.runtime.top import Scrape, diff, quantile, sparkline
+from eventwire.observability.metrics import quantile
+from eventwire.runtime.top import Scrape, diff, sparkline
 
 
 def test_quantile_interpolates_within_the_bucket() -> None:
@@ -40,3 +41,26 @@ def test_diff_turns_two_scrapes_into_rates_and_totals() -> None:
 def test_sparkline_scales_to_the_peak() -> None:
     assert sparkline([0, 5, 10]) == "▁▄█"
     assert sparkline([0, 0]) == "▁▁"
+
+
+def test_destinations_show_state_rate_lag_and_breaker() -> None:
+    js = (("destination", "js"),)
+    before = Scrape(0.0, {("eventwire_destination_delivered_total", js): 1000.0})
+    after = Scrape(
+        2.0,
+        {
+            ("eventwire_destination_delivered_total", js): 5000.0,
+            ("eventwire_destination_retried_total", js): 3.0,
+            ("eventwire_destination_dead_lettered_total", js): 1.0,
+            ("eventwire_destination_lag_rows", js): 42.0,
+            ("eventwire_destination_lag_seconds", js): 1.5,
+            ("eventwire_destination_breaker_state", js): 2.0,
+            ("eventwire_destination_state", (*js, ("state", "relaying"))): 0.0,
+            ("eventwire_destination_state", (*js, ("state", "retrying"))): 1.0,
+        },
+    )
+    shown = diff(before, after).destinations["js"]
+    assert (shown.state, shown.delivered_per_s, shown.delivered) == ("retrying", 2000.0, 5000)
+    assert (shown.retried, shown.dead_lettered, shown.lag_rows) == (3, 1, 42)
+    assert (shown.lag_seconds, shown.breaker) == (1.5, "open")
+    assert diff(before, before).destinations == {}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from eventwire.api import analytics_pb2, telemetry_pb2
+from eventwire.api import analytics_pb2, destinations_pb2, plans_pb2, telemetry_pb2
 from eventwire.frontends.grpc.auth import METHOD_SCOPES
 from eventwire.frontends.grpc.auth import READ_METHODS as READS
 from eventwire.security.auth import Authenticator, TokenTable, hash_token
@@ -22,7 +22,7 @@ from tests.support.security import (
 def test_every_rpc_of_the_contract_has_a_scope() -> None:
     methods = {
         f"/{service.full_name}/{method.name}"
-        for module in (analytics_pb2, telemetry_pb2)
+        for module in (analytics_pb2, telemetry_pb2, destinations_pb2, plans_pb2)
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }

@@ -22,12 +22,12 @@ def test_counted_events_use_every_field_that_is_set() -> None:
 
 def test_read_events_can_spell_columns_for_the_planner() -> None:
     where = Conditions(PYFORMAT).add("(xid, seq) > ({}::text::xid8, {})", 7, 8)
-    events_read(where, "acme", EventQuery("view", "ignored", 0, 5), spelled="concat({})")
+    events_read(where, "acme", EventQuery("view", "u1", 0, 5), spelled="concat({})")
     assert where.sql() == (
         "(xid, seq) > (%s::text::xid8, %s) AND concat(tenant) = %s"
-        " AND concat(event_name) = %s AND ts < %s"
+        " AND concat(event_name) = %s AND concat(user_id) = %s AND ts < %s"
     )
-    assert where.params == [7, 8, "acme", "view", 5]
+    assert where.params == [7, 8, "acme", "view", "u1", 5]
 
 
 def test_aggregations_filter_like_reads() -> None:

@@ -211,6 +211,8 @@ class Session:
                 self.spiller.acked(batch)
                 for rejection in batch.rejections(ack):
                     self.reporter.error(rejection)
+                if ack.flagged:
+                    self.reporter.flagged(ack.flagged)
                 self.signals.settled.set()
                 self.signals.wake.set()
 

@@ -219,7 +219,8 @@ class Pipeline:
             c.batches_acked += 1
             c.accepted += ack.accepted
             c.duplicate += ack.duplicates
-            c.acked += ack.accepted + ack.duplicates
+            c.quarantined += ack.quarantined
+            c.acked += ack.accepted + ack.duplicates + ack.quarantined
             c.rejected += ack.rejected
             if batch.source is None:
                 self.inflight_events -= len(batch.events)

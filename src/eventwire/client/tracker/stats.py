@@ -68,7 +68,7 @@ class TrackerStats:
     sent: int
     """Event transmissions; a batch resent after a broken stream counts again."""
     acked: int
-    """Events the server acknowledged: ``accepted + duplicate``."""
+    """Events the server acknowledged: ``accepted + duplicate + quarantined``."""
     accepted: int
     """Events the server newly stored."""
     duplicate: int
@@ -99,6 +99,9 @@ class TrackerStats:
     """Events moved from memory to the spool (counted in ``spooled`` too)."""
     drops: Mapping[str, int] = field(default_factory=dict)
     """``dropped`` by :class:`DropReason`, every reason present (0 if none)."""
+    quarantined: int = 0
+    """Events the server's tracking plan stored apart, in its quarantine (not counted
+    as events until replayed there; docs/tracking-plans.md)."""
 
 
 @dataclass(slots=True)
@@ -112,6 +115,7 @@ class Counters:
     acked: int = 0
     accepted: int = 0
     duplicate: int = 0
+    quarantined: int = 0
     rejected: int = 0
     batches_sent: int = 0
     batches_acked: int = 0

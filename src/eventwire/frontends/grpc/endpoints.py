@@ -33,7 +33,7 @@ from eventwire._errors import (
     PermissionDenied,
     is_public,
 )
-from eventwire._rpc import BY_METHOD
+from eventwire._rpc import ADMIN, BY_METHOD
 from eventwire.frontends.grpc.auth import authorization
 from eventwire.frontends.grpc.status import abort, internal_error
 from eventwire.observability.logs import REQUEST_ID, LazyRequestId
@@ -41,6 +41,7 @@ from eventwire.observability.metrics import RpcStats, ServerMetrics
 from eventwire.observability.propagation import extract
 from eventwire.observability.server_spans import Ending, ServerSpans
 from eventwire.observability.tracing import HeadSampling
+from eventwire.security.audit import admin_operation
 from eventwire.security.auth import CALLER, Authenticator, current_tenant
 from eventwire.security.limits import ByteBudget, RateLimiter, cost_of
 
@@ -152,6 +153,8 @@ class Endpoint:
         self._auth = gate.auth if authenticate else None
         operation = BY_METHOD.get(path)
         self._scope = None if operation is None else operation.scope
+        self._operation = "" if operation is None or operation.scope != ADMIN else operation.name
+        """Set for an admin operation: each call is logged with who made it."""
         # A method of our services nobody gave a scope to is refused, not left open.
         self._unscoped = counted and self._scope is None
         self._limiter = gate.limiter if counted else None
@@ -244,8 +247,10 @@ class Endpoint:
             traced = self._span(context) if self._spans is not None else None
             code = "OK"
             held = 0
+            admitted = False
             try:
                 self._admit(context)
+                admitted = True
                 if budget is not None:
                     budget.take(len(raw))
                     held = len(raw)
@@ -255,6 +260,8 @@ class Endpoint:
                 await _abort(context, exc)
                 raise
             finally:
+                if admitted and self._operation:  # refused callers are not operations
+                    admin_operation(self._operation, CALLER.get(), code)
                 if held:
                     budget.release(held)  # type: ignore[union-attr]
                 if traced is not None:

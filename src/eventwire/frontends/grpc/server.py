@@ -14,11 +14,20 @@ from grpc_health.v1 import health, health_pb2_grpc
 from opentelemetry.trace import Tracer
 
 from eventwire._rpc import SERVICE_NAMES
-from eventwire.api import analytics_pb2_grpc, telemetry_pb2_grpc
+from eventwire.api import (
+    analytics_pb2_grpc,
+    destinations_pb2_grpc,
+    plans_pb2_grpc,
+    telemetry_pb2_grpc,
+)
 from eventwire.config import ServerConfig
+from eventwire.destinations.ops import DestinationOps
 from eventwire.frontends.grpc import reflection
+from eventwire.frontends.grpc.destinations import DestinationsServicer
 from eventwire.frontends.grpc.endpoints import Gate
+from eventwire.frontends.grpc.plans import PlansServicer
 from eventwire.frontends.grpc.servicers import AnalyticsServicer, TelemetryServicer
+from eventwire.ingest.plans_service import PlansService
 from eventwire.ingest.service import IngestService
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.reads.service import ReadService
@@ -102,6 +111,8 @@ def build_grpc_server(
     limiter: RateLimiter | None,
     tls: ServerTls | None,
     budget: ByteBudget | None = None,
+    destinations: DestinationOps | None = None,
+    plans: PlansService | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """The server with every service registered and its port bound, not yet started.
 
@@ -128,6 +139,12 @@ def build_grpc_server(
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(
         TelemetryServicer(service, reads), ours
     )
+    if destinations is not None:
+        destinations_pb2_grpc.add_DestinationsServiceServicer_to_server(
+            DestinationsServicer(destinations), ours
+        )
+    if plans is not None:
+        plans_pb2_grpc.add_PlansServiceServicer_to_server(PlansServicer(plans), ours)
     for name, handlers in ours.services.items():
         _register(server, name, gate.ours(name, handlers))
     standard: Any = _Registrar()

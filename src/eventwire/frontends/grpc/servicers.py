@@ -156,9 +156,13 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         held = 0
         budget = self._budget
         tenant = current_tenant()
+        service = self._service
+        # With a tracking plan, the stream's events are sorted by one version.
+        sorted_ = service.sorter()
+        index = -1
         try:
             async for req in requests:
-                index = len(rows)
+                index += 1
                 encoded = req.ByteSize()
                 size += encoded
                 if index >= self._max_events or size > self._max_bytes:
@@ -173,9 +177,13 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                     )
                 budget.take(encoded + HELD_EVENT_OVERHEAD)
                 held += encoded + HELD_EVENT_OVERHEAD
-                rows.append(self._service.event_row(req, tenant, prefix=f"stream[{index}]."))
+                prefix = f"stream[{index}]."
+                if sorted_ is None:
+                    rows.append(service.event_row(req, tenant, prefix=prefix))
+                else:
+                    service.sort_event(sorted_, req, tenant, index, prefix)
             await _confirm_peer(context)
-            return await self._service.add_stream(rows)
+            return await service.add_stream(rows, sorted_)
         finally:
             budget.release(held)
 

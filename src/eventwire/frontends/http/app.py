@@ -21,8 +21,12 @@ from typing import Any, Final
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from eventwire._errors import Code, ServiceError, internal_message
-from eventwire._rpc import BY_ROUTE
+from eventwire._rpc import ADMIN, BY_ROUTE
+from eventwire.destinations.ops import DestinationOps
 from eventwire.frontends.http.body import Disconnected
+from eventwire.frontends.http.console import PREFIX as CONSOLE
+from eventwire.frontends.http.console import Console, ServerStatus
+from eventwire.frontends.http.destinations import destination_routes
 from eventwire.frontends.http.errors import (
     HTTP_ONLY,
     HTTP_STATUS,
@@ -30,13 +34,16 @@ from eventwire.frontends.http.errors import (
     from_service_error,
     status_body,
 )
+from eventwire.frontends.http.plans import PlanRoutes
 from eventwire.frontends.http.reads import ReadRoutes, Stream, send_stream, send_stream_head
 from eventwire.frontends.http.routes import ALERTS, Handler, Reply, Routes
+from eventwire.ingest.plans_service import PlansService
 from eventwire.ingest.service import IngestService
 from eventwire.observability.logs import REQUEST_ID, current_request_id, new_request_id
 from eventwire.observability.metrics import ServerMetrics
 from eventwire.observability.propagation import extract
 from eventwire.reads.service import ReadService
+from eventwire.security.audit import admin_operation
 from eventwire.security.auth import (
     CALLER,
     DEFAULT_TENANT,
@@ -79,6 +86,8 @@ class GatewayApp:
         limiter: RateLimiter | None = None,
         metrics: ServerMetrics | None = None,
         tracer: Tracer | None = None,
+        destinations: DestinationOps | None = None,
+        plans: PlansService | None = None,
     ) -> None:
         self._metrics = metrics
         self._tracer = tracer
@@ -93,6 +102,17 @@ class GatewayApp:
             self._add(method, path, handler)
         if reads is not None:
             self._add_read_routes(ReadRoutes(reads, self._charge))
+        if destinations is not None:
+            for (method, path), handler in destination_routes(destinations, max_body_bytes).items():
+                self._add(method, path, handler)
+        if plans is not None:
+            plan_routes = PlanRoutes(plans, max_body_bytes=max_body_bytes, charge=self._charge)
+            for (method, path), handler in plan_routes.table().items():
+                self._add(method, path, handler)
+        self._console = Console(reads, ServerStatus(metrics, ready), self._charge)
+        self._console.routes = sorted(
+            f"{verb} {path}" for path, verbs in self._routes.items() for verb in verbs
+        )
 
     def _add(self, method: str, path: str, handler: Handler) -> None:
         if path not in _OPEN and (method, path) not in BY_ROUTE:
@@ -141,6 +161,8 @@ class GatewayApp:
         """The route template, a bounded label set (never the raw path)."""
         if path in self._routes:
             return path
+        if path.startswith(CONSOLE) or path == CONSOLE[:-1]:
+            return CONSOLE
         if path.startswith(ALERTS) and "/" not in path[len(ALERTS) :]:
             return _ALERT
         return "unmatched"
@@ -168,7 +190,8 @@ class GatewayApp:
             else:
                 await send_stream(reply.stream, send, receive, reply.headers or [])
             return reply.status
-        headers = [_JSON, (b"content-length", str(len(reply.body)).encode())]
+        media = _JSON if reply.media_type == _JSON[1] else (b"content-type", reply.media_type)
+        headers = [media, (b"content-length", str(len(reply.body)).encode())]
         if reply.headers:
             headers.extend(reply.headers)
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
@@ -177,6 +200,8 @@ class GatewayApp:
 
     async def _dispatch(self, scope: Scope, receive: Receive, route: str) -> Reply:
         path: str = scope["path"]
+        if route == CONSOLE:
+            return await self._console.serve(scope, self._caller)
         methods = self._routes.get(route)
         if methods is None:
             raise HttpError(404, f"no route for {path}", code=HTTP_ONLY[404])
@@ -193,13 +218,17 @@ class GatewayApp:
             )
         if route in _OPEN:
             return await handler(scope, receive)
-        token = CALLER.set(self._caller(scope, BY_ROUTE[method, route].scope))
+        operation = BY_ROUTE[method, route]
+        caller = self._caller(scope, operation.scope)
+        token = CALLER.set(caller)
         try:
-            return await handler(scope, receive)
+            if operation.scope != ADMIN:
+                return await handler(scope, receive)
+            return await _audited(operation.name, caller, handler(scope, receive))
         finally:
             CALLER.reset(token)
 
-    def _caller(self, scope: Scope, needed: str) -> Caller:
+    def _caller(self, scope: Scope, needed: str | None) -> Caller:
         if self._auth is None:
             return self._anonymous
         values = [v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"]
@@ -229,6 +258,25 @@ class GatewayApp:
         )
         body = status_body(Code.INTERNAL, internal_message(request_id))
         return Reply(500, body, [(b"x-request-id", request_id.encode())])
+
+
+async def _audited(operation: str, caller: Caller, reply: Awaitable[Reply]) -> Reply:
+    """Run an admin operation and log who asked for it and how it ended (its HTTP
+    status), whatever the outcome (:mod:`eventwire.security.audit`)."""
+    status = 500
+    try:
+        done = await reply
+    except HttpError as err:
+        status = err.http_status
+        raise
+    except ServiceError as err:
+        status = HTTP_STATUS[err.code]
+        raise
+    else:
+        status = done.status
+        return done
+    finally:
+        admin_operation(operation, caller, status)
 
 
 def _request_id(scope: Scope) -> str:

@@ -19,6 +19,8 @@ from eventwire._rpc import BY_ROUTE
 from eventwire._version import __version__ as _version
 from eventwire.frontends.http.errors import HTTP_ONLY, HTTP_STATUS
 from eventwire.frontends.http.messages import INT64_MAX, INT64_MIN
+from eventwire.frontends.http.openapi_destinations import destination_paths, destination_schemas
+from eventwire.frontends.http.openapi_plans import plan_operations
 from eventwire.frontends.http.openapi_reads import read_operations
 from eventwire.frontends.http.openapi_schemas import decimal_pattern, schemas
 from eventwire.ingest.service import now_ms
@@ -38,6 +40,7 @@ def _json(ref: str, description: str = "") -> dict[str, Any]:
 def _errors(*statuses: str) -> dict[str, Any]:
     meaning = {
         "400": "invalid request (google.rpc.BadRequest details name the fields)",
+        "403": "the token lacks the scope the operation needs",
         "404": "not found",
         "405": "method not allowed (the Allow header lists the methods)",
         "408": "request head or body not received in time",
@@ -220,6 +223,14 @@ def openapi_document(limits: Limits = DEFAULT_LIMITS, at_ms: int | None = None) 
     }
     for path, operations in read_operations(_json, _errors("400", "500", *_ANY), limits).items():
         document["paths"].setdefault(path, {}).update(_get(operations["get"]))
+    document["paths"].update(destination_paths(_json, _errors, _get))
+    document["components"]["schemas"].update(destination_schemas())
+    for path, operations in plan_operations(_json, _errors, _query).items():
+        for verb, operation in operations.items():
+            if verb == "get":
+                document["paths"].setdefault(path, {}).update(_get(operation))
+            else:
+                document["paths"].setdefault(path, {})[verb] = operation
     for (verb, path), op in BY_ROUTE.items():
         # The operations table says which RPC a route is and the scope it needs.
         methods = document["paths"][path]

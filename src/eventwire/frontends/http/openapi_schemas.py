@@ -21,6 +21,7 @@ from eventwire.frontends.http.messages import (
     INT64_MIN,
     INT64_TYPES,
 )
+from eventwire.frontends.http.openapi_plans import plan_schemas
 from eventwire.frontends.http.openapi_reads import read_schemas
 from eventwire.ingest.alerts import (
     MAX_ATTRIBUTE_KEY_CHARS,
@@ -148,6 +149,8 @@ def _single_field_schema(field: FieldDescriptor, *, request: bool) -> dict[str, 
         return _int64() if request else dict(_INT64_OUT)
     if field.type == FieldDescriptor.TYPE_BOOL:
         return {"type": "boolean"}
+    if field.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+        return {"type": "number"}
     if field.type == FieldDescriptor.TYPE_STRING:
         return {"type": "string"}
     raise NotImplementedError(f"no JSON schema for {field.full_name}")  # pragma: no cover
@@ -271,7 +274,16 @@ def schemas(limits: Limits, at_ms: int) -> dict[str, Any]:
         "BatchResponse": {
             "type": "object",
             "description": "analytics.IngestAck in proto3 JSON, the gRPC batch RPCs' reply",
-            "required": ["sequence", "accepted", "duplicates", "rejected", "rejections"],
+            "required": [
+                "sequence",
+                "accepted",
+                "duplicates",
+                "rejected",
+                "rejections",
+                "quarantined",
+                "flagged",
+                "planVersion",
+            ],
             "properties": {
                 "sequence": {**_INT64_OUT, "description": "the request's sequence"},
                 "accepted": {"type": "integer", "minimum": 0, "description": "newly stored"},
@@ -296,6 +308,21 @@ def schemas(limits: Limits, at_ms: int) -> dict[str, Any]:
                             "violations": {"type": "array", "items": fv},
                         },
                     },
+                },
+                "quarantined": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "events the tracking plan stored apart, in the quarantine",
+                },
+                "flagged": {
+                    "type": "array",
+                    "description": "events the tracking plan found violations in (accepted "
+                    "or quarantined), with their outcome; conforming events are not listed",
+                    "items": {"$ref": "#/components/schemas/PlannedEvent"},
+                },
+                "planVersion": {
+                    **_INT64_OUT,
+                    "description": "the tracking plan version checked against; 0: none",
                 },
             },
         },
@@ -339,6 +366,7 @@ def schemas(limits: Limits, at_ms: int) -> dict[str, Any]:
         "AlertResponse": _message_schema(telemetry_pb2.AlertResponse.DESCRIPTOR, request=False),
         "Alert": _message_schema(telemetry_pb2.Alert.DESCRIPTOR, request=False),
         **read_schemas(lambda descriptor: _message_schema(descriptor, request=False)),
+        **plan_schemas(lambda descriptor, request: _message_schema(descriptor, request=request)),
         "Health": {
             "type": "object",
             "required": ["status"],

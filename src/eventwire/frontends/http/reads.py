@@ -22,7 +22,7 @@ import re
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
@@ -172,12 +172,23 @@ async def _sse(
         yield b"event: error\ndata: %s\n\n" % _error_status(exc), ""
 
 
+class Line(NamedTuple):
+    """A line an NDJSON stream sends as it is (a JSON object, no newline), and the
+    cursor a client resumes from once it has read it ("" for none)."""
+
+    body: bytes
+    cursor: str
+
+
 async def _ndjson(
-    events: AsyncIterator[analytics_pb2.ExportedEvent],
+    events: AsyncIterator[analytics_pb2.ExportedEvent | Line],
 ) -> AsyncGenerator[tuple[bytes, str], None]:
     try:
         async for event in events:
-            yield _json(event) + b"\n", event.cursor
+            if isinstance(event, Line):
+                yield event.body + b"\n", event.cursor
+            else:
+                yield _json(event) + b"\n", event.cursor
     except Exception as exc:  # noqa: BLE001 - rendered as the stream's last line
         yield b'{"error":%s}\n' % _error_status(exc), ""
 
@@ -228,7 +239,15 @@ class ReadRoutes:
         req = request_from_query(scope, analytics_pb2.ExportEventsRequest())
         self._charge(cost_of(req))
         events = await self._reads.export_events(req, current_tenant())
-        return Stream(NDJSON, _ndjson(events), self._reads.limits)
+        return ndjson_stream(events, self._reads.limits)
+
+
+def ndjson_stream(
+    events: AsyncIterator[analytics_pb2.ExportedEvent | Line], limits: ReadLimits
+) -> Stream:
+    """``events`` as NDJSON, one ExportedEvent (or :class:`Line`) a line; an error
+    ends it with a last ``{"error": ...}``."""
+    return Stream(NDJSON, _ndjson(events), limits)
 
 
 def _start(stream: Stream, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:

@@ -41,7 +41,7 @@ ALERTS: Final = "/v1/alerts/"
 
 
 class Reply:
-    __slots__ = ("body", "headers", "status", "stream")
+    __slots__ = ("body", "headers", "media_type", "status", "stream")
 
     def __init__(
         self,
@@ -49,11 +49,13 @@ class Reply:
         body: bytes,
         headers: list[tuple[bytes, bytes]] | None = None,
         stream: Stream | None = None,
+        media_type: bytes = b"application/json",
     ) -> None:
         self.status = status
         self.body = body
         self.headers = headers
         self.stream = stream
+        self.media_type = media_type
 
 
 Handler = Callable[[Scope, Receive], Awaitable[Reply]]

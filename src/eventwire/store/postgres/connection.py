@@ -44,14 +44,16 @@ _OUR_PARAMS: Final = frozenset(
 # 3D000, which psycopg does not expose for a failed connection).
 _NO_DATABASE: Final = re.compile(r'database "[^"]*" does not exist')
 
-_EVENT_COLUMNS: Final = "tenant, event_id, event_name, user_id, ts, received_at, properties"
+_EVENT_COLUMNS: Final = (
+    "tenant, event_id, event_name, user_id, ts, received_at, properties, plan_version, violations"
+)
 _STAGING: Final = "eventwire_staging"
 
 # ON COMMIT DELETE ROWS empties it at every commit; it lives as long as the session.
 _CREATE_STAGING: Final = f"""
     CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (
         grp int4, tenant text, event_id text, event_name text, user_id text,
-        ts int8, received_at int8, properties text
+        ts int8, received_at int8, properties text, plan_version int8, violations text
     ) ON COMMIT DELETE ROWS
 """
 _CURSOR_KEY: Final = "cursor_key"
@@ -126,6 +128,7 @@ class PostgresConnection:
         # Operations abandoned after their timeout, still cancelling in the background.
         self._abandoned: set[asyncio.Task[Any]] = set()
         self._subscribers: list[Callable[[Kind, int], None]] = []
+        self._plan_watchers: list[Callable[[], None]] = []
         self._listener: asyncio.Task[None] | None = None
         self._cursor_key = b""
 

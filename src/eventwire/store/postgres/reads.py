@@ -72,7 +72,7 @@ class Reads(PostgresConnection):
         return AlertPage(page, _through(after, page, limit, watermark), pending)
 
     async def read_events(
-        self, after: Position, tenant: str, query: EventQuery, limit: int
+        self, after: Position, tenant: str | None, query: EventQuery, limit: int
     ) -> EventPage:
         rows, watermark, pending = await self._page(*event_page_query(after, tenant, query, limit))
         page = [StoredEvent(Position(r[0], r[1]), EventRow(*r[2:])) for r in rows]
@@ -166,7 +166,7 @@ def alert_page_query(
 
 
 def event_page_query(
-    after: Position, tenant: str, query: EventQuery, limit: int
+    after: Position, tenant: str | None, query: EventQuery, limit: int
 ) -> tuple[sql.Composed, list[Any]]:
     """The statement and parameters of :meth:`PostgresStore.read_events`."""
     # concat(): the same comparison, but no index on tenant or event_name can

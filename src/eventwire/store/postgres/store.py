@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from eventwire.store.postgres.destinations import Destinations
 from eventwire.store.postgres.listen import Listen
+from eventwire.store.postgres.plans import Plans
 from eventwire.store.postgres.reads import Reads
-from eventwire.store.postgres.writes import Writes
 
 
-class PostgresStore(Reads, Writes, Listen):
+class PostgresStore(Reads, Plans, Listen, Destinations):
     """The :class:`~eventwire.store.base.Store` on PostgreSQL (see the package docstring)."""
 
     # A commit cancelled mid-flight leaves its pooled connection to the driver's

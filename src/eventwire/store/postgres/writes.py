@@ -28,15 +28,28 @@ from eventwire.store.postgres.connection import (
     PostgresConnection,
 )
 from eventwire.store.postgres.reads import WATERMARK
+from eventwire.store.quarantine import QuarantineRow
 
 _COPY_STAGING: Final = f"COPY {_STAGING} (grp, {_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-_STAGING_TYPES: Final = ("int4", "text", "text", "text", "text", "int8", "int8", "text")
+_STAGING_TYPES: Final = (
+    "int4",
+    "text",
+    "text",
+    "text",
+    "text",
+    "int8",
+    "int8",
+    "text",
+    "int8",
+    "text",
+)
 
 # Rows go in key order (byte order, cheaper than the database collation) so
 # that concurrent replicas lock keys in the same order.
 _MOVE_STAGED_ONE: Final = f"""
     INSERT INTO events ({_EVENT_COLUMNS})
-    SELECT tenant, event_id, event_name, user_id, ts, received_at, properties::jsonb
+    SELECT tenant, event_id, event_name, user_id, ts, received_at, properties::jsonb,
+           plan_version, violations::jsonb
     FROM {_STAGING} ORDER BY tenant COLLATE "C", event_id COLLATE "C"
     ON CONFLICT (tenant, event_id) DO NOTHING
 """  # noqa: S608 - constant identifiers only
@@ -48,12 +61,14 @@ _MOVE_STAGED_MANY: Final = f"""
 _UNNEST_EVENTS: Final = """
     SELECT * FROM unnest(
         %s::int4[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int8[], %s::int8[],
-        %s::text[]
-    ) AS t (grp, tenant, event_id, event_name, user_id, ts, received_at, properties)
+        %s::text[], %s::int8[], %s::text[]
+    ) AS t (grp, tenant, event_id, event_name, user_id, ts, received_at, properties,
+            plan_version, violations)
 """
 _INSERT_ONE: Final = f"""
     INSERT INTO events ({_EVENT_COLUMNS})
-    SELECT tenant, event_id, event_name, user_id, ts, received_at, properties::jsonb
+    SELECT tenant, event_id, event_name, user_id, ts, received_at, properties::jsonb,
+           plan_version, violations::jsonb
     FROM ({_UNNEST_EVENTS}) AS input ORDER BY tenant COLLATE "C", event_id COLLATE "C"
     ON CONFLICT (tenant, event_id) DO NOTHING
 """  # noqa: S608 - constant identifiers only
@@ -61,7 +76,8 @@ _INSERT_MANY: Final = f"""
     WITH input AS MATERIALIZED ({_UNNEST_EVENTS}),
     ins AS (
         INSERT INTO events ({_EVENT_COLUMNS})
-        SELECT tenant, event_id, event_name, user_id, ts, received_at, properties::jsonb
+        SELECT tenant, event_id, event_name, user_id, ts, received_at, properties::jsonb,
+           plan_version, violations::jsonb
         FROM input ORDER BY tenant COLLATE "C", event_id COLLATE "C"
         ON CONFLICT (tenant, event_id) DO NOTHING
         RETURNING tenant, event_id
@@ -98,15 +114,18 @@ class Writes(PostgresConnection):
     # -- writes --------------------------------------------------------------------
 
     async def commit(
-        self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
+        self,
+        events: Sequence[Sequence[EventRow]],
+        alerts: Sequence[AlertRow],
+        quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:
         if self._gone:
             raise StoreGone(self._gone)
-        if not any(events) and not alerts:
+        if not any(events) and not alerts and not quarantine:
             return CommitResult([0] * len(events), [])
         for attempt in range(_DEADLOCK_RETRIES + 1):
             try:
-                result = await self._bounded(lambda: self._commit(events, alerts))
+                result = await self._bounded(lambda: self._commit(events, alerts, quarantine))
             except StoreUnavailable as exc:
                 retryable = isinstance(exc.__cause__, psycopg.errors.TransactionRollback)
                 if not retryable or attempt == _DEADLOCK_RETRIES:
@@ -122,7 +141,10 @@ class Writes(PostgresConnection):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _commit(
-        self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
+        self,
+        events: Sequence[Sequence[EventRow]],
+        alerts: Sequence[AlertRow],
+        quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:
         inserted = [0] * len(events)
         # The first occurrence of a key in the batch is the one stored, as if the
@@ -145,6 +167,8 @@ class Writes(PostgresConnection):
                     inserted[group] = count
                 await conn.execute(_NOTIFY, ("eventwire_events",))
             tracking_ids = await self._insert_alerts(conn, alerts) if alerts else []
+            if quarantine:
+                await insert_quarantine(conn, quarantine)
             if alerts:
                 # Delivered to listeners at COMMIT, and only if it commits.
                 await conn.execute(_NOTIFY, ("eventwire_alerts",))
@@ -222,7 +246,9 @@ class Writes(PostgresConnection):
 
     # -- retention -------------------------------------------------------------------
 
-    async def purge(self, kind: Kind, received_before: int, limit: int) -> int:
+    async def purge(
+        self, kind: Kind, received_before: int, limit: int, upto: Position | None = None
+    ) -> int:
         table = sql.Identifier(kind)
         oldest = sql.SQL(
             "SELECT xid::text::int8 AS position_xid, seq, received_at FROM {table}"
@@ -243,6 +269,8 @@ class Writes(PostgresConnection):
                 for xid, seq, received_at in await cur.fetchall():
                     if received_at >= received_before:
                         break
+                    if upto is not None and Position(int(xid), int(seq)) > upto:
+                        break  # not delivered yet by some destination
                     end = Position(int(xid), int(seq))
                 if end is None:
                     return 0
@@ -258,3 +286,20 @@ class Writes(PostgresConnection):
             return deleted
 
         return await self._bounded(run)
+
+
+async def insert_quarantine(conn: Conn, rows: Sequence[QuarantineRow]) -> None:
+    columns: list[list[Any]] = [list(column) for column in zip(*rows, strict=True)]
+    await conn.execute(_INSERT_QUARANTINE, columns)
+
+
+_INSERT_QUARANTINE: Final = """
+    INSERT INTO eventwire_quarantine (tenant, kind, key, name, row, violations, plan_version,
+                                      quarantined_at)
+    SELECT tenant, kind, key, name, row::jsonb, violations::jsonb, plan_version, quarantined_at
+    FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                %s::int8[], %s::int8[])
+        AS t (tenant, kind, key, name, row, violations, plan_version, quarantined_at)
+    ORDER BY tenant COLLATE "C", kind COLLATE "C", key COLLATE "C"
+    ON CONFLICT DO NOTHING
+"""

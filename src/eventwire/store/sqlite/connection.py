@@ -73,6 +73,7 @@ class SQLiteConnection:
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._subscribers: list[Callable[[Kind, int], None]] = []
+        self._plan_watchers: list[Callable[[], None]] = []
         self._cursor_key = b""
         self._writing = asyncio.Lock()
         """Held for each transaction on the writer connection, wherever it runs."""

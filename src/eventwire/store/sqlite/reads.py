@@ -72,12 +72,12 @@ class Reads(SQLiteConnection):
         return AlertPage(page, _through(after, page, limit, last))
 
     async def read_events(
-        self, after: Position, tenant: str, query: EventQuery, limit: int
+        self, after: Position, tenant: str | None, query: EventQuery, limit: int
     ) -> EventPage:
         return await self._on(self._read_thread, self._read_events, after, tenant, query, limit)
 
     def _read_events(
-        self, after: Position, tenant: str, query: EventQuery, limit: int
+        self, after: Position, tenant: str | None, query: EventQuery, limit: int
     ) -> EventPage:
         # NOT INDEXED: walk the rowid in order. With an event_name the planner
         # would rather take events_by_name_ts and sort, which re-reads

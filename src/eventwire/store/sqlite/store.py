@@ -1,12 +1,14 @@
-"""The SQLite store: its reads and writes over one pair of connections."""
+"""The SQLite store: its reads, writes and destinations' bookkeeping over one pair of
+connections."""
 
 from __future__ import annotations
 
+from eventwire.store.sqlite.destinations import Destinations
+from eventwire.store.sqlite.plans import Plans
 from eventwire.store.sqlite.reads import Reads
-from eventwire.store.sqlite.writes import Writes
 
 
-class SQLiteStore(Reads, Writes):
+class SQLiteStore(Reads, Plans, Destinations):
     """The :class:`~eventwire.store.base.Store` on SQLite; see :mod:`eventwire.store.sqlite`."""
 
     # A cancelled commit's COMMIT still runs to its end on the writer thread,

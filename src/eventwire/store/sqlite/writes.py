@@ -9,8 +9,17 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from eventwire.store.base import AlertRow, CommitResult, EventRow, Kind, StoreGone, StoreUnavailable
+from eventwire.store.base import (
+    AlertRow,
+    CommitResult,
+    EventRow,
+    Kind,
+    Position,
+    StoreGone,
+    StoreUnavailable,
+)
 from eventwire.store.migrations import MIGRATIONS
+from eventwire.store.quarantine import QuarantineRow
 from eventwire.store.sqlite.connection import (
     _BUSY_TIMEOUT_MS,
     SQLiteConnection,
@@ -22,8 +31,12 @@ from eventwire.store.sqlite.connection import (
 from eventwire.store.sqlite.reads import ALERT_COLUMNS, TABLES
 
 _INSERT_EVENT: Final = (
-    "INSERT INTO events (tenant, event_id, event_name, user_id, ts, received_at, properties)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    "INSERT INTO events (tenant, event_id, event_name, user_id, ts, received_at, properties,"
+    " plan_version, violations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+INSERT_QUARANTINE: Final = (
+    "INSERT INTO eventwire_quarantine (tenant, kind, key, name, row, violations, plan_version,"
+    " quarantined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 _INSERT_ALERT: Final = (
     f"INSERT INTO alerts ({ALERT_COLUMNS})"  # noqa: S608 - constant identifiers only
@@ -36,9 +49,12 @@ class Writes(SQLiteConnection):
     # -- writes --------------------------------------------------------------------
 
     async def commit(
-        self, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
+        self,
+        events: Sequence[Sequence[EventRow]],
+        alerts: Sequence[AlertRow],
+        quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:
-        result = await self._transaction(self._fill, events, alerts)
+        result = await self._transaction(self._fill, events, alerts, quarantine)
         # The single writer is the only source of new rows: waking readers
         # right here is as early as they can see them.
         if alerts:
@@ -56,16 +72,15 @@ class Writes(SQLiteConnection):
 
     @staticmethod
     def _fill(
-        conn: sqlite3.Connection, events: Sequence[Sequence[EventRow]], alerts: Sequence[AlertRow]
+        conn: sqlite3.Connection,
+        events: Sequence[Sequence[EventRow]],
+        alerts: Sequence[AlertRow],
+        quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:
         inserted = [conn.executemany(_INSERT_EVENT, group).rowcount for group in events]
-        tracking_ids: list[str] = []
-        for alert in alerts:
-            if conn.execute(_INSERT_ALERT, alert).rowcount == 1:
-                tracking_ids.append(alert.tracking_id)
-            else:
-                row = conn.execute(_ALERT_BY_KEY, (alert.tenant, alert.idempotency_key))
-                tracking_ids.append(row.fetchone()[0])
+        tracking_ids = [insert_alert(conn, alert) for alert in alerts]
+        if quarantine:
+            conn.executemany(INSERT_QUARANTINE, quarantine)
         return CommitResult(inserted, tracking_ids)
 
     async def _transaction(self, fill: Callable[..., T], *args: Any, on_thread: bool = False) -> T:
@@ -155,12 +170,22 @@ class Writes(SQLiteConnection):
 
     # -- retention ------------------------------------------------------------------
 
-    async def purge(self, kind: Kind, received_before: int, limit: int) -> int:
+    async def purge(
+        self, kind: Kind, received_before: int, limit: int, upto: Position | None = None
+    ) -> int:
         # A bulk delete: on the writer thread, so that ingest keeps the loop.
-        return await self._transaction(self._purge, kind, received_before, limit, on_thread=True)
+        return await self._transaction(
+            self._purge, kind, received_before, limit, upto, on_thread=True
+        )
 
     @staticmethod
-    def _purge(conn: sqlite3.Connection, kind: Kind, received_before: int, limit: int) -> int:
+    def _purge(
+        conn: sqlite3.Connection,
+        kind: Kind,
+        received_before: int,
+        limit: int,
+        upto: Position | None,
+    ) -> int:
         table = TABLES[kind]
         oldest = conn.execute(
             f"SELECT seq, received_at FROM {table} ORDER BY seq LIMIT ?",  # noqa: S608
@@ -173,6 +198,8 @@ class Writes(SQLiteConnection):
             # again from 1 once the table is empty (alerts use AUTOINCREMENT).
             if received_at >= received_before or (kind == "events" and seq == newest):
                 break
+            if upto is not None and seq > upto.seq:
+                break  # not delivered yet by some destination
             end = seq
         if not end:
             return 0
@@ -210,6 +237,21 @@ class Writes(SQLiteConnection):
             return fault
         self._check_attributes()
         return ""
+
+
+def insert_alert(conn: sqlite3.Connection, alert: AlertRow) -> str:
+    """Insert ``alert`` unless its idempotency key is stored; the stored tracking id."""
+    if conn.execute(_INSERT_ALERT, alert).rowcount == 1:
+        return alert.tracking_id
+    row = conn.execute(_ALERT_BY_KEY, (alert.tenant, alert.idempotency_key))
+    tracking_id: str = row.fetchone()[0]
+    return tracking_id
+
+
+def insert_events(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> int:
+    """Insert ``rows``, skipping stored ids; how many were new."""
+    count: int = conn.executemany(_INSERT_EVENT, rows).rowcount
+    return count
 
 
 def _probe(conn: sqlite3.Connection) -> None:
