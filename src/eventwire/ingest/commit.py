@@ -18,10 +18,11 @@ from collections.abc import Callable, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanContext, Status, StatusCode, Tracer
 
 from eventwire._errors import ServiceError, Unavailable
 from eventwire.observability.metrics import ServerMetrics
+from eventwire.observability.server_spans import linked_span
 from eventwire.store.base import (
     AlertRow,
     CommitResult,
@@ -116,10 +117,11 @@ class GroupCommit:
         # sampled request's span, links to all of them, and runs from when that
         # request entered the ingest queue until the batch is durable; a
         # "commit" event marks each transaction's start.
-        links = [Link(item.span) for item in sampled if item.span is not None]
-        span = self._tracer.start_span(
+        links = [item.span for item in sampled if item.span is not None]
+        span = linked_span(
+            self._tracer,
             "eventwire.ingest.batch",
-            context=trace.set_span_in_context(trace.NonRecordingSpan(links[0].context)),
+            parent=links[0],
             links=links,
             attributes={
                 "eventwire.requests": len(batch),

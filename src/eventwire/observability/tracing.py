@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
+    SpanExporter,
 )
 from opentelemetry.sdk.trace.sampling import (
     Decision,
@@ -43,6 +44,7 @@ __all__ = [
     "extract",
     "inject",
     "resource",
+    "span_processor",
     "tracer_provider",
 ]
 
@@ -69,8 +71,13 @@ def tracer_provider(
         # Imported here: a server without tracing never loads grpc's OTLP stubs.
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        provider.add_span_processor(span_processor(OTLPSpanExporter()))
     return provider
+
+
+def span_processor(exporter: SpanExporter) -> SpanProcessor:
+    """The processor that hands the server's spans to ``exporter``, in batches."""
+    return BatchSpanProcessor(exporter)
 
 
 def resource(default_service_name: str = "eventwire") -> Resource:
@@ -83,7 +90,25 @@ def resource(default_service_name: str = "eventwire") -> Resource:
     ``Resource.create`` would override the environment, hence the check first.
     """
     named = SERVICE_NAME in OTELResourceDetector().detect().attributes
-    return Resource.create({} if named else {SERVICE_NAME: default_service_name})
+    made = Resource.create({} if named else {SERVICE_NAME: default_service_name})
+    return _HashedOnce(dict(made.attributes), made.schema_url)
+
+
+class _HashedOnce(Resource):
+    """A resource that hashes once. The OTLP encoder groups every span by its resource
+    in a dict, and the SDK's ``Resource.__hash__`` serialises the attributes to JSON
+    each time: ~20 % of encoding a server span (bench/notes.md, T1). A resource's
+    attributes are immutable, so the hash is too."""
+
+    def __init__(self, attributes: dict[str, Any], schema_url: str | None = None) -> None:
+        super().__init__(attributes, schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or super().__eq__(other)
 
 
 _DECIDED: Final = otel_context.create_key("eventwire-head-sampled")
