@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if args.command == "serve":
         from eventwire import config
         from eventwire.observability import logs
-        from eventwire.runtime import server as app
+        from eventwire.runtime import process as app
 
         try:
             server_config = config.from_namespace(args)
