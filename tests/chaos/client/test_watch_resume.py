@@ -10,6 +10,7 @@ keep reporting through it all, so some of their calls die with the server.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -47,12 +48,27 @@ async def _report(client: ec.TelemetryClient, device: str, key: str) -> str:
             return reply.tracking_id
 
 
+def _report_sync(client: ec.SyncTelemetryClient, device: str, key: str) -> str:
+    """:func:`_report` on the blocking client."""
+    while True:
+        try:
+            reply = client.report_alert(device, "heat", idempotency_key=key)
+        except TRANSIENT:
+            time.sleep(0.05)
+        else:
+            return reply.tracking_id
+
+
 class Load:
     """Writers reporting alerts until stopped, and the watcher's stopping rule."""
 
-    def __init__(self, target: str, writers: int) -> None:
+    def __init__(self, target: str, writers: int, *, sync: bool = False) -> None:
         self.target = target
         self.writers = writers
+        # The blocking reader's test writes with blocking clients too: grpcio's
+        # blocking and asyncio stacks in one process under server kills crashed the
+        # test process once (a segfault in grpc core), and users pick one stack.
+        self.sync = sync
         self.acked: list[str] = []
         self.received: list[telemetry_pb2.Alert] = []
         self._stop = asyncio.Event()
@@ -60,12 +76,23 @@ class Load:
         self._tasks = asyncio.gather(*(self._write(w) for w in range(writers)))
 
     async def _write(self, number: int) -> None:
+        if self.sync:
+            await asyncio.to_thread(self._write_sync, number)
+            return
         async with ec.TelemetryClient(self.target, timeout=2) as client:
             n = 0
             while not self._stop.is_set():
                 self.acked.append(await _report(client, f"dev-{number}", f"w{number}-{n}"))
                 n += 1
                 await asyncio.sleep(0.005)
+
+    def _write_sync(self, number: int) -> None:
+        with ec.SyncTelemetryClient(self.target, timeout=2) as client:
+            n = 0
+            while not self._stop.is_set():
+                self.acked.append(_report_sync(client, f"dev-{number}", f"w{number}-{n}"))
+                n += 1
+                time.sleep(0.005)
 
     def watched_all(self) -> bool:
         expected = self._expected
@@ -78,6 +105,11 @@ class Load:
         # Known before the last alert is reported, so the watcher sees the count
         # no later than that alert.
         self._expected = len(self.acked) + 1
+        if self.sync:
+            with ec.SyncTelemetryClient(self.target, timeout=2) as sync_client:
+                last = await asyncio.to_thread(_report_sync, sync_client, "dev-0", "last")
+            self.acked.append(last)
+            return
         async with ec.TelemetryClient(self.target, timeout=2) as client:
             self.acked.append(await _report(client, "dev-0", "last"))
 
@@ -108,7 +140,7 @@ async def test_a_watch_resumes_across_three_sigkills_exactly_once(
     reads = Readers(mode, server.address)
     try:
         stream = reads.telemetry.watch_alerts(from_start=True)
-        load = Load(server.address, writers=2)
+        load = Load(server.address, writers=2, sync=reads.sync)
         consumer = asyncio.create_task(reads.consume(stream, load.received, load.watched_all))
         for cut in range(1, 4):
             await load.between_cuts(cut)
@@ -172,7 +204,7 @@ async def test_two_replicas_on_postgresql_a_watch_through_the_sdk_sees_each_aler
     try:
         stream = reads.telemetry.watch_alerts(from_start=True)
         # Three writers, each balanced over both replicas, all at once.
-        load = Load(both, writers=3)
+        load = Load(both, writers=3, sync=reads.sync)
         consumer = asyncio.create_task(reads.consume(stream, load.received, load.watched_all))
         for cut, how in enumerate(["kill", "kill", "terminate"], start=1):
             await load.between_cuts(cut)
