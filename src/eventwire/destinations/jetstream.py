@@ -70,14 +70,27 @@ def subject(item: Item) -> str:
     return f"{PREFIX}.{kind}.{token(item.tenant)}.{token(item.name)}"
 
 
+_SUBJECTS: dict[tuple[str, str, str], bytes] = {}
+_MAX_SUBJECTS: Final = 4096
+
+
+def _subject(item: Item) -> bytes:
+    # A relay sends few distinct (kind, tenant, name) triples over and over: two
+    # regex substitutions per message were a tenth of its CPU. Bounded: a flood
+    # of distinct names only empties the cache.
+    triple = (item.kind, item.tenant, item.name)
+    found = _SUBJECTS.get(triple)
+    if found is None:
+        if len(_SUBJECTS) >= _MAX_SUBJECTS:
+            _SUBJECTS.clear()
+        found = _SUBJECTS[triple] = subject(item).encode()
+    return found
+
+
 def msg_id(item: Item) -> str:
     if item.kind == "alert" or not item.tenant:
         return item.key
     return f"{item.tenant}/{item.key}"
-
-
-def _text(position: Position) -> str:
-    return f"{position.xid}.{position.seq}"
 
 
 def _position(text: str | None) -> Position:
@@ -206,13 +219,16 @@ class JetStreamSink:
                     continue  # the stream has it (read from its tail)
             else:
                 delivered[item.kind] = Position(*place)
+            events, alerts = delivered["event"], delivered["alert"]
             headers = _HEADERS % (
                 _value(msg_id(item)),
                 expected,
-                _text(delivered["event"]).encode(),
-                _text(delivered["alert"]).encode(),
+                events.xid,
+                events.seq,
+                alerts.xid,
+                alerts.seq,
             )
-            frames.append((subject(item).encode(), headers, item.payload))
+            frames.append((_subject(item), headers, item.payload))
             expected += 1
         # Chunks of CHUNK messages, WINDOW of them unacknowledged at once: the
         # next chunk is on the wire while JetStream stores the last one. One
@@ -245,13 +261,15 @@ class JetStreamSink:
 
 _HEADERS: Final = (
     b"NATS/1.0\r\nNats-Msg-Id: %b\r\nNats-Expected-Last-Sequence: %d\r\n"
-    b"Eventwire-Events: %b\r\nEventwire-Alerts: %b\r\n\r\n"
+    b"Eventwire-Events: %d.%d\r\nEventwire-Alerts: %d.%d\r\n\r\n"
 )
 _NEWLINES: Final = re.compile(r"[\r\n]")
 
 
 def _value(text: str) -> bytes:
-    return _NEWLINES.sub(" ", text).encode()
+    if "\r" in text or "\n" in text:
+        text = _NEWLINES.sub(" ", text)
+    return text.encode()
 
 
 class _Replies:
