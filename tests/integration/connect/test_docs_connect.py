@@ -9,6 +9,7 @@ counts as shown output is tests/support/doc_examples.py's docstring.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,9 @@ def test_every_example_prints_what_the_page_shows(buf: Path, tmp_path: Path) -> 
                 timeout=60,
                 check=False,
             )
-            assert done.returncode == 0, done.stderr
             mismatch = output_mismatch(printed(block), done.stdout, f"docs/connect.md {block.line}")
             assert mismatch is None, mismatch
+            # connectrpc's client runs on pyqwest (Rust); with grpcio loaded in the same
+            # interpreter, about 1 exit in 20 aborts after main() has returned and printed
+            # everything (docs/connect.md says so). Anything else is a failure.
+            assert done.returncode in (0, -signal.SIGABRT), done.stderr
