@@ -26,7 +26,7 @@ from eventwire.observability.server_spans import linked_span
 from eventwire.store.base import (
     AlertRow,
     CommitResult,
-    EventRow,
+    EventValues,
     Store,
     StoreGone,
     StoreUnavailable,
@@ -43,7 +43,7 @@ class Item:
 
     def __init__(
         self,
-        events: Sequence[EventRow] | None,
+        events: Sequence[EventValues] | None,
         alert: AlertRow | None,
         future: asyncio.Future[int | str],
         quarantine: Sequence[QuarantineRow] = (),
@@ -61,12 +61,12 @@ class Item:
 def split(
     batch: list[Item],
 ) -> tuple[
-    list[Item], list[Sequence[EventRow]], list[Item], list[AlertRow], int, list[QuarantineRow]
+    list[Item], list[Sequence[EventValues]], list[Item], list[AlertRow], int, list[QuarantineRow]
 ]:
     """In one pass: the event items and their rows, the alert items and theirs, all
     rows, and the quarantined rows."""
     event_items: list[Item] = []
-    events: list[Sequence[EventRow]] = []
+    events: list[Sequence[EventValues]] = []
     alert_items: list[Item] = []
     alerts: list[AlertRow] = []
     quarantine: list[QuarantineRow] = []
@@ -184,7 +184,7 @@ class GroupCommit:
 
     async def _store_commit(
         self,
-        events: list[Sequence[EventRow]],
+        events: list[Sequence[EventValues]],
         alerts: list[AlertRow],
         span: Span | None,
         quarantine: list[QuarantineRow],

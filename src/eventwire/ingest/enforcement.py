@@ -24,7 +24,7 @@ from eventwire.ingest.rows import fast_row, properties_of
 from eventwire.ingest.rows import row as plain_row
 from eventwire.ingest.validation import Limits, latest_timestamp_ms, validate_event
 from eventwire.observability.plan_metrics import PlanStats
-from eventwire.store.base import AlertRow, EventRow
+from eventwire.store.base import AlertRow, EventRow, EventValues
 from eventwire.store.quarantine import QuarantineRow
 
 _ALERT_KEYS: Final = uuid.UUID("6f1c1a2e-4b7d-5c3e-9a8f-2d4e6b8c0a1f")
@@ -66,7 +66,7 @@ class Sorted:
 
     plan: ActivePlan
     now: int
-    rows: list[EventRow] = field(default_factory=list)
+    rows: list[EventValues] = field(default_factory=list)
     quarantined: list[QuarantineRow] = field(default_factory=list)
     flagged: list[Flagged] = field(default_factory=list)
     rejected: list[tuple[int, list[FieldViolation]]] = field(default_factory=list)
@@ -208,10 +208,11 @@ def sort_batch(
             row = plain_row(req, tenant, received, props)._replace(plan_version=version)
         else:
             props = held.pop()
-        verdict = check(row.event_name, props, row.user_id)
+        name = row[2]  # a plain tuple's event_name (EventValues)
+        verdict = check(name, props, row[3])
         if verdict is ACCEPTED:
             keep(row)
-            conforming[row.event_name] = conforming.get(row.event_name, 0) + 1
+            conforming[name] = conforming.get(name, 0) + 1
         else:
-            sorted_.judged(row, verdict, index, prefix)
+            sorted_.judged(EventRow(*row), verdict, index, prefix)
     return invalid

@@ -41,7 +41,7 @@ from opentelemetry.trace import Tracer
 from eventwire._errors import Overloaded, Unavailable
 from eventwire.ingest.commit import GroupCommit, Item
 from eventwire.observability.metrics import ServerMetrics
-from eventwire.store.base import AlertRow, EventRow, Store, StoreUnavailable
+from eventwire.store.base import AlertRow, EventValues, Store, StoreUnavailable
 from eventwire.store.quarantine import QuarantineRow
 
 log = logging.getLogger("eventwire.pipeline")
@@ -139,7 +139,7 @@ class IngestPipeline(GroupCommit):
         self._task = self.loop.create_task(self._run(), name="eventwire-ingest-writer")
 
     async def add_events(
-        self, rows: Sequence[EventRow], quarantine: Sequence[QuarantineRow] = ()
+        self, rows: Sequence[EventValues], quarantine: Sequence[QuarantineRow] = ()
     ) -> int:
         """Commit ``rows`` (with other requests' rows), and ``quarantine`` in the same
         transaction; return how many of ``rows`` were new."""

@@ -1,11 +1,14 @@
 """An event request as a row: the quick path for events that are certainly valid.
 
-:func:`fast_row` is what makes a batch cheap (see its docstring); :func:`row`
-is the plain conversion after the full validator accepted an event.
+:func:`fast_rows` and :func:`fast_row` are what make a batch cheap (see their
+docstrings); :func:`row` is the plain conversion after the full validator
+accepted an event.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import chain
 from typing import Final
 
 import orjson
@@ -13,10 +16,17 @@ import orjson
 from eventwire._ids import uuid7
 from eventwire.api import analytics_pb2
 from eventwire.ingest.validation import MIN_TIMESTAMP_MS, Limits, latest_timestamp_ms, timestamp_ms
-from eventwire.store.base import EventRow
+from eventwire.store.base import EventRow, EventValues
 
-# A NamedTuple's own __new__ is a Python function around this: one frame less a row.
-_new_row: Final = tuple.__new__
+_PRINTABLE_ASCII: Final = bytes(range(0x20, 0x7F))
+
+
+def _printable(text: str) -> bool:
+    """``text.isprintable()``, ~6x faster on ASCII text (an O(1) flag in CPython):
+    deleting the printable bytes leaves nothing. It runs over a whole batch's names."""
+    if text.isascii():
+        return not text.encode().translate(None, _PRINTABLE_ASCII)
+    return text.isprintable()
 
 
 def row(
@@ -42,8 +52,10 @@ def fast_row(
     *,
     plan_version: int = 0,
     props_out: list[dict[str, str]] | None = None,
-) -> EventRow | None:
+) -> EventValues | None:
     """The row of an event that is certainly valid, else None (ask the validator).
+
+    A plain tuple, not an :class:`EventRow` (see :data:`EventValues`).
 
     ``latest``: :func:`latest_timestamp_ms` of ``received``, when the caller
     computed it once for a whole batch.
@@ -118,22 +130,106 @@ def fast_row(
         req.ByteSize() > limits.max_event_bytes
     ):
         return None
-    return _new_row(
-        EventRow,
-        (
-            tenant,
-            event_id or uuid7(),
-            name,
-            user,
-            timestamp,
-            received,
-            orjson.dumps(props).decode() if props else "{}",
-            plan_version,
-            None,
-        ),
+    return (
+        tenant,
+        event_id or uuid7(),
+        name,
+        user,
+        timestamp,
+        received,
+        orjson.dumps(props).decode() if props else "{}",
+        plan_version,
+        "",
     )
 
 
 def properties_of(req: analytics_pb2.TrackEventRequest) -> dict[str, str]:
     properties = req.properties
     return {key: properties[key] for key in properties}
+
+
+def fast_rows(
+    reqs: Sequence[analytics_pb2.TrackEventRequest],
+    tenant: str,
+    received: int,
+    limits: Limits,
+    latest: int,
+) -> list[EventValues] | None:
+    """Every event's row when the whole batch is certainly valid, else None (then
+    :func:`fast_row`, event by event).
+
+    :func:`fast_row`'s checks, made once over each column of the batch (all the
+    names, all the ids, all the property keys...) by C loops (``str.join``,
+    ``str.isprintable``, ``max(map(len, ...))``) instead of once per event in
+    bytecode: the loop below is only what every event needs read and built.
+    Conservative like :func:`fast_row`; one doubtful event sends the whole batch
+    there, so a batch with an invalid event costs what it did before.
+    """
+    dumps = orjson.dumps
+    rows: list[EventValues] = []
+    keep = rows.append
+    maps: list[dict[str, str]] = []
+    held = maps.append
+    for req in reqs:
+        properties = req.properties
+        props = {key: properties[key] for key in properties}
+        held(props)
+        keep(
+            (
+                tenant,
+                req.event_id or uuid7(),
+                req.event_name,
+                req.user_id,
+                req.timestamp or received,
+                received,
+                dumps(props).decode() if props else "{}",
+                0,
+                "",
+            )
+        )
+    if not rows:
+        return rows
+    _, ids, names, users, stamps, _, documents, _, _ = zip(*rows, strict=True)
+    # Milliseconds only: other units are normalised by fast_row.
+    if min(stamps) < MIN_TIMESTAMP_MS or max(stamps) > latest:
+        return None
+    max_name = limits.max_name_chars
+    text = "".join(names)
+    user_text = "".join(users)
+    id_text = "".join(ids)
+    # A printable text's only white space is " " (U+0020), so names made only of
+    # white space are looked for only when a space occurs at all.
+    if not (
+        all(names)
+        and max(map(len, names)) <= max_name
+        and _printable(text)
+        and not (" " in text and any(map(str.isspace, names)))
+        and max(map(len, users)) <= max_name
+        and _printable(user_text)
+        and not (" " in user_text and any(map(str.isspace, users)))
+        and max(map(len, ids)) <= limits.max_id_chars
+        and id_text.isascii()
+        and _printable(id_text)
+        and " " not in id_text
+    ):
+        return None
+    most = max(map(len, maps))
+    if most:
+        keys = list(chain.from_iterable(maps))
+        values = list(chain.from_iterable(map(dict.values, maps)))
+        key_text = "".join(keys)
+        if (
+            most > limits.max_properties
+            or "" in keys
+            or not _printable(key_text)
+            or "\x00" in "".join(values)
+            or max(map(len, keys)) > max_name
+            or max(map(len, values)) > limits.max_value_chars
+        ):
+            return None
+    # fast_row's size bound for the largest of each field at once: the JSON of a
+    # map is at least as long as its keys and values together.
+    widest = max(map(len, names)) + max(map(len, users)) + max(map(len, ids))
+    if 4 * (widest + max(map(len, documents))) + 16 * (most + 5) > limits.max_event_bytes:
+        return None
+    return rows

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal, NamedTuple, Protocol
+from typing import Final, Literal, NamedTuple, Protocol, TypeAlias
 
 from eventwire.store.quarantine import (
     PlanRecord,
@@ -36,8 +36,16 @@ class EventRow(NamedTuple):
     """The properties map as a JSON object."""
     plan_version: int = 0
     """The tracking plan version the event was checked against; 0: none."""
-    violations: str | None = None
-    """The plan's violations it was accepted with, a JSON array; None: none."""
+    violations: str | None = ""
+    """The plan's violations it was accepted with, a JSON array; "" or None: none.
+    Rows to write carry "" (stored as NULL): sqlite3 binds a None through an
+    adapter lookup that raises and clears an AttributeError (bench/notes.md, B1)."""
+
+
+EventValues: TypeAlias = tuple[str, str, str, str, int, int, str, int, str | None]
+"""An :class:`EventRow`'s values in a plain tuple, what the batch paths build and the
+stores take: a tuple subclass costs ~9,000 instructions an event more to build, to
+bind (sqlite3 reads it through ``__getitem__``) and to free (bench/notes.md, B1)."""
 
 
 class AlertRow(NamedTuple):
@@ -57,13 +65,9 @@ class AlertRow(NamedTuple):
 
 
 class Position(NamedTuple):
-    """A row's place in commit order; positions compare as tuples.
-
-    SQLite: ``(0, rowid)``, its single writer makes rowid order commit order.
-    PostgreSQL: ``(xid, seq)``, the writing transaction's id (xid8) and the
-    row's sequence number; see :mod:`eventwire.store.postgres` for why a
-    sequence alone is not commit order there.
-    """
+    """A row's place in commit order; positions compare as tuples. SQLite: ``(0, rowid)``
+    (one writer: rowid order is commit order). PostgreSQL: ``(xid, seq)``, the writing
+    transaction's id (xid8) and the row's sequence (:mod:`eventwire.store.postgres`)."""
 
     xid: int
     seq: int
@@ -231,7 +235,7 @@ class Store(Protocol):
 
     async def commit(
         self,
-        events: Sequence[Sequence[EventRow]],
+        events: Sequence[Sequence[EventValues]],
         alerts: Sequence[AlertRow],
         quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:

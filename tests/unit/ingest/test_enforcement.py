@@ -12,6 +12,7 @@ from eventwire.ingest.rows import properties_of
 from eventwire.ingest.rows import row as plain_row
 from eventwire.ingest.validation import DEFAULT_LIMITS
 from eventwire.observability.plan_metrics import PlanStats
+from eventwire.store.base import EventRow
 
 PLAN = """
 format: 1
@@ -54,9 +55,9 @@ def test_a_batch_sorted_by_each_policy(policy: str) -> None:
     assert [(i, [v.field for v in found]) for i, found in invalid] == [
         (2, ["events[2].event_name"])
     ]
-    stored = {row.event_id: row for row in sorted_.rows}
-    assert {row.plan_version for row in sorted_.rows} == {7}
-    assert stored["ok"].violations is None
+    stored = {row.event_id: row for row in map(EventRow._make, sorted_.rows)}
+    assert {row.plan_version for row in stored.values()} == {7}
+    assert not stored["ok"].violations
     # Unplanned events are accepted (the plan's policy), marked as such.
     assert orjson.loads(stored["unplanned"].violations or "[]")[0]["rule"] == "unplanned"
     if policy == "accept":

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from eventwire.api import analytics_pb2
 from eventwire.ingest.rows import fast_row as _fast_row
+from eventwire.ingest.rows import fast_rows as _fast_rows
 from eventwire.ingest.rows import row as _row
 from eventwire.ingest.validation import (
     DEFAULT_LIMITS,
@@ -65,10 +66,11 @@ TRICKY: list[dict[str, object]] = [
 @pytest.mark.parametrize("limits", [DEFAULT_LIMITS, Limits(max_event_bytes=1024)])
 def test_fast_path_agrees_with_the_validator(fields: dict[str, object], limits: Limits) -> None:
     req = json_format.ParseDict(fields, analytics_pb2.TrackEventRequest())
-    row = _fast_row(req, "t", NOW_MS, limits)
+    values = _fast_row(req, "t", NOW_MS, limits)
     valid = not validate_event(req, NOW_MS, limits)
-    if row is None:
+    if values is None:
         return  # the full validator decides; nothing to compare
+    row = EventRow(*values)
     assert valid, "fast path accepted an event the validator rejects"
     assert row.tenant == "t"
     assert row.event_name == req.event_name
@@ -84,12 +86,12 @@ def test_fast_path_takes_the_common_event() -> None:
     req = analytics_pb2.TrackEventRequest(
         event_name="page_view", user_id="u-1", event_id="e-1", properties={"plan": "pro"}
     )
-    row = _fast_row(req, "", NOW_MS, DEFAULT_LIMITS)
-    # Made without the NamedTuple's __new__: still an EventRow, field for field
-    # what the validated path builds.
-    assert isinstance(row, EventRow)
-    assert row == _row(req, "", NOW_MS, {"plan": "pro"})
-    assert row.properties == '{"plan":"pro"}'
+    values = _fast_row(req, "", NOW_MS, DEFAULT_LIMITS)
+    # A plain tuple (store.base.EventValues), field for field what the validated
+    # path builds as an EventRow.
+    assert type(values) is tuple
+    assert values == _row(req, "", NOW_MS, {"plan": "pro"})
+    assert EventRow(*values).properties == '{"plan":"pro"}'
 
 
 # Mostly plausible text, sometimes text that crosses a rule (spaces, controls,
@@ -139,10 +141,60 @@ def test_fast_path_never_accepts_what_the_validator_refuses(
     req = analytics_pb2.TrackEventRequest(
         event_name=name, user_id=user, event_id=event_id, timestamp=timestamp, properties=properties
     )
-    row = _fast_row(req, "t", NOW_MS, _SMALL)
-    if row is None:
+    values = _fast_row(req, "t", NOW_MS, _SMALL)
+    if values is None:
         return
+    row = EventRow(*values)
     assert validate_event(req, NOW_MS, _SMALL) == []
     expected_ms = timestamp_ms(timestamp) if timestamp else NOW_MS
     assert (row.event_name, row.user_id, row.timestamp) == (name, user, expected_ms)
     assert orjson.loads(row.properties) == properties
+
+
+_EVENT = st.builds(
+    analytics_pb2.TrackEventRequest,
+    event_name=_TEXT,
+    user_id=_OPTIONAL,
+    event_id=st.one_of(st.just(""), st.text(alphabet="abc019-~", max_size=8), _TRICKY),
+    timestamp=st.sampled_from([0, NOW_MS, NOW_MS // 1000, _LATEST, _LATEST + 1, -1]),
+    properties=st.dictionaries(_TEXT, _OPTIONAL, max_size=4),
+)
+
+
+def _without_generated_ids(
+    reqs: list[analytics_pb2.TrackEventRequest], rows: list[tuple[object, ...]]
+) -> list[tuple[object, ...]]:
+    # An event without an id gets a fresh UUIDv7 on each path.
+    pairs = zip(reqs, rows, strict=True)
+    return [row if req.event_id else (*row[:1], "", *row[2:]) for req, row in pairs]
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(reqs=st.lists(_EVENT, min_size=1, max_size=4))
+def test_the_batch_path_accepts_a_batch_only_when_every_event_is_certainly_valid(
+    reqs: list[analytics_pb2.TrackEventRequest],
+) -> None:
+    rows = _fast_rows(reqs, "t", NOW_MS, _SMALL, _LATEST)
+    if rows is None:
+        return  # event by event decides; nothing to compare
+    singles = [_fast_row(req, "t", NOW_MS, _SMALL, _LATEST) for req in reqs]
+    assert None not in singles, "the batch path accepted an event the single path doubts"
+    assert all(validate_event(req, NOW_MS, _SMALL) == [] for req in reqs)
+    assert all(type(row) is tuple for row in rows)
+    assert _without_generated_ids(reqs, rows) == _without_generated_ids(reqs, singles)  # type: ignore[arg-type]
+
+
+def test_the_batch_path_takes_a_plain_batch_and_leaves_a_doubtful_one() -> None:
+    plain = [
+        analytics_pb2.TrackEventRequest(
+            event_name="page_view", user_id=f"u-{i}", event_id=f"e-{i}", properties={"p": "v"}
+        )
+        for i in range(3)
+    ]
+    latest = latest_timestamp_ms(NOW_MS, DEFAULT_LIMITS.max_future_ms)
+    rows = _fast_rows(plain, "t", NOW_MS, DEFAULT_LIMITS, latest)
+    assert rows is not None
+    assert [EventRow(*row).event_id for row in rows] == ["e-0", "e-1", "e-2"]
+    for doubtful in ({"user_id": " "}, {"timestamp": NOW_MS // 1000}, {"properties": {"": "v"}}):
+        batch = [*plain, analytics_pb2.TrackEventRequest(event_name="x", **doubtful)]
+        assert _fast_rows(batch, "t", NOW_MS, DEFAULT_LIMITS, latest) is None, doubtful

@@ -10,7 +10,7 @@ import pytest
 
 from eventwire._errors import Unavailable
 from eventwire.ingest.pipeline import IngestPipeline
-from eventwire.store.base import AlertRow, CommitResult, EventQuery, EventRow
+from eventwire.store.base import AlertRow, CommitResult, EventQuery, EventRow, EventValues
 from eventwire.store.quarantine import QuarantineRow
 from eventwire.store.sqlite import SQLiteStore
 
@@ -24,7 +24,7 @@ class CountingStore(SQLiteStore):
 
     async def commit(
         self,
-        events: Sequence[Sequence[EventRow]],
+        events: Sequence[Sequence[EventValues]],
         alerts: Sequence[AlertRow],
         quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:
@@ -112,7 +112,7 @@ class GatedStore(SQLiteStore):
 
     async def commit(
         self,
-        events: Sequence[Sequence[EventRow]],
+        events: Sequence[Sequence[EventValues]],
         alerts: Sequence[AlertRow],
         quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:

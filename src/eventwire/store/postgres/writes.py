@@ -13,6 +13,7 @@ from eventwire.store.base import (
     AlertRow,
     CommitResult,
     EventRow,
+    EventValues,
     Kind,
     Position,
     StoreError,
@@ -49,7 +50,7 @@ _STAGING_TYPES: Final = (
 _MOVE_STAGED_ONE: Final = f"""
     INSERT INTO events ({_EVENT_COLUMNS})
     SELECT tenant, event_id, event_name, user_id, ts, received_at, properties::jsonb,
-           plan_version, violations::jsonb
+           plan_version, nullif(violations, '')::jsonb
     FROM {_STAGING} ORDER BY tenant COLLATE "C", event_id COLLATE "C"
     ON CONFLICT (tenant, event_id) DO NOTHING
 """  # noqa: S608 - constant identifiers only
@@ -68,7 +69,7 @@ _UNNEST_EVENTS: Final = """
 _INSERT_ONE: Final = f"""
     INSERT INTO events ({_EVENT_COLUMNS})
     SELECT tenant, event_id, event_name, user_id, ts, received_at, properties::jsonb,
-           plan_version, violations::jsonb
+           plan_version, nullif(violations, '')::jsonb
     FROM ({_UNNEST_EVENTS}) AS input ORDER BY tenant COLLATE "C", event_id COLLATE "C"
     ON CONFLICT (tenant, event_id) DO NOTHING
 """  # noqa: S608 - constant identifiers only
@@ -77,7 +78,7 @@ _INSERT_MANY: Final = f"""
     ins AS (
         INSERT INTO events ({_EVENT_COLUMNS})
         SELECT tenant, event_id, event_name, user_id, ts, received_at, properties::jsonb,
-           plan_version, violations::jsonb
+           plan_version, nullif(violations, '')::jsonb
         FROM input ORDER BY tenant COLLATE "C", event_id COLLATE "C"
         ON CONFLICT (tenant, event_id) DO NOTHING
         RETURNING tenant, event_id
@@ -115,7 +116,7 @@ class Writes(PostgresConnection):
 
     async def commit(
         self,
-        events: Sequence[Sequence[EventRow]],
+        events: Sequence[Sequence[EventValues]],
         alerts: Sequence[AlertRow],
         quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:
@@ -142,17 +143,17 @@ class Writes(PostgresConnection):
 
     async def _commit(
         self,
-        events: Sequence[Sequence[EventRow]],
+        events: Sequence[Sequence[EventValues]],
         alerts: Sequence[AlertRow],
         quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:
         inserted = [0] * len(events)
         # The first occurrence of a key in the batch is the one stored, as if the
         # groups were inserted in order; later ones are duplicates.
-        unique: dict[tuple[str, str], tuple[int, EventRow]] = {}
+        unique: dict[tuple[str, str], tuple[int, EventValues]] = {}
         for group, rows in enumerate(events):
             for row in rows:
-                unique.setdefault((row.tenant, row.event_id), (group, row))
+                unique.setdefault((row[0], row[1]), (group, row))  # tenant, event_id
         async with self._pool.connection() as conn, conn.transaction():
             if unique:
                 single = len(events) == 1
@@ -176,7 +177,7 @@ class Writes(PostgresConnection):
 
     @staticmethod
     async def _copy_events(
-        conn: Conn, rows: Iterable[tuple[int, EventRow]], *, single: bool
+        conn: Conn, rows: Iterable[tuple[int, EventValues]], *, single: bool
     ) -> list[tuple[int, int]]:
         cur = conn.cursor()
         async with cur.copy(_COPY_STAGING) as copy:
@@ -191,7 +192,7 @@ class Writes(PostgresConnection):
 
     @staticmethod
     async def _insert_events(
-        conn: Conn, rows: Iterable[tuple[int, EventRow]], *, single: bool
+        conn: Conn, rows: Iterable[tuple[int, EventValues]], *, single: bool
     ) -> list[tuple[int, int]]:
         groups: list[int] = []
         columns: list[list[Any]] = [[] for _ in EventRow._fields]

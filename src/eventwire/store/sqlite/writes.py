@@ -12,7 +12,7 @@ from typing import Any, Final
 from eventwire.store.base import (
     AlertRow,
     CommitResult,
-    EventRow,
+    EventValues,
     Kind,
     Position,
     StoreGone,
@@ -32,7 +32,8 @@ from eventwire.store.sqlite.reads import ALERT_COLUMNS, TABLES
 
 _INSERT_EVENT: Final = (
     "INSERT INTO events (tenant, event_id, event_name, user_id, ts, received_at, properties,"
-    " plan_version, violations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    " plan_version, violations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, nullif(?, ''))"
+    " ON CONFLICT DO NOTHING"
 )
 INSERT_QUARANTINE: Final = (
     "INSERT INTO eventwire_quarantine (tenant, kind, key, name, row, violations, plan_version,"
@@ -50,7 +51,7 @@ class Writes(SQLiteConnection):
 
     async def commit(
         self,
-        events: Sequence[Sequence[EventRow]],
+        events: Sequence[Sequence[EventValues]],
         alerts: Sequence[AlertRow],
         quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:
@@ -73,7 +74,7 @@ class Writes(SQLiteConnection):
     @staticmethod
     def _fill(
         conn: sqlite3.Connection,
-        events: Sequence[Sequence[EventRow]],
+        events: Sequence[Sequence[EventValues]],
         alerts: Sequence[AlertRow],
         quarantine: Sequence[QuarantineRow] = (),
     ) -> CommitResult:
@@ -248,7 +249,7 @@ def insert_alert(conn: sqlite3.Connection, alert: AlertRow) -> str:
     return tracking_id
 
 
-def insert_events(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> int:
+def insert_events(conn: sqlite3.Connection, rows: Sequence[EventValues]) -> int:
     """Insert ``rows``, skipping stored ids; how many were new."""
     count: int = conn.executemany(_INSERT_EVENT, rows).rowcount
     return count
