@@ -534,11 +534,12 @@ def targets_md(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_targets(result: dict[str, Any], out_dir: Path) -> None:
-    """targets.md, and the README's Performance section again (it shows the targets)."""
-    (out_dir / "targets.md").write_text("# Targets (issue 16)\n\n" + targets_md(result))
-    bench_json = out_dir / "bench.json"
-    if bench_json.is_file():
+def write_targets(result: dict[str, Any], out: Path, *, readme: bool = True) -> None:
+    """The Markdown beside ``out`` (targets.json: targets.md), and the README's
+    Performance section again (it shows the targets) when ``readme``."""
+    out.with_suffix(".md").write_text("# Targets (issue 16)\n\n" + targets_md(result))
+    bench_json = out.parent / "bench.json"
+    if readme and bench_json.is_file():
         readme = ROOT / "README.md"
         section = performance_md(json.loads(bench_json.read_text()))
         readme.write_text(with_performance(readme.read_text(), section))

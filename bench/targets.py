@@ -39,7 +39,8 @@ its min-max. The baseline revision runs from a ``git archive`` of its ``src/``
 on ``PYTHONPATH``, with this checkout's .venv.
 
 Writes bench/results/targets.json and targets.md, and the README's
-Performance section (bench/report.py), and prints the table.
+Performance section (bench/report.py), and prints the table; ``--only`` some
+targets writes targets-<ids>.json and .md and leaves those alone.
 """
 
 from __future__ import annotations
@@ -492,7 +493,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     parser.add_argument("--profile", action="store_true", help="py-spy under U1 and B1 load too")
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     parser.add_argument("--label", default="now", help="profile file suffix, e.g. before/after")
-    parser.add_argument("--out", type=Path, default=RESULTS / "targets.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="default: targets.json for every target, targets-<ids>.json for --only some"
+        " (a partial run leaves the full record and the README alone)",
+    )
     args = parser.parse_args(argv)
     only = {t.strip().upper() for t in args.only.split(",") if t.strip()}
     if unknown := only - set(TARGET_IDS):
@@ -564,9 +570,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         "runs": t.runs,
         "profiles": profiles,
     }
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    partial = only != set(TARGET_IDS)
+    out = args.out or RESULTS / (
+        f"targets-{'-'.join(sorted(only)).lower()}.json" if partial else "targets.json"
+    )
+    out.write_text(json.dumps(result, indent=1) + "\n")
     publish(records(this, result["targets"], t.runs))
-    report.write_targets(result, args.out.parent)
+    report.write_targets(result, out, readme=not partial)
     print(report.targets_md(result))
     return 0
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from eventwire.store import AlertRow, EventQuery, EventRow, Store, StoreUnavailable
+from eventwire.store import AlertRow, EventQuery, EventRow, EventValues, Store, StoreUnavailable
 from eventwire.store.migrations import MIGRATIONS
 from tests.conftest import pg_rows
 from tests.support.store import StoreFactory
@@ -90,6 +90,24 @@ async def test_large_batches_of_many_groups_and_one_stream(store: Store) -> None
     again = await store.commit([[ev(f"m{i}") for i in range(2990, 3010)]], [])
     assert again.inserted == [10]
     assert await count(store) == 6010
+
+
+async def test_a_group_spanning_chunks_counts_each_duplicate_once(store: Store) -> None:
+    # SQLite inserts 100 rows a statement, then the rest row by row: repeats
+    # inside a chunk, across chunks, into the rest, and of stored rows, as plain
+    # tuples (what the batch paths build) and EventRows mixed.
+    await store.commit([[ev("stored")]], [])
+    group: list[EventValues] = [tuple(ev(f"e{i}", f"first{i}")) for i in range(230)]  # type: ignore[misc]
+    group[50] = ev("e5", "again")  # the same chunk
+    group[150] = ev("e10", "again")  # a later chunk
+    group[220] = ev("e20", "again")  # the rest
+    group[225] = ev("e210", "again")  # within the rest
+    group[120] = ev("stored", "again")
+    result = await store.commit([group], [])
+    assert result.inserted == [225]
+    assert await count(store) == 226
+    assert await count(store, event_name="again") == 0
+    assert await count(store, event_name="first5") == 1
 
 
 async def test_properties_with_json_escapes_and_unicode(store: Store) -> None:
