@@ -154,6 +154,9 @@ def fast_rows(
     received: int,
     limits: Limits,
     latest: int,
+    *,
+    plan_version: int = 0,
+    maps: list[dict[str, str]] | None = None,
 ) -> list[EventValues] | None:
     """Every event's row when the whole batch is certainly valid, else None (then
     :func:`fast_row`, event by event).
@@ -164,11 +167,13 @@ def fast_rows(
     bytecode: the loop below is only what every event needs read and built.
     Conservative like :func:`fast_row`; one doubtful event sends the whole batch
     there, so a batch with an invalid event costs what it did before.
+    ``maps``: filled with each event's properties (a tracking plan checks them).
     """
     dumps = orjson.dumps
     rows: list[EventValues] = []
     keep = rows.append
-    maps: list[dict[str, str]] = []
+    if maps is None:
+        maps = []
     held = maps.append
     for req in reqs:
         properties = req.properties
@@ -183,7 +188,7 @@ def fast_rows(
                 req.timestamp or received,
                 received,
                 dumps(props).decode() if props else "{}",
-                0,
+                plan_version,
                 "",
             )
         )

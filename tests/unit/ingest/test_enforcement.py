@@ -95,3 +95,29 @@ def test_single_and_stream_paths_keep_their_prefix() -> None:
         "stream[3].properties.plan",
         "properties.plan",
     ]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        {"plan": "pro"},  # every event certain: the batch path
+        # Valid, but doubted by the quick check after it read the map (a visible
+        # no-break space is not "printable"): each event on its own, and the plan
+        # must still check each event's own properties.
+        {"plan": "pro", "a\u00a0b": "v"},
+    ],
+)
+def test_each_event_is_judged_by_its_own_properties(first: dict[str, str]) -> None:
+    sorted_ = Sorted(active("reject"), 1_750_000_000_000)
+    batch = [
+        analytics_pb2.TrackEventRequest(event_name="signup", event_id="one", properties=first),
+        analytics_pb2.TrackEventRequest(
+            event_name="signup", event_id="two", properties={"plan": "x"}
+        ),
+        analytics_pb2.TrackEventRequest(
+            event_name="signup", event_id="three", properties={"plan": "free"}
+        ),
+    ]
+    assert sort_batch(sorted_, batch, "acme", DEFAULT_LIMITS, "events") == []
+    assert [EventRow(*row).event_id for row in sorted_.rows] == ["one", "three"]
+    assert [index for index, _ in sorted_.rejected] == [1]
