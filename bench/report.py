@@ -537,7 +537,13 @@ def targets_md(result: dict[str, Any]) -> str:
 def write_targets(result: dict[str, Any], out: Path, *, readme: bool = True) -> None:
     """The Markdown beside ``out`` (targets.json: targets.md), and the README's
     Performance section again (it shows the targets) when ``readme``."""
-    out.with_suffix(".md").write_text("# Targets (issue 16)\n\n" + targets_md(result))
+    text = "# Targets (issue 16)\n\n" + targets_md(result)
+    if readme and (out.parent / "targets-rounds.md").is_file():
+        text += (
+            "\nEarlier single-target rounds, before and after each lever: "
+            "[targets-rounds.md](targets-rounds.md).\n"
+        )
+    out.with_suffix(".md").write_text(text)
     bench_json = out.parent / "bench.json"
     if readme and bench_json.is_file():
         readme = ROOT / "README.md"
