@@ -41,6 +41,7 @@ EVERY_TYPE: dict[str, AttributeValue] = {
     "floats": (0.5, -1.0),
     "empty tuple": (),
 }
+FALLBACK = logging.getLogger("eventwire.observability.otlp_encoding")
 REMOTE = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(1))
 LOCAL = SpanContext(
     0x1234,
@@ -145,6 +146,11 @@ def hand_made() -> list[ReadableSpan]:
         ),
         # Equal to the first resource but another object: the SDK groups them together.
         ReadableSpan("equal resource", REMOTE, resource=Resource({"service.name": "b"})),
+        # Equal values of other types under one key (1 == True == 1.0, 0.0 == -0.0).
+        *(
+            ReadableSpan("same key", REMOTE, resource=other, attributes={"v": value})
+            for value in (1, True, 1.0, 0.0, -0.0, 0, False, "1")
+        ),
     ]
 
 
@@ -154,8 +160,10 @@ def both(
     return sdk_encode(spans), encode_spans(spans)
 
 
-def assert_same(spans: Sequence[ReadableSpan]) -> None:
-    sdk, ours = both(spans)
+def assert_same(spans: Sequence[ReadableSpan], caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, FALLBACK.name):
+        sdk, ours = both(spans)
+    assert not [r for r in caplog.records if r.name == FALLBACK.name]  # not the SDK's, again
     assert ours == sdk
     # Equal field by field, and byte for byte (empty messages present in both, say).
     assert ours.SerializeToString(deterministic=True) == sdk.SerializeToString(deterministic=True)
@@ -166,16 +174,16 @@ def assert_same(spans: Sequence[ReadableSpan]) -> None:
     [sdk_spans, lambda: eventwire_spans(6), hand_made, lambda: [*hand_made(), *sdk_spans()]],
     ids=["sdk", "eventwire", "hand-made", "mixed"],
 )
-def test_the_request_is_the_sdks(make: object) -> None:
+def test_the_request_is_the_sdks(make: object, caplog: pytest.LogCaptureFixture) -> None:
     spans = make()  # type: ignore[operator]
     assert len(spans) >= 3
-    assert_same(spans)
-    assert_same(spans[::-1])
-    assert_same(spans[:1])
+    assert_same(spans, caplog)
+    assert_same(spans[::-1], caplog)
+    assert_same(spans[:1], caplog)
 
 
-def test_an_empty_batch() -> None:
-    assert_same([])
+def test_an_empty_batch(caplog: pytest.LogCaptureFixture) -> None:
+    assert_same([], caplog)
 
 
 def test_the_exporter_translates_as_the_sdks_does() -> None:
@@ -193,7 +201,8 @@ def test_what_protobuf_refuses_falls_back_to_the_sdks_encoder(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     huge = ReadableSpan("huge", LOCAL, resource=resource(), attributes={"ok": 1, "big": 2**64})
-    with caplog.at_level(logging.ERROR):
+    with caplog.at_level(logging.DEBUG, FALLBACK.name):
         sdk, ours = both([huge])
+    assert [r.name for r in caplog.records].count(FALLBACK.name) == 1
     assert ours == sdk
     assert [kv.key for kv in ours.resource_spans[0].scope_spans[0].spans[0].attributes] == ["ok"]
