@@ -10,7 +10,9 @@ one call in flight, by its own code (``ServerSpans``, ``linked_span``): per call
 span (4 attributes) and one group commit's span (2 attributes, a ``commit`` event, a link
 to the call). ``SPANS`` spans go per export: what the batch processor hands the exporter
 when calls arrive faster than one per 10 ms (its 5 s schedule, at most 512 a batch).
-``--serialize`` adds ``SerializeToString`` (what grpc's stub does with the request next).
+``--serialize`` adds ``SerializeToString`` (what grpc's stub does with the request next);
+``--only rpc`` or ``--only commit`` exports 256 spans of that kind alone, and ``--bare``
+gives the RPC spans no attributes (what the attributes cost).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ SPANS = 256
 ENCODERS = {"sdk": encode_spans, "ours": ours}
 
 
-def server_spans(calls: int) -> Sequence[ReadableSpan]:
+def server_spans(calls: int, *, bare: bool = False) -> Sequence[ReadableSpan]:
     """``calls`` unary calls' spans, as the server's door and group commit make them."""
     memory = InMemorySpanExporter()
     provider = tracer_provider("none", processor=SimpleSpanProcessor(memory))
@@ -42,13 +44,15 @@ def server_spans(calls: int) -> Sequence[ReadableSpan]:
         tracer,
         HeadSampling(tracer),
         "analytics.AnalyticsService/TrackEvent",
-        {
+        {}
+        if bare
+        else {
             "rpc.system": "grpc",
             "rpc.service": "analytics.AnalyticsService",
             "rpc.method": "TrackEvent",
         },
     )
-    ok = door.ending({"rpc.grpc.status_code": 0})
+    ok = door.ending({} if bare else {"rpc.grpc.status_code": 0})
     for _ in range(calls):
         started = door.start(None)
         assert started is not None
@@ -69,7 +73,10 @@ def server_spans(calls: int) -> Sequence[ReadableSpan]:
 def main() -> None:
     encoder, count = ENCODERS[sys.argv[1]], int(sys.argv[2])
     serialize = "--serialize" in sys.argv
-    spans = server_spans(SPANS // 2)
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    spans = server_spans(SPANS if only else SPANS // 2, bare="--bare" in sys.argv)
+    if only:
+        spans = [s for s in spans if (s.name == "eventwire.ingest.batch") == (only == "commit")]
     encoder(spans).SerializeToString()  # warm: imports, caches
     for _ in range(count):
         request = encoder(spans)

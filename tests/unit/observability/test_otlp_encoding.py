@@ -33,6 +33,8 @@ EVERY_TYPE: dict[str, AttributeValue] = {
     "int": 7,
     "zero": 0,
     "negative": -(2**63),
+    "largest": 2**63 - 1,
+    "long": "x" * 300,  # lengths past one varint byte
     "float": 2.5,
     "bytes": b"\x00\xff",
     "strs": ("a", "b"),
