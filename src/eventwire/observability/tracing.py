@@ -69,9 +69,9 @@ def tracer_provider(
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     else:
         # Imported here: a server without tracing never loads grpc's OTLP stubs.
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from eventwire.observability.otlp_encoding import FastOTLPSpanExporter
 
-        provider.add_span_processor(span_processor(OTLPSpanExporter()))
+        provider.add_span_processor(span_processor(FastOTLPSpanExporter()))
     return provider
 
 
