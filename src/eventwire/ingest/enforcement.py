@@ -20,9 +20,8 @@ import orjson
 from eventwire._errors import FieldViolation
 from eventwire.api import analytics_pb2
 from eventwire.ingest.plan import ACCEPTED, CompiledPlan, PlanSpec, Verdict, Violation
-from eventwire.ingest.rows import fast_row, fast_rows, properties_of
-from eventwire.ingest.rows import row as plain_row
-from eventwire.ingest.validation import Limits, latest_timestamp_ms, validate_event
+from eventwire.ingest.rows import fast_rows, rows_one_by_one
+from eventwire.ingest.validation import Limits, latest_timestamp_ms
 from eventwire.observability.plan_metrics import PlanStats
 from eventwire.store.base import AlertRow, EventRow, EventValues
 from eventwire.store.quarantine import QuarantineRow
@@ -191,28 +190,15 @@ def sort_batch(
     received = sorted_.now
     latest = latest_timestamp_ms(received, limits.max_future_ms)
     version = sorted_.plan.version
-    invalid: list[tuple[int, list[FieldViolation]]] = []
     maps: list[dict[str, str]] = []
     rows = fast_rows(reqs, tenant, received, limits, latest, plan_version=version, maps=maps)
     positions: Sequence[int] = range(len(reqs))
+    invalid: list[tuple[int, list[FieldViolation]]] = []
     if rows is None:  # a doubtful event: each one on its own
-        rows, maps, kept = [], [], []
-        for index, req in enumerate(reqs):
-            row = fast_row(
-                req, tenant, received, limits, latest, plan_version=version, props_out=maps
-            )
-            if row is None:
-                del maps[len(rows) :]  # the map of an event fast_row doubted, if it kept it
-                violations = validate_event(req, received, limits, f"{prefix}[{index}].")
-                if violations:
-                    invalid.append((index, violations))
-                    continue
-                props = properties_of(req)
-                maps.append(props)
-                row = plain_row(req, tenant, received, props)._replace(plan_version=version)
-            rows.append(row)
-            kept.append(index)
-        positions = kept
+        maps.clear()
+        rows, positions, invalid = rows_one_by_one(
+            reqs, tenant, received, limits, latest, prefix=prefix, plan_version=version, maps=maps
+        )
     check = sorted_.plan.compiled.check_event
     keep = sorted_.rows.append
     conforming = sorted_.conforming

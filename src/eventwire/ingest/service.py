@@ -38,7 +38,7 @@ from eventwire.ingest.enforcement import (
 )
 from eventwire.ingest.pipeline import IngestPipeline
 from eventwire.ingest.plan_state import PlanState
-from eventwire.ingest.rows import fast_row, fast_rows, properties_of
+from eventwire.ingest.rows import fast_row, fast_rows, properties_of, rows_one_by_one
 from eventwire.ingest.rows import row as plain_row
 from eventwire.ingest.validation import (
     DEFAULT_LIMITS,
@@ -158,17 +158,8 @@ class IngestService:
         quick = fast_rows(reqs, tenant, received, limits, latest)
         if quick is not None:
             return quick, []
-        rows: list[EventValues] = []
-        rejections: list[Rejection] = []
-        for index, req in enumerate(reqs):  # the plan-free path: see _sort_batch for the other
-            row = fast_row(req, tenant, received, limits, latest)
-            if row is None:
-                violations = validate_event(req, received, limits, f"{prefix}[{index}].")
-                if violations:
-                    rejections.append(Rejection(index, violations))
-                    continue
-                row = plain_row(req, tenant, received, properties_of(req))
-            rows.append(row)
+        rows, _, invalid = rows_one_by_one(reqs, tenant, received, limits, latest, prefix=prefix)
+        rejections = [Rejection(index, violations) for index, violations in invalid]
         if rejections and self._metrics is not None:
             self._metrics.events_rejected.inc(len(rejections))
         return rows, rejections
