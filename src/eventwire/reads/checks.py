@@ -96,3 +96,11 @@ def validate_export(req: analytics_pb2.ExportEventsRequest) -> list[FieldViolati
     check_filter_name(out, "event_name", req.event_name)
     _time_range(out, req.start, req.end)
     return out
+
+
+def validate_tail(event_name: str, user_id: str) -> list[FieldViolation]:
+    """The console's live tail: its two optional filters."""
+    out: list[FieldViolation] = []
+    check_filter_name(out, "event_name", event_name)
+    check_filter_name(out, "user_id", user_id)
+    return out

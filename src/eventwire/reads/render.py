@@ -16,7 +16,7 @@ from typing import Final
 
 import orjson
 
-from eventwire.api import telemetry_pb2
+from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.store.base import AlertRow, EventRow
 
 _SEVERITY: Final[dict[int, str]] = {int(n): name for name, n in telemetry_pb2.Severity.items()}
@@ -51,4 +51,19 @@ def alert_json(row: AlertRow) -> bytes:
             "message": row.message,
             "attributes": orjson.Fragment(row.attributes),
         }
+    )
+
+
+def exported_event(row: EventRow, cursor: str) -> analytics_pb2.ExportedEvent:
+    """The event as ``ExportEvents`` streams it on gRPC."""
+    return analytics_pb2.ExportedEvent(
+        event=analytics_pb2.TrackEventRequest(
+            event_name=row.event_name,
+            user_id=row.user_id,
+            timestamp=row.timestamp,
+            properties=orjson.loads(row.properties) if row.properties != "{}" else None,
+            event_id=row.event_id,
+        ),
+        cursor=cursor,
+        received_at=row.received_at,
     )

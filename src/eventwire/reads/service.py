@@ -8,11 +8,8 @@ not in it is read from the store.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final, NamedTuple, TypeVar, cast
-
-import orjson
 
 from eventwire._errors import (
     FieldViolation,
@@ -22,7 +19,6 @@ from eventwire._errors import (
 )
 from eventwire.api import analytics_pb2, telemetry_pb2
 from eventwire.ingest.alerts import alert_message
-from eventwire.ingest.validation import check_filter_name
 from eventwire.reads.checks import (
     BUCKET_MS,
     DEFAULT_PAGE_SIZE,
@@ -30,6 +26,7 @@ from eventwire.reads.checks import (
     validate_export,
     validate_list_alerts,
     validate_query,
+    validate_tail,
     validate_watch_alerts,
 )
 from eventwire.reads.cursors import Cursors, fingerprint
@@ -44,6 +41,8 @@ from eventwire.reads.feed import (
     row_bytes,
 )
 from eventwire.reads.limits import ReadLimits
+from eventwire.reads.render import exported_event
+from eventwire.reads.rendered import RenderedAlerts
 from eventwire.store.base import (
     ORIGIN,
     AlertFilter,
@@ -52,8 +51,6 @@ from eventwire.store.base import (
     Kind,
     Position,
     Store,
-    StoredAlert,
-    StoredEvent,
     StoreUnavailable,
 )
 
@@ -83,11 +80,8 @@ class ReadService:
         self.limits = limits or ReadLimits()
         self._events = Signal()
         self._closing = False
-        self._rendered: OrderedDict[
-            tuple[Position, str, bytes], tuple[telemetry_pb2.Alert, int]
-        ] = OrderedDict()
-        self.rendered_bytes = 0
-        """Bytes of the rendered messages kept (see :func:`row_bytes`)."""
+        self._rendered = RenderedAlerts(cursors, self.limits.feed_bytes // 4)
+        """Alert messages shared by the watchers of one filter (a quarter of the feed's budget)."""
         store.subscribe(self._on_change)
 
     @classmethod
@@ -200,7 +194,7 @@ class ReadService:
                     sent = False
                     for stored in rows:
                         if where.matches(stored.row):
-                            yield self._render(stored, where, bound)
+                            yield self._rendered.get(stored, where.tenant or "", bound)
                             sent = True
                     position = through
                     if not sent and through >= feed.head:
@@ -220,7 +214,7 @@ class ReadService:
                     lambda mark: self._alert_cursor(where, mark),
                 )
                 for stored in page.rows:
-                    yield self._render(stored, where, bound)
+                    yield self._rendered.get(stored, where.tenant or "", bound)
                 position = page.through
                 if page.pending and len(page.rows) < asked:
                     await pause_while_pending(feed.updated, pending)
@@ -229,24 +223,6 @@ class ReadService:
                     pending = 0
         finally:
             feed.unregister(waiter)
-
-    def _render(self, stored: StoredAlert, where: AlertFilter, bound: bytes) -> telemetry_pb2.Alert:
-        """The Alert message for a watcher; watchers with the same filter share one."""
-        key = (stored.position, where.tenant or "", bound)
-        kept = self._rendered.get(key)
-        if kept is not None:
-            return kept[0]
-        cursor = self._cursors.encode("alert", where.tenant or "", bound, stored.position)
-        message = alert_message(stored.row, cursor)
-        size = row_bytes(stored.row)
-        cap = self.limits.feed_bytes // 4
-        if size <= cap:
-            self._rendered[key] = (message, size)
-            self.rendered_bytes += size
-            while self.rendered_bytes > cap:
-                _, (_, dropped) = self._rendered.popitem(last=False)
-                self.rendered_bytes -= dropped
-        return message
 
     async def _check_retained(
         self, kind: Kind, position: Position, resumed: bool, field: str, cursor_at: Cursor
@@ -340,10 +316,7 @@ class ReadService:
         beginning, and it can keep one user's events alone (in the store). A row
         ``take()`` declines is not rendered: a :class:`Skipped` counts it.
         """
-        violations: list[FieldViolation] = []
-        check_filter_name(violations, "event_name", event_name)
-        check_filter_name(violations, "user_id", user_id)
-        _raise_if(violations)
+        _raise_if(validate_tail(event_name, user_id))
         self._check_open()
         bound = fingerprint("tail", event_name, user_id)
         if after:
@@ -386,7 +359,9 @@ class ReadService:
             skipped = 0
             for stored in page.rows:
                 if take is None or take():
-                    yield self._exported(stored, tenant, bound)
+                    yield exported_event(
+                        stored.row, self._cursors.encode("event", tenant, bound, stored.position)
+                    )
                 else:  # not rendered at all: the cost of a row nobody will see
                     skipped, position = skipped + 1, stored.position
             if skipped:  # told before any wait, so a burst is never left untold
@@ -403,22 +378,6 @@ class ReadService:
             else:
                 pending = 0
                 await changed.wait()
-
-    def _exported(
-        self, stored: StoredEvent, tenant: str, bound: bytes
-    ) -> analytics_pb2.ExportedEvent:
-        row = stored.row
-        return analytics_pb2.ExportedEvent(
-            event=analytics_pb2.TrackEventRequest(
-                event_name=row.event_name,
-                user_id=row.user_id,
-                timestamp=row.timestamp,
-                properties=orjson.loads(row.properties) if row.properties != "{}" else None,
-                event_id=row.event_id,
-            ),
-            cursor=self._cursors.encode("event", tenant, bound, stored.position),
-            received_at=row.received_at,
-        )
 
 
 def _raise_if(violations: list[FieldViolation]) -> None:
