@@ -17,12 +17,13 @@ from typing import Any, Final
 
 from eventwire._rpc import BY_ROUTE
 from eventwire._version import __version__ as _version
+from eventwire.frontends.http.decimal_patterns import decimal_pattern
 from eventwire.frontends.http.errors import HTTP_ONLY, HTTP_STATUS
 from eventwire.frontends.http.messages import INT64_MAX, INT64_MIN
 from eventwire.frontends.http.openapi_destinations import destination_paths, destination_schemas
 from eventwire.frontends.http.openapi_plans import plan_operations
 from eventwire.frontends.http.openapi_reads import read_operations
-from eventwire.frontends.http.openapi_schemas import decimal_pattern, schemas
+from eventwire.frontends.http.openapi_schemas import schemas
 from eventwire.ingest.service import now_ms
 from eventwire.ingest.validation import DEFAULT_LIMITS, Limits, name_pattern
 
