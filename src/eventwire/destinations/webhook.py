@@ -44,117 +44,42 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
-import hashlib
-import hmac
 import re
 import ssl
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Final
 
 import httpx
-import orjson
 
 from eventwire._redact import redact
 from eventwire._version import __version__
 from eventwire.destinations.sink import DeliveryError, Item, Rejected, Retryable
+from eventwire.destinations.webhook_envelope import (
+    encode_batch,
+    parse_secrets,
+    secret_words,
+    sign,
+    webhook_id,
+)
 
 OPTIONS: Final = frozenset({"secret", "secret_file", "ca_file", "cert_file", "key_file"})
 HEADER_OPTION: Final = "header."
-SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - the format's marker, not a secret
 RESPONSE_CAP_BYTES: Final = 64 * 1024
 EXCERPT_CHARS: Final = 300
 MAX_RETRY_AFTER: Final = 3600.0
 """A receiver cannot park a destination for longer than this with one answer."""
 
-_KEY_BYTES: Final = range(24, 65)  # the spec: at least 192 bits, at most 512
 _SIGNED: Final = frozenset({"webhook-id", "webhook-timestamp", "webhook-signature"})
 _FRAMING: Final = frozenset({"host", "content-length", "content-encoding", "transfer-encoding"})
 _OWN_HEADERS: Final = _SIGNED | _FRAMING | {"content-type", "accept-encoding"}
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _UNPRINTABLE: Final = re.compile(r"[\x00-\x1f\x7f]+")
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab may stand in a value
-
-
-def secret_words(text: str) -> list[str]:
-    """The ``whsec_`` secrets in ``text``, comma-separated. Base64 has no spaces: one
-    inside a secret is a ``+`` that a URL query decoded (``parse_qsl``) into a space."""
-    return [word.strip().replace(" ", "+") for word in text.split(",") if word.strip()]
-
-
-def parse_secrets(text: str) -> tuple[bytes, ...]:
-    """The HMAC keys in ``whsec_<base64>`` secrets (see :func:`secret_words`)."""
-    keys: list[bytes] = []
-    for word in secret_words(text):
-        if not word.startswith(SECRET_PREFIX):
-            raise ValueError("secret: expected whsec_<base64> (the Standard Webhooks format)")
-        encoded = word.removeprefix(SECRET_PREFIX)
-        try:
-            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-        except binascii.Error:
-            raise ValueError("secret: the part after whsec_ is not base64") from None
-        if len(key) not in _KEY_BYTES:
-            raise ValueError(
-                f"secret: decodes to {len(key)} bytes; a signing secret is 24 to 64 random bytes"
-            )
-        keys.append(key)
-    if not keys:
-        raise ValueError("secret: empty; give whsec_<base64>")
-    return tuple(keys)
-
-
-def sign(keys: Sequence[bytes], msg_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` value: one ``v1,<base64>`` per key, space-separated."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    return " ".join(
-        "v1," + base64.b64encode(hmac.digest(key, signed, "sha256")).decode("ascii") for key in keys
-    )
-
-
-def webhook_id(batch: Sequence[Item]) -> str:
-    """A batch's ``webhook-id``: the same rows give the same id, whenever they are sent.
-
-    Keys rather than payloads: an upgrade that changes how a row is serialised
-    must not make the receiver take a redelivery for a new message.
-    """
-    digest = hashlib.sha256(b"eventwire.batch/1")
-    for item in batch:
-        for part in (item.kind, item.tenant, item.key):
-            raw = part.encode()
-            digest.update(len(raw).to_bytes(4, "big"))
-            digest.update(raw)
-    return "msg_" + digest.hexdigest()[:32]
-
-
-def encode_batch(batch: Sequence[Item]) -> bytes:
-    """The request body (the envelope in this module's docstring); the same rows, same bytes."""
-    return orjson.dumps(
-        {
-            "type": "eventwire.batch",
-            "data": [
-                {
-                    "type": item.kind,
-                    "id": item.key,
-                    "tenant": item.tenant,
-                    "name": item.name,
-                    "committedAt": _iso_ms(item.committed_at_ms),
-                    "data": orjson.Fragment(item.payload),
-                }
-                for item in batch
-            ],
-        }
-    )
-
-
-def _iso_ms(ms: int) -> str:
-    # Integer arithmetic: ms / 1000 as a float can land a millisecond short.
-    whole = datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=ms % 1000 * 1000)
-    return whole.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from eventwire.destinations.sink import Rejected
-from eventwire.destinations.webhook import WebhookSink, sign
+from eventwire.destinations.webhook import WebhookSink
+from eventwire.destinations.webhook_envelope import sign
 from tests.support.doc_examples import blocks
 from tests.support.paths import ROOT
 from tests.support.webhook_receiver import WebhookReceiver, sample_batch

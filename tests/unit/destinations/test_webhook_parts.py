@@ -23,13 +23,10 @@ from eventwire.destinations.webhook import (
     OPTIONS,
     WebhookSink,
     classify,
-    encode_batch,
     excerpt_of,
     parse_retry_after,
-    parse_secrets,
-    sign,
-    webhook_id,
 )
+from eventwire.destinations.webhook_envelope import encode_batch, parse_secrets, sign, webhook_id
 from tests.support.webhook_receiver import sample_batch
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
