@@ -27,9 +27,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from eventwire.destinations.items import alert_items, event_items
 from eventwire.destinations.sink import DeliveryError, Item, Rejected, Retryable, Sink
 from eventwire.destinations.spec import DestinationSpec
-from eventwire.reads.render import alert_json, event_json
 from eventwire.resilience.backoff import backoff, is_testing
 from eventwire.resilience.breaker import BreakerOpen, CircuitBreaker
 from eventwire.resilience.policy import CircuitBreakerPolicy, RetryPolicy
@@ -242,23 +242,9 @@ class Relay:
         """The items of the page after ``after``, its row count and how far it settles."""
         if kind == "events":
             page = await self._store.read_events(after, None, EventQuery(), self.spec.batch)
-            names = self.spec.event_names
-            items = [
-                Item("event", s.position.seq, s.row.tenant, s.row.event_id, s.row.event_name,
-                     event_json(s.row), s.row.received_at, s.position.xid)
-                for s in page.rows
-                if not names or s.row.event_name in names
-            ]  # fmt: skip
-            return items, len(page.rows), page.through
+            return event_items(page.rows, self.spec.event_names), len(page.rows), page.through
         apage = await self._store.read_alerts(after, AlertFilter(None), self.spec.batch)
-        types = self.spec.alert_types
-        items = [
-            Item("alert", s.position.seq, s.row.tenant, s.row.tracking_id, s.row.alert_type,
-                 alert_json(s.row), s.row.received_at, s.position.xid)
-            for s in apage.rows
-            if not types or s.row.alert_type in types
-        ]  # fmt: skip
-        return items, len(apage.rows), apage.through
+        return alert_items(apage.rows, self.spec.alert_types), len(apage.rows), apage.through
 
     async def _check_unchanged(self, *, busy: bool) -> None:
         """LeaseLost if an operator paused or moved the destination. Asked before

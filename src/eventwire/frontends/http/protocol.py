@@ -47,6 +47,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from eventwire.frontends.http.errors import HTTP_ONLY, status_body
 from eventwire.frontends.http.limits import Handshakes, HttpLimits, Refusals
+from eventwire.frontends.http.lingering import LingeringTransport
 
 log = logging.getLogger("eventwire.gateway")
 
@@ -72,25 +73,6 @@ an answer sent before it was read, keeping the connection (Go's net/http: 256 Ki
 
 class _Refused(Exception):
     """Raised in a parser callback to stop parsing a request that was refused."""
-
-
-class _Transport:
-    """The connection's transport for uvicorn: every call passes through, but
-    ``close`` becomes a lingering close while the request is not fully read."""
-
-    def __init__(self, transport: asyncio.Transport, protocol: GuardedHttpProtocol) -> None:
-        self._transport = transport
-        self._protocol = protocol
-
-    def close(self) -> None:
-        self._protocol.close_transport()
-
-    def is_closing(self) -> bool:
-        # Lingering is closing, for uvicorn: it must not serve a next request.
-        return self._protocol.lingering or self._transport.is_closing()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -159,7 +141,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 extra=b"retry-after: 1\r\n",
             )
             return
-        super().connection_made(_Transport(transport, self))  # type: ignore[arg-type]
+        super().connection_made(LingeringTransport(transport, self))  # type: ignore[arg-type]
         self._arm(self._limits.idle_timeout, self._idle_expired)
 
     def connection_lost(self, exc: Exception | None) -> None:
